@@ -15,12 +15,12 @@ export TF_ENABLE_ONEDNN_OPTS ?= 0
 export CUDA_VISIBLE_DEVICES ?= -1
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: lab run test lint env-files doctor clean help
+.PHONY: lab run test lint env-files strip doctor clean help
 help:
 	@echo "make lab   - JupyterLab on the course (PORT=$(PORT), NO_BROWSER=1 for headless)"
 	@echo "make run   - execute every notebook into build/ with workshop defaults"
 	@echo "make test  - ruff, then pytest (unit tests + every notebook with CI parameters)"
-	@echo "make doctor, make env-files, make clean"
+	@echo "make doctor, make env-files, make strip (clear notebook outputs), make clean"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -50,6 +50,9 @@ doctor: $(STAMP)
 
 env-files: $(STAMP)
 	$(BIN)/python tools/sync_env.py
+
+strip: $(STAMP)
+	$(BIN)/python tools/strip_notebooks.py
 
 clean:
 	rm -rf build artifacts .pytest_cache .ruff_cache

@@ -28,7 +28,7 @@ _LAZY = {
     "course_map": "forgekit.course",
 }
 _SUBMODULES = {
-    "course", "diagnose", "environment", "errors", "exercises", "formats", "paths", "plots",
+    "course", "diagnose", "environment", "errors", "exercises", "formats", "outcome", "paths", "plots",
     "probe", "quiet", "runner", "saving", "serving", "training", "layout",
 }
 

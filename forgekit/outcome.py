@@ -22,7 +22,7 @@ def first_line(text: str, limit: int = 300) -> str:
     return ""
 
 
-@dataclass
+@dataclass(repr=False)
 class Outcome:
     """What a call did: returned a value, or raised an exception (type and first line kept)."""
 
@@ -41,6 +41,8 @@ class Outcome:
     def __str__(self) -> str:
         return ("✓ " if self.ok else "✗ ") + self.summary
 
+    __repr__ = __str__
+
     def _repr_html_(self) -> str:
         color = "#1a7f37" if self.ok else "#b42318"
         return f'<pre style="color:{color};white-space:pre-wrap">{html.escape(str(self))}</pre>'
@@ -49,7 +51,9 @@ class Outcome:
 def _fill(outcome: Outcome, exc: BaseException) -> None:
     outcome.ok = False
     outcome.error_type = type(exc).__name__
-    outcome.message = first_line(str(exc)) or repr(exc)
+    # KeyError's str() is the repr of its argument; show the message itself.
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    outcome.message = first_line(text) or repr(exc)
     outcome.exception = exc
 
 

@@ -10,7 +10,7 @@ import html
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Feedback:
     """The verdict on an exercise answer."""
 
@@ -22,6 +22,8 @@ class Feedback:
 
     def __str__(self) -> str:
         return ("✓ Correct. " if self.passed else "✗ Not yet. ") + self.message
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         color = "#1a7f37" if self.passed else "#b42318"

@@ -1,0 +1,81 @@
+"""The course map: one entry per lesson, in order. README and lesson 00 are checked against it."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Lesson:
+    notebook: str
+    title: str
+    summary: str
+
+    @property
+    def number(self) -> str:
+        return self.notebook[:2]
+
+
+LESSONS: tuple[Lesson, ...] = (
+    Lesson("00_start_here", "Start here",
+           "Check your environment, then save and reload a first model in under a minute."),
+    Lesson("01_whole_model_formats", "Whole-model formats",
+           "`.keras`, SavedModel export and legacy H5: what each keeps, measured by probes."),
+    Lesson("02_weights_and_architecture", "Weights and architecture",
+           "Weights-only files, tf.train.Checkpoint and JSON architecture; the size claim tested."),
+    Lesson("03_checkpoints_and_resume", "Checkpoints and resume",
+           "Keep the best epoch, resume with optimizer state, survive a killed process."),
+    Lesson("04_tflite", "TFLite",
+           "Convert an export to TFLite and compare its predictions with the original."),
+    Lesson("05_wrong_path_failures", "Wrong-path failures",
+           "Every loader against every format, version mismatches, moved folders, unsafe files."),
+    Lesson("06_serving_incident", "The serving incident",
+           "Reproduce six months of serving the wrong version, and catch it with two HTTP calls."),
+    Lesson("07_deploying_with_tf_serving", "Deploying with TF Serving",
+           "Versioned base paths, hot swaps, labels and a post-deployment check."),
+    Lesson("08_audit_trail", "Audit trail",
+           "Record every artifact and its metrics in SQL (SQLite, or PostgreSQL by DSN)."),
+    Lesson("09_cross_language", "Cross-language loading",
+           "Load the same SavedModel outside Keras and check the answers agree."),
+    Lesson("10_explorer_and_claims", "Explorer and claims",
+           "Interactive explorers and every claim of the original article, re-measured."),
+)
+
+
+def available(notebooks_dir: str | Path | None = None) -> set[str]:
+    """Names of the lessons whose notebook exists in ``notebooks_dir``."""
+    folder = Path(notebooks_dir) if notebooks_dir else Path(__file__).resolve().parents[1] / "notebooks"
+    return {p.stem for p in folder.glob("*.ipynb")}
+
+
+class CourseMap:
+    """The lesson list with availability; renders as a table in a notebook."""
+
+    def __init__(self, notebooks_dir: str | Path | None = None) -> None:
+        self.ready = available(notebooks_dir)
+
+    def rows(self) -> list[tuple[Lesson, bool]]:
+        return [(lesson, lesson.notebook in self.ready) for lesson in LESSONS]
+
+    def __str__(self) -> str:
+        return "\n".join(f"{lsn.number}  {'ready ' if ok else 'coming'}  {lsn.title}: {lsn.summary}"
+                         for lsn, ok in self.rows())
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        body = "".join(
+            f"<tr><td>{lsn.number}</td><td>"
+            + (f'<a href="{lsn.notebook}.ipynb">{html.escape(lsn.title)}</a>' if ok
+               else html.escape(lsn.title))
+            + f"</td><td>{html.escape(lsn.summary)}</td><td>{'ready' if ok else 'coming'}</td></tr>"
+            for lsn, ok in self.rows())
+        return ("<table><tr><th>#</th><th>Lesson</th><th>What you will see</th><th></th></tr>"
+                f"{body}</table>")
+
+
+def course_map(notebooks_dir: str | Path | None = None) -> CourseMap:
+    """The course map, marking which lessons are ready in this checkout."""
+    return CourseMap(notebooks_dir)

@@ -1,0 +1,152 @@
+"""What this machine runs: versions, devices, memory, disk, and known-bad combinations.
+
+Versions come from package metadata, so the report is cheap and does not import TensorFlow unless
+device detection is asked for.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import platform
+import shutil
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import psutil
+
+PACKAGES = ("tensorflow", "keras", "tf-keras", "h5py", "numpy", "protobuf",
+            "tensorflow-serving-api")
+
+
+def installed_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, or None when it is not installed."""
+    for name in (dist, dist.replace("-", "_")):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _major_minor(version: str | None) -> tuple[int, int] | None:
+    if not version:
+        return None
+    try:
+        major, minor = version.split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        return None
+
+
+def known_problems(versions: dict[str, str | None], env: dict[str, str] | None = None,
+                   python: tuple[int, int] | None = None) -> list[str]:
+    """Warnings for combinations that break saving/loading in ways the course has seen.
+
+    Pure function of its inputs so every rule is unit-tested without changing the machine.
+    """
+    env = dict(os.environ) if env is None else env
+    python = python or sys.version_info[:2]
+    tf, keras, tfk = (_major_minor(versions.get(k)) for k in ("tensorflow", "keras", "tf-keras"))
+    out: list[str] = []
+    if python != (3, 11):
+        out.append(f"Python {python[0]}.{python[1]}: the course is pinned and tested on 3.11.")
+    if tf is None:
+        out.append("TensorFlow is not installed: run `make lab` or `make test` to create .venv.")
+    if tf and tf >= (2, 16) and keras and keras < (3, 0):
+        out.append(f"TensorFlow {versions['tensorflow']} expects Keras 3 but Keras "
+                   f"{versions['keras']} is installed: tf.keras will fail to import.")
+    if tf and tfk and tf != tfk:
+        out.append(f"tf-keras {versions['tf-keras']} does not match TensorFlow "
+                   f"{versions['tensorflow']}: tf-keras must share TensorFlow's major.minor.")
+    if env.get("TF_USE_LEGACY_KERAS", "").strip().lower() in ("1", "true", "yes"):
+        out.append("TF_USE_LEGACY_KERAS is set: tf.keras is Keras 2 (tf-keras) in this process, "
+                   "so files and error messages differ from the Keras 3 lessons. Unset it.")
+    h5 = _major_minor(versions.get("h5py"))
+    if h5 and h5 < (3, 10):
+        out.append(f"h5py {versions['h5py']} is older than Keras 3 supports (3.10+).")
+    np_ = _major_minor(versions.get("numpy"))
+    if tf and np_ and tf < (2, 18) and np_ >= (2, 0):
+        out.append(f"NumPy {versions['numpy']} with TensorFlow {versions['tensorflow']}: "
+                   "TensorFlow before 2.18 is built against NumPy 1.x.")
+    return out
+
+
+@dataclass(repr=False)
+class EnvironmentReport:
+    """The environment as the course sees it. Renders as text and as an HTML table."""
+
+    python: str
+    platform: str
+    versions: dict[str, str | None]
+    cpu_count: int
+    gpus: list[str] | None
+    memory_total_gb: float
+    memory_available_gb: float
+    disk_free_gb: float
+    problems: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[tuple[str, str]]:
+        gpus = ("not checked" if self.gpus is None
+                else ", ".join(self.gpus) or "none (CPU only)")
+        rows = [("Python", self.python), ("Platform", self.platform)]
+        rows += [(name, v or "not installed") for name, v in self.versions.items()]
+        rows += [
+            ("CPU cores", str(self.cpu_count)),
+            ("GPUs visible to TensorFlow", gpus),
+            ("Memory available / total", f"{self.memory_available_gb:.1f} / "
+                                         f"{self.memory_total_gb:.1f} GB"),
+            ("Disk free (working dir)", f"{self.disk_free_gb:.1f} GB"),
+        ]
+        return rows
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        width = max(len(k) for k, _ in self.rows())
+        lines = [f"{k:<{width}}  {v}" for k, v in self.rows()]
+        lines.append("")
+        lines += ([f"WARNING: {p}" for p in self.problems] if self.problems
+                  else ["No known-bad combinations found."])
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        body = "".join(f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(v)}</code></td></tr>"
+                       for k, v in self.rows())
+        notes = ("".join(f'<li style="color:#b42318">{html.escape(p)}</li>' for p in self.problems)
+                 or '<li style="color:#1a7f37">No known-bad combinations found.</li>')
+        return f"<table>{body}</table><ul>{notes}</ul>"
+
+
+def environment_report(check_devices: bool = False) -> EnvironmentReport:
+    """Collect the environment report.
+
+    ``check_devices=True`` imports TensorFlow (quietly) to list GPUs; otherwise devices are
+    reported as "not checked" and the call stays fast and TensorFlow-free.
+    """
+    versions = {name: installed_version(name) for name in PACKAGES}
+    gpus = None
+    if check_devices and versions["tensorflow"]:
+        from forgekit.quiet import muted_stderr
+
+        with muted_stderr():
+            import tensorflow as tf
+
+            gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    mem = psutil.virtual_memory()
+    return EnvironmentReport(
+        python=platform.python_version(),
+        platform=f"{platform.system()} {platform.machine()}",
+        versions=versions,
+        cpu_count=os.cpu_count() or 1,
+        gpus=gpus,
+        memory_total_gb=mem.total / 2**30,
+        memory_available_gb=mem.available / 2**30,
+        disk_free_gb=shutil.disk_usage(os.getcwd()).free / 2**30,
+        problems=known_problems(versions),
+    )

@@ -1,0 +1,215 @@
+"""Execute course notebooks with papermill, timing each and measuring its kernel's peak memory.
+
+Used by ``make run`` (``forgekit run``) and by the test suite, so a notebook that passes in CI is
+executed exactly the way a learner's headless run executes it.
+
+Each notebook runs in a short-lived worker process. The kernel is that worker's child, so once
+papermill has shut the kernel down and reaped it, ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` is the
+exact high-water mark of the kernel (or of the largest process it started) - no sampling needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from forgekit.quiet import QUIET_ENV
+
+DEFAULT_TIMEOUT = 1800  # seconds for a whole notebook; CI parameters keep lessons far below
+
+
+@dataclass
+class RunResult:
+    """The outcome of executing one notebook; ``as_report()`` is one row of build/report.json."""
+
+    notebook: str
+    status: str  # "ok" or "failed"
+    seconds: float
+    peak_rss_mb: float | None
+    failed_cell: str | None
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_report(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.pop("output")
+        return row
+
+
+def ci_parameters(notebook: str | os.PathLike[str]) -> dict[str, Any]:
+    """The small, fast parameters a notebook declares for CI in ``metadata.forgekit``."""
+    meta = json.loads(Path(notebook).read_text(encoding="utf-8")).get("metadata", {})
+    return dict(meta.get("forgekit", {}).get("ci_parameters", {}))
+
+
+def discover(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Notebooks named by ``paths`` (files, or folders searched one level), in course order."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(q for q in p.glob("*.ipynb") if not q.name.startswith("."))
+        elif p.suffix == ".ipynb" and p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: not a notebook or a folder of notebooks")
+    return found
+
+
+def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str],
+                 parameters: dict[str, Any] | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> RunResult:
+    """Execute ``notebook`` into ``output`` with papermill and return what happened.
+
+    The working directory is the notebook's folder (as in JupyterLab). TensorFlow in the kernel
+    is quiet and CPU-only. Never raises for a failing notebook: the result says which cell failed.
+    """
+    notebook, output = Path(notebook).resolve(), Path(output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    job = {"notebook": str(notebook), "output": str(output), "parameters": parameters or {}}
+    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()}}
+    started = time.perf_counter()
+    # A new session so a timeout can kill the worker *and* its kernel in one signal.
+    proc = subprocess.Popen([sys.executable, "-m", "forgekit.runner", "--worker", json.dumps(job)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return RunResult(notebook.name, "failed", round(time.perf_counter() - started, 1), None,
+                         f"timed out after {timeout:.0f} s", str(output))
+    lines = stdout.strip().splitlines()
+    try:
+        row = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
+        return RunResult(notebook.name, "failed", round(time.perf_counter() - started, 1), None,
+                         f"runner crashed (exit {proc.returncode}): {tail}", str(output))
+    return RunResult(**row)
+
+
+def _describe_failure(output: Path, exc: Any) -> str:
+    """Name the failing cell by its position in the *source* notebook and its first line."""
+    import nbformat
+
+    index = getattr(exc, "cell_index", None)
+    where = "a cell"
+    try:
+        cells = nbformat.read(output, as_version=4).cells
+        if index is not None:
+            injected = sum(1 for c in cells[:index]
+                           if "injected-parameters" in c.get("metadata", {}).get("tags", []))
+            first = next((ln.strip() for ln in cells[index].source.splitlines() if ln.strip()), "")
+            where = f"cell {index - injected} ({first[:60]!r})"
+    except Exception:  # the output notebook is best-effort context; the error itself matters
+        pass
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = str(getattr(exc, "evalue", exc)).strip().splitlines()
+    return f"{where}: {ename}: {evalue[0] if evalue else ''}".rstrip(": ")
+
+
+def _worker(job: dict[str, Any]) -> dict[str, Any]:
+    import resource
+
+    import papermill as pm
+
+    notebook, output = Path(job["notebook"]), Path(job["output"])
+    failed_cell = None
+    started = time.perf_counter()
+    try:
+        pm.execute_notebook(str(notebook), str(output), parameters=job["parameters"],
+                            kernel_name="python3", cwd=str(notebook.parent),
+                            progress_bar=False, log_output=False)
+    except Exception as exc:  # papermill raises PapermillExecutionError for a failing cell
+        failed_cell = _describe_failure(output, exc)
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    return {"notebook": notebook.name, "status": "failed" if failed_cell else "ok",
+            "seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
+            "failed_cell": failed_cell, "output": str(output)}
+
+
+def render_html(executed: Path, site: Path) -> Path:
+    """Render an executed notebook to a standalone HTML page in ``site``."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    page = site / (executed.stem + ".html")
+    page.write_text(body, encoding="utf-8")
+    return page
+
+
+def summary_table(results: Sequence[RunResult]) -> str:
+    """A fixed-width table: notebook, status, wall seconds, kernel peak RSS."""
+    width = max([len("notebook")] + [len(r.notebook) for r in results])
+    lines = [f"{'notebook':<{width}}  status  seconds  peak RSS (MB)"]
+    for r in results:
+        rss = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb is not None else "-"
+        lines.append(f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:>7.1f}  {rss:>13}")
+    for r in results:
+        if not r.ok:
+            lines.append(f"FAILED {r.notebook}: {r.failed_cell}")
+    return "\n".join(lines)
+
+
+def _index_page(results: Sequence[RunResult]) -> str:
+    import html
+
+    rows = "".join(
+        f'<tr><td><a href="{html.escape(Path(r.notebook).stem)}.html">{html.escape(r.notebook)}'
+        f'</a></td><td style="color:{"#1a7f37" if r.ok else "#b42318"}">{r.status}</td>'
+        f"<td>{r.seconds:.1f}</td><td>{r.peak_rss_mb or '-'}</td>"
+        f"<td>{html.escape(r.failed_cell or '')}</td></tr>"
+        for r in results)
+    return ("<!doctype html><meta charset='utf-8'><title>forgekit course run</title>"
+            "<h1>forgekit course run</h1><table border=1 cellpadding=4>"
+            "<tr><th>notebook</th><th>status</th><th>seconds</th><th>peak RSS (MB)</th>"
+            f"<th>failed cell</th></tr>{rows}</table>")
+
+
+def run_course(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] = "build",
+               ci: bool = False, parameters: dict[str, Any] | None = None,
+               timeout: float = DEFAULT_TIMEOUT) -> list[RunResult]:
+    """Execute notebooks in order into ``out/executed``, render ``out/site``, write the report.
+
+    ``ci=True`` injects each notebook's CI parameters (and keeps its artifacts under ``out``).
+    """
+    out = Path(out)
+    executed, site = out / "executed", out / "site"
+    site.mkdir(parents=True, exist_ok=True)
+    results = []
+    for nb in discover(paths):
+        params = dict(parameters or {})
+        if ci:
+            params = {**ci_parameters(nb), "output_dir": str((out / "artifacts" / nb.stem)
+                                                             .resolve()), **params}
+        result = run_notebook(nb, executed / nb.name, params, timeout=timeout)
+        print(f"{'ok    ' if result.ok else 'FAILED'} {nb.name}  {result.seconds:.1f} s",
+              flush=True)
+        if Path(result.output).exists():
+            render_html(Path(result.output), site)
+        results.append(result)
+    (site / "index.html").write_text(_index_page(results), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps([r.as_report() for r in results], indent=2) + "\n",
+                                     encoding="utf-8")
+    return results
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        print(json.dumps(_worker(json.loads(sys.argv[2]))))
+    else:
+        sys.exit("usage: forgekit run NOTEBOOK_OR_FOLDER ... (this module's CLI is internal)")

@@ -1,0 +1,75 @@
+"""README, CI script and course map agree; small forgekit helpers behave."""
+
+from __future__ import annotations
+
+import pytest
+
+from forgekit.course import LESSONS, course_map
+from forgekit.exercises.start_here import check_first_save
+from forgekit.outcome import attempt, captured
+from forgekit.paths import output_dir, project_root, tree
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    script = (ROOT / ".ci" / "run").read_text()
+    commands = [ln.strip() for ln in script.splitlines()
+                if ln.strip() and not ln.startswith(("#", "set ", "cd "))]
+    assert commands == ["make test"]
+    assert "make test" in README and "make lab" in README and "make run" in README
+
+
+def test_readme_lists_every_lesson_and_binder_badge():
+    for lesson in LESSONS:
+        assert lesson.notebook in README, f"README course map misses {lesson.notebook}"
+    assert "urlpath=lab/tree/notebooks/00_start_here.ipynb" in README
+
+
+def test_course_map_marks_ready_lessons():
+    rows = dict((lsn.notebook, ok) for lsn, ok in course_map(ROOT / "notebooks").rows())
+    assert rows["00_start_here"] is True
+    on_disk = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert {name for name, ok in rows.items() if ok} == on_disk
+
+
+def test_output_dir_is_emptied_and_tree_shows_sizes(tmp_path):
+    folder = output_dir(tmp_path / "lesson")
+    (folder / "a.bin").write_bytes(b"x" * 2048)
+    (folder / "sub").mkdir()
+    assert "a.bin  (2.0 KB)" in tree(folder) and "sub/" in tree(folder)
+    assert list(output_dir(folder).iterdir()) == []
+    with pytest.raises(ValueError):
+        output_dir("/")
+
+
+def test_project_root_env_override(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORGEKIT_ROOT", str(tmp_path))
+    assert project_root() == tmp_path.resolve()
+    monkeypatch.delenv("FORGEKIT_ROOT")
+    assert project_root(ROOT / "forgekit") == ROOT
+
+
+def test_outcome_keeps_type_and_first_line():
+    bad = attempt(int, "x")
+    assert not bad.ok and bad.error_type == "ValueError" and "invalid literal" in bad.message
+    with captured() as out:
+        raise KeyError("line one\nline two")
+    assert out.error_type == "KeyError" and "line two" not in out.message
+    assert attempt(int, "3").value == 3
+
+
+def test_start_here_checker_says_why(tmp_path):
+    import zipfile
+
+    assert not check_first_save(None)
+    assert "no file" in check_first_save(tmp_path / "nope.keras").message.lower()
+    h5 = tmp_path / "m.weights.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    assert "weights only" in check_first_save(h5).message
+    fake = tmp_path / "fake.keras"
+    with zipfile.ZipFile(fake, "w") as zf:
+        zf.writestr("notes.txt", "hi")
+    assert "not a Keras model file" in check_first_save(fake).message
+    assert "folder" in check_first_save(tmp_path).message

@@ -1,0 +1,36 @@
+"""forgekit.doctor(): the report and every known-bad-combination rule."""
+
+from __future__ import annotations
+
+from forgekit.environment import environment_report, known_problems
+
+GOOD = {"tensorflow": "2.21.0", "keras": "3.15.1", "tf-keras": "2.21.0", "h5py": "3.14.0",
+        "numpy": "2.4.6"}
+
+
+def test_pinned_combination_is_clean():
+    assert known_problems(GOOD, env={}, python=(3, 11)) == []
+
+
+def test_each_rule_fires():
+    cases = [
+        ({**GOOD, "keras": "2.15.0"}, {}, (3, 11), "expects Keras 3"),
+        ({**GOOD, "tf-keras": "2.15.1"}, {}, (3, 11), "tf-keras 2.15.1 does not match"),
+        (GOOD, {"TF_USE_LEGACY_KERAS": "1"}, (3, 11), "TF_USE_LEGACY_KERAS"),
+        ({**GOOD, "h5py": "3.7.0"}, {}, (3, 11), "h5py 3.7.0"),
+        ({**GOOD, "tensorflow": "2.15.0", "tf-keras": None, "keras": "3.15.1"}, {}, (3, 11),
+         "NumPy 2.4.6"),
+        ({**GOOD, "tensorflow": None}, {}, (3, 11), "not installed"),
+        (GOOD, {}, (3, 12), "Python 3.12"),
+    ]
+    for versions, env, python, expected in cases:
+        problems = known_problems(versions, env=env, python=python)
+        assert any(expected in p for p in problems), (expected, problems)
+
+
+def test_report_renders_text_and_html():
+    report = environment_report(check_devices=False)
+    text, page = str(report), report._repr_html_()
+    assert "tensorflow" in text and report.versions["tensorflow"] in text
+    assert "<table>" in page and "GPUs visible" in page
+    assert report.memory_total_gb > 0 and report.disk_free_gb > 0

@@ -1,0 +1,23 @@
+"""Every course notebook, executed top to bottom with its CI parameters: a failing cell fails CI."""
+
+from __future__ import annotations
+
+import pytest
+
+from forgekit.runner import ci_parameters, discover, run_notebook
+from tests.conftest import NOTEBOOK_RESULTS, ROOT
+
+NOTEBOOKS = discover([ROOT / "notebooks"])
+RSS_BUDGET_MB = 1000  # TF alone is ~0.6 GB; a lesson that needs more is doing too much at once
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_notebook_runs_with_ci_parameters(notebook, tmp_path):
+    params = {**ci_parameters(notebook), "output_dir": str(tmp_path / "artifacts")}
+    result = run_notebook(notebook, tmp_path / notebook.name, params)
+    NOTEBOOK_RESULTS.append(result)
+    assert result.ok, f"{notebook.name} failed at {result.failed_cell}"
+    assert result.peak_rss_mb is not None and result.peak_rss_mb < RSS_BUDGET_MB, (
+        f"{notebook.name}: kernel peak RSS {result.peak_rss_mb} MB exceeds {RSS_BUDGET_MB} MB")
+    assert (tmp_path / "artifacts").is_dir(), "the notebook did not create its output_dir"

@@ -1,0 +1,75 @@
+"""The notebook runner: failures are named by notebook and cell; reports have the agreed keys."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from forgekit.runner import ci_parameters, discover, run_course, run_notebook, summary_table
+
+
+def _write(path, *sources, ci=None):
+    cells = [new_markdown_cell("# tiny")]
+    cells.append(new_code_cell("value = 1", metadata={"tags": ["parameters"]}))
+    cells += [new_code_cell(src) for src in sources]
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    if ci is not None:
+        nb.metadata["forgekit"] = {"ci_parameters": ci}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_failing_cell_is_named_with_its_source_position(tmp_path):
+    nb = _write(tmp_path / "boom.ipynb", "x = value + 1", "raise ZeroDivisionError('on purpose')")
+    result = run_notebook(nb, tmp_path / "out" / "boom.ipynb", {"value": 2})
+    assert result.status == "failed"
+    # cell 3 of the source notebook (0: markdown, 1: parameters, 2: x = ..., 3: raise)
+    assert result.failed_cell.startswith("cell 3 ")
+    assert "ZeroDivisionError: on purpose" in result.failed_cell
+    assert (tmp_path / "out" / "boom.ipynb").exists(), "the partial output is kept for reading"
+
+
+def test_parameters_are_injected_and_peak_rss_measured(tmp_path):
+    nb = _write(tmp_path / "ok.ipynb", "assert value == 41, value",
+                "blob = bytearray(200 * 2**20)  # touch 200 MB so the peak shows it",
+                "blob[::4096] = b'x' * len(blob[::4096])")
+    result = run_notebook(nb, tmp_path / "ok.out.ipynb", {"value": 41})
+    assert result.ok, result.failed_cell
+    assert result.peak_rss_mb > 200, result.peak_rss_mb
+
+
+def test_run_course_writes_report_site_and_exits_failed(tmp_path, capsys):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _write(folder / "a_ok.ipynb", "pass", ci={"value": 3})
+    _write(folder / "b_bad.ipynb", "assert value == 0, 'value was injected'", ci={"value": 3})
+    results = run_course([folder], out=tmp_path / "build", ci=True)
+    report = json.loads((tmp_path / "build" / "report.json").read_text())
+    assert [row["notebook"] for row in report] == ["a_ok.ipynb", "b_bad.ipynb"]
+    assert set(report[0]) == {"notebook", "status", "seconds", "peak_rss_mb", "failed_cell"}
+    assert report[0]["status"] == "ok" and report[0]["failed_cell"] is None
+    assert report[1]["status"] == "failed" and "value was injected" in report[1]["failed_cell"]
+    assert (tmp_path / "build" / "site" / "index.html").exists()
+    assert (tmp_path / "build" / "site" / "a_ok.html").exists()
+    assert "FAILED b_bad.ipynb" in summary_table(results)
+
+
+def test_cli_run_exit_code(tmp_path):
+    from forgekit.cli import main
+
+    _write(tmp_path / "bad.ipynb", "1 / 0")
+    assert main(["run", str(tmp_path / "bad.ipynb"), "--out", str(tmp_path / "b")]) == 1
+
+
+def test_ci_parameters_and_discover(tmp_path):
+    _write(tmp_path / "n1.ipynb", ci={"value": 5})
+    _write(tmp_path / "n0.ipynb")
+    assert ci_parameters(tmp_path / "n1.ipynb") == {"value": 5}
+    assert ci_parameters(tmp_path / "n0.ipynb") == {}
+    assert [p.name for p in discover([tmp_path])] == ["n0.ipynb", "n1.ipynb"]
+    with pytest.raises(FileNotFoundError):
+        discover([tmp_path / "missing.ipynb"])

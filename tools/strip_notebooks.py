@@ -1,0 +1,39 @@
+"""Remove outputs and execution counts from notebooks, keeping cell tags and metadata.
+
+Usage: python tools/strip_notebooks.py [NOTEBOOK ...]   (default: notebooks/*.ipynb)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+
+def strip(path: Path) -> bool:
+    """Strip one notebook in place; True when it changed."""
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
+            cell.outputs, cell.execution_count, changed = [], None, True
+        for key in ("execution", "papermill"):
+            changed |= cell.metadata.pop(key, None) is not None
+    changed |= nb.metadata.pop("papermill", None) is not None
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
+def main(argv: list[str]) -> int:
+    root = Path(__file__).resolve().parents[1]
+    paths = [Path(a) for a in argv] or sorted((root / "notebooks").glob("*.ipynb"))
+    for path in paths:
+        if strip(path):
+            print(f"stripped {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
