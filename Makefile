@@ -32,8 +32,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	@echo "Opening JupyterLab on http://localhost:$(PORT)/lab/tree/notebooks/00_start_here.ipynb"
-	$(BIN)/jupyter lab --port=$(PORT) $(if $(NO_BROWSER),--no-browser,) --ServerApp.root_dir=. notebooks/00_start_here.ipynb
+	@echo "JupyterLab starts on port $(PORT); open the http://127.0.0.1:$(PORT)/lab?token=... URL it prints below."
+	$(BIN)/jupyter lab --port=$(PORT) $(if $(NO_BROWSER),--no-browser,) \
+		$(if $(filter 0,$(shell id -u)),--allow-root,) --ServerApp.root_dir=. notebooks/00_start_here.ipynb
 
 run: $(STAMP)
 	$(BIN)/forgekit run notebooks --out build
