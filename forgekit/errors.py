@@ -1,0 +1,69 @@
+"""The errors forgekit raises instead of bare h5py / protobuf / zipfile tracebacks.
+
+Every error carries structured attributes (``path``, ``found``, ``expected``, ``fix``,
+``reason``) so lessons and tools can react to them, and a one-line human message that names
+all of them: notebooks show only an error's first line, so the first line must be enough.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class ForgekitError(Exception):
+    """Base class of forgekit's errors.
+
+    Attributes:
+        path: the artifact concerned (as given by the caller).
+        found: the kind forgekit found there (``"unknown"`` if nothing it knows).
+        expected: the kind the caller expected, or what a loader needs.
+        fix: the exact call that would work, ready to copy.
+        reason: what is wrong, in one sentence.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        found: str | None = None,
+        expected: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.path = None if path is None else os.fspath(path)
+        self.found = found
+        self.expected = expected
+        self.fix = fix
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = [f"{self.path}: " if self.path else ""]
+        parts.append(self.reason.rstrip("."))
+        kinds = []
+        if self.found:
+            kinds.append(f"found {self.found}")
+        if self.expected:
+            kinds.append(f"expected {self.expected}")
+        if kinds:
+            parts.append(f" ({', '.join(kinds)})")
+        parts.append(".")
+        if self.fix:
+            parts.append(f" Fix: {self.fix}")
+        return "".join(parts)
+
+
+class WrongFormatError(ForgekitError, ValueError):
+    """The artifact is fine, but it is not what the caller (or the chosen loader) expects."""
+
+
+class CorruptArtifactError(ForgekitError, ValueError):
+    """The artifact is empty, truncated or corrupt: no loader can read it as it is."""
+
+
+class ArtifactNotFoundError(ForgekitError, FileNotFoundError):
+    """Nothing exists at the path (not even a checkpoint prefix's ``.index`` file)."""
+
+
+class UnreadableArtifactError(ForgekitError, PermissionError):
+    """The artifact exists but this process may not read it."""

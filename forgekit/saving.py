@@ -1,0 +1,477 @@
+"""Save and load every model format through the real Keras/TF API, chosen by content.
+
+``forgekit.save(model, path, kind)`` calls the one Keras/TF function that writes that kind and
+returns what :func:`~forgekit.formats.detect_format` then sees on disk.
+``forgekit.load(path)`` detects the kind from the content and calls the loader that fits; a
+caller's expectation (``expect=``) or choice (``loader=``) that does not fit the content raises
+:class:`~forgekit.errors.WrongFormatError` naming the call that would work, and a damaged
+artifact raises :class:`~forgekit.errors.CorruptArtifactError`, never a bare h5py/protobuf/zipfile
+traceback. Loading never writes next to the artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import struct
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from forgekit.errors import CorruptArtifactError, UnreadableArtifactError, WrongFormatError
+from forgekit.formats import FormatInfo, detect_format, endpoint_for, extension_kinds
+
+WRITABLE_KINDS = (
+    "keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint", "tflite",
+    "json_architecture", "serving_base",
+)
+
+# The file name ending each file kind needs; Keras 3 picks its reader and writer by extension.
+_SUFFIX = {"keras": ".keras", "h5_model": ".h5", "weights_h5": ".weights.h5",
+           "tflite": ".tflite", "json_architecture": ".json"}
+
+
+# --------------------------------------------------------------------------------------------
+# save
+
+
+def _save_keras(model: Any, path: Path, **kw: Any) -> Path:
+    model.save(path, **kw)
+    return path
+
+
+def _save_h5(model: Any, path: Path, **kw: Any) -> Path:
+    with _absl_quiet():
+        model.save(path, **kw)
+    return path
+
+
+def _save_weights(model: Any, path: Path, **kw: Any) -> Path:
+    model.save_weights(path, **kw)
+    return path
+
+
+def _save_savedmodel(model: Any, path: Path, **kw: Any) -> Path:
+    kw.setdefault("verbose", False)
+    model.export(path, format="tf_saved_model", **kw)
+    return path
+
+
+def _save_checkpoint(model: Any, path: Path, **kw: Any) -> Path:
+    import tensorflow as tf
+
+    objects = {"model": model}
+    if getattr(model, "optimizer", None) is not None:
+        objects["optimizer"] = model.optimizer
+    # Checkpoint.save numbers the prefix (ckpt -> ckpt-1) and writes the `checkpoint` state file.
+    return Path(tf.train.Checkpoint(**objects).save(os.fspath(path), **kw))
+
+
+def _save_tflite(model: Any, path: Path, **kw: Any) -> Path:
+    import tensorflow as tf
+
+    # Convert from the SavedModel export, the path TF documents for Keras 3 models.
+    with tempfile.TemporaryDirectory(prefix="forgekit-export-") as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        for key, value in kw.items():
+            setattr(converter, key, value)
+        flatbuffer = converter.convert()
+    path.write_bytes(flatbuffer)
+    return path
+
+
+def _save_json(model: Any, path: Path, **kw: Any) -> Path:
+    kw.setdefault("indent", 2)  # one key per line: readable diffs when versioned in git
+    path.write_text(model.to_json(**kw) + "\n", encoding="utf-8")
+    return path
+
+
+def _save_serving_version(model: Any, path: Path, version: int | None = None, **kw: Any) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    if version is None:  # next version number, the way TF Serving expects new models to appear
+        existing = [int(e.name) for e in path.iterdir() if e.is_dir() and e.name.isdigit()]
+        version = max(existing, default=0) + 1
+    target = path / str(version)
+    if target.exists():
+        raise WrongFormatError(
+            f"version {version} already exists; TF Serving would not notice an overwrite",
+            path=target,
+            found="existing version",
+            expected="a new version number",
+            fix=f"forgekit.save(model, {os.fspath(path)!r}, kind='serving_base', "
+            f"version={version + 1})",
+        )
+    _save_savedmodel(model, target, **kw)
+    return path
+
+
+_SAVERS: dict[str, Callable[..., Path]] = {
+    "keras": _save_keras,
+    "savedmodel": _save_savedmodel,
+    "h5_model": _save_h5,
+    "weights_h5": _save_weights,
+    "tf_checkpoint": _save_checkpoint,
+    "tflite": _save_tflite,
+    "json_architecture": _save_json,
+    "serving_base": _save_serving_version,
+}
+
+
+def _kind_from_name(path: Path) -> str | None:
+    kinds = extension_kinds(path)
+    return kinds[0] if kinds and kinds[0] in _SUFFIX else None
+
+
+def _check_save_path(path: Path, kind: str) -> None:
+    promised = extension_kinds(path)
+    if kind in _SUFFIX and kind not in ("tflite", "json_architecture"):
+        ok = path.name.endswith(_SUFFIX[kind]) and (
+            kind != "h5_model" or not path.name.endswith(".weights.h5")
+        )
+        if not ok:
+            good = f"{path.name.split('.')[0] or 'model'}{_SUFFIX[kind]}"
+            raise WrongFormatError(
+                f"kind={kind!r} needs a file name ending in {_SUFFIX[kind]!r}",
+                path=path,
+                found=" or ".join(promised) or "no model extension",
+                expected=kind,
+                fix=f"forgekit.save(model, {os.fspath(path.with_name(good))!r}, kind={kind!r})",
+            )
+    elif kind in ("savedmodel", "serving_base", "tf_checkpoint") and promised:
+        raise WrongFormatError(
+            f"kind={kind!r} writes a folder or a prefix, but the name has a file extension",
+            path=path,
+            found=" or ".join(promised),
+            expected=kind,
+            fix=f"forgekit.save(model, {os.fspath(path.with_suffix(''))!r}, kind={kind!r})",
+        )
+
+
+def save(
+    model: Any, path: str | os.PathLike[str], kind: str | None = None, **kwargs: Any
+) -> FormatInfo:
+    """Save ``model`` as ``kind`` with the real Keras/TF API and return what is now on disk.
+
+    Kinds and the call used: ``"keras"`` ``model.save``; ``"h5_model"`` ``model.save`` (legacy
+    HDF5); ``"weights_h5"`` ``model.save_weights``; ``"savedmodel"`` ``model.export``;
+    ``"tf_checkpoint"`` ``tf.train.Checkpoint(model=, optimizer=).save`` (``path`` is the prefix,
+    TF appends ``-N``); ``"tflite"`` ``TFLiteConverter.from_saved_model`` on an export;
+    ``"json_architecture"`` ``model.to_json``; ``"serving_base"`` ``model.export`` into
+    ``path/<version>`` (``version=`` or the next number).
+    ``kind=None`` infers it from a file extension (.keras, .h5, .weights.h5, .tflite, .json).
+    Extra keyword arguments go to the underlying call.
+
+    Raises:
+        WrongFormatError: unknown kind, or a path whose name does not fit the kind.
+    """
+    path = Path(path)
+    kind = kind or _kind_from_name(path)
+    if kind not in _SAVERS:
+        raise WrongFormatError(
+            f"cannot tell which format to write (kind={kind!r})",
+            path=path,
+            found=" or ".join(extension_kinds(path)) or "no model extension",
+            expected=" | ".join(WRITABLE_KINDS),
+            fix=f"forgekit.save(model, {os.fspath(path)!r}, kind='savedmodel')  # or another kind",
+        )
+    _check_save_path(path, kind)
+    if path.parent != Path(""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    written = _SAVERS[kind](model, path, **kwargs)
+    return detect_format(written)
+
+
+# --------------------------------------------------------------------------------------------
+# load
+
+
+def _kw_only(kw: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if k in names}
+
+
+def _load_keras(info: FormatInfo, **kw: Any) -> Any:
+    import keras
+
+    with _proper_name(info) as path:
+        return keras.saving.load_model(path, **kw)
+
+
+def _load_tf_keras(info: FormatInfo, **kw: Any) -> Any:
+    import tf_keras
+
+    if info.kind == "json_architecture":
+        return tf_keras.models.model_from_json(info.path.read_text(encoding="utf-8"), **kw)
+    with _proper_name(info) as path:
+        return tf_keras.models.load_model(path, **kw)
+
+
+def _load_saved_model(info: FormatInfo, **kw: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.saved_model.load(os.fspath(info.load_path), **kw)
+
+
+def _load_tfsm_layer(info: FormatInfo, **kw: Any) -> Any:
+    import keras
+
+    kw.setdefault("call_endpoint", endpoint_for(info.signatures))
+    return keras.layers.TFSMLayer(os.fspath(info.load_path), **kw)
+
+
+def _load_weights(info: FormatInfo, model: Any = None, **kw: Any) -> Any:
+    if model is None:
+        raise WrongFormatError(
+            "weights only: there is no architecture in this file to build a model from",
+            path=info.path,
+            found=info.kind,
+            expected="a whole model",
+            fix=f"model = <build the same architecture>; "
+            f"forgekit.load({os.fspath(info.path)!r}, model=model)",
+        )
+    optimizer = getattr(model, "optimizer", None)
+    if info.has_optimizer and optimizer is not None and not optimizer.built:
+        # Keras 3 skips saved optimizer slots (with only a warning) unless the optimizer already
+        # has its variables; building it first makes load_weights restore them.
+        optimizer.build(model.trainable_variables)
+    with _proper_name(info) as path:
+        model.load_weights(path, **kw)
+    return model
+
+
+def _load_checkpoint(
+    info: FormatInfo, model: Any = None, objects: dict[str, Any] | None = None, **kw: Any
+) -> Any:
+    import tensorflow as tf
+
+    if objects is None:
+        if model is None:
+            raise WrongFormatError(
+                "a checkpoint holds variables only; restoring needs the objects they belong to",
+                path=info.path,
+                found=info.kind,
+                expected="a whole model",
+                fix=f"forgekit.load({os.fspath(info.path)!r}, model=model)  "
+                "# model built (and compiled) like the one saved",
+            )
+        objects = {"model": model}
+        if getattr(model, "optimizer", None) is not None:
+            objects["optimizer"] = model.optimizer
+    status = tf.train.Checkpoint(**objects).restore(os.fspath(info.load_path), **kw)
+    status.expect_partial()  # e.g. optimizer slots restore later, when the optimizer builds
+    return model if model is not None else objects
+
+
+def _load_tflite(info: FormatInfo, **kw: Any) -> Any:
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        try:
+            interpreter = tf.lite.Interpreter(model_path=os.fspath(info.path), **kw)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:  # the interpreter's words for a bad buffer
+            raise _corrupt(info, exc) from exc
+    return interpreter
+
+
+def _load_json(info: FormatInfo, **kw: Any) -> Any:
+    import keras
+
+    return keras.models.model_from_json(info.path.read_text(encoding="utf-8"), **kw)
+
+
+# loader name -> (kinds it reads, function, the real call it makes)
+LOADERS: dict[str, tuple[tuple[str, ...], Callable[..., Any], str]] = {
+    "keras": (("keras", "h5_model"), _load_keras, "keras.models.load_model"),
+    "tf_keras": (("h5_model", "savedmodel", "json_architecture"), _load_tf_keras,
+                 "tf_keras.models.load_model"),
+    "saved_model": (("savedmodel",), _load_saved_model, "tf.saved_model.load"),
+    "tfsm_layer": (("savedmodel",), _load_tfsm_layer, "keras.layers.TFSMLayer"),
+    "weights": (("weights_h5", "keras"), _load_weights, "model.load_weights"),
+    "checkpoint": (("tf_checkpoint",), _load_checkpoint, "tf.train.Checkpoint(...).restore"),
+    "tflite": (("tflite",), _load_tflite, "tf.lite.Interpreter"),
+    "json": (("json_architecture",), _load_json, "keras.models.model_from_json"),
+}
+
+DEFAULT_LOADER = {
+    "keras": "keras", "h5_model": "keras", "savedmodel": "saved_model", "weights_h5": "weights",
+    "tf_checkpoint": "checkpoint", "tflite": "tflite", "json_architecture": "json",
+}
+
+
+def _fix_for(info: FormatInfo) -> str:
+    forgekit_call = f"forgekit.load({os.fspath(info.path)!r})"
+    if info.kind in ("weights_h5", "tf_checkpoint"):
+        forgekit_call = f"forgekit.load({os.fspath(info.path)!r}, model=model)"
+    return f"{info.how_to_load}  (or {forgekit_call})" if info.how_to_load else forgekit_call
+
+
+def load(
+    path: str | os.PathLike[str],
+    expect: str | tuple[str, ...] | None = None,
+    *,
+    loader: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Load the artifact at ``path`` with the real API that fits its content.
+
+    Returns a ``keras.Model`` for ``keras``/``h5_model``/``json_architecture``; the
+    ``tf.saved_model.load`` object for ``savedmodel`` (``loader="tfsm_layer"`` for a Keras layer,
+    ``"tf_keras"`` for a Keras 2 SavedModel); the given ``model`` with its weights restored for
+    ``weights_h5`` and ``tf_checkpoint`` (pass ``model=``; a checkpoint also takes ``objects=``);
+    an allocated ``tf.lite.Interpreter`` for ``tflite``. A ``serving_base`` is refused: name the
+    version folder to load. Remaining keyword arguments go to the underlying call (e.g.
+    ``compile=False``, ``custom_objects=``).
+
+    Args:
+        expect: the kind (or kinds) the caller expects; anything else raises WrongFormatError.
+        loader: force one of :data:`LOADERS` instead of the default for the detected kind.
+
+    Raises:
+        WrongFormatError: the content is not ``expect``, or ``loader`` cannot read it.
+        CorruptArtifactError: empty, truncated or corrupt artifact; unknown content.
+        ArtifactNotFoundError, UnreadableArtifactError: nothing there, or no permission.
+    """
+    info = detect_format(path)
+    expected = (expect,) if isinstance(expect, str) else expect
+    if expected and info.kind not in expected:
+        raise WrongFormatError(
+            "the content is not what was expected",
+            path=path, found=info.kind, expected=" or ".join(expected), fix=_fix_for(info),
+        )
+    if info.kind == "unknown":
+        promised = extension_kinds(path)
+        error = CorruptArtifactError if promised else WrongFormatError
+        raise error(
+            "the content matches no model format"
+            + (f" although the name promises {' or '.join(promised)}" if promised else "")
+            + (f" (first bytes: {info.details['first_bytes']})"
+               if "first_bytes" in info.details else ""),
+            path=path,
+            found="unknown",
+            expected=" or ".join(promised) or "a model artifact",
+            fix="forgekit.detect_format(path) shows what is there; save the model again",
+        )
+    if info.kind == "serving_base":
+        latest = info.details.get("load_path")
+        raise WrongFormatError(
+            "a serving base holds several model versions; load one of them",
+            path=path,
+            found="serving_base",
+            expected="savedmodel",
+            fix=f"forgekit.load({latest!r})" if latest else "export a version into it first",
+        )
+    name = loader or DEFAULT_LOADER[info.kind]
+    if name not in LOADERS:
+        raise WrongFormatError(
+            f"no loader named {name!r} (choose from {', '.join(LOADERS)})",
+            path=path, found=info.kind, expected=name, fix=_fix_for(info),
+        )
+    kinds, function, call = LOADERS[name]
+    keras2_sm = info.details.get("writer", "").startswith("Keras 2")
+    if info.kind not in kinds or (name == "tf_keras" and info.kind == "savedmodel"
+                                  and not keras2_sm):
+        raise WrongFormatError(
+            f"{call} cannot read this artifact",
+            path=path, found=info.kind, expected=" or ".join(kinds), fix=_fix_for(info),
+        )
+    if info.mismatch:
+        warnings.warn(f"{path}: {info.mismatch}; loading it as {info.kind}", stacklevel=2)
+    try:
+        return function(info, **kwargs)
+    except (WrongFormatError, CorruptArtifactError):
+        raise
+    except PermissionError as exc:
+        raise UnreadableArtifactError(
+            f"permission denied ({exc})", path=path, fix="make the artifact readable"
+        ) from exc
+    except Exception as exc:
+        if _is_corruption(exc):
+            raise _corrupt(info, exc) from exc
+        raise
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    """Low-level read failures (damaged bytes), as opposed to Keras's own, meaningful errors."""
+    if isinstance(exc, OSError | EOFError | zipfile.BadZipFile | struct.error | UnicodeDecodeError):
+        return True
+    if isinstance(exc, IndexError) and "Read less bytes" in str(exc):
+        return True  # TF's checkpoint reader on a truncated .data-* shard
+    module = type(exc).__module__
+    if module.startswith("google.protobuf"):  # DecodeError
+        return True
+    with contextlib.suppress(ImportError):
+        import tensorflow as tf
+
+        if isinstance(exc, tf.errors.DataLossError | tf.errors.OutOfRangeError):
+            return True
+    return False
+
+
+def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:
+    from forgekit.outcome import first_line
+
+    return CorruptArtifactError(
+        f"reading failed ({type(exc).__name__}: {first_line(str(exc), 200)}); "
+        "the artifact is truncated or damaged",
+        path=info.path,
+        found=f"corrupt {info.kind}",
+        expected=info.kind,
+        fix="save the model again, or copy the artifact again from its source",
+    )
+
+
+def _needed_suffix(info: FormatInfo) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(suffix to use, endings Keras accepts, endings it must not have) for a file kind."""
+    if info.kind == "keras":
+        return ".keras", (".keras",), ()
+    if info.kind == "h5_model":
+        return ".h5", (".h5", ".hdf5"), ()
+    if info.kind == "weights_h5" and info.details.get("writer", "").startswith("Keras 2"):
+        # Keras 3 reads Keras 2 weights only through its legacy reader, chosen for *.h5 names
+        # that are not *.weights.h5.
+        return ".h5", (".h5", ".hdf5"), (".weights.h5",)
+    if info.kind == "weights_h5":
+        return ".weights.h5", (".weights.h5",), ()
+    return "", (), ()
+
+
+@contextlib.contextmanager
+def _proper_name(info: FormatInfo) -> Iterator[str]:
+    """Yield a path whose extension matches the content, for loaders that pick by extension.
+
+    Keras 3 chooses its reader from the file name (``.keras`` zip, ``.weights.h5``, legacy
+    ``.h5``). A misnamed artifact is read through a link with the right name in a temporary
+    folder; the artifact itself is never renamed or touched.
+    """
+    path = info.load_path
+    suffix, accepted, refused = _needed_suffix(info)
+    name = path.name.lower()
+    if not suffix or (name.endswith(accepted) and not name.endswith(refused)):
+        yield os.fspath(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="forgekit-load-") as tmp:
+        link = Path(tmp) / f"artifact{suffix}"
+        try:
+            link.symlink_to(path.resolve())
+        except OSError:  # no symlinks (some filesystems): a copy in the temp folder
+            shutil.copyfile(path, link)
+        yield os.fspath(link)
+
+
+@contextlib.contextmanager
+def _absl_quiet() -> Iterator[None]:
+    """Mute Keras's absl "HDF5 is legacy" warning for one call (lessons say it in prose)."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
