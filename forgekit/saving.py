@@ -46,8 +46,17 @@ def _save_keras(model: Any, path: Path, **kw: Any) -> Path:
 
 
 def _save_h5(model: Any, path: Path, **kw: Any) -> Path:
-    with _absl_quiet():
-        model.save(path, **kw)
+    # Keras 3's legacy HDF5 writer pops "optimizer" out of the model's own compile config
+    # (keras/src/legacy/saving/saving_utils.py, model_metadata), so a later .keras save of the
+    # same model records no optimizer and reloads with RMSprop. Put it back after the save.
+    config = getattr(getattr(model, "_compile_config", None), "config", None)
+    optimizer = config.get("optimizer") if isinstance(config, dict) else None
+    try:
+        with _absl_quiet():
+            model.save(path, **kw)
+    finally:
+        if optimizer is not None and "optimizer" not in config:
+            config["optimizer"] = optimizer
     return path
 
 

@@ -1,0 +1,440 @@
+"""Measure what a save format really brings back, on the installed TensorFlow/Keras.
+
+:func:`roundtrip` saves a model as one kind, reloads it the way that format allows, and compares
+the reloaded thing with the original: architecture (config), weights, optimizer state, compile
+config, predictions on fixed inputs, serving signatures, bytes on disk, save and load seconds.
+:func:`matrix` does it for several kinds and returns a table that renders as HTML in a notebook
+and as plain text elsewhere. Nothing here is asserted from documentation: every cell is measured.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forgekit.outcome import first_line
+
+DEFAULT_KINDS = ("keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint", "tflite",
+                 "json_architecture")
+_NAMES = {"keras": "model.keras", "h5_model": "model.h5", "weights_h5": "model.weights.h5",
+          "savedmodel": "export", "tf_checkpoint": "ckpt/ckpt", "tflite": "model.tflite",
+          "json_architecture": "model.json", "serving_base": "serving"}
+# How each kind is reloaded, shown in the table so the learner can repeat it.
+RELOAD_CALL = {
+    "keras": "keras.models.load_model(path)",
+    "h5_model": "keras.models.load_model(path)",
+    "weights_h5": "same architecture from code, compile, model.load_weights(path)",
+    "tf_checkpoint": "same architecture from code, compile, tf.train.Checkpoint(...).restore",
+    "savedmodel": "tf.saved_model.load(path)",
+    "serving_base": "tf.saved_model.load(path/<latest>)",
+    "tflite": "tf.lite.Interpreter(model_path=path)",
+    "json_architecture": "keras.models.model_from_json(text)",
+}
+TFLITE_ATOL = 1e-5  # TFLite kernels differ from TF's in float rounding only
+
+
+@dataclass
+class ProbeResult:
+    """What one format brought back, measured. ``None`` means "not comparable" (for example
+    TFLite folds weights into its own tensors, so only its predictions can be compared)."""
+
+    kind: str
+    path: Path
+    reloaded_with: str
+    architecture_restored: bool | None = None
+    weights_max_abs_diff: float | None = None
+    optimizer_restored: bool | None = None
+    optimizer_detail: str = ""
+    compile_restored: bool | None = None
+    predictions_max_abs_diff: float | None = None
+    prediction_tolerance: float = 0.0
+    signatures: list[str] = field(default_factory=list)
+    size_bytes: int = 0
+    save_seconds: float = 0.0
+    load_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def weights_equal(self) -> bool | None:
+        return None if self.weights_max_abs_diff is None else self.weights_max_abs_diff == 0.0
+
+    @property
+    def predictions_equal(self) -> bool | None:
+        if self.predictions_max_abs_diff is None:
+            return None
+        return self.predictions_max_abs_diff <= self.prediction_tolerance
+
+    @property
+    def serving_signature(self) -> bool:
+        return bool(self.signatures)
+
+    def as_row(self) -> dict[str, Any]:
+        """The measured facts as plain data (one table row)."""
+        return {
+            "kind": self.kind,
+            "architecture": self.architecture_restored,
+            "weights_max_abs_diff": self.weights_max_abs_diff,
+            "optimizer": self.optimizer_restored,
+            "compile_config": self.compile_restored,
+            "predictions_max_abs_diff": self.predictions_max_abs_diff,
+            "signatures": ", ".join(self.signatures),
+            "size_bytes": self.size_bytes,
+            "save_s": round(self.save_seconds, 3),
+            "load_s": round(self.load_seconds, 3),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# comparisons
+
+
+def fixed_inputs(model: Any, n: int = 16, seed: int = 0) -> np.ndarray:
+    """Reproducible inputs for a single-input model (standard normal, float32)."""
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(model.inputs) != 1 or None in shape:
+        raise ValueError("pass x= explicitly: the model has several inputs or a dynamic shape")
+    return np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32)
+
+
+def max_abs_diff(a: Sequence[Any], b: Sequence[Any]) -> float:
+    """Largest absolute difference between two lists of arrays; ``inf`` if they do not align."""
+    if len(a) != len(b):
+        return float("inf")
+    worst = 0.0
+    for x, y in zip(a, b, strict=True):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.shape != y.shape:
+            return float("inf")
+        if x.size:
+            worst = max(worst, float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))))
+    return worst
+
+
+def config_differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """Paths at which two nested configs differ (empty list: equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in a or key not in b:
+                out.append(f"{where}/{key} only in {'saved' if key in a else 'reloaded'}")
+            else:
+                out += config_differences(a[key], b[key], f"{where}/{key}")
+        return out
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in config_differences(x, y, f"{where}[{i}]")]
+    return [] if a == b else [f"{where or '/'}: {a!r} != {b!r}"[:160]]
+
+
+def _optimizer_state(model: Any) -> tuple[int, list[np.ndarray]] | None:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not optimizer.built:
+        return None
+    return int(optimizer.iterations), [np.asarray(v) for v in optimizer.variables]
+
+
+def _compare_optimizer(result: ProbeResult, original: Any, reloaded: Any) -> None:
+    before = _optimizer_state(original)
+    if before is None:
+        result.optimizer_detail = "the original has no built optimizer"
+        return
+    optimizer = getattr(reloaded, "optimizer", None)
+    if optimizer is None:
+        result.optimizer_restored = False
+        result.optimizer_detail = "no optimizer after reload"
+        return
+    if not optimizer.built:
+        # Restored slots (checkpoints) or nothing: building creates the variables and shows it.
+        optimizer.build(reloaded.trainable_variables)
+    iterations, variables = _optimizer_state(reloaded)  # type: ignore[misc]
+    diff = max_abs_diff(before[1], variables)
+    result.optimizer_restored = iterations == before[0] and diff == 0.0
+    result.optimizer_detail = (
+        f"iterations {iterations} (saved {before[0]}), "
+        f"{len(variables)} optimizer variables, max |Δ| {diff:.3g}"
+    )
+
+
+def _compile_matches(result: ProbeResult, original: Any, reloaded: Any, x: np.ndarray) -> bool:
+    """Same optimizer (class + config) and the same evaluate() results on fixed data.
+
+    Compared by behaviour, not by config text: a legacy .h5 reload turns ``metrics=["mae"]``
+    into a MeanAbsoluteError object, which is the same compiled model.
+    """
+    if not getattr(reloaded, "compiled", False):
+        result.notes.append("reloaded model is not compiled")
+        return False
+    a, b = original.optimizer, reloaded.optimizer
+    if type(a) is not type(b) or a.get_config() != b.get_config():
+        result.notes.append(f"optimizer is {type(b).__name__}, saved {type(a).__name__}"
+                            + ("" if type(a) is not type(b) else " with another config"))
+        return False
+    y = original.predict(x, verbose=0)
+    try:
+        before = original.evaluate(x, y, verbose=0, return_dict=True)
+        after = reloaded.evaluate(x, y, verbose=0, return_dict=True)
+    except Exception as exc:  # e.g. sparse labels: fall back to the configs' text
+        result.notes.append(f"evaluate failed ({type(exc).__name__}); compared configs")
+        return original.get_compile_config() == reloaded.get_compile_config()
+    same = before.keys() == after.keys() and all(
+        np.isclose(before[k], after[k], rtol=1e-6, atol=0) for k in before)
+    if not same:
+        result.notes.append(f"evaluate() differs: saved {sorted(before)}, reloaded {sorted(after)}")
+    return bool(same)
+
+
+def _compare_keras_model(result: ProbeResult, original: Any, reloaded: Any, x: np.ndarray,
+                         *, from_file: bool) -> None:
+    if from_file:
+        differences = config_differences(original.get_config(), reloaded.get_config())
+        result.architecture_restored = not differences
+        if differences:
+            result.notes.append(f"config differs at {differences[0]}"
+                                + (f" (+{len(differences) - 1} more)" if len(differences) > 1
+                                   else ""))
+    result.weights_max_abs_diff = max_abs_diff(original.get_weights(), reloaded.get_weights())
+    _compare_optimizer(result, original, reloaded)
+    if from_file:
+        result.compile_restored = _compile_matches(result, original, reloaded, x)
+    result.predictions_max_abs_diff = max_abs_diff(
+        [original.predict(x, verbose=0)], [reloaded.predict(x, verbose=0)])
+
+
+# --------------------------------------------------------------------------------------------
+# reloading each kind
+
+
+def _rebuild(model: Any) -> Any:
+    """The same architecture from code (a clone), compiled like the original when it was."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    if getattr(model, "compiled", False):
+        clone.compile_from_config(model.get_compile_config())
+    return clone
+
+
+def _reload(kind: str, model: Any, info: Any, result: ProbeResult, x: np.ndarray) -> None:
+    from forgekit.saving import load
+
+    path = info.load_path
+    if kind in ("keras", "h5_model"):
+        import keras
+
+        start = time.perf_counter()
+        try:
+            reloaded = keras.models.load_model(path)
+        except Exception as exc:  # measured, not hidden: e.g. the legacy-H5 metrics trap
+            result.notes.append(f"load_model failed: {type(exc).__name__}: "
+                                f"{first_line(str(exc), 160)}; reloaded with compile=False")
+            result.reloaded_with = "keras.models.load_model(path, compile=False)"
+            start = time.perf_counter()
+            reloaded = keras.models.load_model(path, compile=False)
+        result.load_seconds = time.perf_counter() - start
+        _compare_keras_model(result, model, reloaded, x, from_file=True)
+    elif kind in ("weights_h5", "tf_checkpoint"):
+        clone = _rebuild(model)
+        start = time.perf_counter()
+        load(path, model=clone)
+        result.load_seconds = time.perf_counter() - start
+        _compare_keras_model(result, model, clone, x, from_file=False)
+        result.notes.append("architecture and compile config come from your code, not the file")
+    elif kind in ("savedmodel", "serving_base"):
+        import tensorflow as tf
+
+        start = time.perf_counter()
+        obj = tf.saved_model.load(os.fspath(path))
+        result.load_seconds = time.perf_counter() - start
+        result.architecture_restored = hasattr(obj, "get_config")
+        result.compile_restored = hasattr(obj, "compile")
+        result.optimizer_restored = hasattr(obj, "optimizer")
+        result.optimizer_detail = "the reloaded object has no optimizer attribute"
+        variables = list(getattr(obj, "variables", []))
+        result.weights_max_abs_diff = max_abs_diff(model.weights, variables)
+        endpoint = "serve" if "serve" in result.signatures else None
+        if endpoint:
+            result.predictions_max_abs_diff = max_abs_diff(
+                [model.predict(x, verbose=0)], [np.asarray(getattr(obj, endpoint)(x))])
+        result.notes.append("a tf.saved_model.load object: callable signatures and variables, "
+                            "no Keras model")
+    elif kind == "tflite":
+        start = time.perf_counter()
+        interpreter = load(path)
+        result.load_seconds = time.perf_counter() - start
+        runner = interpreter.get_signature_runner()
+        (name,) = runner.get_input_details()
+        outputs = runner(**{name: x})
+        (output,) = outputs.values()
+        result.architecture_restored = result.compile_restored = False
+        result.optimizer_restored = False
+        result.optimizer_detail = "inference-only flatbuffer"
+        result.prediction_tolerance = TFLITE_ATOL
+        result.predictions_max_abs_diff = max_abs_diff([model.predict(x, verbose=0)], [output])
+        result.signatures = sorted(interpreter.get_signature_list())
+        result.notes.append("weights are folded into TFLite tensors: compared by predictions")
+    elif kind == "json_architecture":
+        start = time.perf_counter()
+        reloaded = load(path)
+        result.load_seconds = time.perf_counter() - start
+        differences = config_differences(model.get_config(), reloaded.get_config())
+        result.architecture_restored = not differences
+        result.weights_max_abs_diff = max_abs_diff(model.get_weights(), reloaded.get_weights())
+        result.optimizer_restored = result.compile_restored = False
+        result.optimizer_detail = "architecture only"
+        result.predictions_max_abs_diff = max_abs_diff(
+            [model.predict(x, verbose=0)], [reloaded.predict(x, verbose=0)])
+        result.notes.append("fresh random weights: the file holds the architecture only")
+    else:
+        raise ValueError(f"no probe for kind {kind!r}; choose from {', '.join(RELOAD_CALL)}")
+
+
+def roundtrip(
+    model: Any,
+    kind: str,
+    directory: str | os.PathLike[str] | None = None,
+    x: np.ndarray | None = None,
+) -> ProbeResult:
+    """Save ``model`` as ``kind``, reload it the way the format allows, and measure.
+
+    Args:
+        model: a built Keras 3 model (compile and train it first to probe optimizer state).
+        kind: one of :data:`RELOAD_CALL`'s keys (the writable kinds of ``forgekit.save``).
+        directory: where to write (kept for inspection); a temporary folder when ``None``.
+        x: fixed inputs for the prediction check; default :func:`fixed_inputs`.
+    """
+    if kind not in RELOAD_CALL:
+        raise ValueError(f"no probe for kind {kind!r}; choose from {', '.join(RELOAD_CALL)}")
+    if x is None:
+        x = fixed_inputs(model)
+    if directory is None:
+        with tempfile.TemporaryDirectory(prefix="forgekit-probe-") as tmp:
+            return roundtrip(model, kind, tmp, x)
+    from forgekit.formats import detect_format
+    from forgekit.saving import save
+
+    target = Path(directory) / _NAMES[kind]
+    start = time.perf_counter()
+    info = save(model, target, kind=kind)
+    save_seconds = time.perf_counter() - start
+    result = ProbeResult(kind, info.path, RELOAD_CALL[kind], size_bytes=info.size_bytes,
+                         save_seconds=save_seconds, signatures=list(info.signatures))
+    if kind == "serving_base":  # the signatures live in the version folder
+        result.signatures = list(detect_format(info.load_path).signatures)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras's own reload warnings: the notes say what matters
+        _reload(kind, model, info, result, x)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# the table
+
+
+def _mark(value: bool | None) -> str:
+    return {True: "✓", False: "✗", None: "—"}[value]
+
+
+def _diff_cell(diff: float | None, ok: bool | None) -> str:
+    if diff is None:
+        return "—"
+    if diff == 0.0:
+        return "✓ identical"
+    if diff == float("inf"):
+        return "✗ do not align"
+    return f"{'✓' if ok else '✗'} max |Δ| {diff:.1e}"
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KB'."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+@dataclass
+class ProbeMatrix:
+    """The probe results for several kinds; renders as HTML in a notebook, text elsewhere."""
+
+    results: list[ProbeResult]
+
+    COLUMNS = ("kind", "architecture", "weights", "optimizer state", "compile config",
+               "predictions", "serving signature", "size", "save s", "load s")
+
+    def __getitem__(self, kind: str) -> ProbeResult:
+        for result in self.results:
+            if result.kind == kind:
+                return result
+        raise KeyError(kind)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def rows(self) -> list[list[str]]:
+        """The table as strings, one list per kind, in :attr:`COLUMNS` order."""
+        return [
+            [
+                r.kind,
+                _mark(r.architecture_restored),
+                _diff_cell(r.weights_max_abs_diff, r.weights_equal),
+                _mark(r.optimizer_restored),
+                _mark(r.compile_restored),
+                _diff_cell(r.predictions_max_abs_diff, r.predictions_equal),
+                ", ".join(r.signatures) or "✗",
+                human_bytes(r.size_bytes),
+                f"{r.save_seconds:.2f}",
+                f"{r.load_seconds:.2f}",
+            ]
+            for r in self.results
+        ]
+
+    def notes(self) -> list[str]:
+        return [f"{r.kind}: {note}" for r in self.results for note in r.notes]
+
+    def __str__(self) -> str:
+        table = [list(self.COLUMNS), *self.rows()]
+        widths = [max(len(row[i]) for row in table) for i in range(len(self.COLUMNS))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                 for row in table]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines + [""] + self.notes())
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.COLUMNS)
+        body = "".join(
+            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row)
+            + "</tr>"
+            for row in self.rows()
+        )
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes())
+        return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                f"<ul style='font-size:90%'>{notes}</ul>")
+
+
+def matrix(
+    model: Any,
+    kinds: Iterable[str] = DEFAULT_KINDS,
+    directory: str | os.PathLike[str] | None = None,
+    x: np.ndarray | None = None,
+) -> ProbeMatrix:
+    """:func:`roundtrip` for each kind (same fixed inputs), collected in a :class:`ProbeMatrix`."""
+    if x is None:
+        x = fixed_inputs(model)
+    kinds = list(kinds)
+    if directory is None:
+        with tempfile.TemporaryDirectory(prefix="forgekit-probe-") as tmp:
+            return ProbeMatrix([roundtrip(model, k, Path(tmp) / k, x) for k in kinds])
+    return ProbeMatrix([roundtrip(model, k, Path(directory) / k, x) for k in kinds])

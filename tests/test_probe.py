@@ -1,0 +1,116 @@
+"""The probe measures what each format brings back; these tests check the measurements can
+tell a restored thing from a lost one (not which formats keep what: the lessons measure that)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import forgekit
+from forgekit import probe
+
+
+@pytest.fixture(scope="module")
+def trained():
+    forgekit.quiet_tf()
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss=keras.losses.MeanSquaredError(), metrics=["mae"])
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((32, 4)), rng.random((32, 2)), epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def table(trained, tmp_path_factory):
+    return probe.matrix(trained, probe.DEFAULT_KINDS, tmp_path_factory.mktemp("probe"))
+
+
+def test_matrix_has_one_measured_row_per_kind(table):
+    assert [r.kind for r in table] == list(probe.DEFAULT_KINDS)
+    for r in table:
+        assert r.size_bytes > 0 and r.save_seconds > 0 and r.load_seconds > 0
+        assert forgekit.detect_format(r.path).kind == r.kind  # left on disk for inspection
+
+
+def test_native_keras_brings_everything_back(table):
+    r = table["keras"]
+    assert r.architecture_restored and r.compile_restored and r.optimizer_restored
+    assert r.weights_max_abs_diff == 0.0 and r.predictions_max_abs_diff == 0.0
+    assert "iterations 1 (saved 1)" in r.optimizer_detail
+
+
+def test_export_is_an_inference_artifact(table):
+    r = table["savedmodel"]
+    assert r.architecture_restored is False and r.optimizer_restored is False
+    assert r.weights_equal and r.predictions_equal
+    assert "serve" in r.signatures and r.serving_signature
+
+
+def test_json_reload_has_the_architecture_but_not_the_weights(table):
+    r = table["json_architecture"]
+    assert r.architecture_restored is True
+    assert r.weights_max_abs_diff > 0 and r.predictions_equal is False
+
+
+def test_tflite_predictions_within_tolerance(table):
+    r = table["tflite"]
+    assert r.weights_max_abs_diff is None
+    assert r.predictions_equal and r.prediction_tolerance > 0
+
+
+def test_weights_only_formats_need_code_for_the_architecture(table):
+    for kind in ("weights_h5", "tf_checkpoint"):
+        r = table[kind]
+        assert r.architecture_restored is None and r.weights_equal
+        assert any("from your code" in n for n in r.notes)
+
+
+def test_optimizer_check_detects_a_fresh_optimizer(trained):
+    import keras
+
+    fresh = keras.models.clone_model(trained)
+    fresh.set_weights(trained.get_weights())
+    fresh.compile(optimizer="adam", loss="mse")
+    result = probe.ProbeResult("fresh", Path("."), "")
+    probe._compare_optimizer(result, trained, fresh)
+    assert result.optimizer_restored is False
+    assert "iterations 0 (saved 1)" in result.optimizer_detail
+
+
+def test_config_differences_name_the_path():
+    assert probe.config_differences({"a": [1, {"b": 2}]}, {"a": [1, {"b": 2}]}) == []
+    diffs = probe.config_differences({"a": [1, {"b": 2}]}, {"a": [1, {"b": 3}], "c": 0})
+    assert diffs == ["/a[1]/b: 2 != 3", "/c only in reloaded"]
+
+
+def test_max_abs_diff():
+    assert probe.max_abs_diff([np.ones(3)], [np.ones(3)]) == 0.0
+    assert probe.max_abs_diff([np.ones(3)], [np.ones(3) * 1.5]) == 0.5
+    assert probe.max_abs_diff([np.ones(3)], [np.ones(4)]) == float("inf")
+    assert probe.max_abs_diff([np.ones(3)], []) == float("inf")
+
+
+def test_table_renders_as_text_and_html(table):
+    text = str(table)
+    assert text.splitlines()[0].split()[:2] == ["kind", "architecture"]
+    assert all(kind in text for kind in probe.DEFAULT_KINDS)
+    markup = table._repr_html_()
+    assert markup.count("<tr>") == len(table) + 1 and "serving signature" in markup
+
+
+def test_probe_leaves_the_model_untouched(trained):
+    config = trained.get_compile_config()
+    weights = [w.copy() for w in trained.get_weights()]
+    probe.roundtrip(trained, "h5_model")  # the legacy writer edits compile config in place
+    assert trained.get_compile_config() == config
+    assert probe.max_abs_diff(weights, trained.get_weights()) == 0.0
+
+
+def test_unknown_kind_is_refused(trained):
+    with pytest.raises(ValueError, match="no probe for kind"):
+        probe.roundtrip(trained, "pickle")
