@@ -1,0 +1,38 @@
+"""Serve SavedModels the way TensorFlow Serving does, and talk to any TF Serving server.
+
+* :class:`ModelServer` runs ``forgekit serve`` (TF Serving's flags, REST and gRPC APIs,
+  version polling, policies and labels) in a subprocess, as a context manager.
+* :class:`Client` calls status, metadata and predict over REST or gRPC, against forgekit's
+  server or a real tensorflow/serving container (``$FORGEKIT_SERVING_URL``).
+
+Importing this package does not import TensorFlow: names resolve lazily, and only the gRPC
+client and the server itself need it. Reference: docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Client": "forgekit.serving.client",
+    "ServingError": "forgekit.serving.errors",
+    "ModelServer": "forgekit.serving.process",
+    "free_port": "forgekit.serving.process",
+    "export_demo_model": "forgekit.serving.demo",
+    "main": "forgekit.serving.server",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'forgekit.serving' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

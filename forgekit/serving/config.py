@@ -1,0 +1,177 @@
+"""Command-line flags (tensorflow_model_server's names and defaults) and model_config_list files.
+
+``forgekit serve`` accepts the flags the course uses from ``tensorflow_model_server``, with
+the same names, defaults and meaning, in either ``--flag=value`` or ``--flag value`` form.
+Differences are deliberate and documented in docs/serving.md: servers bind 127.0.0.1 unless
+``--grpc_host`` / ``--rest_api_host`` say otherwise, and request sizes are bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from forgekit.serving.errors import ServingError
+from forgekit.serving.versions import ModelConfig, VersionPolicy
+
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Parsed flags. ``rest_api_port == 0`` disables REST, as in TF Serving."""
+
+    port: int = 8500
+    grpc_host: str = "127.0.0.1"
+    rest_api_port: int = 0
+    rest_api_host: str = "127.0.0.1"
+    rest_api_num_threads: int = 32
+    rest_api_timeout_in_ms: int = 30000
+    grpc_max_threads: int = 16
+    model_name: str = "default"
+    model_base_path: str = ""
+    model_config_file: str = ""
+    file_system_poll_wait_seconds: float = 1.0
+    saved_model_tags: str = "serve"
+    allow_version_labels_for_unavailable_models: bool = False
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``forgekit serve`` flag parser."""
+    p = argparse.ArgumentParser(
+        prog="forgekit serve",
+        description="A local model server speaking TF Serving's REST and gRPC APIs "
+                    "(not the tensorflow_model_server binary; see docs/serving.md).",
+        allow_abbrev=False,
+    )
+    d = ServerOptions()
+    a = p.add_argument
+    a("--port", type=int, default=d.port, help="gRPC port (default %(default)s)")
+    a("--grpc_host", default=d.grpc_host,
+      help="gRPC bind address (forgekit only; default %(default)s, TF Serving binds 0.0.0.0)")
+    a("--rest_api_port", type=int, default=d.rest_api_port,
+      help="REST port; 0 disables REST, as in TF Serving (default %(default)s)")
+    a("--rest_api_host", default=d.rest_api_host,
+      help="REST bind address (forgekit only; default %(default)s)")
+    a("--rest_api_num_threads", type=int, default=d.rest_api_num_threads,
+      help="HTTP connections served at once, one thread each; more get 503 "
+           "(default %(default)s)")
+    a("--rest_api_timeout_in_ms", type=int, default=d.rest_api_timeout_in_ms,
+      help="a client must send a whole request within this time, else 408; idle "
+           "keep-alive connections are closed after it (default %(default)s)")
+    a("--grpc_max_threads", type=int, default=d.grpc_max_threads,
+      help="gRPC worker threads (default %(default)s)")
+    a("--model_name", default=d.model_name, help="model name (default %(default)s)")
+    a("--model_base_path", default=d.model_base_path,
+      help="absolute path of the folder holding numeric version folders")
+    a("--model_config_file", default=d.model_config_file,
+      help="text-format ModelServerConfig (model_config_list); overrides --model_name and "
+           "--model_base_path")
+    a("--file_system_poll_wait_seconds", type=float, default=d.file_system_poll_wait_seconds,
+      help="seconds between scans of the base paths; 0 scans once (default %(default)s; "
+           "fractions are a forgekit extension)")
+    a("--saved_model_tags", default=d.saved_model_tags,
+      help="comma-separated MetaGraphDef tags to load (default %(default)s)")
+    a("--allow_version_labels_for_unavailable_models", type=_bool, nargs="?", const=True,
+      default=d.allow_version_labels_for_unavailable_models,
+      help="accept labels pointing at versions not yet loaded; without it, labels in the "
+           "config fail at start-up, as in TF Serving (default %(default)s)")
+    a("--max_request_bytes", type=int, default=d.max_request_bytes,
+      help="largest REST body / gRPC message accepted (forgekit only; default %(default)s)")
+    return p
+
+
+def parse_flags(argv: Sequence[str] | None = None) -> ServerOptions:
+    """Parse ``forgekit serve`` flags. Exits with usage (status 2) on unknown flags."""
+    ns = build_parser().parse_args(None if argv is None else list(argv))
+    return ServerOptions(**vars(ns))
+
+
+def _policy(proto) -> VersionPolicy:  # a tensorflow.serving.FileSystemStoragePathSourceConfig
+    choice = proto.WhichOneof("policy_choice")
+    if choice == "all":
+        return VersionPolicy("all")
+    if choice == "specific":
+        return VersionPolicy("specific", versions=frozenset(proto.specific.versions))
+    if choice in (None, "latest"):
+        return VersionPolicy("latest", num_versions=max(proto.latest.num_versions, 1))
+    raise ServingError("UNIMPLEMENTED", f"Unsupported version policy: {choice}")
+
+
+def parse_model_config(text: str, source: str = "model config") -> list[ModelConfig]:
+    """Models from a text-format ``ModelServerConfig`` with a ``model_config_list``.
+
+    Parsed with the official protos, then validated the way TF Serving's ServerCore does.
+    """
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as exc:
+        raise ServingError("INVALID_ARGUMENT",
+                           f"Invalid protobuf file: '{source}': {exc}") from None
+    if config.WhichOneof("config") != "model_config_list":
+        raise ServingError("INVALID_ARGUMENT",
+                           f"{source}: only model_config_list configs are supported")
+    models = []
+    for entry in config.model_config_list.config:
+        models.append(_model(entry.name, entry.base_path, entry.model_platform,
+                             _policy(entry.model_version_policy), dict(entry.version_labels)))
+    return validate_models(models)
+
+
+def _model(name: str, base_path: str, platform: str, policy: VersionPolicy,
+           labels: dict[str, int]) -> ModelConfig:
+    if not platform:
+        raise ServingError("INVALID_ARGUMENT", "Illegal setting neither ModelServerConfig::"
+                           "model_type (deprecated) nor ModelServerConfig::model_platform.")
+    if platform != "tensorflow":
+        raise ServingError("INVALID_ARGUMENT",
+                           f"Model {name} requests unsupported platform {platform}")
+    return ModelConfig(name, Path(base_path), policy, labels)
+
+
+def validate_models(models: list[ModelConfig]) -> list[ModelConfig]:
+    """TF Serving's checks: names unique and non-empty, base paths absolute."""
+    seen: set[str] = set()
+    for m in models:
+        if not m.name:
+            raise ServingError("INVALID_ARGUMENT", "Model name must not be empty")
+        if m.name in seen:
+            raise ServingError("INVALID_ARGUMENT",
+                               f"Illegal to list model {m.name} multiple times in config list")
+        seen.add(m.name)
+        if not os.path.isabs(m.base_path):
+            raise ServingError("INVALID_ARGUMENT",
+                               f"Expected model {m.name} to have an absolute path or URI; got "
+                               f"base_path()={m.base_path}")
+    return models
+
+
+def models_from_options(options: ServerOptions) -> list[ModelConfig]:
+    """The models to serve: the config file if given, else the single --model_* model."""
+    if options.model_config_file:
+        path = Path(options.model_config_file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ServingError("NOT_FOUND", f"{path}: {exc.strerror or exc}") from None
+        return parse_model_config(text, str(path))
+    if not options.model_base_path:
+        raise ServingError("INVALID_ARGUMENT", "Both server_options.model_base_path and "
+                           "server_options.model_config_file are empty!")
+    return validate_models([ModelConfig(options.model_name, Path(options.model_base_path))])

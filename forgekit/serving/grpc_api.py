@@ -1,0 +1,226 @@
+"""TF Serving's gRPC API with the official protos, and TensorProto <-> numpy conversion.
+
+Implemented: ``PredictionService.Predict`` and ``.GetModelMetadata``, and
+``ModelService.GetModelStatus``. The other methods answer ``UNIMPLEMENTED``. Outputs are
+written into the typed value fields (``float_val``...), as TF Serving does by default, so
+client code reading ``response.outputs["y"].float_val`` works against either server.
+
+Importing this module imports the protos, and through them TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+import numpy as np
+from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from forgekit.serving.core import ServerCore
+from forgekit.serving.errors import ServingError, invalid
+from forgekit.serving.tensors import DTYPES
+
+log = logging.getLogger("forgekit.serving")
+
+# numpy dtype -> (TF DataType name, typed TensorProto field)
+_FIELDS = {
+    np.dtype(np.float32): ("DT_FLOAT", "float_val"),
+    np.dtype(np.float64): ("DT_DOUBLE", "double_val"),
+    np.dtype(np.float16): ("DT_HALF", "half_val"),
+    np.dtype(np.int8): ("DT_INT8", "int_val"),
+    np.dtype(np.int16): ("DT_INT16", "int_val"),
+    np.dtype(np.int32): ("DT_INT32", "int_val"),
+    np.dtype(np.int64): ("DT_INT64", "int64_val"),
+    np.dtype(np.uint8): ("DT_UINT8", "int_val"),
+    np.dtype(np.uint16): ("DT_UINT16", "int_val"),
+    np.dtype(np.uint32): ("DT_UINT32", "uint32_val"),
+    np.dtype(np.uint64): ("DT_UINT64", "uint64_val"),
+    np.dtype(np.bool_): ("DT_BOOL", "bool_val"),
+}
+_FIELD_OF = {name: field for name, field in _FIELDS.values()} | {"DT_STRING": "string_val"}
+_STATES = get_model_status_pb2.ModelVersionStatus.State
+
+
+def ndarray_to_tensor(array: np.ndarray, *, typed: bool = True) -> tensor_pb2.TensorProto:
+    """A TensorProto for ``array``: typed value fields, or raw ``tensor_content`` bytes."""
+    array = np.asarray(array)
+    proto = tensor_pb2.TensorProto()
+    for size in array.shape:
+        proto.tensor_shape.dim.add().size = size
+    if array.dtype.kind in "OSU":
+        proto.dtype = types_pb2.DT_STRING
+        proto.string_val.extend(v.encode() if isinstance(v, str) else bytes(v)
+                                for v in array.ravel().tolist())
+        return proto
+    if array.dtype not in _FIELDS:
+        raise invalid(f"Unsupported tensor dtype: {array.dtype}")
+    name, field = _FIELDS[array.dtype]
+    proto.dtype = types_pb2.DataType.Value(name)
+    if not typed:
+        proto.tensor_content = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"),
+                                                                  copy=False).tobytes()
+    elif field == "half_val":
+        proto.half_val.extend(array.ravel().view(np.uint16).tolist())
+    else:
+        getattr(proto, field).extend(array.ravel().tolist())
+    return proto
+
+
+def tensor_to_ndarray(proto: tensor_pb2.TensorProto, max_elements: int | None = None
+                      ) -> np.ndarray:
+    """The array a TensorProto holds (typed fields or ``tensor_content``), checked for size.
+
+    ``max_elements`` bounds what a hostile shape could make us allocate.
+    """
+    name = types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() \
+        else str(proto.dtype)
+    if name not in DTYPES:
+        raise invalid(f"Unsupported tensor dtype: {name}")
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if any(s < 0 for s in shape):
+        raise invalid(f"Tensor shape {shape} has negative dimensions")
+    count = math.prod(shape)
+    if max_elements is not None and count > max_elements:
+        raise invalid(f"Tensor of shape {shape} has more than {max_elements} elements")
+    dtype = np.dtype(DTYPES[name])
+    if name != "DT_STRING" and proto.tensor_content:
+        if len(proto.tensor_content) != count * dtype.itemsize:
+            raise invalid(f"tensor_content holds {len(proto.tensor_content)} bytes; shape "
+                          f"{shape} of {name} needs {count * dtype.itemsize}")
+        flat = np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype)
+        return flat.reshape(shape)
+    values = getattr(proto, _FIELD_OF[name])
+    if name == "DT_STRING":
+        flat = np.empty(len(values), dtype=object)
+        flat[:] = list(values)
+    elif name == "DT_HALF":
+        flat = np.array(values, dtype=np.uint16).view(np.float16)
+    else:
+        flat = np.array(values, dtype=dtype)
+    if len(flat) == count:
+        return flat.reshape(shape)
+    if len(flat) == 1 and count > 1:  # TensorFlow repeats a single value to fill the shape
+        return np.full(shape, flat[0], dtype=flat.dtype)
+    raise invalid(f"Tensor of shape {shape} needs {count} values, got {len(flat)}")
+
+
+def _spec(spec) -> tuple[str, int | None, str | None]:
+    choice = spec.WhichOneof("version_choice")
+    return (spec.name, spec.version.value if choice == "version" else None,
+            spec.version_label if choice == "version_label" else None)
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn ServingError (and any bug) into a gRPC status instead of a stack trace."""
+
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except ServingError as err:
+            context.abort(grpc.StatusCode[err.code], err.message)
+        except Exception as exc:
+            log.exception("Error in gRPC %s", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+def _unimplemented(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+    context.abort(grpc.StatusCode.UNIMPLEMENTED, "Not implemented by forgekit's server")
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, core: ServerCore, max_elements: int) -> None:
+        self.core = core
+        self.max_elements = max_elements
+
+    @_guarded
+    def Predict(self, request, context):  # noqa: N802 (gRPC method names)
+        name, version, label = _spec(request.model_spec)
+        number, servable = self.core.servable(name, version, label)
+        sig = servable.signature(request.model_spec.signature_name, rest=False)
+        inputs = {key: tensor_to_ndarray(t, self.max_elements) for key, t in request.inputs.items()}
+        outputs = servable.run(sig, inputs, list(request.output_filter))
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = name
+        response.model_spec.version.value = number
+        response.model_spec.signature_name = sig.name
+        for key, array in outputs.items():
+            response.outputs[key].CopyFrom(ndarray_to_tensor(array))
+        return response
+
+    @_guarded
+    def GetModelMetadata(self, request, context):  # noqa: N802
+        if not request.HasField("model_spec"):
+            raise invalid("Missing ModelSpec")
+        if not request.metadata_field:
+            raise invalid("GetModelMetadataRequest must specify at least one metadata_field")
+        for field in request.metadata_field:
+            if field != "signature_def":
+                raise invalid(f"Metadata field {field} is not supported")
+        name, version, label = _spec(request.model_spec)
+        number, servable = self.core.servable(name, version, label)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = name
+        response.model_spec.version.value = number
+        response.metadata["signature_def"].Pack(servable.signature_def_map)
+        return response
+
+    Classify = Regress = MultiInference = _unimplemented
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+
+    @_guarded
+    def GetModelStatus(self, request, context):  # noqa: N802
+        if not request.HasField("model_spec"):
+            raise invalid("Missing ModelSpec")
+        name, version, label = _spec(request.model_spec)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for s in self.core.status(name, version, label):
+            entry = response.model_version_status.add()
+            entry.version = s.version
+            entry.state = _STATES.Value(s.state)
+            entry.status.SetInParent()  # TF Serving always sets it, so clients always see it
+            entry.status.error_code = entry.status.DESCRIPTOR.fields_by_name[
+                "error_code"].enum_type.values_by_name[s.error_code].number
+            entry.status.error_message = s.error_message
+        return response
+
+    HandleReloadConfigRequest = _unimplemented
+
+
+def start_grpc_server(core: ServerCore, host: str, port: int, *, max_workers: int = 16,
+                      max_message_bytes: int = 16 * 1024 * 1024) -> tuple[grpc.Server, int]:
+    """Start the gRPC front end; returns the server and the port it bound."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="forgekit-grpc"),
+        options=[("grpc.max_receive_message_length", max_message_bytes),
+                 ("grpc.max_send_message_length", -1),
+                 ("grpc.so_reuseport", 0)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(core, max_message_bytes), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"Failed to bind gRPC to {address}: {exc}") from None
+    if not bound:
+        raise OSError(f"Failed to bind gRPC to {address}")
+    server.start()
+    return server, bound

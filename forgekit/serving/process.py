@@ -1,0 +1,206 @@
+"""Run ``forgekit serve`` as a subprocess from Python: start, wait until it answers, stop.
+
+    with ModelServer("/abs/path/models/demo", model_name="demo") as server:
+        client = server.client()            # REST; server.client("grpc") for gRPC
+        client.predict("demo", [[1.0, 2.0, 3.0, 4.0]])
+
+The server runs in its own process (as TF Serving would), logging to a temporary file that
+:meth:`ModelServer.log_text` returns. Free ports are picked unless given. Stopping sends
+SIGTERM, then SIGKILL after ``grace_period`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from forgekit.quiet import QUIET_ENV
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class ModelServer:
+    """``forgekit serve`` in a subprocess, as a context manager.
+
+    Args:
+        model_base_path: folder of numeric version folders (made absolute here).
+        model_name: the model's name in URLs.
+        model_config_file: a model_config_list file instead of the two above.
+        port / rest_api_port: gRPC / REST ports; None picks free ones. ``rest_api_port=0``
+            disables REST, as in TF Serving.
+        file_system_poll_wait_seconds: how often to look for new versions.
+        extra_args: more ``--flag=value`` arguments for the server.
+        startup_timeout: seconds to wait for the server to answer.
+        grace_period: seconds between SIGTERM and SIGKILL when stopping.
+    """
+
+    def __init__(self, model_base_path: str | os.PathLike[str] | None = None,
+                 model_name: str = "default", *,
+                 model_config_file: str | os.PathLike[str] | None = None,
+                 port: int | None = None, rest_api_port: int | None = None,
+                 host: str = "127.0.0.1", file_system_poll_wait_seconds: float = 1.0,
+                 extra_args: Sequence[str] = (), startup_timeout: float = 120.0,
+                 grace_period: float = 10.0) -> None:
+        if (model_base_path is None) == (model_config_file is None):
+            raise ValueError("give model_base_path or model_config_file (one of them)")
+        self.model_name = model_name
+        self.model_base_path = None if model_base_path is None else Path(model_base_path).resolve()
+        self.model_config_file = (None if model_config_file is None
+                                  else Path(model_config_file).resolve())
+        self.host = host
+        self.port = port
+        self.rest_api_port = rest_api_port
+        self.file_system_poll_wait_seconds = file_system_poll_wait_seconds
+        self.extra_args = list(extra_args)
+        self.startup_timeout = startup_timeout
+        self.grace_period = grace_period
+        self.returncode: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+        self._log_text = ""
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.rest_api_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"grpc://{self.host}:{self.port}"
+
+    def client(self, transport: str = "rest", **kwargs: Any):
+        """A :class:`~forgekit.serving.client.Client` for this server ("rest" or "grpc")."""
+        from forgekit.serving.client import Client
+
+        if transport not in ("rest", "grpc"):
+            raise ValueError("transport must be 'rest' or 'grpc'")
+        return Client(self.rest_url if transport == "rest" else self.grpc_url, **kwargs)
+
+    def args(self) -> list[str]:
+        """The ``forgekit serve`` flags this server runs with."""
+        args = [f"--port={self.port}", f"--rest_api_port={self.rest_api_port}",
+                f"--grpc_host={self.host}", f"--rest_api_host={self.host}",
+                f"--file_system_poll_wait_seconds={self.file_system_poll_wait_seconds:g}"]
+        if self.model_config_file is not None:
+            args.append(f"--model_config_file={self.model_config_file}")
+        else:
+            args += [f"--model_name={self.model_name}",
+                     f"--model_base_path={self.model_base_path}"]
+        return args + self.extra_args
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> ModelServer:
+        if self._proc is not None:
+            raise RuntimeError("server already started")
+        if self.port is None:
+            self.port = free_port(self.host)
+        if self.rest_api_port is None:
+            self.rest_api_port = free_port(self.host)
+            while self.rest_api_port == self.port:
+                self.rest_api_port = free_port(self.host)
+        fd, name = tempfile.mkstemp(prefix="forgekit-serve-", suffix=".log")
+        self._log_path = Path(name)
+        env = dict(os.environ)
+        for key, value in QUIET_ENV.items():
+            env.setdefault(key, value)
+        env["PYTHONUNBUFFERED"] = "1"
+        with os.fdopen(fd, "wb") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "forgekit.serving", *self.args()],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True)  # a Ctrl-C in the notebook is not the server's
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _answers(self) -> bool:
+        if self.rest_api_port:  # REST opens last, so it answering means both are up
+            conn = http.client.HTTPConnection(self.host, self.rest_api_port, timeout=2)
+            try:
+                conn.request("GET", "/v1/models/" + (self.model_name or "default"))
+                conn.getresponse().read()
+                return True
+            except OSError:
+                return False
+            finally:
+                conn.close()
+        try:
+            with socket.create_connection((self.host, self.port), timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def _wait_until_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            code = self._proc.poll()
+            if code is not None:
+                raise RuntimeError(f"forgekit serve exited with status {code} while starting:\n"
+                                   + self._tail())
+            if self._answers():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"forgekit serve did not answer within {self.startup_timeout:g}s:\n"
+                           + self._tail())
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after the grace period. Returns the exit status."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(self.grace_period)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            self.returncode = proc.returncode
+        if self._log_path is not None:
+            self._log_text = self.log_text()
+            with contextlib.suppress(OSError):
+                self._log_path.unlink()
+            self._log_path = None
+        return self.returncode
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_text(self) -> str:
+        """Everything the server has logged so far (kept after :meth:`stop`)."""
+        if self._log_path is None:
+            return self._log_text
+        try:
+            return self._log_path.read_text(errors="replace")
+        except OSError:
+            return self._log_text
+
+    def _tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def __enter__(self) -> ModelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

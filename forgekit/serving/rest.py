@@ -1,0 +1,379 @@
+"""TF Serving's REST API over a small, defensive HTTP/1.1 server.
+
+URLs, JSON shapes and status codes follow TF Serving's ``http_rest_api_handler.cc``:
+
+    GET  /v1/models/{name}[/versions/{v} | /labels/{l}]            -> model status
+    GET  /v1/models/{name}[/versions/{v} | /labels/{l}]/metadata   -> signature metadata
+    POST /v1/models/{name}[/versions/{v} | /labels/{l}]:predict    -> predictions
+
+Every error is ``{"error": "..."}`` with TF Serving's status mapping (400 for bad requests,
+404 for unknown models or versions). The transport is a stdlib thread-per-connection server
+with keep-alive, chosen over tornado by measurement (docs/serving.md): a single ``sendall``
+per response and TCP_NODELAY keep a small predict well under a millisecond. It protects itself:
+
+* bodies larger than ``max_body`` get 413 without being read;
+* a client has ``timeout`` seconds to send a whole request (a watchdog closes the read side of
+  slow connections, which then get 408), so slow clients cannot pin threads forever;
+* at most ``max_connections`` connections are served at once; more get 503 immediately;
+* any exception while handling a request becomes a JSON error, never a dead server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import socket
+import socketserver
+import threading
+import time
+from typing import Any
+from urllib.parse import unquote
+
+from forgekit.serving import tensors
+from forgekit.serving.core import ServerCore, status_json
+from forgekit.serving.errors import ServingError, invalid, shorten
+
+log = logging.getLogger("forgekit.serving")
+
+# TF Serving's regular expressions (model_servers/http_rest_api_util.cc)
+_V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
+_PREDICT = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+    re.IGNORECASE)
+_STATUS = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+    re.IGNORECASE)
+
+_MAX_LINE = 8192
+_MAX_HEADERS = 100
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 408: "Request Timeout", 409: "Conflict", 411: "Length Required",
+            413: "Payload Too Large", 414: "URI Too Long", 429: "Too Many Requests",
+            431: "Request Header Fields Too Large", 499: "Client Closed Request",
+            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
+            504: "Gateway Timeout"}
+
+
+class _HttpError(Exception):
+    """A protocol-level problem: answer ``status`` and close the connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Expired(Exception):
+    """The watchdog cut the connection's read side: the client was too slow."""
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+def response_bytes(status: int, body: bytes, close: bool = False) -> bytes:
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            + ("Connection: close\r\n" if close else "") + "\r\n")
+    return head.encode("latin-1") + body
+
+
+# ------------------------------------------------------------------------- the API
+
+
+class RestApi:
+    """Maps (method, path, body) to (HTTP status, JSON bytes). Transport-independent."""
+
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+
+    def handle(self, method: str, target: str, body: bytes) -> tuple[int, bytes]:
+        path = target.split("?", 1)[0]
+        try:
+            return 200, self._dispatch(method, path, body)
+        except ServingError as err:
+            return err.http_status, error_body(err.message)
+        except Exception as exc:  # a bug must cost one request, not the server
+            log.exception("Error handling %s %s", method, shorten(path))
+            return 500, error_body(f"Internal error: {type(exc).__name__}: {exc}")
+
+    def _dispatch(self, method: str, path: str, body: bytes) -> bytes:
+        if not _V1.fullmatch(path):
+            raise ServingError("NOT_FOUND", f"Not found: {shorten(path)}")
+        malformed = invalid(f"Malformed request: {method} {shorten(path)}")
+        if method == "POST":
+            m = _PREDICT.fullmatch(path)
+            if not m:
+                raise malformed
+            name, version, label = _model_args(m.group(1), m.group(2), m.group(3))
+            verb = m.group(4)
+            if verb == "predict":
+                return self._predict(name, version, label, body)
+            if verb in ("classify", "regress"):
+                raise ServingError("UNIMPLEMENTED", f"{verb} is not implemented by forgekit's "
+                                   "server; use :predict")
+            raise malformed  # TF Serving compares the verb case-sensitively
+        if method == "GET":
+            m = _STATUS.fullmatch(path)
+            if not m:
+                raise malformed
+            name, version, label = _model_args(m.group(1) or "", m.group(2), m.group(3))
+            if m.group(4):
+                return _dumps(self.core.metadata(name, version, label))
+            return _dumps(status_json(self.core.status(name, version, label)))
+        raise malformed
+
+    def _predict(self, name: str, version: int | None, label: str | None,
+                 body: bytes) -> bytes:
+        if not body.strip():
+            raise invalid("JSON Parse error: The document is empty")
+        try:
+            doc = json.loads(body)
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            raise invalid(f"JSON Parse error: {shorten(str(exc))}") from None
+        if not isinstance(doc, dict):
+            raise invalid(f"JSON Value: {tensors.preview(doc)} Is not object")
+        signature_name = doc.get("signature_name", "")
+        if not isinstance(signature_name, str):
+            raise invalid(f"JSON Value: {tensors.preview(doc)} not formatted correctly. "
+                          "'signature_name' key must be a string value.")
+        _, servable = self.core.servable(name, version, label)
+        sig = servable.signature(signature_name, rest=True)
+        row, inputs = tensors.parse_inputs(doc, sig.inputs)
+        outputs = servable.run(sig, inputs)
+        return _dumps(tensors.outputs_to_json(outputs, row))
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload).encode()  # NaN/Infinity tokens, as TF Serving writes them
+
+
+def _model_args(name: str, version: str | None, label: str | None
+                ) -> tuple[str, int | None, str | None]:
+    try:
+        name = unquote(name, errors="strict")
+    except UnicodeDecodeError:
+        raise invalid(f"Failed to decode model name:{shorten(name)}") from None
+    number = None
+    if version is not None:
+        if len(version) > 18:  # beyond int64, as absl::SimpleAtoi would refuse
+            raise invalid(f"Failed to convert version: {shorten(version)} to numeric.")
+        number = int(version)
+    if label is not None:
+        try:
+            label = unquote(label, errors="strict")
+        except UnicodeDecodeError:
+            raise invalid(f"Failed to decode model version label:{shorten(label)}") from None
+    return name, number, label
+
+
+# ------------------------------------------------------------------------- the transport
+
+
+class _Connection(socketserver.BaseRequestHandler):
+    """One client connection: read requests, answer them, keep the connection alive."""
+
+    server: _TCPServer
+    deadline: float | None = None
+    expired = False
+
+    def setup(self) -> None:
+        self.sock: socket.socket = self.request
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.settimeout(self.server.timeout_s)  # bounds blocking writes to slow readers
+        self.rfile = self.sock.makefile("rb", buffering=65536)
+        self.server.track(self, True)
+
+    def finish(self) -> None:
+        self.server.track(self, False)
+        self.rfile.close()
+
+    def handle(self) -> None:
+        while True:
+            self.deadline = time.monotonic() + self.server.timeout_s
+            self.started = False  # any byte of the next request received?
+            try:
+                request = self._read_request()
+            except (_Expired, TimeoutError):
+                if self.started:
+                    self._send(408, error_body("Timed out reading the request"), close=True)
+                return
+            except _HttpError as err:
+                self._send(err.status, error_body(err.message), close=True)
+                self._linger()
+                return
+            except OSError:
+                return  # connection reset or timed out while idle
+            if request is None:
+                return
+            self.deadline = None
+            method, target, body, keep_alive = request
+            status, payload = self.server.api.handle(method, target, body)
+            if not self._send(status, payload, close=not keep_alive) or not keep_alive:
+                return
+
+    def _readline(self) -> bytes:
+        line = self.rfile.readline(_MAX_LINE + 1)
+        if line:
+            self.started = True
+        if self.expired:
+            raise _Expired
+        return line
+
+    def _read_request(self) -> tuple[str, str, bytes, bool] | None:
+        line = self._readline()
+        if line in (b"\r\n", b"\n"):  # tolerated between keep-alive requests (RFC 9112)
+            line = self._readline()
+        if not line:
+            return None
+        if len(line) > _MAX_LINE:
+            raise _HttpError(414, "Request line too long")
+        if not line.endswith(b"\n"):
+            raise _HttpError(400, "Incomplete request line")
+        parts = line.decode("latin-1").rstrip("\r\n").split(" ")
+        if len(parts) != 3 or parts[2] not in ("HTTP/1.1", "HTTP/1.0") or not parts[1]:
+            raise _HttpError(400, f"Malformed HTTP request line: {shorten(line.decode('latin-1'))}")
+        method, target, version = parts
+        headers = self._read_headers()
+        connection = headers.get("connection", "").lower()
+        keep_alive = ("close" not in connection if version == "HTTP/1.1"
+                      else "keep-alive" in connection)
+        if "transfer-encoding" in headers:
+            raise _HttpError(411, "Chunked request bodies are not supported; send Content-Length")
+        length_text = headers.get("content-length", "0").strip()
+        if not length_text.isdigit() or len(length_text) > 15:
+            raise _HttpError(400, f"Invalid Content-Length: {shorten(length_text)}")
+        length = int(length_text)
+        if length > self.server.max_body:
+            raise _HttpError(413, f"Request body of {length} bytes exceeds the limit of "
+                                  f"{self.server.max_body} bytes")
+        if length and headers.get("expect", "").lower() == "100-continue":
+            self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = self.rfile.read(length) if length else b""
+        if self.expired:
+            raise _Expired
+        if len(body) < length:
+            raise _HttpError(400, f"Request body ended after {len(body)} of {length} bytes")
+        return method, target, body, keep_alive
+
+    def _read_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS + 1):
+            line = self._readline()
+            if len(line) > _MAX_LINE:
+                raise _HttpError(431, "Request header line too long")
+            if not line.endswith(b"\n"):
+                raise _HttpError(400, "Incomplete request headers")
+            if line in (b"\r\n", b"\n"):
+                return headers
+            name, sep, value = line.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            if not sep or not name or " " in name or "\t" in name:
+                raise _HttpError(400, f"Malformed header line: {shorten(line.decode('latin-1'))}")
+            if name == "content-length" and headers.get(name, value.strip()) != value.strip():
+                raise _HttpError(400, "Conflicting Content-Length headers")
+            headers[name] = value.strip()
+        raise _HttpError(431, f"More than {_MAX_HEADERS} request headers")
+
+    def _send(self, status: int, body: bytes, close: bool) -> bool:
+        try:
+            self.sock.sendall(response_bytes(status, body, close))
+            return True
+        except OSError:
+            return False
+
+    def _linger(self) -> None:
+        """Drain what the client is still sending, so it reads our error instead of a reset."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(0.5)
+            end, drained = time.monotonic() + 2.0, 0
+            while time.monotonic() < end and drained < 4 * self.server.max_body:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:
+            pass
+
+
+class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], api: RestApi, *, max_connections: int,
+                 timeout_s: float, max_body: int) -> None:
+        self.api = api
+        self.timeout_s = timeout_s
+        self.max_body = max_body
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._live: set[_Connection] = set()
+        self._live_lock = threading.Lock()
+        super().__init__(address, _Connection)
+
+    def track(self, conn: _Connection, alive: bool) -> None:
+        with self._live_lock:
+            (self._live.add if alive else self._live.discard)(conn)
+
+    def process_request(self, request: socket.socket, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:  # refuse at once rather than queue behind slow clients
+                request.settimeout(1.0)
+                request.sendall(response_bytes(503, error_body("Too many connections"), True))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("Unexpected error on a connection from %s", client_address)
+
+    def reap(self) -> None:
+        """Cut the read side of connections past their deadline (their reads return EOF)."""
+        now = time.monotonic()
+        with self._live_lock:
+            late = [c for c in self._live if c.deadline is not None and now > c.deadline]
+        for conn in late:
+            conn.expired = True
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RD)
+
+
+class RestServer:
+    """The REST front end, serving on its own threads until :meth:`shutdown`."""
+
+    def __init__(self, core: ServerCore, host: str, port: int, *, max_connections: int = 32,
+                 timeout_s: float = 30.0, max_body: int = 16 * 1024 * 1024) -> None:
+        self._server = _TCPServer((host, port), RestApi(core), max_connections=max_connections,
+                                  timeout_s=timeout_s, max_body=max_body)
+        self.address: tuple[str, int] = self._server.server_address[:2]
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                             name="forgekit-rest", daemon=True),
+            threading.Thread(target=self._watchdog, name="forgekit-rest-watchdog", daemon=True),
+        ]
+        self._tick = min(0.25, timeout_s / 4)
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def _watchdog(self) -> None:
+        while not self._stop.wait(self._tick):
+            self._server.reap()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,123 @@
+"""``forgekit serve``: start the model server from TF Serving's command-line flags.
+
+Start-up follows tensorflow_model_server: read the models (flags or model_config_file), load
+the first versions, then open gRPC (``--port``) and REST (``--rest_api_port``; 0 disables it).
+The base paths are then polled every ``--file_system_poll_wait_seconds``. SIGTERM or SIGINT
+stop the server cleanly with exit status 0; a start-up failure prints
+``Failed to start server. Error: ...`` and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from functools import partial
+
+from forgekit.quiet import QUIET_ENV, muted_stderr
+from forgekit.serving.config import ServerOptions, models_from_options, parse_flags
+from forgekit.serving.errors import ServingError
+
+log = logging.getLogger("forgekit.serving")
+
+
+def _check_labels(options: ServerOptions, models) -> None:
+    # TF Serving assigns labels before any version has loaded, so at start-up every label
+    # points at an unavailable version unless this flag is set.
+    if options.allow_version_labels_for_unavailable_models:
+        return
+    for model in models:
+        for label, version in sorted(model.labels.items()):
+            raise ServingError("FAILED_PRECONDITION",
+                               f"Request to assign label to version {version} of model "
+                               f"{model.name}, which is not currently available for inference "
+                               f"(label {label!r}; start with "
+                               "--allow_version_labels_for_unavailable_models)")
+
+
+def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
+    """Run the server until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
+    models = models_from_options(options)
+    _check_labels(options, models)
+    if options.model_config_file and options.model_base_path:
+        log.warning("--model_config_file is set: --model_name and --model_base_path are ignored")
+    with muted_stderr():  # TensorFlow's C++ start-up chatter
+        import tensorflow as tf  # noqa: F401  (imported once, here, before any thread)
+
+    from forgekit.serving.core import ServerCore
+    from forgekit.serving.grpc_api import start_grpc_server
+    from forgekit.serving.rest import RestServer
+    from forgekit.serving.servable import SavedModelServable
+    from forgekit.serving.versions import ModelVersions, Poller
+
+    tags = [t.strip() for t in options.saved_model_tags.split(",") if t.strip()]
+    loader = partial(SavedModelServable, tags=tags)
+    registry = {m.name: ModelVersions(m, loader) for m in models}
+    for m in models:
+        log.info("Adding model %s: base path %s, version policy %s%s", m.name, m.base_path,
+                 m.policy.describe(), f", labels {dict(m.labels)}" if m.labels else "")
+    poller = Poller(registry.values(), options.file_system_poll_wait_seconds)
+    poller.poll_all()  # like TF Serving, load what is there before opening the ports
+    core = ServerCore(registry)
+
+    grpc_server, grpc_port = start_grpc_server(
+        core, options.grpc_host, options.port, max_workers=options.grpc_max_threads,
+        max_message_bytes=options.max_request_bytes)
+    log.info("Running gRPC ModelServer at %s:%d ...", options.grpc_host, grpc_port)
+    rest = None
+    if options.rest_api_port and options.rest_api_port == options.port:
+        log.error("--rest_api_port cannot be same as --port. Please use a different port for "
+                  "HTTP/REST API. Skipped exporting HTTP/REST API.")
+    elif options.rest_api_port:
+        try:
+            rest = RestServer(core, options.rest_api_host, options.rest_api_port,
+                              max_connections=options.rest_api_num_threads,
+                              timeout_s=options.rest_api_timeout_in_ms / 1000,
+                              max_body=options.max_request_bytes)
+        except OSError:
+            grpc_server.stop(None)
+            raise
+        rest.start()
+        log.info("Exporting HTTP/REST API at:%s:%d ...", *rest.address)
+    poller.start()
+
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    log.info("Shutting down")
+    poller.stop()
+    if rest is not None:
+        rest.shutdown()
+    grpc_server.stop(grace=2.0).wait(5.0)
+    for model in registry.values():
+        model.unload_all()
+    log.info("Server stopped")
+    return 0
+
+
+def configure_logging() -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname).1s forgekit.serving] %(message)s")
+    for noisy in ("absl", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``forgekit serve`` and ``python -m forgekit.serving``."""
+    for key, value in QUIET_ENV.items():  # must precede the TensorFlow import
+        os.environ.setdefault(key, value)
+    options = parse_flags(argv)
+    configure_logging()
+    try:
+        return serve(options)
+    except ServingError as err:
+        print(f"Failed to start server. Error: {err.code}: {err.message}", file=sys.stderr)
+    except OSError as err:
+        print(f"Failed to start server. Error: UNAVAILABLE: {err}", file=sys.stderr)
+    return 1

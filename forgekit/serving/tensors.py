@@ -1,0 +1,359 @@
+"""JSON <-> numpy for TF Serving's REST predict API, with TF Serving's rules and messages.
+
+Requests come as rows (``"instances"``: one item per example, objects when the signature has
+several inputs) or columns (``"inputs"``: one tensor, or an object of named tensors). Values
+are checked against the signature's dtypes the way TF Serving's ``util/json_tensor.cc`` does:
+no strings for numbers, no fractions for integers, no integer a float cannot hold exactly,
+no ragged lists. Responses mirror the request's format: ``"predictions"`` or ``"outputs"``,
+unnamed when the signature has a single output.
+
+Only numpy is needed here, so the REST client can use the same code without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from forgekit.serving.errors import ServingError, invalid
+
+# TF DataType name -> numpy dtype (strings are object arrays of bytes)
+DTYPES: dict[str, Any] = {
+    "DT_FLOAT": np.float32, "DT_DOUBLE": np.float64, "DT_HALF": np.float16,
+    "DT_INT8": np.int8, "DT_INT16": np.int16, "DT_INT32": np.int32, "DT_INT64": np.int64,
+    "DT_UINT8": np.uint8, "DT_UINT16": np.uint16, "DT_UINT32": np.uint32,
+    "DT_UINT64": np.uint64, "DT_BOOL": np.bool_, "DT_STRING": object,
+}
+# the names tensorflow::DataTypeString() prints, used in TF Serving's error messages
+TYPE_NAMES = {
+    "DT_FLOAT": "float", "DT_DOUBLE": "double", "DT_HALF": "half", "DT_INT8": "int8",
+    "DT_INT16": "int16", "DT_INT32": "int32", "DT_INT64": "int64", "DT_UINT8": "uint8",
+    "DT_UINT16": "uint16", "DT_UINT32": "uint32", "DT_UINT64": "uint64", "DT_BOOL": "bool",
+    "DT_STRING": "string",
+}
+_FLOAT_DIGITS = {"DT_FLOAT": 24, "DT_DOUBLE": 53, "DT_HALF": 11}  # mantissa bits
+_SEQ = (list, tuple)
+_MAX_RANK = 32
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What a signature expects for one input: TF dtype name and shape (-1 = any size)."""
+
+    dtype: str
+    shape: tuple[int, ...] | None = None  # None: unknown rank
+
+
+def dtype_for(name: str) -> Any:
+    if name not in DTYPES:
+        raise ServingError("UNIMPLEMENTED", f"Conversion of JSON values to type: {name}")
+    return DTYPES[name]
+
+
+def json_type(value: Any) -> str:
+    """rapidjson's name for a JSON value's type, as TF Serving prints it."""
+    if value is None:
+        return "Null"
+    if value is True or value is False:
+        return "True" if value else "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, _SEQ):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+def preview(value: Any, limit: int = 120) -> str:
+    """A short JSON rendering of a client value for error messages (never the whole body)."""
+
+    def walk(v: Any, depth: int) -> str:
+        if isinstance(v, dict):
+            if depth > 3:
+                return "{...}"
+            items = [f"{json.dumps(str(k))}: {walk(x, depth + 1)}" for k, x in list(v.items())[:4]]
+            return "{" + ", ".join(items) + (", ..." if len(v) > 4 else "") + "}"
+        if isinstance(v, _SEQ):
+            if depth > 3:
+                return "[...]"
+            items = [walk(x, depth + 1) for x in v[:6]]
+            return "[" + ", ".join(items) + (", ..." if len(v) > 6 else "") + "]"
+        try:
+            return json.dumps(v)
+        except (TypeError, ValueError):
+            return repr(v)
+
+    text = walk(value, 0)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_b64(value: Any) -> bool:
+    """``{"b64": "<base64>"}``: TF Serving's encoding of binary strings."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _type_error(value: Any, dtype: str) -> ServingError:
+    return invalid(f"JSON Value: {preview(value)} Type: {json_type(value)} is not of expected "
+                   f"type: {TYPE_NAMES.get(dtype, dtype)}")
+
+
+def _flatten(value: Any) -> tuple[list[int], list]:
+    """Shape and leaves of a nested list, level by level (C-speed set/map/chain per level)."""
+    shape: list[int] = []
+    level = [value]
+    while True:
+        types = set(map(type, level))
+        if not types & {list, tuple}:
+            return shape, level
+        if not types <= {list, tuple}:
+            odd = next(v for v in level if not isinstance(v, _SEQ))
+            raise invalid(f"JSON Value: {preview(odd)} found at incorrect level: "
+                          f"{len(shape) + 1} in the JSON DOM (lists and values mixed at the "
+                          "same depth)")
+        sizes = list(map(len, level))
+        expected = sizes[0]
+        if sizes.count(expected) != len(sizes):
+            other = next(s for s in sizes if s != expected)
+            raise invalid(f"Encountered list at unexpected size: {other} at level: {len(shape)} "
+                          f"expected size: {expected}")
+        shape.append(expected)
+        if len(shape) > _MAX_RANK:
+            raise invalid(f"Tensor nested deeper than {_MAX_RANK} levels")
+        if expected == 0:
+            return shape, []
+        level = list(chain.from_iterable(level))
+
+
+def to_array(value: Any, dtype: str) -> np.ndarray:
+    """Convert a JSON value (scalar or nested lists) to an array of TF dtype ``dtype``.
+
+    Raises ServingError(INVALID_ARGUMENT) with TF Serving's wording when a value does not fit.
+    """
+    np_dtype = dtype_for(dtype)
+    if isinstance(value, np.ndarray):
+        return _from_ndarray(value, dtype, np_dtype)
+    shape, leaves = _flatten(value)
+    if not leaves:
+        return np.zeros(shape, dtype=np_dtype)
+    types = set(map(type, leaves))
+    if dtype in _FLOAT_DIGITS:
+        flat = _floats(leaves, types, dtype, np_dtype)
+    elif dtype == "DT_BOOL":
+        if types != {bool}:
+            raise _type_error(next(v for v in leaves if type(v) is not bool), dtype)
+        flat = np.array(leaves, dtype=np.bool_)
+    elif dtype == "DT_STRING":
+        flat = _strings(leaves, types, dtype)
+    else:  # integers
+        if types != {int}:
+            raise _type_error(next(v for v in leaves if type(v) is not int), dtype)
+        info = np.iinfo(np_dtype)
+        low, high = min(leaves), max(leaves)
+        if low < info.min or high > info.max:
+            raise _type_error(low if low < info.min else high, dtype)
+        flat = np.array(leaves, dtype=np_dtype)
+    return flat.reshape(shape)
+
+
+def _floats(leaves: list, types: set, dtype: str, np_dtype: Any) -> np.ndarray:
+    if not types <= {int, float}:
+        raise _type_error(next(v for v in leaves if type(v) not in (int, float)), dtype)
+    target = TYPE_NAMES[dtype]
+    if int in types:  # TF Serving refuses integers the float type cannot represent exactly
+        limit = (1 << _FLOAT_DIGITS[dtype]) - 1
+        big = next((v for v in leaves if type(v) is int and abs(v) > limit), None)
+        if big is not None:
+            raise invalid(f"Cannot convert JSON value: {big} to {target} without loss of "
+                          "precision.")
+    wide = np.array(leaves, dtype=np.float64)
+    if np_dtype is not np.float64:
+        finite = wide[np.isfinite(wide)]
+        if finite.size and np.abs(finite).max() > np.finfo(np_dtype).max:
+            bad = finite[np.argmax(np.abs(finite))]
+            raise invalid(f"Cannot convert JSON value: {bad!r} to {target} without loss of "
+                          "precision.")
+        return wide.astype(np_dtype)
+    return wide
+
+
+def _strings(leaves: list, types: set, dtype: str) -> np.ndarray:
+    if not types <= {str, dict}:
+        raise _type_error(next(v for v in leaves if type(v) not in (str, dict)), dtype)
+    out = np.empty(len(leaves), dtype=object)
+    for i, v in enumerate(leaves):
+        if type(v) is str:
+            out[i] = v.encode("utf-8", "surrogatepass")
+        elif is_b64(v):
+            try:
+                out[i] = base64.b64decode(v["b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise invalid("Unable to base64 decode") from None
+        else:
+            raise invalid(f"JSON Value: {preview(v)} not formatted correctly for base64 data")
+    return out
+
+
+def _from_ndarray(value: np.ndarray, dtype: str, np_dtype: Any) -> np.ndarray:
+    kind = value.dtype.kind
+    allowed = {"DT_BOOL": "b", "DT_STRING": "OSU"}.get(dtype, "fiu" if dtype in _FLOAT_DIGITS
+                                                         else "iu")
+    if kind not in allowed:
+        raise invalid(f"array of dtype {value.dtype} is not of expected type: "
+                      f"{TYPE_NAMES.get(dtype, dtype)}")
+    if dtype == "DT_STRING":
+        return to_array(value.tolist(), dtype) if kind != "O" else value
+    return value.astype(np_dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def parse_inputs(doc: Mapping[str, Any], infos: Mapping[str, InputInfo]
+                 ) -> tuple[bool, dict[str, np.ndarray]]:
+    """Tensors from a predict body; returns (row_format, {input name: array}).
+
+    ``doc`` is the parsed JSON object; ``infos`` the signature's inputs. The rules and most
+    messages follow ``FillPredictRequestFromJson`` in TF Serving.
+    """
+    if not infos:
+        raise invalid("Failed to get input map for signature")
+    has_rows, has_cols = "instances" in doc, "inputs" in doc
+    if has_rows and has_cols:
+        raise invalid(f"JSON Value: {preview(doc)} Not formatted correctly expecting only one "
+                      "of 'inputs' or 'instances' keys to exist ")
+    if has_rows:
+        return True, _from_rows(doc["instances"], doc, infos)
+    if has_cols:
+        return False, _from_columns(doc["inputs"], infos)
+    raise invalid("Missing 'inputs' or 'instances' key")
+
+
+def _is_object(value: Any) -> bool:
+    return isinstance(value, dict) and not is_b64(value)
+
+
+def _from_rows(rows: Any, doc: Mapping[str, Any], infos: Mapping[str, InputInfo]
+               ) -> dict[str, np.ndarray]:
+    # The odd wording ("Excepting") is TF Serving's own, kept so messages match.
+    if not isinstance(rows, _SEQ):
+        raise invalid(f"JSON Value: {preview(doc)} Excepting 'instances' to be an list/array")
+    if not rows:
+        raise invalid(f"JSON Value: {preview(doc)} No values in 'instances' array")
+    objects = _is_object(rows[0])
+    if not objects and len(infos) > 1:
+        raise invalid("instances is a plain list, but expecting list of objects as multiple "
+                      "input tensors required as per tensorinfo_map")
+    if not objects:
+        for i, row in enumerate(rows):
+            if _is_object(row):
+                raise invalid(f"Expecting value/list but got object at item {i} of input list")
+        (name,) = infos
+        return {name: _column(name, rows, infos[name])}
+    names = set(infos)
+    for i, row in enumerate(rows):
+        if not _is_object(row):
+            raise invalid(f"Expecting object but got list at item {i} of input list")
+        if row.keys() != names:
+            extra = sorted(set(row) - names)
+            if extra:
+                raise invalid(f"Failed to process element: {i} key: {preview(extra[0])} of "
+                              "'instances' list. Error: INVALID_ARGUMENT: JSON object: does not "
+                              f"have named input: {preview(extra[0])}")
+            raise invalid(f"Failed to process element: {i} of 'instances' list. JSON object: "
+                          f"{preview(row)} keys must be equal to: {','.join(sorted(names))}")
+    return {name: _column(name, [row[name] for row in rows], info)
+            for name, info in infos.items()}
+
+
+def _column(name: str, values: list, info: InputInfo) -> np.ndarray:
+    try:
+        return to_array(values, info.dtype)
+    except ServingError as err:
+        if err.code != "INVALID_ARGUMENT":
+            raise
+        raise invalid(f"Failed to process 'instances' for input: {name}. Error: "
+                      f"{err.message}") from None
+
+
+def _from_columns(value: Any, infos: Mapping[str, InputInfo]) -> dict[str, np.ndarray]:
+    if not _is_object(value):
+        if len(infos) > 1:
+            raise invalid("inputs is a plain value/list, but expecting an object as multiple "
+                          "input tensors required as per tensorinfo_map")
+        ((name, info),) = infos.items()
+        return {name: to_array(value, info.dtype)}
+    arrays = {}
+    for name, info in infos.items():  # extra keys are ignored, as TF Serving does
+        if name not in value:
+            raise invalid(f"Missing named input: {name} in 'inputs' object.")
+        arrays[name] = to_array(value[name], info.dtype)
+    return arrays
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def array_to_json(array: np.ndarray, name: str = "") -> Any:
+    """A tensor as nested JSON lists.
+
+    float32/float16 values are written with the shortest digits that round-trip to the same
+    value (TF Serving also avoids float64 noise such as 0.20000000298023224). String tensors
+    whose name ends in ``_bytes`` are written as ``{"b64": ...}``, like TF Serving.
+    """
+    kind = array.dtype.kind
+    if kind == "f":
+        if array.dtype == np.float64:
+            return array.tolist()
+        return array.astype(str).astype(np.float64).tolist()
+    if kind in "iub":
+        return array.tolist()
+    if kind in "OSU":
+        as_b64 = name.endswith("_bytes")
+        flat = [_string_json(v, as_b64) for v in array.ravel().tolist()]
+        out = np.empty(len(flat), dtype=object)
+        out[:] = flat
+        return out.reshape(array.shape).tolist()
+    if array.dtype.name == "bfloat16":
+        return array.astype(np.float32).astype(str).astype(np.float64).tolist()
+    raise invalid(f"Failed to write JSON value for tensor type: {array.dtype}")
+
+
+def _string_json(value: Any, as_b64: bool) -> Any:
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if as_b64:
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    return value.decode("utf-8", "replace")
+
+
+def outputs_to_json(outputs: Mapping[str, np.ndarray], row: bool) -> dict[str, Any]:
+    """``{"predictions": ...}`` for a row request, ``{"outputs": ...}`` for a columnar one."""
+    if not outputs:
+        raise invalid("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    if not row:
+        if len(names) == 1:
+            return {"outputs": array_to_json(outputs[names[0]], names[0])}
+        return {"outputs": {n: array_to_json(outputs[n], n) for n in names}}
+    batch = None
+    for n in names:
+        shape = np.shape(outputs[n])
+        if not shape:
+            raise invalid(f"Tensor name: {n} has no shape information ")
+        if batch is not None and shape[0] != batch:
+            raise invalid(f"Tensor name: {n} has inconsistent batch size: {shape[0]} "
+                          f"expecting: {batch}")
+        batch = shape[0]
+    if len(names) == 1:
+        return {"predictions": array_to_json(outputs[names[0]], names[0])}
+    columns = [array_to_json(outputs[n], n) for n in names]
+    return {"predictions": [dict(zip(names, values, strict=True))
+                            for values in zip(*columns, strict=True)]}

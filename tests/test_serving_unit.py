@@ -1,0 +1,474 @@
+"""forgekit.serving without a server: JSON tensors, version lifecycle, flags, routing, client.
+
+Fast tests: no TensorFlow model is loaded and no subprocess started (the model config parser
+imports the TF Serving protos, nothing more).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forgekit.serving.config import parse_flags, parse_model_config
+from forgekit.serving.core import ServerCore
+from forgekit.serving.errors import ServingError
+from forgekit.serving.rest import RestApi
+from forgekit.serving.tensors import InputInfo, outputs_to_json, parse_inputs, to_array
+from forgekit.serving.versions import ModelConfig, ModelVersions, VersionPolicy, scan_versions
+from tests.conftest import ROOT
+
+F4 = {"x": InputInfo("DT_FLOAT", (-1, 4))}
+TWO = {"a": InputInfo("DT_FLOAT", (-1,)), "b": InputInfo("DT_INT64", (-1, 2))}
+
+
+def _error(fn, *args) -> ServingError:
+    with pytest.raises(ServingError) as info:
+        fn(*args)
+    return info.value
+
+
+# ------------------------------------------------------------------ JSON -> tensors
+
+
+def test_to_array_infers_shape_and_casts_to_the_signature_dtype():
+    a = to_array([[1, 2.5], [3, 4]], "DT_FLOAT")
+    assert a.dtype == np.float32 and a.shape == (2, 2) and a[0, 1] == np.float32(2.5)
+    assert to_array(7, "DT_INT64").shape == ()
+    assert to_array([[], []], "DT_DOUBLE").shape == (2, 0)
+    assert to_array([True, False], "DT_BOOL").tolist() == [True, False]
+    strings = to_array(["héllo", {"b64": "AAEC"}], "DT_STRING")
+    assert strings.tolist() == ["héllo".encode(), b"\x00\x01\x02"]
+
+
+@pytest.mark.parametrize(("value", "dtype", "fragment"), [
+    (["1.5"], "DT_FLOAT", 'JSON Value: "1.5" Type: String is not of expected type: float'),
+    ([True], "DT_FLOAT", "Type: True is not of expected type: float"),
+    ([None], "DT_FLOAT", "Type: Null is not of expected type: float"),
+    ([1.5], "DT_INT32", "Type: Number is not of expected type: int32"),
+    ([2 ** 31], "DT_INT32", "is not of expected type: int32"),
+    ([1], "DT_BOOL", "is not of expected type: bool"),
+    ([[1, 2], [3]], "DT_FLOAT", "Encountered list at unexpected size: 1"),
+    ([[1, 2], 3], "DT_FLOAT", "found at incorrect level"),
+    ([16777217], "DT_FLOAT", "Cannot convert JSON value: 16777217 to float without loss"),
+    ([1e39], "DT_FLOAT", "to float without loss of precision"),
+    ([{"b64": "not base64!"}], "DT_STRING", "Unable to base64 decode"),
+    ([{"x": 1}], "DT_STRING", "not formatted correctly for base64 data"),
+])
+def test_to_array_rejects_what_tf_serving_rejects(value, dtype, fragment):
+    err = _error(to_array, value, dtype)
+    assert err.code == "INVALID_ARGUMENT" and err.http_status == 400
+    assert fragment in err.message
+
+
+def test_to_array_bounds_nesting_depth():
+    deep: list = [1.0]
+    for _ in range(40):
+        deep = [deep]
+    assert "nested deeper" in _error(to_array, deep, "DT_FLOAT").message
+
+
+def test_rows_and_columns_give_the_same_tensors():
+    row, by_rows = parse_inputs({"instances": [{"a": 1, "b": [1, 2]}, {"a": 2, "b": [3, 4]}]},
+                                TWO)
+    col, by_cols = parse_inputs({"inputs": {"a": [1, 2], "b": [[1, 2], [3, 4]], "extra": 0}},
+                                TWO)
+    assert row and not col
+    for name in TWO:
+        np.testing.assert_array_equal(by_rows[name], by_cols[name])
+        assert by_rows[name].dtype == by_cols[name].dtype
+    assert by_rows["b"].dtype == np.int64 and by_rows["b"].shape == (2, 2)
+    _, single = parse_inputs({"instances": [[1, 2, 3, 4], [5, 6, 7, 8]]}, F4)
+    assert single["x"].shape == (2, 4)
+
+
+@pytest.mark.parametrize(("doc", "infos", "fragment"), [
+    ({}, F4, "Missing 'inputs' or 'instances' key"),
+    ({"instances": [[1] * 4], "inputs": [[1] * 4]}, F4, "expecting only one of"),
+    ({"instances": []}, F4, "No values in 'instances' array"),
+    ({"instances": {"x": 1}}, F4, "Excepting 'instances' to be an list/array"),
+    ({"instances": [1, 2]}, TWO, "instances is a plain list, but expecting list of objects"),
+    ({"instances": [{"a": 1}]}, TWO, "keys must be equal to: a,b"),
+    ({"instances": [{"a": 1, "b": [1, 2], "c": 3}]}, TWO, "does not have named input: \"c\""),
+    ({"instances": [[1] * 4, {"x": [1] * 4}]}, F4, "Expecting value/list but got object"),
+    ({"inputs": [1, 2]}, TWO, "inputs is a plain value/list, but expecting an object"),
+    ({"inputs": {"a": [1]}}, TWO, "Missing named input: b in 'inputs' object."),
+    ({"instances": [{"a": 1, "b": [1, 2]}, {"a": 2, "b": [3]}]}, TWO, "Failed to process"),
+])
+def test_malformed_predict_bodies_are_invalid_argument(doc, infos, fragment):
+    err = _error(parse_inputs, doc, infos)
+    assert err.code == "INVALID_ARGUMENT" and fragment in err.message
+
+
+def test_outputs_follow_the_request_format_and_name_rules():
+    one = {"y": np.array([[1.0, 2.0]], np.float32)}
+    two = {"p": np.array([[1.5], [2.5]], np.float32), "c": np.array([1, 2])}
+    assert outputs_to_json(one, row=True) == {"predictions": [[1.0, 2.0]]}
+    assert outputs_to_json(one, row=False) == {"outputs": [[1.0, 2.0]]}
+    assert outputs_to_json(two, row=True) == {"predictions": [{"c": 1, "p": [1.5]},
+                                                              {"c": 2, "p": [2.5]}]}
+    assert outputs_to_json(two, row=False) == {"outputs": {"c": [1, 2], "p": [[1.5], [2.5]]}}
+    bad = {"p": np.zeros((2, 1)), "c": np.zeros(3)}
+    assert "inconsistent batch size" in _error(outputs_to_json, bad, True).message
+
+
+def test_float32_outputs_carry_no_float64_noise_and_keep_special_values():
+    values = np.array([0.1, 1 / 3, np.nan, np.inf, -np.inf], np.float32)
+    text = json.dumps(outputs_to_json({"y": values}, row=False))
+    assert text == '{"outputs": [0.1, 0.33333334, NaN, Infinity, -Infinity]}'
+    parsed = np.array(json.loads(text)["outputs"], np.float32)
+    np.testing.assert_array_equal(parsed, values)  # every value round-trips exactly
+
+
+def test_string_outputs_named_bytes_are_base64():
+    out = outputs_to_json({"img_bytes": np.array([b"\xff\x00"], object),
+                           "label": np.array([b"cat"], object)}, row=False)
+    assert out == {"outputs": {"img_bytes": [{"b64": "/wA="}], "label": ["cat"]}}
+
+
+# ------------------------------------------------------------------ versions on disk
+
+
+def _version_dirs(root: Path, *names: str) -> Path:
+    for name in names:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def test_scan_versions_reads_numeric_directories_only(tmp_path, caplog):
+    base = _version_dirs(tmp_path / "m", "1", "0002", "2", "abc", "3.tmp", "0")
+    (base / "7").write_text("a file, not a version")
+    outside = _version_dirs(tmp_path / "elsewhere", "9")
+    (base / "9").symlink_to(outside / "9")
+    with caplog.at_level(logging.WARNING, "forgekit.serving"):
+        found = scan_versions(base, "m")
+    assert sorted(found) == [0, 1, 2]
+    assert found[2].name == "2"  # "0002" and "2" are both version 2: the later name wins
+    assert "Duplicate version directories detected" in caplog.text
+    assert "resolves outside the base path" in caplog.text
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    (VersionPolicy(), {7}),
+    (VersionPolicy("latest", num_versions=2), {3, 7}),
+    (VersionPolicy("latest", num_versions=0), {7}),  # TF Serving serves at least one
+    (VersionPolicy("all"), {1, 3, 7}),
+    (VersionPolicy("specific", versions=frozenset({1, 5})), {1}),
+])
+def test_version_policies(policy, expected):
+    assert policy.select([3, 1, 7]) == expected
+    assert policy.select([]) == set()
+
+
+class FakeLoader:
+    """Loads a 'version' by reading its marker file; fails if the file says so."""
+
+    def __init__(self) -> None:
+        self.calls: list[Path] = []
+        self.gate: threading.Event | None = None
+        self.loading = threading.Event()
+
+    def __call__(self, path: Path) -> str:
+        self.calls.append(path)
+        self.loading.set()
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        text = (path / "model.txt").read_text() if (path / "model.txt").exists() else ""
+        if text.startswith("broken"):
+            raise ValueError(f"cannot parse {path / 'model.txt'}")
+        return f"model@{path.name}"
+
+
+def _add_version(base: Path, version: int, content: str = "ok") -> None:
+    staging = base / f".staging-{version}"
+    staging.mkdir(parents=True)
+    (staging / "model.txt").write_text(content)
+    staging.rename(base / str(version))  # appear atomically, as a deploy should
+
+
+def _states(model: ModelVersions) -> dict[int, tuple[str, str]]:
+    return {s.version: (s.state, s.error_code) for s in model.statuses()}
+
+
+def test_new_version_serves_only_once_loaded_and_then_replaces_the_old(tmp_path):
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    loader = FakeLoader()
+    model = ModelVersions(ModelConfig("m", base), loader)
+    model.poll()
+    assert model.lookup() == (1, "model@1")
+
+    _add_version(base, 2)
+    loader.gate = threading.Event()
+    loader.loading.clear()
+    poll = threading.Thread(target=model.poll)
+    poll.start()
+    assert loader.loading.wait(10)
+    assert model.lookup() == (1, "model@1")  # still the old one while 2 loads
+    assert _states(model) == {2: ("LOADING", "OK"), 1: ("AVAILABLE", "OK")}
+    loader.gate.set()
+    poll.join(10)
+    assert model.lookup() == (2, "model@2")
+    assert [s.version for s in model.statuses()] == [2, 1]  # newest first, like TF Serving
+    assert _states(model) == {2: ("AVAILABLE", "OK"), 1: ("END", "OK")}
+    assert _error(model.lookup, 1).message == "Servable not found for request: Specific(m, 1)"
+
+
+def test_failed_load_is_reported_and_does_not_disturb_the_served_version(tmp_path):
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    loader = FakeLoader()
+    model = ModelVersions(ModelConfig("m", base), loader)
+    model.poll()
+    _add_version(base, 2, "broken weights")
+    model.poll()
+    status = {s.version: s for s in model.statuses()}
+    assert status[2].state == "END" and status[2].error_code == "INVALID_ARGUMENT"
+    assert "cannot parse" in status[2].error_message
+    assert status[1].state == "AVAILABLE" and model.lookup() == (1, "model@1")
+    calls = len(loader.calls)
+    model.poll()
+    assert len(loader.calls) == calls  # the same broken directory is not reloaded every poll
+
+    (base / "2" / "model.txt").write_text("fixed")
+    os.rename(base / "2", base / "2.old")  # replace the directory: a new deploy of version 2
+    _add_version(base, 2, "fixed")
+    model.poll()
+    assert model.lookup() == (2, "model@2")
+    assert _states(model)[1] == ("END", "OK")
+
+
+@pytest.mark.parametrize(("policy", "serving"), [
+    (VersionPolicy("latest", num_versions=2), [2, 3]),
+    (VersionPolicy("all"), [1, 2, 3]),
+    (VersionPolicy("specific", versions=frozenset({1, 3})), [1, 3]),
+])
+def test_policies_decide_which_versions_stay_loaded(tmp_path, policy, serving):
+    base = tmp_path / "m"
+    for v in (1, 2, 3):
+        _add_version(base, v)
+    model = ModelVersions(ModelConfig("m", base, policy), FakeLoader())
+    model.poll()
+    available = sorted(s.version for s in model.statuses() if s.state == "AVAILABLE")
+    assert available == serving
+    assert model.lookup()[0] == max(serving)
+    for v in serving:
+        assert model.lookup(v) == (v, f"model@{v}")
+
+
+def test_removing_every_version_unloads_everything(tmp_path, caplog):
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    model = ModelVersions(ModelConfig("m", base), FakeLoader())
+    model.poll()
+    os.rename(base / "1", base / "retired")
+    with caplog.at_level(logging.WARNING, "forgekit.serving"):
+        model.poll()
+    assert "No versions of servable m found under base path" in caplog.text
+    assert _states(model) == {1: ("END", "OK")}
+    assert _error(model.lookup).message == "Servable not found for request: Latest(m)"
+
+
+def test_missing_base_path_changes_nothing(tmp_path, caplog):
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    model = ModelVersions(ModelConfig("m", base), FakeLoader())
+    model.poll()
+    os.rename(base, tmp_path / "moved")
+    with caplog.at_level(logging.ERROR, "forgekit.serving"):
+        model.poll()
+    assert "Could not find base path" in caplog.text
+    assert model.lookup() == (1, "model@1")
+
+
+def test_labels_resolve_to_versions(tmp_path):
+    base = tmp_path / "m"
+    for v in (1, 2):
+        _add_version(base, v)
+    config = ModelConfig("m", base, VersionPolicy("all"), {"stable": 1, "canary": 2})
+    core = ServerCore({"m": ModelVersions(config, FakeLoader())})
+    core.models["m"].poll()
+    assert core.servable("m", label="stable") == (1, "model@1")
+    assert core.servable("m", label="canary") == (2, "model@2")
+    assert [s.version for s in core.status("m", label="canary")] == [2]
+    err = _error(core.servable, "m", None, "nightly")
+    assert err.http_status == 400 and err.message == "Unrecognized servable version label: nightly"
+    assert _error(core.servable, "other").http_status == 404
+
+
+# ------------------------------------------------------------------ REST routing
+
+
+class _Sig:
+    name, inputs = "serving_default", {"x": InputInfo("DT_FLOAT", (-1,))}
+
+
+class _Servable:
+    def signature(self, name, rest):
+        if name not in ("", "serving_default"):
+            raise ServingError("INVALID_ARGUMENT", f'Serving signature name: "{name}" not found')
+        return _Sig()
+
+    def run(self, sig, inputs):
+        return {"y": inputs["x"] * 2}
+
+    def metadata_json(self):
+        return {"signature_def": {}}
+
+
+@pytest.fixture
+def api(tmp_path):
+    base = tmp_path / "my model"
+    for v in (1, 2):
+        _add_version(base, v)
+    config = ModelConfig("my model", base, VersionPolicy("all"), {"stable": 1})
+    model = ModelVersions(config, lambda path: _Servable())
+    model.poll()
+    return RestApi(ServerCore({"my model": model}))
+
+
+@pytest.mark.parametrize(("method", "path", "status", "needle"), [
+    ("GET", "/v1/models/my%20model", 200, '"version": "2"'),
+    ("GET", "/V1/MODELS/my%20model/versions/1", 200, '"version": "1"'),
+    ("GET", "/v1/models/my%20model/labels/stable", 200, '"version": "1"'),
+    ("GET", "/v1/models/my%20model/versions/1/metadata", 200, '"version": "1"'),
+    ("GET", "/v1/models/my%20model?x=1", 200, "AVAILABLE"),
+    ("GET", "/v1/models", 400, "Missing model name in request."),
+    ("GET", "/v1/models/my%20model/versions/x", 400, "Malformed request: GET"),
+    ("GET", "/v1/models/my%20model/versions/99999999999999999999", 400, "Failed to convert"),
+    ("GET", "/v1/models/my%20model/versions/7", 404, "Could not find version 7 of model"),
+    ("GET", "/v1/models/my%20model/labels/nope", 400, "Unrecognized servable version label"),
+    ("GET", "/v1/models/..%2F..%2Fetc/metadata", 404, "Servable not found for request"),
+    ("GET", "/v1/models/%ff", 400, "Failed to decode model name"),
+    ("PUT", "/v1/models/my%20model", 400, "Malformed request: PUT"),
+    ("GET", "/index.html", 404, "Not found"),
+    ("POST", "/v1/models/my%20model:classify", 501, "not implemented"),
+    ("POST", "/v1/models/my%20model:PREDICT", 400, "Malformed request"),
+])
+def test_rest_routing_follows_tf_serving(api, method, path, status, needle):
+    code, body = api.handle(method, path, b"")
+    assert code == status, body
+    assert needle in body.decode()
+    assert code == 200 or set(json.loads(body)) == {"error"}
+
+
+def test_rest_predict_addresses_versions_and_labels(api):
+    body = json.dumps({"instances": [1, 2]}).encode()
+    for path in ("/v1/models/my%20model:predict", "/v1/models/my%20model/versions/1:predict",
+                 "/v1/models/my%20model/labels/stable:predict"):
+        assert api.handle("POST", path, body) == (200, b'{"predictions": [2.0, 4.0]}')
+    for bad, needle in [(b"", "The document is empty"), (b"{", "JSON Parse error"),
+                        (b"[1]", "Is not object"), (b'{"signature_name": 3}', "must be a string"),
+                        (b"[" * 100000, "JSON Parse error"),
+                        (b'{"signature_name": "nope", "instances": [1]}', "not found")]:
+        code, out = api.handle("POST", "/v1/models/my%20model:predict", bad)
+        assert code == 400 and needle in json.loads(out)["error"]
+
+
+# ------------------------------------------------------------------ flags and config
+
+
+def test_flags_take_tf_serving_names_defaults_and_both_syntaxes():
+    defaults = parse_flags([])
+    assert (defaults.port, defaults.rest_api_port, defaults.model_name,
+            defaults.file_system_poll_wait_seconds) == (8500, 0, "default", 1.0)
+    assert defaults.grpc_host == defaults.rest_api_host == "127.0.0.1"
+    opts = parse_flags(["--port=9000", "--rest_api_port", "9001", "--model_name=m",
+                        "--model_base_path", "/models/m", "--file_system_poll_wait_seconds=0.5",
+                        "--allow_version_labels_for_unavailable_models"])
+    assert (opts.port, opts.rest_api_port, opts.model_name, opts.model_base_path) == (
+        9000, 9001, "m", "/models/m")
+    assert opts.file_system_poll_wait_seconds == 0.5
+    assert opts.allow_version_labels_for_unavailable_models is True
+    assert parse_flags(["--allow_version_labels_for_unavailable_models=false"]
+                       ).allow_version_labels_for_unavailable_models is False
+    with pytest.raises(SystemExit) as exit_info:
+        parse_flags(["--enable_batching"])  # unknown flags are errors, as in TF Serving
+    assert exit_info.value.code == 2
+
+
+CONFIG = """
+model_config_list {
+  config { name: "a" base_path: "/models/a" model_platform: "tensorflow" }
+  config {
+    name: "b" base_path: "/models/b" model_platform: "tensorflow"
+    model_version_policy { latest { num_versions: 2 } }
+  }
+  config {
+    name: "c" base_path: "/models/c" model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 3 } }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 3 }
+  }
+  config { name: "d" base_path: "/models/d" model_platform: "tensorflow"
+           model_version_policy { all {} } }
+}
+"""
+
+
+def test_model_config_list_is_parsed_with_the_official_protos():
+    a, b, c, d = parse_model_config(CONFIG)
+    assert (a.name, a.base_path, a.policy) == ("a", Path("/models/a"), VersionPolicy())
+    assert b.policy == VersionPolicy("latest", num_versions=2)
+    assert c.policy == VersionPolicy("specific", versions=frozenset({1, 3}))
+    assert dict(c.labels) == {"stable": 1, "canary": 3}
+    assert d.policy.kind == "all"
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ('model_config_list { config { name: "a" base_path: "/m" model_platform: "tensorflow" } '
+     'config { name: "a" base_path: "/n" model_platform: "tensorflow" } }',
+     "Illegal to list model a multiple times"),
+    ('model_config_list { config { name: "a" base_path: "models/a" model_platform: '
+     '"tensorflow" } }', "to have an absolute path"),
+    ('model_config_list { config { name: "a" base_path: "/m" } }', "model_platform"),
+    ('model_config_list { config { name: "a" base_path: "/m" model_platform: "onnx" } }',
+     "unsupported platform onnx"),
+    ("model_config_list { config { nme: 1 } }", "Invalid protobuf file"),
+])
+def test_bad_model_configs_are_refused(text, fragment):
+    assert fragment in _error(parse_model_config, text).message
+
+
+# ------------------------------------------------------------------ client & package
+
+
+def test_client_picks_the_protocol_from_the_url(monkeypatch):
+    from forgekit.serving import Client
+
+    monkeypatch.setenv("FORGEKIT_SERVING_URL", "http://example.invalid:9999")
+    assert Client().transport == "rest" and Client().url == "http://example.invalid:9999"
+    monkeypatch.delenv("FORGEKIT_SERVING_URL")
+    assert Client().url == "http://127.0.0.1:8501"
+    for bad in ("localhost:8500", "ftp://host:1", "grpc://host"):
+        with pytest.raises(ValueError):
+            Client(bad)
+    with pytest.raises(ValueError, match="exactly one"):
+        Client().predict("m")
+
+
+def test_errors_map_between_http_and_canonical_codes():
+    assert ServingError("NOT_FOUND", "x").http_status == 404
+    assert ServingError("FAILED_PRECONDITION", "x").http_status == 400
+    assert ServingError.from_http(404, "x").code == "NOT_FOUND"
+    assert ServingError.from_http(413, "x").code == "RESOURCE_EXHAUSTED"
+    assert ServingError.from_http(502, "x").code == "INTERNAL"
+
+
+def test_importing_forgekit_serving_and_its_rest_client_does_not_import_tensorflow():
+    code = ("import sys, forgekit.serving as s\n"
+            "from forgekit.serving import Client, ModelServer, ServingError\n"
+            "import forgekit.serving.tensors, forgekit.serving.config, forgekit.serving.server\n"
+            "Client('http://127.0.0.1:1')\n"
+            "print([m for m in ('tensorflow', 'keras', 'grpc') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
