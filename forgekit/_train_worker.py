@@ -149,7 +149,7 @@ def main(config_path: str, log_path: str) -> None:
     task = training.make_task(**spec["task"])
 
     def build() -> keras.Model:
-        return training.build_model(task, **spec["model"])
+        return training.build_model(task, **{"seed": spec["seed"], **spec["model"]})
 
     callbacks: list[keras.callbacks.Callback] = []
     model, initial_epoch = build(), 0

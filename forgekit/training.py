@@ -231,7 +231,8 @@ def run_training(workdir: str | os.PathLike[str], epochs: int, *, task: dict[str
                  kill_after_epochs: int | None = None, kill_after_batches: int | None = None,
                  kill_in_save: int | None = None, kill_phase: str = "during_write",
                  timeout: float = 300) -> RunResult:
-    """Train ``build_model(make_task(**task), **model)`` for ``epochs`` in a child process.
+    """Train ``build_model(make_task(**task), seed=seed, **model)`` for ``epochs`` in a child
+    process, after :func:`set_determinism` with ``seed``; batches in a fixed order.
 
     Paths are relative to ``workdir``, which persists across calls so a second call can resume
     what a killed first call left. Callbacks, in order:
@@ -334,20 +335,29 @@ def _collect(workdir: Path, log: Path, err: Path, returncode: int, seconds: floa
 
 
 def plot_curves(ax: Axes, curves: dict[str, tuple[Any, Any]], *, title: str,
-                xlabel: str = "epoch", ylabel: str = "loss (cross-entropy)",
+                xlabel: str = "epochs completed", ylabel: str = "loss (cross-entropy)",
                 marks: dict[str, tuple[float, float]] | None = None,
-                vline: tuple[float, str] | None = None) -> Axes:
+                vline: tuple[float, str] | None = None, reference: str | None = None) -> Axes:
     """Draw labelled loss curves on ``ax``: ``curves`` maps a label to ``(x, y)``.
 
-    ``marks`` maps a label to one highlighted point; ``vline`` is ``(x, label)`` for an event
-    such as the resume point.
+    Each curve gets its own line style and marker, so curves that coincide exactly stay
+    distinguishable; ``reference`` names one curve drawn as a wide translucent band underneath
+    the others. ``marks`` maps a label to one highlighted point; ``vline`` is ``(x, label)``
+    for an event such as the resume point or the kill.
     """
-    for label, (x, y) in curves.items():
-        ax.plot(x, y, marker="o" if len(x) <= 40 else None, markersize=3, label=label)
+    styles = [("-", "o"), ("--", "s"), (":", "D"), ("-.", "^")]
+    for i, (label, (x, y)) in enumerate(curves.items()):
+        if label == reference:
+            ax.plot(x, y, linewidth=7, alpha=0.3, color="grey", label=label, zorder=1)
+            continue
+        line, marker = styles[i % len(styles)]
+        # hollow markers shrinking curve by curve: points that coincide show as nested shapes
+        ax.plot(x, y, linestyle=line, marker=marker if len(x) <= 60 else None,
+                markersize=max(3.0, 9 - 2 * i), markerfacecolor="none", label=label, zorder=2)
     for label, (x, y) in (marks or {}).items():
         ax.plot([x], [y], marker="*", markersize=16, linestyle="none", color="black", label=label)
     if vline is not None:
-        ax.axvline(vline[0], color="grey", linestyle="--", linewidth=1, label=vline[1])
+        ax.axvline(vline[0], color="firebrick", linestyle="--", linewidth=1, label=vline[1])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
