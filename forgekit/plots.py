@@ -50,7 +50,7 @@ def size_bars(
     values = [sizes[k] for k in labels]
     unit, scale = _unit_for(max([*values, reference or 0]))
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.4))
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.4 + (0.4 if reference else 0)))
     else:
         fig = ax.figure
     bars = ax.barh(labels, [v / scale for v in values], color="#4c78a8")
@@ -60,7 +60,8 @@ def size_bars(
     if reference:
         ax.axvline(reference / scale, color="#e45756", linestyle="--",
                    label=f"{reference_label} ({reference / scale:,.1f} {unit})")
-        ax.legend(loc="lower right", fontsize=9)
+        # below the axes: inside, it would cover bars or their value labels
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), frameon=False, fontsize=9)
     ax.set_xlabel(f"size on disk ({unit})")
     ax.set_ylabel("artifact")
     ax.set_xlim(0, max([*values, reference or 0]) / scale * 1.25)

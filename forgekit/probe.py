@@ -9,12 +9,14 @@ and as plain text elsewhere. Nothing here is asserted from documentation: every 
 
 from __future__ import annotations
 
+import contextlib
 import html
+import logging
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,29 @@ class ProbeResult:
 
 # --------------------------------------------------------------------------------------------
 # comparisons
+
+
+@contextlib.contextmanager
+def captured_logs(name: str = "absl", level: int = logging.WARNING) -> Iterator[list[str]]:
+    """Collect the messages logged to ``name`` during the block (Keras warns through absl).
+
+    ``forgekit.quiet_tf()`` raises that logger's level to hide start-up chatter; inside the block
+    the level is lowered so a lesson can show the warning a call really emits.
+    """
+    logger = logging.getLogger(name)
+    messages: list[str] = []
+    handler = logging.Handler(level)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    saved_level, saved_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # shown by the lesson, not printed twice
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved_level)
+        logger.propagate = saved_propagate
 
 
 def fixed_inputs(model: Any, n: int = 16, seed: int = 0) -> np.ndarray:
