@@ -50,7 +50,10 @@ def test_plain_model_checkpoint_killed_mid_save_loses_the_previous_best(tmp_path
     if phase == "before_write":
         assert left == 0
     outcome = try_load(tmp_path / "ckpt/best.keras")
+    # load_model first asks "is this a zip?"; a cut-off archive is not, and the message then
+    # claims the existing file was not found (the lesson points this out).
     assert not outcome.ok and outcome.error_type == "ValueError"
+    assert "File not found" in outcome.message
 
 
 @pytest.mark.slow
@@ -128,6 +131,12 @@ def test_optimizer_state_restored_by_load_model_reset_by_weights_only(tmp_path, 
         fresh.load_weights(tmp_path / "m.weights.h5")
     after = optimizer_state(fresh)
     assert after.iterations == 0 and after.slot_norms == {} and not after.built
+    # ...and building the optimizer before load_weights restores its state from the same file.
+    built = training.build_model(task)
+    built.optimizer.build(built.trainable_variables)
+    built.load_weights(tmp_path / "m.weights.h5")
+    assert optimizer_state(built).iterations == before.iterations
+    assert optimizer_state(built).slot_norms == pytest.approx(before.slot_norms)
 
     rebuilt, initial_epoch = restore_or_build(tmp_path / "absent.keras", lambda: "built")
     assert (rebuilt, initial_epoch) == ("built", 0)
