@@ -114,3 +114,66 @@ def test_probe_leaves_the_model_untouched(trained):
 def test_unknown_kind_is_refused(trained):
     with pytest.raises(ValueError, match="no probe for kind"):
         probe.roundtrip(trained, "pickle")
+
+
+def test_captured_logs_sees_keras_absl_warnings_and_restores_the_logger():
+    import logging
+
+    absl = logging.getLogger("absl")
+    level, propagate = absl.level, absl.propagate
+    with probe.captured_logs() as logged:
+        absl.warning("Compiled the loaded model, but %s", "metrics")
+    assert logged == ["Compiled the loaded model, but metrics"]
+    assert (absl.level, absl.propagate) == (level, propagate)
+
+
+def test_size_chart_states_the_measured_finding(table):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from forgekit import plots
+
+    sizes = {r.kind: r.size_bytes for r in table}
+    fig = plots.size_bars(table, reference=1000)
+    ax = fig.axes[0]
+    small, large = min(sizes, key=sizes.get), max(sizes, key=sizes.get)
+    assert ax.get_title() == f"{large} is {sizes[large] / sizes[small]:.1f}x the size of {small}"
+    assert ax.get_xlabel().startswith("size on disk (") and len(ax.patches) == len(sizes)
+
+
+# --------------------------------------------------------------------------------------------
+# exercise checkers: the right answer passes (the notebooks prove it); wrong ones say why
+
+
+def test_serving_checker_explains_wrong_answers(trained, tmp_path):
+    from forgekit.exercises import NOT_ANSWERED
+    from forgekit.exercises.whole_model_formats import check_serving_artifact
+
+    assert check_serving_artifact(None) is NOT_ANSWERED
+    trained.save(tmp_path / "m.keras")
+    assert "TF Serving does not" in check_serving_artifact(tmp_path / "m.keras").message
+    trained.export(tmp_path / "base" / "export", verbose=False)
+    verdict = check_serving_artifact(tmp_path / "base" / "export", trained)
+    assert not verdict.passed and "numeric version folders" in verdict.message
+    (tmp_path / "base" / "export").rename(tmp_path / "base" / "3")
+    assert "base folder" in check_serving_artifact(tmp_path / "base").message
+    assert check_serving_artifact(tmp_path / "base" / "3", trained).passed
+    assert "nothing exists" in check_serving_artifact(tmp_path / "nope").message
+
+
+def test_split_checker_explains_wrong_answers(trained, tmp_path):
+    import keras
+
+    from forgekit.exercises.weights_and_architecture import check_split_model
+
+    arch, weights = tmp_path / "arch.json", tmp_path / "m.weights.h5"
+    arch.write_text(trained.to_json())
+    trained.save_weights(weights)
+    assert check_split_model(arch, weights, trained).passed
+    assert "swapped" in check_split_model(weights, arch, trained).message
+    other = keras.models.clone_model(trained)  # same architecture, other (fresh) weights
+    other.save_weights(tmp_path / "other.weights.h5")
+    assert "answers differently" in check_split_model(
+        arch, tmp_path / "other.weights.h5", trained).message
+    (tmp_path / "plain.h5").write_bytes(weights.read_bytes())
+    assert "*.weights.h5" in check_split_model(arch, tmp_path / "plain.h5", trained).message
