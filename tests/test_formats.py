@@ -378,3 +378,22 @@ def test_extension_kinds():
     assert extension_kinds("b.KERAS") == ("keras",)
     assert extension_kinds("ckpt-3.data-00000-of-00002") == ("tf_checkpoint",)
     assert extension_kinds("model") == ()
+
+
+# --------------------------------------------------------------------------------------------
+# Keras 2 (tf-keras) artifacts load through the loader that fits them
+
+
+def test_keras2_artifacts_load_by_content(made):
+    import keras
+
+    from forgekit.saving import load
+
+    k2_sm = load(made / "k2_savedmodel", loader="tf_keras")
+    assert type(k2_sm).__module__.startswith("tf_keras")
+    x = np.ones((2, 4), np.float32)
+    k3 = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    load(made / "k2_weights.h5", model=k3)  # Keras 3 reads Keras 2 weights (legacy reader)
+    assert np.allclose(k3.predict(x, verbose=0), k2_sm.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(WrongFormatError, match="tf_keras"):
+        load(made / "export", loader="tf_keras")  # a Keras 3 export has no Keras 2 metadata
