@@ -229,6 +229,9 @@ def _finish(info: FormatInfo, given: Path) -> FormatInfo:
             f"the extension of {given.name!r} suggests {' or '.join(promised)}, "
             f"but the content is {info.kind}"
         )
+    from forgekit.custom_objects import annotate  # custom objects + Lambda layers, from config
+
+    annotate(info)
     return info
 
 
@@ -600,6 +603,16 @@ def _inspect_savedmodel(p: Path) -> FormatInfo:
     raw = pb.read_bytes()
     if not raw:
         raise corrupt("saved_model.pb is empty (0 bytes)")
+    # Files first: cheap, and no TensorFlow import for an incomplete copy.
+    variables = p / "variables"
+    if not variables.is_dir():
+        raise corrupt("the variables/ folder is missing (the weights live there)")
+    index = variables / "variables.index"
+    if not index.is_file():
+        raise corrupt("variables/variables.index is missing")
+    _check_table(index, "variables/", p, "savedmodel")
+    if not list(variables.glob("variables.data-*")):
+        raise corrupt("variables/ has an index but no variables.data-* shard")
     from google.protobuf.message import DecodeError
 
     saved_model_pb2 = _saved_model_pb2()
@@ -611,15 +624,6 @@ def _inspect_savedmodel(p: Path) -> FormatInfo:
     if not message.meta_graphs:
         raise corrupt("saved_model.pb parses but holds no MetaGraph")
     graph = message.meta_graphs[0]
-    variables = p / "variables"
-    if not variables.is_dir():
-        raise corrupt("the variables/ folder is missing (the weights live there)")
-    index = variables / "variables.index"
-    if not index.is_file():
-        raise corrupt("variables/variables.index is missing")
-    _check_table(index, "variables/", p, "savedmodel")
-    if not list(variables.glob("variables.data-*")):
-        raise corrupt("variables/ has an index but no variables.data-* shard")
     roots = graph.object_graph_def.nodes[0].children if graph.object_graph_def.nodes else []
     children = {child.local_name for child in roots}
     writer = "tf.saved_model.save / model.export"
@@ -642,7 +646,10 @@ def _inspect_savedmodel(p: Path) -> FormatInfo:
 
 
 def _saved_model_pb2() -> Any:
-    from tensorflow.core.protobuf import saved_model_pb2  # imports TF; only for SavedModels
+    from forgekit.quiet import muted_stderr
+
+    with muted_stderr():  # importing the protobuf module imports TF, with its start-up lines
+        from tensorflow.core.protobuf import saved_model_pb2
 
     return saved_model_pb2
 
