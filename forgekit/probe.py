@@ -313,8 +313,14 @@ def _reload(kind: str, model: Any, info: Any, result: ProbeResult, x: np.ndarray
         differences = config_differences(model.get_config(), reloaded.get_config())
         result.architecture_restored = not differences
         result.weights_max_abs_diff = max_abs_diff(model.get_weights(), reloaded.get_weights())
-        result.optimizer_restored = result.compile_restored = False
-        result.optimizer_detail = "architecture only"
+        _compare_optimizer(result, model, reloaded)
+        # Keras 3 writes the compile config into to_json(); evaluate() cannot judge it here
+        # (the weights are fresh), so compare the configs themselves.
+        compile_diff = config_differences(model.get_compile_config(),
+                                          reloaded.get_compile_config())
+        result.compile_restored = bool(getattr(reloaded, "compiled", False)) and not compile_diff
+        if compile_diff:
+            result.notes.append(f"compile config differs at {compile_diff[0]}")
         result.predictions_max_abs_diff = max_abs_diff(
             [model.predict(x, verbose=0)], [reloaded.predict(x, verbose=0)])
         result.notes.append("fresh random weights: the file holds the architecture only")
