@@ -184,6 +184,11 @@ class ModelServer:
         return self.returncode
 
     @property
+    def pid(self) -> int | None:
+        """The server process id while it runs."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

@@ -182,7 +182,9 @@ class _Connection(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self.sock: socket.socket = self.request
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(self.server.timeout_s)  # bounds blocking writes to slow readers
+        # Bounds blocking writes to clients that do not read. Reads are cut by the watchdog at
+        # the request deadline, which must fire first so that a half-sent request gets a 408.
+        self.sock.settimeout(2 * self.server.timeout_s + 1)
         self.rfile = self.sock.makefile("rb", buffering=65536)
         self.server.track(self, True)
 

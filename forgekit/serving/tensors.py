@@ -171,13 +171,13 @@ def _floats(leaves: list, types: set, dtype: str, np_dtype: Any) -> np.ndarray:
         limit = (1 << _FLOAT_DIGITS[dtype]) - 1
         big = next((v for v in leaves if type(v) is int and abs(v) > limit), None)
         if big is not None:
-            raise invalid(f"Cannot convert JSON value: {big} to {target} without loss of "
-                          "precision.")
+            raise invalid(f"Cannot convert JSON value: {preview(big)} to {target} without "
+                          "loss of precision.")
     wide = np.array(leaves, dtype=np.float64)
     if np_dtype is not np.float64:
         finite = wide[np.isfinite(wide)]
         if finite.size and np.abs(finite).max() > np.finfo(np_dtype).max:
-            bad = finite[np.argmax(np.abs(finite))]
+            bad = float(finite[np.argmax(np.abs(finite))])
             raise invalid(f"Cannot convert JSON value: {bad!r} to {target} without loss of "
                           "precision.")
         return wide.astype(np_dtype)
