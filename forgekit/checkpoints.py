@@ -120,13 +120,18 @@ def restore_or_build(
     """Resume from the checkpoint at ``path`` if there is one, else start fresh.
 
     Returns ``(model, initial_epoch)``: pass ``initial_epoch`` to ``fit`` so epoch numbering,
-    and everything keyed on it, continues where the checkpoint left off.
+    and everything keyed on it, continues where the checkpoint left off. The file must come
+    from :class:`AtomicCheckpoint`: a plain ``.keras`` does not say how many epochs it holds,
+    and guessing 0 would silently train the restored model for the full run again.
     """
     path = Path(path)
     if not path.exists():
         return build(), 0
-    model = keras.models.load_model(path)
-    return model, int(read_state(path).get("epoch", 0))
+    epoch = read_state(path).get("epoch")
+    if epoch is None:
+        raise ValueError(f"{path.name} holds no epoch count (not written by AtomicCheckpoint); "
+                         "load it with keras.models.load_model and pass initial_epoch yourself")
+    return keras.models.load_model(path), int(epoch)
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -166,6 +171,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         return value < self.best if self.mode == "min" else value > self.best
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # Leftovers belong to dead writers: one checkpoint file has one writer at a time.
         for leftover in partial_files(self.filepath):
             leftover.unlink(missing_ok=True)
         if self.save_best_only and self.best is None and self.filepath.exists():
@@ -179,7 +185,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             if not self._improves(float(value)):
                 return
             self.best = float(value)
-        state = {"epoch": epoch + 1, "monitor": self.monitor, "value": value, "best": self.best}
+        state = {"epoch": epoch + 1, "monitor": self.monitor, "best": self.best,
+                 "value": None if value is None else float(value)}
         atomic_save(self.model, self.filepath, state=state, hook=self.hook)
         self.saved_epochs.append(epoch)
 

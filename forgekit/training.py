@@ -214,9 +214,12 @@ class RunResult:
 
     def __str__(self) -> str:
         status = "killed by SIGKILL" if self.killed else f"exit {self.returncode}"
-        done = f"epochs {self.epochs[0]}-{self.epochs[-1]}" if self.epochs else "no epoch"
-        return (f"{status} after {self.seconds:.1f} s: started at epoch {self.initial_epoch}, "
-                f"completed {done}, {self.batches} batches")
+        start = "never started" if self.initial_epoch is None else (
+            f"started with {self.initial_epoch} epochs done")
+        # shown counted from 1, as Keras prints them; the fields stay 0-based
+        ran = f"ran epochs {self.epochs[0] + 1}-{self.epochs[-1] + 1}" if self.epochs else (
+            "completed no epoch")
+        return f"{status} after {self.seconds:.1f} s: {start}, {ran}, {self.batches} batches in all"
 
 
 class TrainingProcessError(RuntimeError):

@@ -140,6 +140,8 @@ def test_optimizer_state_restored_by_load_model_reset_by_weights_only(tmp_path, 
 
     rebuilt, initial_epoch = restore_or_build(tmp_path / "absent.keras", lambda: "built")
     assert (rebuilt, initial_epoch) == ("built", 0)
+    with pytest.raises(ValueError, match="no epoch count"):
+        restore_or_build(tmp_path / "m.keras", lambda: "built")
 
 
 @pytest.mark.slow
