@@ -109,7 +109,7 @@ def captured_logs(name: str = "absl", level: int = logging.WARNING) -> Iterator[
     logger = logging.getLogger(name)
     messages: list[str] = []
     handler = logging.Handler(level)
-    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore
     saved_level, saved_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(level)
@@ -180,7 +180,9 @@ def _compare_optimizer(result: ProbeResult, original: Any, reloaded: Any) -> Non
     if not optimizer.built:
         # Restored slots (checkpoints) or nothing: building creates the variables and shows it.
         optimizer.build(reloaded.trainable_variables)
-    iterations, variables = _optimizer_state(reloaded)  # type: ignore[misc]
+    state = _optimizer_state(reloaded)
+    assert state is not None  # built just above
+    iterations, variables = state
     diff = max_abs_diff(before[1], variables)
     result.optimizer_restored = iterations == before[0] and diff == 0.0
     result.optimizer_detail = (
@@ -408,7 +410,7 @@ class ProbeMatrix:
                 return result
         raise KeyError(kind)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ProbeResult]:
         return iter(self.results)
 
     def __len__(self) -> int:
