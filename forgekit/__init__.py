@@ -30,6 +30,7 @@ _LAZY = {
 _SUBMODULES = {
     "course", "diagnose", "environment", "errors", "exercises", "formats", "outcome", "paths", "plots",
     "probe", "quiet", "runner", "saving", "serving", "training", "layout",
+    "custom_objects", "failures", "fresh", "keras_versions", "table", "zoo",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,18 +1,350 @@
 """``forgekit doctor``: one place to ask "what is wrong here?".
 
 Without a path it reports the environment (versions, devices, memory, known-bad combinations).
+With a path it diagnoses a saved model: what kind it is (by content), its layout, which Keras
+wrote it and which one reads it here, optimizer state, signatures, the custom objects and Lambda
+layers it needs, the traps in the path as typed (a trailing slash, a folder one level too high or
+too low, a misleading extension), which loaders will work on it, and the one call that loads it.
 """
 
 from __future__ import annotations
 
+import html
 import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from forgekit.environment import EnvironmentReport, environment_report
+from forgekit.errors import ArtifactNotFoundError, ForgekitError
+from forgekit.formats import FormatInfo, detect_format
 
 
 def doctor(path: str | os.PathLike[str] | None = None,
-           check_devices: bool = True) -> EnvironmentReport:
-    """Diagnose the environment. Display the result in a notebook or ``print`` it."""
+           check_devices: bool = True) -> EnvironmentReport | ArtifactDiagnosis:
+    """Diagnose the environment, or the saved model at ``path``. Display or ``print`` the result.
+
+    For a path this never raises on a bad artifact: a missing, unreadable, empty or corrupt one
+    gives a diagnosis whose ``ok`` is False and whose ``error`` says what and how to fix it.
+    """
     if path is not None:
-        raise NotImplementedError("artifact diagnosis arrives with the failure-lab lesson")
+        return diagnose_artifact(path)
     return environment_report(check_devices=check_devices)
+
+
+# The loader each kind is normally read with (keys of forgekit.failures.LOADERS).
+PRIMARY_LOADER = {
+    "keras": "load_model", "h5_model": "load_model", "savedmodel": "saved_model_load",
+    "weights_h5": "load_weights", "tf_checkpoint": "checkpoint_restore", "tflite": "tflite",
+    "json_architecture": "model_from_json",
+}
+
+
+@dataclass(repr=False)
+class ArtifactDiagnosis:
+    """What :func:`doctor` found at a path. Prints as text; renders as an HTML table.
+
+    ``path`` is the path exactly as given (a trailing slash matters to Keras). ``target`` is the
+    path a loader should be given (the SavedModel above ``variables/``, a serving base's latest
+    version, a checkpoint's prefix). ``works_with`` lists the loaders (keys of
+    :data:`forgekit.failures.LOADERS`) predicted to work on ``path`` as given, ``fix`` is the one
+    call that loads the artifact, ``problems`` what stops its usual loader here.
+    """
+
+    path: str
+    info: FormatInfo | None = None
+    error: ForgekitError | None = None
+    target: str = ""
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    custom_objects: list[Any] = field(default_factory=list)  # custom_objects.CustomObject
+    missing_objects: list[Any] = field(default_factory=list)
+    lambda_layers: list[Any] = field(default_factory=list)  # custom_objects.LambdaLayer
+    version: Any = None  # keras_versions.VersionCheck
+    compile_problem: str | None = None
+    works_with: list[str] = field(default_factory=list)
+    fix: str = ""
+    target_kind: str = ""  # the kind at ``target`` when the path points next to the artifact
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind if self.info else "unreadable"
+
+    @property
+    def ok(self) -> bool:
+        """True when the artifact loads as given with its usual loader, in this process."""
+        return (self.error is None and not self.problems
+                and PRIMARY_LOADER.get(self.kind) in self.works_with)
+
+    @property
+    def bytecode_lambdas(self) -> bool:
+        return any(layer.bytecode for layer in self.lambda_layers)
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(label, value) pairs: the report, in the order it is read."""
+        if self.error is not None:
+            rows = [("path", self.path), ("verdict", f"✗ {self.error.reason}")]
+            if self.error.found:
+                rows.append(("found", self.error.found))
+            if self.error.expected:
+                rows.append(("expected", self.error.expected))
+            if self.error.fix:
+                rows.append(("fix", self.error.fix))
+            return rows
+        info = self.info
+        assert info is not None
+        rows = [("path", self.path), ("kind", _kind_line(info)), ("layout", _layout(info))]
+        if self.version is not None:
+            rows.append(("keras versions", self.version.message))
+        rows.append(("optimizer state",
+                     {None: "not recorded", True: "yes", False: "no"}[info.has_optimizer]))
+        if info.signatures:
+            rows.append(("signatures", ", ".join(info.signatures)))
+        if self.custom_objects:
+            missing = {obj.name for obj in self.missing_objects}
+            rows.append(("custom objects", "; ".join(
+                obj.describe() + (" - not registered in this process" if obj.name in missing
+                                  else " - registered here") for obj in self.custom_objects)))
+        if self.lambda_layers:
+            rows.append(("lambda layers", "; ".join(x.describe() for x in self.lambda_layers)))
+        rows += [("note", note) for note in self.notes]
+        rows += [("warning", w) for w in info.warnings if not w.startswith("needs custom")]
+        if info.mismatch:
+            rows.append(("warning", info.mismatch))
+        rows += [("problem", p) for p in self.problems]
+        from forgekit.failures import LOADERS
+
+        calls = [LOADERS[key].name for key in self.works_with]
+        rows.append(("loaders that work", ", ".join(calls) if calls else "none, as given"))
+        if self.fix:
+            rows.append(("load it with", self.fix))
+        rows.append(("verdict", "✓ ok" if self.ok else "✗ needs the fix above"))
+        return rows
+
+    def __str__(self) -> str:
+        rows = self.rows()
+        width = max(len(label) for label, _ in rows)
+        return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        def value(label: str, text: str) -> str:
+            color = {"✓": "#1a7f37", "✗": "#b42318"}.get(text[:1], "")
+            style = f"text-align:left;color:{color}" if color else "text-align:left"
+            if label in ("load it with", "fix"):
+                return f"<td style='{style}'><code>{html.escape(text)}</code></td>"
+            return f"<td style='{style}'>{html.escape(text)}</td>"
+
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(label)}</th>"
+                       f"{value(label, text)}</tr>" for label, text in self.rows())
+        return f"<table>{body}</table>"
+
+
+def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:
+    """The artifact half of :func:`doctor` (always returns, never raises ForgekitError)."""
+    raw = os.fspath(path)
+    diagnosis = ArtifactDiagnosis(path=raw, target=raw)
+    try:
+        info = detect_format(raw)
+    except ForgekitError as exc:
+        diagnosis.error = exc
+        if os.path.islink(raw) and not os.path.exists(raw):  # exists() follows the link
+            diagnosis.error = ArtifactNotFoundError(
+                "a symbolic link that leads nowhere (its target is missing, or links loop)",
+                path=raw, found="dangling symlink",
+                fix=f"point the link at the artifact (ls -l {raw!r} shows where it leads)")
+        return diagnosis
+    diagnosis.info = info
+    _path_traps(diagnosis, raw, info)
+    _config_checks(diagnosis, info)
+    from forgekit.keras_versions import compare
+
+    if info.keras_version:
+        diagnosis.version = compare(info.keras_version)
+        if not diagnosis.version.ok:
+            diagnosis.problems.append(diagnosis.version.message)
+    from forgekit.failures import LOADERS
+
+    diagnosis.works_with = [key for key, loader in LOADERS.items() if loader.works(diagnosis)]
+    diagnosis.fix = _fix(diagnosis)
+    primary = PRIMARY_LOADER.get(info.kind)
+    if info.kind == "unknown":
+        diagnosis.problems.append("the content matches no model format forgekit knows")
+    elif primary and primary not in diagnosis.works_with and not diagnosis.problems:
+        diagnosis.problems.append(f"{LOADERS[primary].name} will fail on this path as given")
+    return diagnosis
+
+
+def _path_traps(d: ArtifactDiagnosis, raw: str, info: FormatInfo) -> None:
+    """Notes and a corrected target for paths that name the right thing the wrong way."""
+    p = Path(raw)
+    if raw.endswith(("/", os.sep)) and p.is_file():
+        d.notes.append(f"the path ends with a slash: Keras picks its reader from the path text, "
+                       f"and {raw!r} does not end with the file's extension; drop the slash")
+    if p.is_dir() and p.name == "variables" and (p.parent / "saved_model.pb").is_file():
+        d.notes.append("this is the variables/ folder inside a SavedModel: one level too low; "
+                       f"load the folder above, {os.fspath(p.parent)!r}")
+        d.target, d.target_kind = os.fspath(p.parent), "savedmodel"
+        return
+    if info.kind == "serving_base":
+        latest = info.details.get("load_path")
+        d.notes.append("a TF Serving base folder (numbered versions): one level too high for a "
+                       "loader" + (f"; the latest version is {latest!r}" if latest else ""))
+        d.target = latest or raw
+    elif info.kind == "tf_checkpoint" or p.name == "saved_model.pb":
+        prefix = info.details.get("prefix") or os.fspath(info.load_path)
+        if p.name == "saved_model.pb":
+            prefix = os.fspath(p.parent)
+        if os.path.normpath(raw) != os.path.normpath(prefix):
+            d.notes.append(f"loaders need {prefix!r}, not {raw!r}"
+                           + (" (the checkpoint prefix, not the folder or one of its files)"
+                              if info.kind == "tf_checkpoint" else ""))
+        d.target = prefix
+    elif p.is_file() or raw.endswith(("/", os.sep)):
+        d.target = os.fspath(p)  # pathlib drops the trailing slash
+
+
+def _config_checks(d: ArtifactDiagnosis, info: FormatInfo) -> None:
+    """Custom objects, Lambda layers and the stored compile config (needs Keras imported)."""
+    if info.kind not in ("keras", "h5_model", "json_architecture"):
+        return
+    from forgekit import custom_objects as co
+
+    try:
+        scan = co.scan_file(info.path)
+    except (OSError, ValueError, KeyError):
+        return
+    d.lambda_layers = scan.lambda_layers
+    if scan.custom_objects:
+        d.custom_objects = co.resolve(scan)
+        d.missing_objects = co.missing(scan)
+    if d.missing_objects:
+        d.problems.append("custom objects not registered in this process: "
+                          + ", ".join(obj.name for obj in d.missing_objects))
+    if d.bytecode_lambdas:
+        d.problems.append("Lambda bytecode: keras.models.load_model refuses it under its default "
+                          "safe_mode=True (loading would run code stored in the file)")
+    if info.kind == "h5_model":
+        d.compile_problem = _legacy_compile_problem(info.path)
+        if d.compile_problem:
+            d.notes.append(f"the stored compile config does not deserialize here "
+                           f"({d.compile_problem}): load with compile=False, then compile again")
+
+
+def _legacy_compile_problem(path: Path) -> str | None:
+    """Dry-run the legacy H5 compile config the way ``load_model`` will (no weights read).
+
+    Keras 3's legacy reader rebuilds the loss and metrics from ``training_config`` with its
+    own helper; some strings Keras 2 and Keras 3 both write (``"mse"``) fail there. Returns the
+    error's first line, or None when it deserializes (or cannot be checked).
+    """
+    import json
+
+    import h5py
+
+    from forgekit.outcome import first_line
+
+    with h5py.File(path, "r") as h5:
+        raw = h5.attrs.get("training_config")
+    if raw is None:
+        return None
+    try:
+        from keras.src.legacy.saving.saving_utils import compile_args_from_training_config
+    except ImportError:  # a Keras without that helper: nothing to dry-run
+        return None
+    config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile_args_from_training_config(config)
+    except Exception as exc:  # whatever Keras raises is what load_model would raise
+        return f"{type(exc).__name__}: {first_line(str(exc), 160)}"
+    return None
+
+
+def _fix(d: ArtifactDiagnosis) -> str:
+    """The one call that loads the artifact, for its kind and the problems found."""
+    info = d.info
+    assert info is not None
+    target = d.target
+    kind = d.target_kind or info.kind
+    name = Path(target).name
+    writer = str(info.details.get("writer", ""))
+    if kind == "keras":
+        if d.bytecode_lambdas:
+            return (f"model.load_weights({target!r})  # into the architecture rebuilt in code; "
+                    f"keras.models.load_model({target!r}, safe_mode=False) only for a file you "
+                    "trust")
+        call = f"keras.models.load_model({target!r})"
+        if not name.endswith(".keras"):
+            call = f"forgekit.load({target!r})  # or rename it to *.keras"
+        if d.missing_objects:
+            from forgekit.custom_objects import fix_for
+
+            return fix_for(d.missing_objects, call)
+        return call
+    if kind == "h5_model":
+        extra = ", compile=False" if d.compile_problem else ""
+        call = f"keras.models.load_model({target!r}{extra})"
+        if not name.endswith((".h5", ".hdf5")) or name.endswith(".weights.h5"):
+            call = f"forgekit.load({target!r}{extra})  # or rename it to *.h5"
+        if d.missing_objects:
+            from forgekit.custom_objects import fix_for
+
+            return fix_for(d.missing_objects, call)
+        return call
+    if kind == "weights_h5":
+        keras2 = writer.startswith("Keras 2")
+        good = (name.endswith((".h5", ".hdf5")) and not name.endswith(".weights.h5")) if keras2 \
+            else name.endswith(".weights.h5")
+        if good:
+            return f"model.load_weights({target!r})  # model = the same architecture, rebuilt"
+        return f"forgekit.load({target!r}, model=model)  # or rename it"
+    if kind in ("savedmodel", "serving_base"):
+        return f"tf.saved_model.load({target!r})"
+    if kind == "tf_checkpoint":
+        objects = "model=model, optimizer=model.optimizer" if info.has_optimizer else "model=model"
+        return (f"tf.train.Checkpoint({objects}).restore({target!r})"
+                ".assert_existing_objects_matched()")
+    if kind == "tflite":
+        return f"tf.lite.Interpreter(model_path={target!r})"
+    if kind == "json_architecture":
+        module = "tf_keras" if writer.startswith("Keras 2") else "keras"
+        call = f"{module}.models.model_from_json(open({target!r}).read())"
+        if d.missing_objects:
+            from forgekit.custom_objects import fix_for
+
+            return fix_for(d.missing_objects, call)
+        return call
+    return ""
+
+
+def _kind_line(info: FormatInfo) -> str:
+    writer = info.details.get("writer")
+    labels = {
+        "keras": "Keras native .keras zip", "savedmodel": "SavedModel folder",
+        "h5_model": "legacy HDF5 whole model", "weights_h5": "HDF5 weights only",
+        "tf_checkpoint": "tf.train.Checkpoint", "tflite": "TFLite flatbuffer",
+        "json_architecture": "JSON architecture (no weights)",
+        "serving_base": "TF Serving base folder (numbered versions)", "unknown": "unknown",
+    }
+    text = f"{info.kind} ({labels.get(info.kind, info.kind)})"
+    return f"{text}, written by {writer}" if writer else text
+
+
+def _layout(info: FormatInfo) -> str:
+    d = info.details
+    size = f"{info.size_bytes:,} bytes"
+    if "zip_entries" in d:
+        return f"zip of {', '.join(d['zip_entries'])}; {size}"
+    if "groups" in d:
+        return f"HDF5 groups {', '.join(d['groups'])}; {size}"
+    if info.kind == "tf_checkpoint":
+        return f"prefix {Path(d['prefix']).name}: .index + {d.get('shards', '?')} data shard(s); {size}"
+    if info.kind == "serving_base":
+        return f"versions {d.get('versions')} (servable {d.get('servable_versions')}); {size}"
+    if "entries" in d:
+        return f"folder with {', '.join(d['entries'])}; {size}"
+    return size

@@ -77,3 +77,18 @@ def _size(path: Path) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
+
+
+def project_path(*parts: str | os.PathLike[str],
+                 start: str | os.PathLike[str] | None = None) -> Path:
+    """A path inside the project, built from its root instead of typed as an absolute path.
+
+    The root is ``$FORGEKIT_ROOT`` when set, else the nearest folder at or above ``start``
+    holding ``pyproject.toml`` or ``.git`` (see :func:`project_root`). In a script, pass
+    ``start=__file__`` so the answer does not depend on the working directory: the project can
+    then be moved, cloned or mounted anywhere and ``project_path("models", "m.keras")`` still
+    names its own model.
+    """
+    if start is not None and Path(start).is_file():
+        start = Path(start).resolve().parent
+    return project_root(start).joinpath(*parts)

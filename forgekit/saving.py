@@ -403,6 +403,12 @@ def load(
     except Exception as exc:
         if _is_corruption(exc):
             raise _corrupt(info, exc) from exc
+        if info.kind in ("keras", "h5_model", "json_architecture"):  # custom objects, Lambda
+            from forgekit.custom_objects import explain_load_error
+
+            explained = explain_load_error(path, exc, kwargs.get("custom_objects"))
+            if explained is not None:
+                raise explained from exc
         raise
 
 
