@@ -141,3 +141,16 @@ def test_batch_level_backup_restarts_the_interrupted_epoch(tmp_path, reference):
 def test_worker_errors_surface_with_stderr_tail(tmp_path):
     with pytest.raises(training.TrainingProcessError, match="unknown task 'nope'"):
         training.run_training(tmp_path, 1, task={"name": "nope"})
+
+
+@pytest.mark.slow
+def test_kill_at_an_epoch_boundary_loses_nothing(tmp_path, reference):
+    """Killed right after epoch 2 ended (its checkpoint written first): resume redoes nothing."""
+    crash = training.run_training(tmp_path, EPOCHS, task=SMALL,
+                                  last_checkpoint="last.keras", kill_after_epochs=2)
+    assert crash.killed and crash.epochs == [0, 1]
+    with pytest.raises(RuntimeError, match="did not finish"):
+        crash.final_weights()
+    resumed = training.run_training(tmp_path, EPOCHS, task=SMALL, last_checkpoint="last.keras")
+    assert resumed.initial_epoch == 2 and resumed.epochs == list(range(2, EPOCHS))
+    assert training.max_abs_diff(resumed.final_weights(), reference.final_weights()) == 0.0
