@@ -146,3 +146,23 @@ def test_port_in_use_is_a_start_up_error(base):
                       timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Failed to start server. Error: UNAVAILABLE" in done.stderr
+
+
+def test_server_exits_when_the_process_that_started_it_dies(base):
+    code = ("import time\nfrom forgekit.serving import ModelServer\n"
+            f"server = ModelServer({str(base)!r}, model_name='demo').start()\n"
+            "print(server.pid, flush=True)\ntime.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=ROOT, env={**QUIET_ENV, "PATH": "/usr/bin:/bin"})
+    try:
+        pid = int(parent.stdout.readline())
+        server = psutil.Process(pid)
+    finally:
+        parent.kill()  # no clean-up code runs: like a crashed notebook kernel
+        parent.wait()
+    try:
+        server.wait(timeout=15)  # raises TimeoutExpired if the server outlives its parent
+        assert not server.is_running()
+    finally:
+        if server.is_running():
+            server.kill()

@@ -472,3 +472,12 @@ def test_importing_forgekit_serving_and_its_rest_client_does_not_import_tensorfl
                           cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_responses_are_one_buffer_and_head_gets_no_body():
+    from forgekit.serving.rest import response_bytes
+
+    full = response_bytes(404, b'{"error": "x"}', close=True)
+    assert full.startswith(b"HTTP/1.1 404 Not Found\r\n") and full.endswith(b'\r\n\r\n{"error": "x"}')
+    assert b"Content-Length: 14\r\n" in full and b"Connection: close\r\n" in full
+    assert response_bytes(400, b"{}", head=True).endswith(b"\r\n\r\n")

@@ -121,6 +121,7 @@ class ModelServer:
         for key, value in QUIET_ENV.items():
             env.setdefault(key, value)
         env["PYTHONUNBUFFERED"] = "1"
+        env["FORGEKIT_SERVE_PARENT_PID"] = str(os.getpid())  # server exits if we die
         with os.fdopen(fd, "wb") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "forgekit.serving", *self.args()],

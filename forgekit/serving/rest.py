@@ -73,11 +73,12 @@ def error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-def response_bytes(status: int, body: bytes, close: bool = False) -> bytes:
-    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            + ("Connection: close\r\n" if close else "") + "\r\n")
-    return head.encode("latin-1") + body
+def response_bytes(status: int, body: bytes, close: bool = False, head: bool = False) -> bytes:
+    """A whole response in one buffer: one ``sendall``, no Nagle/delayed-ACK stall."""
+    lines = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+             + ("Connection: close\r\n" if close else "") + "\r\n")
+    return lines.encode("latin-1") + (b"" if head else body)  # HEAD: headers only
 
 
 # ------------------------------------------------------------------------- the API
@@ -213,7 +214,8 @@ class _Connection(socketserver.BaseRequestHandler):
             self.deadline = None
             method, target, body, keep_alive = request
             status, payload = self.server.api.handle(method, target, body)
-            if not self._send(status, payload, close=not keep_alive) or not keep_alive:
+            if not self._send(status, payload, not keep_alive, method == "HEAD") \
+                    or not keep_alive:
                 return
 
     def _readline(self) -> bytes:
@@ -279,9 +281,9 @@ class _Connection(socketserver.BaseRequestHandler):
             headers[name] = value.strip()
         raise _HttpError(431, f"More than {_MAX_HEADERS} request headers")
 
-    def _send(self, status: int, body: bytes, close: bool) -> bool:
+    def _send(self, status: int, body: bytes, close: bool, head: bool = False) -> bool:
         try:
-            self.sock.sendall(response_bytes(status, body, close))
+            self.sock.sendall(response_bytes(status, body, close, head))
             return True
         except OSError:
             return False

@@ -22,6 +22,9 @@ from forgekit.serving.config import ServerOptions, models_from_options, parse_fl
 from forgekit.serving.errors import ServingError
 
 log = logging.getLogger("forgekit.serving")
+# Set by ModelServer: the server exits when that process is gone, so a crashed notebook
+# kernel or test run never leaves a server behind.
+PARENT_ENV = "FORGEKIT_SERVE_PARENT_PID"
 
 
 def _check_labels(options: ServerOptions, models) -> None:
@@ -88,8 +91,11 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+    parent = int(os.environ.get(PARENT_ENV, "0") or 0)
+    while not stop.wait(0.25):
+        if parent and os.getppid() != parent:  # started by ModelServer, whose process died
+            log.warning("Parent process %d is gone", parent)
+            break
     log.info("Shutting down")
     poller.stop()
     if rest is not None:

@@ -17,6 +17,7 @@ This module knows nothing of TensorFlow: the function that loads a version is pa
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
@@ -191,6 +192,7 @@ class ModelVersions(Generic[T]):
             self._serving = {v: s for v, s in self._serving.items() if v != version}
             self._latest = max(self._serving.items(), key=lambda kv: kv[0], default=None)
             self._states[version] = VersionStatus(version, "END")
+        gc.collect()  # a loaded SavedModel holds reference cycles: free its memory now
         log.info("Done unloading servable version %s", sid)
 
     def unload_all(self) -> None:
