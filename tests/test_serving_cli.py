@@ -100,6 +100,9 @@ def test_rest_port_zero_disables_rest_and_poll_zero_scans_once(base, tmp_path):
             assert listening == {server.port}  # gRPC only: no REST socket at all
             client = server.client("grpc")
             assert client.status("demo")["model_version_status"][0]["version"] == "1"
+            _reload_with_label(server, demo)  # gRPC HandleReloadConfigRequest
+            assert client.predict("demo", [[1, 2, 3, 4]], label="stable") == client.predict(
+                "demo", [[1, 2, 3, 4]], version=1)
             (base.parent / "spare").rename(demo / "2")
             time.sleep(1.5)  # several default poll periods: with 0 nobody looks again
             assert [s["version"] for s in client.status("demo")["model_version_status"]] == ["1"]
@@ -107,6 +110,27 @@ def test_rest_port_zero_disables_rest_and_poll_zero_scans_once(base, tmp_path):
         assert server.returncode == 0
     finally:
         (demo / "1").rename(base / "1")
+
+
+def _reload_with_label(server: ModelServer, base) -> None:
+    import grpc
+    from google.protobuf import text_format
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    request = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(f'model_config_list {{ config {{ name: "demo" base_path: "{base}" '
+                      'model_platform: "tensorflow" version_labels { key: "stable" value: 1 } '
+                      '} }', request.config)
+    with grpc.insecure_channel(server.grpc_url.removeprefix("grpc://")) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        unknown = model_management_pb2.ReloadConfigRequest()
+        text_format.Parse('model_config_list { config { name: "x" base_path: "rel" '
+                          'model_platform: "tensorflow" } }', unknown.config)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.HandleReloadConfigRequest(unknown, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        response = stub.HandleReloadConfigRequest(request, timeout=10)
+        assert response.status.error_code == 0
 
 
 def test_labels_at_start_up_need_the_flag_like_tf_serving(base, tmp_path):

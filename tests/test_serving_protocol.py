@@ -57,26 +57,33 @@ def library(tmp_path_factory) -> Path:
     return lib
 
 
+def config_text(root: Path, **labels: dict[str, int]) -> str:
+    """The model_config_list for MODELS under ``root``; ``labels`` override a model's labels."""
+    entries = []
+    for name, (_, _, policy, default_labels) in MODELS.items():
+        label_text = " ".join(f'version_labels {{ key: "{k}" value: {v} }}'
+                              for k, v in labels.get(name, default_labels).items())
+        entries.append(f'config {{ name: "{name}" base_path: "{root / name}" '
+                       f'model_platform: "tensorflow" {policy} {label_text} }}')
+    return "model_config_list {\n  " + "\n  ".join(entries) + "\n}\n"
+
+
 @pytest.fixture(scope="module")
 def server(library, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    entries = []
-    for name, (kind, versions, policy, labels) in MODELS.items():
-        base = root / name
-        base.mkdir()
+    for name, (kind, versions, _, _) in MODELS.items():
+        (root / name).mkdir()
         for v in versions:
-            _copy_version(library, kind, v, base)
-        label_text = " ".join(f'version_labels {{ key: "{k}" value: {v} }}'
-                              for k, v in labels.items())
-        entries.append(f'config {{ name: "{name}" base_path: "{base}" '
-                       f'model_platform: "tensorflow" {policy} {label_text} }}')
+            _copy_version(library, kind, v, root / name)
     (root / "empty" / "not-a-version").mkdir()
     config = root / "models.config"
-    config.write_text("model_config_list {\n  " + "\n  ".join(entries) + "\n}\n")
+    config.write_text(config_text(root))
     with ModelServer(model_config_file=config, model_name="single",
                      file_system_poll_wait_seconds=0.2,
-                     extra_args=["--allow_version_labels_for_unavailable_models"]) as srv:
+                     extra_args=["--allow_version_labels_for_unavailable_models",
+                                 "--model_config_file_poll_wait_seconds=0.2"]) as srv:
         srv.root = root
+        srv.config = config
         yield srv
 
 
@@ -277,6 +284,38 @@ def test_base_path_without_versions_serves_nothing_and_says_why(server, rest):
     assert (f"No versions of servable empty found under base path {server.root / 'empty'}. "
             "Did you forget to name your leaf directory as a number (eg. '/1/')?"
             ) in server.log_text()
+
+
+def _label_version(client, model: str, label: str) -> int:
+    [status] = client.status(model, label=label)["model_version_status"]
+    return int(status["version"])
+
+
+def _wait_for(condition, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_labels_move_when_the_config_file_changes(server, rest):
+    original = server.config.read_text()
+    try:
+        server.config.write_text(config_text(server.root, labeled={"stable": 2, "canary": 1}))
+        assert _wait_for(lambda: _label_version(rest, "labeled", "stable") == 2)
+        assert _label_version(rest, "labeled", "canary") == 1
+        assert rest.predict("labeled", X, label="stable") == rest.predict("labeled", X,
+                                                                          version=2)
+        # moving a label onto a version that is not loaded is refused; the old config stays
+        server.config.write_text(config_text(server.root, labeled={"stable": 7, "canary": 1}))
+        assert _wait_for(lambda: "Request to assign label to version 7 of model labeled"
+                         in server.log_text())
+        assert _label_version(rest, "labeled", "stable") == 2
+    finally:
+        server.config.write_text(original)
+        assert _wait_for(lambda: _label_version(rest, "labeled", "stable") == 1)
 
 
 # ------------------------------------------------------------------ gRPC

@@ -293,7 +293,8 @@ def test_labels_resolve_to_versions(tmp_path):
     for v in (1, 2):
         _add_version(base, v)
     config = ModelConfig("m", base, VersionPolicy("all"), {"stable": 1, "canary": 2})
-    core = ServerCore({"m": ModelVersions(config, FakeLoader())})
+    core = ServerCore(FakeLoader())
+    core.configure([config], allow_labels_for_unavailable_models=True)
     core.models["m"].poll()
     assert core.servable("m", label="stable") == (1, "model@1")
     assert core.servable("m", label="canary") == (2, "model@2")
@@ -301,6 +302,45 @@ def test_labels_resolve_to_versions(tmp_path):
     err = _error(core.servable, "m", None, "nightly")
     assert err.http_status == 400 and err.message == "Unrecognized servable version label: nightly"
     assert _error(core.servable, "other").http_status == 404
+
+
+def test_config_changes_follow_tf_servings_label_rule(tmp_path):
+    base = tmp_path / "m"
+    for v in (1, 2):
+        _add_version(base, v)
+    labelled = ModelConfig("m", base, VersionPolicy("all"), {"stable": 1})
+    core = ServerCore(FakeLoader())
+    err = _error(core.configure, [labelled])  # at start-up nothing is loaded yet
+    assert err.code == "FAILED_PRECONDITION"
+    assert err.message == ("Request to assign label to version 1 of model m, which is not "
+                           "currently available for inference")
+    assert core.models == {}  # a refused config changes nothing
+    assert core.configure([labelled], allow_labels_for_unavailable_models=True) == ["m"]
+    core.models["m"].poll()
+
+    moved = ModelConfig("m", base, VersionPolicy("all"), {"stable": 2})
+    assert core.configure([moved]) == []  # 2 is AVAILABLE: the label may move there
+    assert core.servable("m", label="stable")[0] == 2
+    ahead = ModelConfig("m", base, VersionPolicy("all"), {"stable": 3})
+    with pytest.raises(ServingError) as info:  # an existing label never moves to nothing
+        core.configure([ahead], allow_labels_for_unavailable_models=True)
+    err = info.value
+    assert err.code == "FAILED_PRECONDITION"
+    assert core.servable("m", label="stable")[0] == 2
+    fresh = ModelConfig("m", base, VersionPolicy("all"), {"stable": 2, "next": 3})
+    core.configure([fresh], allow_labels_for_unavailable_models=True)  # a new label may
+    assert core.models["m"].resolve_label("next") == 3
+
+    latest = ModelConfig("m", base)  # policy change: latest only, at the next poll
+    core.configure([latest])
+    core.models["m"].poll()
+    assert sorted(core.models["m"].available()) == [2]
+
+    other = ModelConfig("n", base)
+    model_m = core.models["m"]
+    assert core.configure([other]) == ["n"]  # m removed, n added
+    assert _error(core.servable, "m").http_status == 404
+    assert model_m.available() == set()
 
 
 # ------------------------------------------------------------------ REST routing
@@ -329,9 +369,10 @@ def api(tmp_path):
     for v in (1, 2):
         _add_version(base, v)
     config = ModelConfig("my model", base, VersionPolicy("all"), {"stable": 1})
-    model = ModelVersions(config, lambda path: _Servable())
-    model.poll()
-    return RestApi(ServerCore({"my model": model}))
+    core = ServerCore(lambda path: _Servable())
+    core.configure([config], allow_labels_for_unavailable_models=True)
+    core.models["my model"].poll()
+    return RestApi(core)
 
 
 @pytest.mark.parametrize(("method", "path", "status", "needle"), [
@@ -379,6 +420,7 @@ def test_flags_take_tf_serving_names_defaults_and_both_syntaxes():
     defaults = parse_flags([])
     assert (defaults.port, defaults.rest_api_port, defaults.model_name,
             defaults.file_system_poll_wait_seconds) == (8500, 0, "default", 1.0)
+    assert defaults.model_config_file_poll_wait_seconds == 0
     assert defaults.grpc_host == defaults.rest_api_host == "127.0.0.1"
     opts = parse_flags(["--port=9000", "--rest_api_port", "9001", "--model_name=m",
                         "--model_base_path", "/models/m", "--file_system_poll_wait_seconds=0.5",

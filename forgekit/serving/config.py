@@ -34,6 +34,7 @@ class ServerOptions:
     model_name: str = "default"
     model_base_path: str = ""
     model_config_file: str = ""
+    model_config_file_poll_wait_seconds: float = 0.0
     file_system_poll_wait_seconds: float = 1.0
     saved_model_tags: str = "serve"
     allow_version_labels_for_unavailable_models: bool = False
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--model_config_file", default=d.model_config_file,
       help="text-format ModelServerConfig (model_config_list); overrides --model_name and "
            "--model_base_path")
+    a("--model_config_file_poll_wait_seconds", type=float,
+      default=d.model_config_file_poll_wait_seconds,
+      help="seconds between re-reads of --model_config_file (labels, policies, models); "
+           "0 reads it once (default %(default)s)")
     a("--file_system_poll_wait_seconds", type=float, default=d.file_system_poll_wait_seconds,
       help="seconds between scans of the base paths; 0 scans once (default %(default)s; "
            "fractions are a forgekit extension)")
@@ -124,6 +129,11 @@ def parse_model_config(text: str, source: str = "model config") -> list[ModelCon
     except text_format.ParseError as exc:
         raise ServingError("INVALID_ARGUMENT",
                            f"Invalid protobuf file: '{source}': {exc}") from None
+    return models_from_proto(config, source)
+
+
+def models_from_proto(config, source: str = "model config") -> list[ModelConfig]:
+    """Models from a ``tensorflow.serving.ModelServerConfig`` message, validated."""
     if config.WhichOneof("config") != "model_config_list":
         raise ServingError("INVALID_ARGUMENT",
                            f"{source}: only model_config_list configs are supported")

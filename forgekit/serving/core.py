@@ -1,27 +1,75 @@
-"""What both protocols share: finding a model's servable by name, version or label.
+"""What both protocols share: the served models, found by name, version or label.
 
 The lookups and their error messages follow TF Serving's ``ServerCore`` and
 ``GetModelStatusImpl``, so the REST and gRPC front ends report the same failures.
+``configure`` applies a model_config_list (at start-up, and on every config reload) with
+TF Serving's rule for labels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from forgekit.serving.errors import invalid, not_found
-from forgekit.serving.servable import SavedModelServable
-from forgekit.serving.versions import ModelVersions, VersionStatus
+from forgekit.serving.errors import ServingError, invalid, not_found
+from forgekit.serving.versions import ModelConfig, ModelVersions, VersionStatus
+
+log = logging.getLogger("forgekit.serving")
 
 
 class ServerCore:
-    """The served models, by name. Names are only ever dictionary keys, never paths."""
+    """The served models, by name. Names are only ever dictionary keys, never paths.
 
-    def __init__(self, models: Mapping[str, ModelVersions[SavedModelServable]]) -> None:
-        self.models = dict(models)
+    ``loader`` turns a version directory into a servable (a SavedModelServable in the
+    server). The ``models`` mapping is replaced, never mutated, when the config changes.
+    """
+
+    def __init__(self, loader: Callable[[Path], Any],
+                 models: Mapping[str, ModelVersions[Any]] | None = None) -> None:
+        self.loader = loader
+        self.models: Mapping[str, ModelVersions[Any]] = dict(models or {})
+
+    def configure(self, configs: Sequence[ModelConfig], *,
+                  allow_labels_for_unavailable_models: bool = False) -> list[str]:
+        """Serve exactly ``configs``; returns the names of models that are new.
+
+        Labels must point at an AVAILABLE version; with the flag, a label may also point at
+        an unavailable version if it is new or unchanged (TF Serving's
+        ``UpdateModelVersionLabelMap``). A refused config changes nothing. New models are not
+        polled here; removed ones are unloaded.
+        """
+        current = self.models
+        for config in configs:
+            model = current.get(config.name)
+            available = model.available() if model else set()
+            old_labels = model.labels if model else {}
+            for label, version in sorted(config.labels.items()):
+                unchanged = old_labels.get(label, version) == version
+                if version not in available and not (allow_labels_for_unavailable_models
+                                                     and unchanged):
+                    raise ServingError(
+                        "FAILED_PRECONDITION",
+                        f"Request to assign label to version {version} of model "
+                        f"{config.name}, which is not currently available for inference")
+        models, added = {}, []
+        for config in configs:
+            model = current.get(config.name)
+            if model is None:
+                model = ModelVersions(config, self.loader)
+                added.append(config.name)
+            elif model.config != config:
+                model.reconfigure(config)
+            models[config.name] = model
+        self.models = models
+        for name in sorted(set(current) - set(models)):
+            log.info("Removing model %s", name)
+            current[name].unload_all()
+        return added
 
     def servable(self, name: str, version: int | None = None, label: str | None = None
-                 ) -> tuple[int, SavedModelServable]:
+                 ) -> tuple[int, Any]:
         """The servable a request addresses: latest, a version number, or a label."""
         if not name:
             raise invalid("ModelSpec has no name specified.")

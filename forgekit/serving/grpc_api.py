@@ -1,7 +1,8 @@
 """TF Serving's gRPC API with the official protos, and TensorProto <-> numpy conversion.
 
 Implemented: ``PredictionService.Predict`` and ``.GetModelMetadata``, and
-``ModelService.GetModelStatus``. The other methods answer ``UNIMPLEMENTED``. Outputs are
+``ModelService.GetModelStatus`` and ``.HandleReloadConfigRequest``. Classify, Regress and
+MultiInference answer ``UNIMPLEMENTED``. Outputs are
 written into the typed value fields (``float_val``...), as TF Serving does by default, so
 client code reading ``response.outputs["y"].float_val`` works against either server.
 
@@ -22,11 +23,13 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
 
+from forgekit.serving.config import models_from_proto
 from forgekit.serving.core import ServerCore
 from forgekit.serving.errors import ServingError, invalid
 from forgekit.serving.tensors import DTYPES
@@ -182,8 +185,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, core: ServerCore) -> None:
+    def __init__(self, core: ServerCore, allow_labels_for_unavailable_models: bool) -> None:
         self.core = core
+        self.allow_labels = allow_labels_for_unavailable_models
 
     @_guarded
     def GetModelStatus(self, request, context):  # noqa: N802
@@ -201,11 +205,23 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             entry.status.error_message = s.error_message
         return response
 
-    HandleReloadConfigRequest = _unimplemented
+    @_guarded
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        """Replace the served models by ``request.config`` (a model_config_list)."""
+        configs = models_from_proto(request.config, "ReloadConfigRequest")
+        added = self.core.configure(configs, allow_labels_for_unavailable_models=self.allow_labels)
+        log.info("Reloaded model config from a gRPC ReloadConfigRequest")
+        for name in added:  # like TF Serving, answer once the new models have loaded
+            self.core.models[name].poll()
+        response = model_management_pb2.ReloadConfigResponse()
+        response.status.SetInParent()
+        return response
 
 
 def start_grpc_server(core: ServerCore, host: str, port: int, *, max_workers: int = 16,
-                      max_message_bytes: int = 16 * 1024 * 1024) -> tuple[grpc.Server, int]:
+                      max_message_bytes: int = 16 * 1024 * 1024,
+                      allow_labels_for_unavailable_models: bool = False
+                      ) -> tuple[grpc.Server, int]:
     """Start the gRPC front end; returns the server and the port it bound."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="forgekit-grpc"),
@@ -214,7 +230,8 @@ def start_grpc_server(core: ServerCore, host: str, port: int, *, max_workers: in
                  ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(core, max_message_bytes), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelService(core, allow_labels_for_unavailable_models), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

@@ -16,9 +16,15 @@ import sys
 import threading
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 from forgekit.quiet import QUIET_ENV, muted_stderr
-from forgekit.serving.config import ServerOptions, models_from_options, parse_flags
+from forgekit.serving.config import (
+    ServerOptions,
+    models_from_options,
+    parse_flags,
+    parse_model_config,
+)
 from forgekit.serving.errors import ServingError
 
 log = logging.getLogger("forgekit.serving")
@@ -27,48 +33,66 @@ log = logging.getLogger("forgekit.serving")
 PARENT_ENV = "FORGEKIT_SERVE_PARENT_PID"
 
 
-def _check_labels(options: ServerOptions, models) -> None:
-    # TF Serving assigns labels before any version has loaded, so at start-up every label
-    # points at an unavailable version unless this flag is set.
-    if options.allow_version_labels_for_unavailable_models:
-        return
-    for model in models:
-        for label, version in sorted(model.labels.items()):
-            raise ServingError("FAILED_PRECONDITION",
-                               f"Request to assign label to version {version} of model "
-                               f"{model.name}, which is not currently available for inference "
-                               f"(label {label!r}; start with "
-                               "--allow_version_labels_for_unavailable_models)")
+def _watch_config(path: Path, interval: float, core, options: ServerOptions,
+                  stop: threading.Event) -> None:
+    """Re-read the model config every ``interval`` seconds and apply it when it changed.
+
+    A config that fails (bad syntax, a label on an unavailable version) is logged and retried
+    at the next interval, the running config staying in force, as TF Serving does.
+    """
+    applied = path.read_text(encoding="utf-8")
+    while not stop.wait(interval):
+        try:
+            text = path.read_text(encoding="utf-8")
+            if text == applied:
+                continue
+            added = core.configure(
+                parse_model_config(text, str(path)),
+                allow_labels_for_unavailable_models=(
+                    options.allow_version_labels_for_unavailable_models))
+        except (OSError, ServingError) as exc:
+            log.error("Failed to reload model config %s: %s", path, exc)
+            continue
+        applied = text
+        log.info("Reloaded model config %s", path)
+        for name in added:
+            core.models[name].poll()
 
 
 def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
     """Run the server until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
+    from forgekit.serving.core import ServerCore
+
     models = models_from_options(options)
-    _check_labels(options, models)
     if options.model_config_file and options.model_base_path:
         log.warning("--model_config_file is set: --model_name and --model_base_path are ignored")
+    tags = [t.strip() for t in options.saved_model_tags.split(",") if t.strip()]
+    core = ServerCore(partial(_load, tags=tags))
+    try:  # labels are checked before anything loads, as in TF Serving
+        core.configure(models, allow_labels_for_unavailable_models=(
+            options.allow_version_labels_for_unavailable_models))
+    except ServingError as err:
+        if err.code == "FAILED_PRECONDITION":
+            err.message += " (at start-up no version is loaded yet: start with " \
+                           "--allow_version_labels_for_unavailable_models)"
+        raise
     with muted_stderr():  # TensorFlow's C++ start-up chatter
         import tensorflow as tf  # noqa: F401  (imported once, here, before any thread)
 
-    from forgekit.serving.core import ServerCore
     from forgekit.serving.grpc_api import start_grpc_server
     from forgekit.serving.rest import RestServer
-    from forgekit.serving.servable import SavedModelServable
-    from forgekit.serving.versions import ModelVersions, Poller
+    from forgekit.serving.versions import Poller
 
-    tags = [t.strip() for t in options.saved_model_tags.split(",") if t.strip()]
-    loader = partial(SavedModelServable, tags=tags)
-    registry = {m.name: ModelVersions(m, loader) for m in models}
     for m in models:
         log.info("Adding model %s: base path %s, version policy %s%s", m.name, m.base_path,
                  m.policy.describe(), f", labels {dict(m.labels)}" if m.labels else "")
-    poller = Poller(registry.values(), options.file_system_poll_wait_seconds)
+    poller = Poller(lambda: core.models.values(), options.file_system_poll_wait_seconds)
     poller.poll_all()  # like TF Serving, load what is there before opening the ports
-    core = ServerCore(registry)
 
     grpc_server, grpc_port = start_grpc_server(
         core, options.grpc_host, options.port, max_workers=options.grpc_max_threads,
-        max_message_bytes=options.max_request_bytes)
+        max_message_bytes=options.max_request_bytes,
+        allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models)
     log.info("Running gRPC ModelServer at %s:%d ...", options.grpc_host, grpc_port)
     rest = None
     if options.rest_api_port and options.rest_api_port == options.port:
@@ -88,6 +112,10 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
     poller.start()
 
     stop = stop or threading.Event()
+    if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
+        threading.Thread(target=_watch_config, name="forgekit-config", daemon=True, args=(
+            Path(options.model_config_file), options.model_config_file_poll_wait_seconds,
+            core, options, stop)).start()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -96,15 +124,22 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
         if parent and os.getppid() != parent:  # started by ModelServer, whose process died
             log.warning("Parent process %d is gone", parent)
             break
+    stop.set()
     log.info("Shutting down")
     poller.stop()
     if rest is not None:
         rest.shutdown()
     grpc_server.stop(grace=2.0).wait(5.0)
-    for model in registry.values():
+    for model in core.models.values():
         model.unload_all()
     log.info("Server stopped")
     return 0
+
+
+def _load(path: Path, tags: list[str]):
+    from forgekit.serving.servable import SavedModelServable
+
+    return SavedModelServable(path, tags)
 
 
 def configure_logging() -> None:

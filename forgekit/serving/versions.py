@@ -117,6 +117,7 @@ class ModelVersions(Generic[T]):
         self.name = config.name
         self._loader = loader
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()  # the poller and a config reload may both poll
         self._states: dict[int, VersionStatus] = {}
         self._serving: dict[int, T] = {}
         self._latest: tuple[int, T] | None = None
@@ -126,8 +127,23 @@ class ModelVersions(Generic[T]):
 
     # ----------------------------------------------------------------- polling thread
 
+    def reconfigure(self, config: ModelConfig) -> None:
+        """Take a new policy, base path and labels (a reloaded model config)."""
+        if config.name != self.name:
+            raise ValueError(f"config for {config.name} given to model {self.name}")
+        with self._poll_lock:
+            self.config = config
+            self.labels = dict(config.labels)  # replaced whole: readers never see a mix
+
+    def available(self) -> set[int]:
+        return set(self._serving)
+
     def poll(self) -> None:
         """Scan the base path once and load / unload versions to match the policy."""
+        with self._poll_lock:
+            self._poll()
+
+    def _poll(self) -> None:
         try:
             on_disk = scan_versions(self.config.base_path, self.name)
         except OSError as exc:
@@ -196,8 +212,9 @@ class ModelVersions(Generic[T]):
         log.info("Done unloading servable version %s", sid)
 
     def unload_all(self) -> None:
-        for version in sorted(self._serving):
-            self._unload(version)
+        with self._poll_lock:
+            for version in sorted(self._serving):
+                self._unload(version)
 
     def _set(self, status: VersionStatus) -> None:
         with self._lock:
@@ -268,17 +285,19 @@ def _error_of(exc: BaseException) -> tuple[str, str]:
 class Poller:
     """Polls every model's base path every ``interval`` seconds on one daemon thread.
 
-    ``interval == 0`` polls once (at start-up) and never again, like TF Serving.
+    ``models`` is called before each round, so models added by a config reload are polled.
+    ``interval <= 0`` polls once (at start-up) and never again, like TF Serving.
     """
 
-    def __init__(self, models: Iterable[ModelVersions[Any]], interval: float) -> None:
-        self._models = list(models)
+    def __init__(self, models: Callable[[], Iterable[ModelVersions[Any]]],
+                 interval: float) -> None:
+        self._models = models
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def poll_all(self) -> None:
-        for model in self._models:
+        for model in list(self._models()):
             model.poll()
 
     def start(self) -> None:
