@@ -121,11 +121,11 @@ def _transport_server(kind: str, base: str, port: int, ready) -> None:
     from forgekit.serving.core import ServerCore
     from forgekit.serving.rest import RestApi, RestServer
     from forgekit.serving.servable import SavedModelServable
-    from forgekit.serving.versions import ModelConfig, ModelVersions
+    from forgekit.serving.versions import ModelConfig
 
-    model = ModelVersions(ModelConfig("demo", Path(base)), SavedModelServable)
-    model.poll()
-    core = ServerCore({"demo": model})
+    core = ServerCore(SavedModelServable)
+    core.configure([ModelConfig("demo", Path(base))])
+    core.models["demo"].poll()
     if kind == "stdlib":
         RestServer(core, "127.0.0.1", port).start()
         ready.set()
