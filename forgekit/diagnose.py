@@ -66,6 +66,7 @@ class ArtifactDiagnosis:
     works_with: list[str] = field(default_factory=list)
     fix: str = ""
     target_kind: str = ""  # the kind at ``target`` when the path points next to the artifact
+    subclassed: str = ""  # class name of a subclassed model stored in legacy HDF5
 
     @property
     def kind(self) -> str:
@@ -227,7 +228,15 @@ def _config_checks(d: ArtifactDiagnosis, info: FormatInfo) -> None:
         d.problems.append("Lambda bytecode: keras.models.load_model refuses it under its default "
                           "safe_mode=True (loading would run code stored in the file)")
     if info.kind == "h5_model":
-        d.compile_problem = _legacy_compile_problem(info.path)
+        top = str(co.read_configs(info.path)[0].get("class_name", "")).split(">")[-1]
+        if top not in ("Functional", "Sequential", "Model"):
+            d.subclassed = top
+            d.problems.append(
+                f"a subclassed model ({top}) in legacy HDF5: Keras 3 rebuilds the class but "
+                "finds no built layers to pour the saved weights into; build it in code and use "
+                "model.load_weights, or save it as .keras")
+        # with custom objects missing the dry run would only fail on them again
+        d.compile_problem = None if d.missing_objects else _legacy_compile_problem(info.path)
         if d.compile_problem:
             d.notes.append(f"the stored compile config does not deserialize here "
                            f"({d.compile_problem}): load with compile=False, then compile again")
@@ -285,6 +294,9 @@ def _fix(d: ArtifactDiagnosis) -> str:
 
             return fix_for(d.missing_objects, call)
         return call
+    if kind == "h5_model" and d.subclassed:
+        return (f"model.load_weights({target!r})  # model = {d.subclassed}(...) built in code "
+                "and called once on data")
     if kind == "h5_model":
         extra = ", compile=False" if d.compile_problem else ""
         call = f"keras.models.load_model({target!r}{extra})"

@@ -102,49 +102,68 @@ class Loader:
     name: str  # short name for tables
     call: str  # the call as a user types it; {path} stands for the path
     needs: str  # what it reads, in words
+    kinds: tuple[str, ...]  # the artifact kinds it reads when the path is right
     run: Callable[[str, Build], Any]
     works: Callable[[ArtifactDiagnosis], bool]
 
     def code(self, path: str) -> str:
         return self.call.format(path=repr(path))
 
+    def explain(self, d: ArtifactDiagnosis) -> str:
+        """forgekit's one-line verdict for this loader on a diagnosed path, with the fix."""
+        if d.error is not None:
+            return f"✗ {d.error.reason}. Fix: {d.error.fix}"
+        if self.works(d):
+            return "✓ predicted to work"
+        if d.kind not in self.kinds:
+            return f"✗ reads {self.needs}; this is {d.kind}. Fix: {d.fix}"
+        why = [*d.notes, *(p for p in d.problems if not p.endswith("as given"))]
+        if d.info is not None and d.info.mismatch:
+            why.append(d.info.mismatch)
+        if d.kind == "json_architecture" and d.info.details.get("writer") != "Keras 3":
+            why.append(f"written by {d.info.details.get('writer')}")
+        return f"✗ {d.kind}, but {'; '.join(why) or 'not this path'}. Fix: {d.fix}"
+
 
 _LOADER_LIST = (
     Loader("load_model", "keras.models.load_model",
            "keras.models.load_model({path})",
-           "a path ending in .keras (zip) or .h5 (legacy HDF5 model)", _load_model,
+           "a path ending in .keras (zip) or .h5 (legacy HDF5 model)", ("keras", "h5_model"),
+           _load_model,
            lambda d: not d.missing_objects and not d.bytecode_lambdas and (
                (d.kind == "keras" and _endswith(d, ".keras"))
                or (d.kind == "h5_model" and _endswith(d, ".h5", ".hdf5")
-                   and d.compile_problem is None))),
+                   and d.compile_problem is None and not d.subclassed))),
     Loader("saved_model_load", "tf.saved_model.load",
            "tf.saved_model.load({path})",
-           "a SavedModel folder (saved_model.pb + variables/)", _saved_model_load,
+           "a SavedModel folder (saved_model.pb + variables/)", ("savedmodel",), _saved_model_load,
            lambda d: d.kind == "savedmodel" and os.path.isdir(d.path)),
     Loader("tfsm_layer", "keras.layers.TFSMLayer",
            "keras.layers.TFSMLayer({path}, call_endpoint='serving_default')",
-           "a SavedModel folder with a serving_default signature", _tfsm_layer,
+           "a SavedModel folder with a serving_default signature", ("savedmodel",), _tfsm_layer,
            lambda d: d.kind == "savedmodel" and os.path.isdir(d.path)
            and "serving_default" in d.info.signatures),
     Loader("load_weights", "model.load_weights",
            "model.load_weights({path})  # model rebuilt with the same architecture",
-           "a .keras, a .weights.h5, or an .h5 (Keras 2 weights or legacy model)", _load_weights,
+           "a .keras, a .weights.h5, or an .h5 (Keras 2 weights or legacy model)",
+           ("keras", "h5_model", "weights_h5"), _load_weights,
            lambda d: d.kind in ("keras", "h5_model", "weights_h5") and _weights_named_right(d)),
     Loader("checkpoint_restore", "tf.train.Checkpoint.restore",
            "tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore({path})"
            ".assert_existing_objects_matched()",
-           "a checkpoint prefix (ckpt-1, not the folder or ckpt-1.index)", _checkpoint_restore,
+           "a checkpoint prefix (ckpt-1, not the folder or ckpt-1.index)", ("tf_checkpoint",),
+           _checkpoint_restore,
            lambda d: d.kind == "tf_checkpoint"
            and os.path.normpath(d.path) == os.path.normpath(d.info.details.get("prefix", ""))
            and not d.path.endswith("/")),
     Loader("model_from_json", "keras.models.model_from_json",
            "keras.models.model_from_json(open({path}).read())",
-           "a JSON architecture written by Keras 3", _model_from_json,
+           "a JSON architecture written by Keras 3", ("json_architecture",), _model_from_json,
            lambda d: d.kind == "json_architecture" and not d.path.endswith("/")
            and d.info.details.get("writer") == "Keras 3" and not d.missing_objects),
     Loader("tflite", "tf.lite.Interpreter",
            "tf.lite.Interpreter(model_path={path}).allocate_tensors()",
-           "a .tflite flatbuffer", _tflite,
+           "a .tflite flatbuffer", ("tflite",), _tflite,
            lambda d: d.kind == "tflite" and not d.path.endswith("/")),
 )
 
@@ -230,9 +249,7 @@ class FailureMatrix:
         table = Table(["call", "what really happened", "forgekit"],
                       title=f"{label}: {d.kind}", max_width=110)
         for cell in row.cells:
-            said = ("✓ predicted to work" if cell.predicted else
-                    f"✗ needs {cell.loader.needs}; this is {d.kind}. Fix: {d.fix}")
-            table.add(cell.loader.name, str(cell.outcome), said)
+            table.add(cell.loader.name, str(cell.outcome), cell.loader.explain(d))
         return table
 
     def __str__(self) -> str:
