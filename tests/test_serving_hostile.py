@@ -185,6 +185,8 @@ def hostile_requests() -> list[tuple[str, bytes, bool]]:
         http("POST", "/v1/models/single:predict", good_body, {"Content-Length": "abc"}),
         http("POST", "/v1/models/single:predict", good_body, {"Content-Length": "-5"}),
         http("POST", "/v1/models/single:predict", good_body, {"Content-Length": "1, 2"}),
+        http("POST", "/v1/models/single:predict", good_body, {"Content-Length": "\u00b2"}),
+        http("GET", "/v1/models/single/versions/\u00b9"),
         http("POST", "/v1/models/single:predict", good_body,
              {"Content-Length": "99999999999999999999"}),
         http("POST", "/v1/models/single:predict", good_body,

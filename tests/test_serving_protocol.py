@@ -329,6 +329,8 @@ REQUESTS = [
     ("every", {"instances": X}, {"version": 1}),
     ("labeled", {"inputs": X}, {"label": "canary"}),
     ("single", {"instances": X, "signature_name": "serving_default"}, {}),
+    ("single", {"instances": np.array(X, np.float32)}, {}),  # numpy: gRPC's fast path
+    ("multi", {"inputs": {"features": np.array(F)}}, {}),
 ]
 
 

@@ -523,3 +523,24 @@ def test_responses_are_one_buffer_and_head_gets_no_body():
     assert full.startswith(b"HTTP/1.1 404 Not Found\r\n") and full.endswith(b'\r\n\r\n{"error": "x"}')
     assert b"Content-Length: 14\r\n" in full and b"Connection: close\r\n" in full
     assert response_bytes(400, b"{}", head=True).endswith(b"\r\n\r\n")
+
+
+def test_numpy_arrays_follow_the_same_rules_as_json():
+    a = to_array(np.arange(8, dtype=np.float64).reshape(2, 4), "DT_FLOAT")
+    assert a.dtype == np.float32 and a.shape == (2, 4)
+    assert to_array(np.array([1, 2]), "DT_FLOAT").tolist() == [1.0, 2.0]
+    assert to_array(np.array([[b"a"], ["b"]], dtype=object), "DT_STRING").tolist() == [
+        [b"a"], [b"b"]]
+    assert to_array(np.array(["é"]), "DT_STRING").tolist() == ["é".encode()]
+    for value, dtype, fragment in [
+        (np.array([True]), "DT_FLOAT", "is not of expected type: float"),
+        (np.array([1.5]), "DT_INT32", "is not of expected type: int32"),
+        (np.array([2 ** 40]), "DT_INT32", "out of range for int32"),
+        (np.array([2 ** 30]), "DT_FLOAT", "without loss of precision"),
+        (np.array([1.0]), "DT_STRING", "is not of expected type: string"),
+    ]:
+        assert fragment in _error(to_array, value, dtype).message
+    row, arrays = parse_inputs({"instances": np.ones((3, 4), np.float32)}, F4)
+    assert row and arrays["x"].shape == (3, 4)
+    _, arrays = parse_inputs({"inputs": {"a": np.ones(2), "b": np.ones((2, 2), np.int64)}}, TWO)
+    assert arrays["b"].dtype == np.int64

@@ -55,6 +55,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _plain(value: Any) -> Any:
+    """Arrays stay arrays (the fast path); anything else becomes what JSON would carry."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, dict) and any(isinstance(v, np.ndarray) for v in value.values()):
+        return {k: _plain(v) for k, v in value.items()}
+    return json.loads(json.dumps(value, default=_json_default))
+
+
 def predict_body(instances: Any = None, inputs: Any = None,
                  signature_name: str | None = None) -> dict[str, Any]:
     """The JSON body of a predict request (exactly one of ``instances`` / ``inputs``)."""
@@ -230,9 +239,8 @@ class _Grpc:
 
         signature = body.get("signature_name") or "serving_default"
         infos = self._input_infos(model, version, label, signature)
-        # the REST server's own parser, so both protocols accept exactly the same requests
-        doc = json.loads(json.dumps(body, default=_json_default))
-        row, arrays = tensors.parse_inputs(doc, infos)
+        # the REST server's own parser, so both protocols accept the same requests
+        row, arrays = tensors.parse_inputs({k: _plain(v) for k, v in body.items()}, infos)
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, model, version, label)
         request.model_spec.signature_name = body.get("signature_name") or ""

@@ -41,11 +41,12 @@ log = logging.getLogger("forgekit.serving")
 _V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 _PREDICT = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
-    re.IGNORECASE)
+    re.IGNORECASE | re.ASCII)
 _STATUS = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
-    re.IGNORECASE)
+    re.IGNORECASE | re.ASCII)
 
+_LENGTH = re.compile(r"[0-9]{1,15}")  # not str.isdigit(): it accepts "²", which int() refuses
 _MAX_LINE = 8192
 _MAX_HEADERS = 100
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -209,6 +210,10 @@ class _Connection(socketserver.BaseRequestHandler):
                 return
             except OSError:
                 return  # connection reset or timed out while idle
+            except Exception as exc:  # a parser bug must not leave the client without answer
+                log.exception("Error reading a request")
+                self._send(400, error_body(f"Bad request: {type(exc).__name__}"), close=True)
+                return
             if request is None:
                 return
             self.deadline = None
@@ -247,7 +252,7 @@ class _Connection(socketserver.BaseRequestHandler):
         if "transfer-encoding" in headers:
             raise _HttpError(411, "Chunked request bodies are not supported; send Content-Length")
         length_text = headers.get("content-length", "0").strip()
-        if not length_text.isdigit() or len(length_text) > 15:
+        if not _LENGTH.fullmatch(length_text):
             raise _HttpError(400, f"Invalid Content-Length: {shorten(length_text)}")
         length = int(length_text)
         if length > self.server.max_body:

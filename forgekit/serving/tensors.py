@@ -202,14 +202,29 @@ def _strings(leaves: list, types: set, dtype: str) -> np.ndarray:
 
 
 def _from_ndarray(value: np.ndarray, dtype: str, np_dtype: Any) -> np.ndarray:
+    """The numpy fast path (gRPC client): the same type rules as for JSON values."""
     kind = value.dtype.kind
-    allowed = {"DT_BOOL": "b", "DT_STRING": "OSU"}.get(dtype, "fiu" if dtype in _FLOAT_DIGITS
-                                                         else "iu")
+    if dtype == "DT_STRING":
+        flat = value.ravel().tolist() if kind in "OSU" else [value.flat[0]]
+        bad = next((v for v in flat if not isinstance(v, (str, bytes))), None)
+        if bad is not None:
+            raise _type_error(bad, dtype)
+        out = np.empty(len(flat), dtype=object)
+        out[:] = [v.encode("utf-8") if isinstance(v, str) else v for v in flat]
+        return out.reshape(value.shape)
+    allowed = "b" if dtype == "DT_BOOL" else "fiu" if dtype in _FLOAT_DIGITS else "iu"
     if kind not in allowed:
         raise invalid(f"array of dtype {value.dtype} is not of expected type: "
                       f"{TYPE_NAMES.get(dtype, dtype)}")
-    if dtype == "DT_STRING":
-        return to_array(value.tolist(), dtype) if kind != "O" else value
+    if dtype in _FLOAT_DIGITS and kind in "iu" and value.size:
+        limit = (1 << _FLOAT_DIGITS[dtype]) - 1
+        if np.abs(value.astype(np.float64)).max() > limit:
+            raise invalid(f"Cannot convert integers above {limit} to "
+                          f"{TYPE_NAMES[dtype]} without loss of precision.")
+    if kind in "iu" and dtype not in _FLOAT_DIGITS and value.size:
+        info = np.iinfo(np_dtype)
+        if value.min() < info.min or value.max() > info.max:
+            raise invalid(f"array values out of range for {TYPE_NAMES.get(dtype, dtype)}")
     return value.astype(np_dtype, copy=False)
 
 
@@ -243,6 +258,11 @@ def _is_object(value: Any) -> bool:
 def _from_rows(rows: Any, doc: Mapping[str, Any], infos: Mapping[str, InputInfo]
                ) -> dict[str, np.ndarray]:
     # The odd wording ("Excepting") is TF Serving's own, kept so messages match.
+    if isinstance(rows, np.ndarray) and rows.ndim and len(infos) == 1:
+        if not len(rows):
+            raise invalid("No values in 'instances' array")
+        ((name, info),) = infos.items()
+        return {name: to_array(rows, info.dtype)}  # one input, already batched
     if not isinstance(rows, _SEQ):
         raise invalid(f"JSON Value: {preview(doc)} Excepting 'instances' to be an list/array")
     if not rows:

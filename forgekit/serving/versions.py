@@ -8,7 +8,8 @@ versions to serve: ``latest`` (the newest ``num_versions``, default 1), ``all``,
 * a new version is loaded off the request path and becomes ``AVAILABLE`` only once loaded;
   until then the previous version keeps answering;
 * a version whose load fails is reported ``END`` with its error, and the one being served is
-  left alone (TF Serving's *availability preserving* policy);
+  left alone (TF Serving's *availability preserving* policy); it is tried again only once its
+  directory changes (replaced, or files added), not on every poll;
 * versions the policy no longer wants are unloaded (``END``, status OK) only once a wanted
   version is available, or when no version is wanted at all (every directory removed).
 
@@ -106,10 +107,10 @@ def scan_versions(base_path: Path, name: str = "") -> dict[int, Path]:
 class ModelVersions(Generic[T]):
     """The versions of one model: their states, the loaded ones, and version labels.
 
-    ``poll()`` runs on the polling thread only; ``lookup()`` and ``statuses()`` may be called
-    from any request thread. The map of serving versions is replaced, never mutated, so a
-    request reads it without taking the lock and keeps its servable even if it is unloaded
-    meanwhile.
+    ``poll()`` (from the poller, or a config reload) is serialized by a lock; ``lookup()`` and
+    ``statuses()`` may be called from any request thread. The map of serving versions is
+    replaced, never mutated, so a request reads it without taking a lock and keeps its
+    servable even if it is unloaded meanwhile (TF Serving's servable handles do the same).
     """
 
     def __init__(self, config: ModelConfig, loader: Callable[[Path], T]) -> None:
@@ -166,7 +167,7 @@ class ModelVersions(Generic[T]):
             if version in self._serving:
                 continue
             if self._failed.get(version) == _identity(on_disk[version]):
-                continue  # same directory that failed: TF Serving does not retry either
+                continue  # the directory that failed, unchanged: wait until it changes
             self._load(version, on_disk[version])
         self._unload_unwanted(wanted)
 
