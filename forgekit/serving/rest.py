@@ -358,13 +358,18 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 conn.sock.shutdown(socket.SHUT_RD)
 
 
+class _TCPServer6(_TCPServer):
+    address_family = socket.AF_INET6
+
+
 class RestServer:
     """The REST front end, serving on its own threads until :meth:`shutdown`."""
 
     def __init__(self, core: ServerCore, host: str, port: int, *, max_connections: int = 32,
                  timeout_s: float = 30.0, max_body: int = 16 * 1024 * 1024) -> None:
-        self._server = _TCPServer((host, port), RestApi(core), max_connections=max_connections,
-                                  timeout_s=timeout_s, max_body=max_body)
+        cls = _TCPServer6 if ":" in host else _TCPServer
+        self._server = cls((host, port), RestApi(core), max_connections=max_connections,
+                           timeout_s=timeout_s, max_body=max_body)
         self.address: tuple[str, int] = self._server.server_address[:2]
         self._stop = threading.Event()
         self._threads = [
