@@ -59,41 +59,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d = ServerOptions()
     a = p.add_argument
-    a("--port", type=int, default=d.port, help="gRPC port (default %(default)s)")
-    a("--grpc_host", default=d.grpc_host,
+    a("--port", metavar="N", type=int, default=d.port, help="gRPC port (default %(default)s)")
+    a("--grpc_host", metavar="HOST", default=d.grpc_host,
       help="gRPC bind address (forgekit only; default %(default)s, TF Serving binds 0.0.0.0)")
-    a("--rest_api_port", type=int, default=d.rest_api_port,
+    a("--rest_api_port", metavar="N", type=int, default=d.rest_api_port,
       help="REST port; 0 disables REST, as in TF Serving (default %(default)s)")
-    a("--rest_api_host", default=d.rest_api_host,
+    a("--rest_api_host", metavar="HOST", default=d.rest_api_host,
       help="REST bind address (forgekit only; default %(default)s)")
-    a("--rest_api_num_threads", type=int, default=d.rest_api_num_threads,
+    a("--rest_api_num_threads", metavar="N", type=int, default=d.rest_api_num_threads,
       help="HTTP connections served at once, one thread each; more get 503 "
            "(default %(default)s)")
-    a("--rest_api_timeout_in_ms", type=int, default=d.rest_api_timeout_in_ms,
+    a("--rest_api_timeout_in_ms", metavar="MS", type=int, default=d.rest_api_timeout_in_ms,
       help="a client must send a whole request within this time, else 408; idle "
            "keep-alive connections are closed after it (default %(default)s)")
-    a("--grpc_max_threads", type=int, default=d.grpc_max_threads,
+    a("--grpc_max_threads", metavar="N", type=int, default=d.grpc_max_threads,
       help="gRPC worker threads (default %(default)s)")
-    a("--model_name", default=d.model_name, help="model name (default %(default)s)")
-    a("--model_base_path", default=d.model_base_path,
+    a("--model_name", metavar="NAME", default=d.model_name, help="model name (default %(default)s)")
+    a("--model_base_path", metavar="PATH", default=d.model_base_path,
       help="absolute path of the folder holding numeric version folders")
-    a("--model_config_file", default=d.model_config_file,
+    a("--model_config_file", metavar="FILE", default=d.model_config_file,
       help="text-format ModelServerConfig (model_config_list); overrides --model_name and "
            "--model_base_path")
-    a("--model_config_file_poll_wait_seconds", type=float,
+    a("--model_config_file_poll_wait_seconds", metavar="S", type=float,
       default=d.model_config_file_poll_wait_seconds,
       help="seconds between re-reads of --model_config_file (labels, policies, models); "
            "0 reads it once (default %(default)s)")
-    a("--file_system_poll_wait_seconds", type=float, default=d.file_system_poll_wait_seconds,
+    a("--file_system_poll_wait_seconds", metavar="S", type=float, default=d.file_system_poll_wait_seconds,
       help="seconds between scans of the base paths; 0 scans once (default %(default)s; "
            "fractions are a forgekit extension)")
-    a("--saved_model_tags", default=d.saved_model_tags,
+    a("--saved_model_tags", metavar="TAGS", default=d.saved_model_tags,
       help="comma-separated MetaGraphDef tags to load (default %(default)s)")
-    a("--allow_version_labels_for_unavailable_models", type=_bool, nargs="?", const=True,
+    a("--allow_version_labels_for_unavailable_models", metavar="BOOL", type=_bool, nargs="?", const=True,
       default=d.allow_version_labels_for_unavailable_models,
       help="accept labels pointing at versions not yet loaded; without it, labels in the "
            "config fail at start-up, as in TF Serving (default %(default)s)")
-    a("--max_request_bytes", type=int, default=d.max_request_bytes,
+    a("--max_request_bytes", metavar="BYTES", type=int, default=d.max_request_bytes,
       help="largest REST body / gRPC message accepted (forgekit only; default %(default)s)")
     return p
 
