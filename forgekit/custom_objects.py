@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgekit.errors import ForgekitError
+from forgekit.errors import ForgekitError, WrongFormatError
 
 if TYPE_CHECKING:
     from forgekit.formats import FormatInfo
@@ -140,6 +140,11 @@ def read_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str
     if not (isinstance(doc, dict) and "class_name" in doc):
         raise ValueError(f"{p}: JSON, but not a Keras model config")
     return doc, doc.get("compile_config")
+
+
+def _is_hdf5(path: str | os.PathLike[str]) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
 def _text(value: Any) -> str:
@@ -346,22 +351,33 @@ def explain_load_error(path: str | os.PathLike[str], exc: BaseException,
                        call: str | None = None) -> ForgekitError | None:
     """A one-line forgekit error for a load that failed on custom objects or Lambda layers.
 
-    Returns ``None`` when the file's config does not explain ``exc`` (nothing custom is
-    missing and no Lambda bytecode was refused), so the caller re-raises the original.
+    Also recognises a subclassed model stored in legacy HDF5, which Keras 3 cannot reload
+    whatever the custom objects. Returns ``None`` when the file's config does not explain
+    ``exc``, so the caller re-raises the original.
     """
     try:
+        model_config, _ = read_configs(path)
         scan = scan_file(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
-    call = call or f"keras.models.load_model({os.fspath(path)!r})"
+    call = call or "keras.models.load_model(path)"  # the message names the path already
+    top = str(model_config.get("class_name", "")).split(">")[-1]
+    if _is_hdf5(path) and top not in _STRUCTURAL:
+        return WrongFormatError(
+            f"a subclassed model ({top}) in legacy HDF5: Keras 3 rebuilds the class but finds no "
+            "built layers to pour the saved weights into",
+            path=path, found=f"h5_model (subclassed {top})",
+            expected="a Functional or Sequential model in .h5, or any model in .keras",
+            fix=f"model = {top}(...); model(sample_batch); model.load_weights({os.fspath(path)!r})"
+                "; save it as .keras from then on")
     lacking = missing(scan, custom_objects)
     if lacking:
+        # names only: the one-line message must fit; modules appear in the fix
         return MissingCustomObjectsError(
-            f"the model needs custom objects this process has not registered: "
-            f"{', '.join(obj.describe() for obj in lacking)}",
-            path=path, found="keras model with custom objects",
-            expected="every custom class and function registered or passed",
-            fix=fix_for(lacking, call))
+            f"needs custom objects this process has not registered: "
+            f"{', '.join(obj.name for obj in lacking)}",
+            path=path, found="h5_model" if _is_hdf5(path) else "keras",
+            expected="them registered or passed", fix=fix_for(lacking, call))
     if scan.has_bytecode and "safe_mode" in str(exc):
         layers = ", ".join(repr(layer.name) for layer in scan.lambda_layers if layer.bytecode)
         return UnsafeLambdaError(
