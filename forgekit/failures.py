@@ -106,9 +106,6 @@ class Loader:
     run: Callable[[str, Build], Any]
     works: Callable[[ArtifactDiagnosis], bool]
 
-    def code(self, path: str) -> str:
-        return self.call.format(path=repr(path))
-
     def explain(self, d: ArtifactDiagnosis) -> str:
         """forgekit's one-line verdict for this loader on a diagnosed path, with the fix."""
         if d.error is not None:

@@ -56,12 +56,7 @@ class FreshOutcome(Outcome):
 
     code: str = ""
     seconds: float = 0.0
-    stdout: str = ""
-
-    @property
-    def result(self) -> object:
-        """The value the snippet assigned to ``result`` (JSON round-tripped), if it worked."""
-        return self.value
+    stdout: str = ""  # what the snippet printed; ``value`` is what it assigned to ``result``
 
 
 def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
