@@ -39,6 +39,8 @@ _FUNCTION_NAMESPACES = ("activations", "losses", "metrics", "initializers", "reg
 _CLASS_NAMESPACES = ("layers", "models", "losses", "metrics", "optimizers", "initializers",
                      "regularizers", "constraints", "dtype_policies")
 _STRUCTURAL = {"Functional", "Sequential", "Model"}
+# Metric strings compile() resolves itself from the loss, not through a Keras namespace.
+_COMPILE_ALIASES = {"acc", "accuracy", "crossentropy", "ce"}
 # Config keys that hold no objects to rebuild (or, compile_config, are scanned separately).
 _SKIP = {"compile_config", "build_config", "inbound_nodes", "input_layers", "output_layers"}
 
@@ -196,9 +198,10 @@ def _walk(node: Any, where: str, role: str) -> Iterator[CustomObject | LambdaLay
         for i, item in enumerate(node):
             yield from _walk(item, f"{where}[{i}]", role)
         return
-    if isinstance(node, str) and ">" in node and role in ("loss", "metric"):
-        # legacy H5 training_config: a registered function stored as a bare "package>name"
-        yield CustomObject(node, "function", None, role, where)
+    if isinstance(node, str) and role in ("loss", "metric"):
+        # a loss or metric given by name: "mse", or in legacy H5 "package>name" / "my_loss"
+        if node not in _COMPILE_ALIASES:
+            yield CustomObject(node, "function", None, role, where, certain=">" in node)
         return
     if not isinstance(node, Mapping):
         return

@@ -299,4 +299,4 @@ def test_exercise_checker(saved):
         wrong, correct = pool.map(lambda code: check_renamed_fix(code, *args), [wrong_key, right])
     assert not wrong.passed and "'forgekit>Scale'" in wrong.message
     assert correct.passed, str(correct)
-    assert scan_file(args[0]).names == ["forgekit>Scale"]
+    assert [o.name for o in scan_file(args[0]).custom_objects if o.certain] == ["forgekit>Scale"]
