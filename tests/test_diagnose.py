@@ -171,6 +171,7 @@ def test_unreadable_file_under_doctor_and_load(good):
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # child: report "<doctor error class>,<load error class>"
+            signal.alarm(HANG_GUARD_S)  # a forked child that hangs dies instead (default action)
             answer = b"?"
             try:
                 if os.geteuid() == 0:
