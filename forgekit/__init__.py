@@ -24,13 +24,14 @@ _LAZY = {
     "ForgekitError": "forgekit.errors",
     "WrongFormatError": "forgekit.errors",
     "CorruptArtifactError": "forgekit.errors",
+    "IncompatibleArtifactError": "forgekit.errors",
     "run_notebook": "forgekit.runner",
     "course_map": "forgekit.course",
 }
 _SUBMODULES = {
-    "course", "diagnose", "environment", "errors", "exercises", "formats", "outcome", "paths", "plots",
-    "probe", "quiet", "runner", "saving", "serving", "training", "layout",
-    "custom_objects", "failures", "fresh", "keras_versions", "table", "zoo",
+    "checkpoints", "course", "custom_objects", "diagnose", "environment", "errors", "exercises",
+    "failures", "formats", "fresh", "keras_versions", "outcome", "paths", "plots", "probe", "quiet",
+    "runner", "saving", "serving", "table", "training", "zoo",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -67,3 +67,7 @@ class ArtifactNotFoundError(ForgekitError, FileNotFoundError):
 
 class UnreadableArtifactError(ForgekitError, PermissionError):
     """The artifact exists but this process may not read it."""
+
+
+class IncompatibleArtifactError(ForgekitError, ValueError):
+    """The artifact is intact, but this Keras cannot rebuild part of what it records."""

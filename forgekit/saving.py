@@ -23,8 +23,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from forgekit.errors import CorruptArtifactError, UnreadableArtifactError, WrongFormatError
+from forgekit.errors import (
+    CorruptArtifactError,
+    IncompatibleArtifactError,
+    UnreadableArtifactError,
+    WrongFormatError,
+)
 from forgekit.formats import FormatInfo, detect_format, endpoint_for, extension_kinds
+from forgekit.outcome import first_line
 
 WRITABLE_KINDS = (
     "keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint", "tflite",
@@ -409,6 +415,16 @@ def load(
             explained = explain_load_error(path, exc, kwargs.get("custom_objects"))
             if explained is not None:
                 raise explained from exc
+        if (info.kind == "h5_model" and "compile" not in kwargs
+                and "Could not deserialize" in str(exc)):
+            # Keras 3's legacy reader cannot rebuild string losses/metrics such as "mse" that
+            # older writers (and Keras 3 itself) stored in training_config.
+            raise IncompatibleArtifactError(
+                "this Keras cannot rebuild the compile settings stored in the legacy HDF5 file "
+                f"({first_line(str(exc), 120)}); the weights and architecture are fine",
+                path=path, found="h5_model", expected="h5_model",
+                fix=f"forgekit.load({os.fspath(path)!r}, compile=False), then model.compile(...)",
+            ) from exc
         raise
 
 

@@ -73,3 +73,13 @@ def test_start_here_checker_says_why(tmp_path):
         zf.writestr("notes.txt", "hi")
     assert "not a Keras model file" in check_first_save(fake).message
     assert "folder" in check_first_save(tmp_path).message
+
+
+def test_readme_status_matches_notebooks_on_disk():
+    import re
+
+    on_disk = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
+    rows = re.findall(r"^\| \d\d \| `(\w+)` \|.*\| (ready|in progress|coming) \|$", README, re.M)
+    assert len(rows) == len(LESSONS)
+    for name, status in rows:
+        assert (status == "ready") == (name in on_disk), f"README says {name} is {status}"

@@ -218,3 +218,22 @@ def test_flipped_bytes_inside_keras_archive_fail_as_corrupt(saved, tmp_path):
     (tmp_path / "m.keras").write_bytes(bytes(data))
     with pytest.raises(CorruptArtifactError, match="m.keras"):
         forgekit.load(tmp_path / "m.keras")
+
+
+def test_legacy_h5_with_string_loss_names_the_compile_false_fix(tmp_path):
+    import keras
+
+    from forgekit.errors import IncompatibleArtifactError
+
+    model = build(compiled=False)
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])  # strings: the common case
+    model.fit(X, np.zeros((8, 2)), epochs=1, verbose=0)
+    path = tmp_path / "legacy.h5"
+    model.save(path)
+    with pytest.raises(IncompatibleArtifactError) as caught:
+        forgekit.load(path)
+    message = str(caught.value)
+    assert str(path) in message and "compile=False" in message and "h5_model" in message
+    restored = forgekit.load(path, compile=False)  # the fix the message names, executed
+    assert isinstance(restored, keras.Model)
+    assert np.array_equal(restored.predict(X, verbose=0), model.predict(X, verbose=0))
