@@ -50,10 +50,12 @@ def quiet_tf(import_tf: bool = True) -> dict[str, str]:
     If TensorFlow was already imported the environment cannot take effect any more; the Python
     loggers are still quieted and a warning says to restart the kernel for a clean start.
     """
-    already = "tensorflow" in sys.modules
+    # Settings already in the environment when TF was imported (e.g. from the Makefile or the
+    # test suite) did take effect; only warn when quiet_tf() comes too late to apply them.
+    too_late = "tensorflow" in sys.modules and any(k not in os.environ for k in QUIET_ENV)
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
-    if already:
+    if too_late:
         warnings.warn(
             "TensorFlow was imported before forgekit.quiet_tf(); CPU-only and log-level settings "
             "apply from the next kernel restart.",
