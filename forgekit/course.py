@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
+
+from forgekit.table import Table
 
 
 @dataclass(frozen=True)
@@ -59,21 +60,19 @@ class CourseMap:
     def rows(self) -> list[tuple[Lesson, bool]]:
         return [(lesson, lesson.notebook in self.ready) for lesson in LESSONS]
 
+    def table(self) -> Table:
+        return Table(["#", "lesson", "notebook", "what you will see", ""],
+                     [[lsn.number, lsn.title, f"{lsn.notebook}.ipynb", lsn.summary,
+                       "✓ ready" if ok else "coming"] for lsn, ok in self.rows()],
+                     max_width=90)
+
     def __str__(self) -> str:
-        return "\n".join(f"{lsn.number}  {'ready ' if ok else 'coming'}  {lsn.title}: {lsn.summary}"
-                         for lsn, ok in self.rows())
+        return str(self.table())
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        body = "".join(
-            f"<tr><td>{lsn.number}</td><td>"
-            + (f'<a href="{lsn.notebook}.ipynb">{html.escape(lsn.title)}</a>' if ok
-               else html.escape(lsn.title))
-            + f"</td><td>{html.escape(lsn.summary)}</td><td>{'ready' if ok else 'coming'}</td></tr>"
-            for lsn, ok in self.rows())
-        return ("<table><tr><th>#</th><th>Lesson</th><th>What you will see</th><th></th></tr>"
-                f"{body}</table>")
+        return self.table()._repr_html_()
 
 
 def course_map(notebooks_dir: str | Path | None = None) -> CourseMap:

@@ -9,7 +9,6 @@ too low, a misleading extension), which loaders will work on it, and the one cal
 
 from __future__ import annotations
 
-import html
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 from forgekit.environment import EnvironmentReport, environment_report
 from forgekit.errors import ArtifactNotFoundError, ForgekitError
 from forgekit.formats import FormatInfo, detect_format
+from forgekit.table import Fields
 
 
 def doctor(path: str | os.PathLike[str] | None = None,
@@ -124,23 +124,12 @@ class ArtifactDiagnosis:
         return rows
 
     def __str__(self) -> str:
-        rows = self.rows()
-        width = max(len(label) for label, _ in rows)
-        return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+        return str(Fields(self.rows()))
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        def value(label: str, text: str) -> str:
-            color = {"✓": "#1a7f37", "✗": "#b42318"}.get(text[:1], "")
-            style = f"text-align:left;color:{color}" if color else "text-align:left"
-            if label in ("load it with", "fix"):
-                return f"<td style='{style}'><code>{html.escape(text)}</code></td>"
-            return f"<td style='{style}'>{html.escape(text)}</td>"
-
-        body = "".join(f"<tr><th style='text-align:left'>{html.escape(label)}</th>"
-                       f"{value(label, text)}</tr>" for label, text in self.rows())
-        return f"<table>{body}</table>"
+        return Fields(self.rows(), code=("path", "load it with", "fix"))._repr_html_()
 
 
 def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:

@@ -6,7 +6,6 @@ device detection is asked for.
 
 from __future__ import annotations
 
-import html
 import os
 import platform
 import shutil
@@ -15,6 +14,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 import psutil
+
+from forgekit.table import Fields
 
 PACKAGES = ("tensorflow", "keras", "tf-keras", "h5py", "numpy", "protobuf",
             "tensorflow-serving-api")
@@ -105,22 +106,18 @@ class EnvironmentReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def _fields(self) -> Fields:
+        verdict = ([f"✗ {p}" for p in self.problems] if self.problems
+                   else ["✓ No known-bad combinations found."])
+        return Fields(self.rows(), code=True, notes=verdict)
+
     def __str__(self) -> str:
-        width = max(len(k) for k, _ in self.rows())
-        lines = [f"{k:<{width}}  {v}" for k, v in self.rows()]
-        lines.append("")
-        lines += ([f"WARNING: {p}" for p in self.problems] if self.problems
-                  else ["No known-bad combinations found."])
-        return "\n".join(lines)
+        return str(self._fields())
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        body = "".join(f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(v)}</code></td></tr>"
-                       for k, v in self.rows())
-        notes = ("".join(f'<li style="color:#b42318">{html.escape(p)}</li>' for p in self.problems)
-                 or '<li style="color:#1a7f37">No known-bad combinations found.</li>')
-        return f"<table>{body}</table><ul>{notes}</ul>"
+        return self._fields()._repr_html_()
 
 
 def environment_report(check_devices: bool = False) -> EnvironmentReport:

@@ -17,7 +17,6 @@ here: it is reported as kind ``"unknown"`` (``forgekit.load`` refuses it).
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.errors import ArtifactNotFoundError, CorruptArtifactError, UnreadableArtifactError
+from forgekit.table import Fields
 
 KINDS = (
     "keras",  # Keras 3 .keras zip: config.json + metadata.json + model.weights.h5
@@ -140,17 +140,10 @@ class FormatInfo:
         return rows
 
     def __str__(self) -> str:
-        rows = self._rows()
-        width = max(len(k) for k, _ in rows)
-        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+        return str(Fields(self._rows()))
 
     def _repr_html_(self) -> str:
-        cells = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'><code>{html.escape(v)}</code></td></tr>"
-            for k, v in self._rows()
-        )
-        return f"<table>{cells}</table>"
+        return Fields(self._rows(), code=True)._repr_html_()
 
 
 def how_to_load(kind: str, path: str | os.PathLike[str], signatures: list[str] | None = None) -> str:

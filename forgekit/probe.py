@@ -10,7 +10,6 @@ and as plain text elsewhere. Nothing here is asserted from documentation: every 
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import os
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from forgekit.outcome import first_line
+from forgekit.table import Table
 
 DEFAULT_KINDS = ("keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint", "tflite",
                  "json_architecture")
@@ -437,24 +437,14 @@ class ProbeMatrix:
     def notes(self) -> list[str]:
         return [f"{r.kind}: {note}" for r in self.results for note in r.notes]
 
+    def table(self) -> Table:
+        return Table(self.COLUMNS, self.rows(), notes=self.notes())
+
     def __str__(self) -> str:
-        table = [list(self.COLUMNS), *self.rows()]
-        widths = [max(len(row[i]) for row in table) for i in range(len(self.COLUMNS))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-                 for row in table]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines + [""] + self.notes())
+        return str(self.table())
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.COLUMNS)
-        body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row)
-            + "</tr>"
-            for row in self.rows()
-        )
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes())
-        return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-                f"<ul style='font-size:90%'>{notes}</ul>")
+        return self.table()._repr_html_()
 
 
 def matrix(

@@ -13,4 +13,7 @@ them (or deliberately not) - which is what decides whether a file with custom ob
   registers the same name as ``registered`` and would replace it in the importing process.
 
 Importing ``forgekit.zoo`` itself imports nothing heavy; each submodule imports Keras.
+
+The near-identical class bodies across these modules are deliberate: each module stands for a
+separate version of a user's code, and a fresh process imports exactly one of them.
 """
