@@ -35,6 +35,7 @@ def _die() -> None:
 
 
 class EventLog:
+    """Append-only JSON lines the parent reads, flushed per event so a SIGKILL loses none."""
     def __init__(self, path: str) -> None:
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
 
@@ -137,6 +138,7 @@ class SaveFaults:
 
 
 def main(config_path: str, log_path: str) -> None:
+    """Train as the JSON spec says, logging events, dying on purpose where it says."""
     spec = json.loads(Path(config_path).read_text())
     log = EventLog(log_path)
     faults = None

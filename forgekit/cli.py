@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``forgekit`` command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:  # TF Serving's own flag syntax; parsed by the server itself
         from forgekit.serving.server import main as serve_main

@@ -155,7 +155,7 @@ def render_html(executed: Path, site: Path) -> Path:
 def summary_table(results: Sequence[RunResult]) -> str:
     """A fixed-width table: notebook, status, wall seconds, kernel peak RSS."""
     width = max([len("notebook")] + [len(r.notebook) for r in results])
-    lines = [f"{'notebook':<{width}}  status  seconds  peak RSS (MB)"]
+    lines = [f"{'notebook':<{width}}  status  seconds  peak RSS (MiB)"]
     for r in results:
         rss = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb is not None else "-"
         lines.append(f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:>7.1f}  {rss:>13}")
@@ -176,7 +176,7 @@ def _index_page(results: Sequence[RunResult]) -> str:
         for r in results)
     return ("<!doctype html><meta charset='utf-8'><title>forgekit course run</title>"
             "<h1>forgekit course run</h1><table border=1 cellpadding=4>"
-            "<tr><th>notebook</th><th>status</th><th>seconds</th><th>peak RSS (MB)</th>"
+            "<tr><th>notebook</th><th>status</th><th>seconds</th><th>peak RSS (MiB)</th>"
             f"<th>failed cell</th></tr>{rows}</table>")
 
 

@@ -31,10 +31,12 @@ class Feedback:
 
 
 def correct(message: str) -> Feedback:
+    """A passing verdict that says why the answer is right."""
     return Feedback(True, message)
 
 
 def wrong(message: str) -> Feedback:
+    """A failing verdict that says why the answer is wrong."""
     return Feedback(False, message)
 
 

@@ -77,10 +77,12 @@ class ServingError(Exception):
 
 
 def invalid(message: str) -> ServingError:
+    """400 / INVALID_ARGUMENT: the request itself is wrong."""
     return ServingError("INVALID_ARGUMENT", message)
 
 
 def not_found(message: str) -> ServingError:
+    """404 / NOT_FOUND: no such model, version or label."""
     return ServingError("NOT_FOUND", message)
 
 

@@ -145,6 +145,7 @@ def _unimplemented(self: Any, request: Any, context: grpc.ServicerContext) -> An
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """tensorflow.serving.PredictionService: Predict and GetModelMetadata."""
     def __init__(self, core: ServerCore, max_elements: int) -> None:
         self.core = core
         self.max_elements = max_elements
@@ -185,6 +186,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """tensorflow.serving.ModelService: GetModelStatus and HandleReloadConfigRequest."""
     def __init__(self, core: ServerCore, allow_labels_for_unavailable_models: bool) -> None:
         self.core = core
         self.allow_labels = allow_labels_for_unavailable_models

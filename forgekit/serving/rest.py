@@ -71,6 +71,7 @@ class _Expired(Exception):
 
 
 def error_body(message: str) -> bytes:
+    """TF Serving's REST error body: ``{"error": message}``."""
     return json.dumps({"error": message}).encode()
 
 

@@ -143,6 +143,7 @@ def _load(path: Path, tags: list[str]):
 
 
 def configure_logging() -> None:
+    """Log to stderr in one line per event, like tensorflow_model_server."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname).1s forgekit.serving] %(message)s")
     for noisy in ("absl", "tensorflow"):

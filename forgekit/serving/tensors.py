@@ -52,6 +52,7 @@ class InputInfo:
 
 
 def dtype_for(name: str) -> Any:
+    """The numpy dtype for a TF DataType name such as ``DT_FLOAT``."""
     if name not in DTYPES:
         raise ServingError("UNIMPLEMENTED", f"Conversion of JSON values to type: {name}")
     return DTYPES[name]
