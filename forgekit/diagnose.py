@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.environment import EnvironmentReport, environment_report
-from forgekit.errors import ArtifactNotFoundError, ForgekitError
+from forgekit.errors import ForgekitError
 from forgekit.formats import FormatInfo, detect_format
 from forgekit.table import Fields
 
@@ -140,11 +140,6 @@ def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:
         info = detect_format(raw)
     except ForgekitError as exc:
         diagnosis.error = exc
-        if os.path.islink(raw) and not os.path.exists(raw):  # exists() follows the link
-            diagnosis.error = ArtifactNotFoundError(
-                "a symbolic link that leads nowhere (its target is missing, or links loop)",
-                path=raw, found="dangling symlink",
-                fix=f"point the link at the artifact (ls -l {raw!r} shows where it leads)")
         return diagnosis
     diagnosis.info = info
     _path_traps(diagnosis, raw, info)

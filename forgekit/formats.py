@@ -17,6 +17,7 @@ here: it is reported as kind ``"unknown"`` (``forgekit.load`` refuses it).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -195,12 +196,7 @@ def detect_format(path: str | os.PathLike[str]) -> FormatInfo:
         if not p.exists():
             if Path(f"{p}.index").is_file():  # a checkpoint prefix names no file itself
                 return _finish(_inspect_checkpoint(p, p), p)
-            raise ArtifactNotFoundError(
-                "nothing exists at this path",
-                path=p,
-                found="nothing",
-                fix=f"check the path; the working directory is {os.getcwd()!r}",
-            )
+            raise _not_found(p)
         if p.is_dir():
             return _finish(_detect_dir(p), p)
         return _finish(_detect_file(p), p)
@@ -210,6 +206,35 @@ def detect_format(path: str | os.PathLike[str]) -> FormatInfo:
             path=p,
             fix=f"make it readable for this user, e.g. chmod -R u+rX {os.fspath(p)!r}",
         ) from exc
+
+
+def _not_found(p: Path) -> ArtifactNotFoundError:
+    """Why nothing is readable at ``p``: missing, a dangling symlink, or a symlink loop.
+
+    ``Path.exists`` answers False for all three; ``os.stat`` tells them apart (ELOOP for a loop,
+    here or in a parent folder).
+    """
+    expected = " or ".join(extension_kinds(p)) or None
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return ArtifactNotFoundError(
+                "a symbolic link loop: the links point at each other and never reach a file",
+                path=p, found="symlink loop", expected=expected,
+                fix=f"point the link at the artifact (ls -l {os.fspath(p)!r} shows where it leads)",
+            )
+    if os.path.islink(p):
+        return ArtifactNotFoundError(
+            f"a symbolic link to {os.readlink(p)!r}, which does not exist",
+            path=p, found="dangling symlink", expected=expected,
+            fix=f"point the link at the artifact (ls -l {os.fspath(p)!r} shows where it leads)",
+        )
+    return ArtifactNotFoundError(
+        "nothing exists at this path",
+        path=p, found="nothing", expected=expected,
+        fix=f"check the path; the working directory is {os.getcwd()!r}",
+    )
 
 
 def _finish(info: FormatInfo, given: Path) -> FormatInfo:

@@ -11,6 +11,7 @@ import tempfile
 import numpy as np
 import pytest
 
+import forgekit
 from forgekit.errors import (
     ArtifactNotFoundError,
     CorruptArtifactError,
@@ -271,6 +272,20 @@ def test_missing_path(tmp_path):
         detect_format(tmp_path / "nope.keras")
     assert isinstance(info.value, FileNotFoundError)
     assert "nope.keras" in str(info.value)
+
+
+def test_symlink_loop_and_dangling_link_are_named_as_such(tmp_path):
+    os.symlink(tmp_path / "b.keras", tmp_path / "a.keras")
+    os.symlink(tmp_path / "a.keras", tmp_path / "b.keras")
+    os.symlink(tmp_path / "gone.keras", tmp_path / "dangling.keras")
+    for name, found in [("a.keras", "symlink loop"), ("dangling.keras", "dangling symlink"),
+                        ("a.keras/inner.keras", "symlink loop")]:
+        for call in (detect_format, forgekit.load):
+            with pytest.raises(ArtifactNotFoundError) as info:
+                call(tmp_path / name)
+            error = info.value
+            assert error.found == found and error.expected == "keras" and error.fix, name
+            assert os.fspath(tmp_path / name) in str(error) and "nothing exists" not in str(error)
 
 
 @pytest.mark.parametrize("name", ["m.keras", "m.h5", "m.weights.h5", "k2_weights.h5", "m.json"])
