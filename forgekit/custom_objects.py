@@ -18,18 +18,18 @@ a Python ``lambda`` is stored as bytecode, and ``safe_mode=True`` refuses to run
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from forgekit.errors import ForgekitError, WrongFormatError
-
-if TYPE_CHECKING:
-    from forgekit.formats import FormatInfo
+from forgekit.formats import (  # read_configs re-exported: lessons call it from here
+    FormatInfo,
+    read_configs,  # noqa: F401
+    stored_configs,
+)
 
 # Packages whose objects Keras rebuilds by importing them itself: built-ins, not custom.
 _KERAS_PACKAGES = ("keras", "keras_hub", "keras_cv", "keras_nlp")
@@ -97,10 +97,21 @@ class LambdaLayer:
 
 @dataclass
 class ConfigScan:
-    """Everything :func:`scan_config` found: custom objects (unique by name) and Lambda layers."""
+    """Everything :func:`scan_config` found: custom objects (unique by name) and Lambda layers.
+
+    ``model_class`` is the saved model's class name (``"Functional"``, or a subclass's name);
+    ``kind`` the artifact kind the configs came from (set by :func:`scan_file`).
+    """
 
     custom_objects: list[CustomObject] = field(default_factory=list)
     lambda_layers: list[LambdaLayer] = field(default_factory=list)
+    model_class: str = ""
+    kind: str = ""
+
+    @property
+    def subclassed(self) -> str:
+        """The class name of a subclassed model, ``""`` for Functional / Sequential."""
+        return "" if self.model_class in _STRUCTURAL else self.model_class
 
     @property
     def names(self) -> list[str]:
@@ -109,48 +120,6 @@ class ConfigScan:
     @property
     def has_bytecode(self) -> bool:
         return any(layer.bytecode for layer in self.lambda_layers)
-
-
-# --------------------------------------------------------------------------------------------
-# reading configs (zip, HDF5 attributes, JSON) - no TensorFlow, no model code
-
-
-def read_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The stored model config and compile/training config of a ``.keras``, ``.h5`` or JSON file.
-
-    Decided by content, like :func:`forgekit.detect_format`. Raises ``ValueError`` for anything
-    that holds no model config (a weights file, a SavedModel, ...).
-    """
-    p = Path(path)
-    with open(p, "rb") as f:
-        head = f.read(8)
-    if head[:4] == b"PK\x03\x04":
-        with zipfile.ZipFile(p) as zf:
-            config = json.loads(zf.read("config.json"))
-        return config, config.get("compile_config")
-    if head == b"\x89HDF\r\n\x1a\n":
-        import h5py
-
-        with h5py.File(p, "r") as h5:
-            model_config = h5.attrs.get("model_config")
-            training_config = h5.attrs.get("training_config")
-        if model_config is None:
-            raise ValueError(f"{p}: an HDF5 file without a model_config (weights only?)")
-        training = None if training_config is None else json.loads(_text(training_config))
-        return json.loads(_text(model_config)), training
-    doc = json.loads(p.read_text(encoding="utf-8-sig"))
-    if not (isinstance(doc, dict) and "class_name" in doc):
-        raise ValueError(f"{p}: JSON, but not a Keras model config")
-    return doc, doc.get("compile_config")
-
-
-def _is_hdf5(path: str | os.PathLike[str]) -> bool:
-    with open(path, "rb") as f:
-        return f.read(8) == b"\x89HDF\r\n\x1a\n"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +135,7 @@ def scan_config(model_config: Mapping[str, Any],
     ``"package>Name"``). In a legacy H5 ``training_config`` only losses and metrics are scanned:
     its optimizer entries use names Keras maps itself.
     """
-    scan = ConfigScan()
+    scan = ConfigScan(model_class=str(model_config.get("class_name", "")).split(">")[-1])
     seen: set[str] = set()
     for obj in _walk(model_config, "config", role="model"):
         if isinstance(obj, LambdaLayer):
@@ -186,10 +155,12 @@ def scan_config(model_config: Mapping[str, Any],
 
 def scan_file(path: str | os.PathLike[str]) -> ConfigScan:
     """:func:`scan_config` on the configs stored in a ``.keras``, legacy ``.h5`` or JSON file."""
-    model_config, compile_config = read_configs(path)
+    kind, model_config, compile_config = stored_configs(path)
     if compile_config and "optimizer_config" in compile_config:  # legacy H5 training_config
         compile_config = {k: v for k, v in compile_config.items() if k != "optimizer_config"}
-    return scan_config(model_config, compile_config)
+    scan = scan_config(model_config, compile_config)
+    scan.kind = kind
+    return scan
 
 
 def _walk(node: Any, where: str, role: str) -> Iterator[CustomObject | LambdaLayer]:
@@ -349,6 +320,12 @@ def _module_exists(module: str) -> bool:
         return False
 
 
+def subclassed_h5_reason(class_name: str) -> str:
+    """Why Keras 3 cannot reload a subclassed model from legacy HDF5 (one sentence)."""
+    return (f"a subclassed model ({class_name}) in legacy HDF5: Keras 3 rebuilds the class but "
+            "finds no built layers to pour the saved weights into")
+
+
 def explain_load_error(path: str | os.PathLike[str], exc: BaseException,
                        custom_objects: Mapping[str, Any] | None = None,
                        call: str | None = None) -> ForgekitError | None:
@@ -359,16 +336,14 @@ def explain_load_error(path: str | os.PathLike[str], exc: BaseException,
     ``exc``, so the caller re-raises the original.
     """
     try:
-        model_config, _ = read_configs(path)
         scan = scan_file(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
     call = call or "keras.models.load_model(path)"  # the message names the path already
-    top = str(model_config.get("class_name", "")).split(">")[-1]
-    if _is_hdf5(path) and top not in _STRUCTURAL:
+    top = scan.subclassed
+    if scan.kind == "h5_model" and top:
         return WrongFormatError(
-            f"a subclassed model ({top}) in legacy HDF5: Keras 3 rebuilds the class but finds no "
-            "built layers to pour the saved weights into",
+            subclassed_h5_reason(top),
             path=path, found=f"h5_model (subclassed {top})",
             expected="a Functional or Sequential model in .h5, or any model in .keras",
             fix=f"model = {top}(...); model(sample_batch); model.load_weights({os.fspath(path)!r})"
@@ -379,7 +354,7 @@ def explain_load_error(path: str | os.PathLike[str], exc: BaseException,
         return MissingCustomObjectsError(
             f"needs custom objects this process has not registered: "
             f"{', '.join(obj.name for obj in lacking)}",
-            path=path, found="h5_model" if _is_hdf5(path) else "keras",
+            path=path, found=scan.kind,
             expected="them registered or passed", fix=fix_for(lacking, call))
     if scan.has_bytecode and "safe_mode" in str(exc):
         layers = ", ".join(repr(layer.name) for layer in scan.lambda_layers if layer.bytecode)

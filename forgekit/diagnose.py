@@ -212,42 +212,33 @@ def _config_checks(d: ArtifactDiagnosis, info: FormatInfo) -> None:
         d.problems.append("Lambda bytecode: keras.models.load_model refuses it under its default "
                           "safe_mode=True (loading would run code stored in the file)")
     if info.kind == "h5_model":
-        top = str(co.read_configs(info.path)[0].get("class_name", "")).split(">")[-1]
-        if top not in ("Functional", "Sequential", "Model"):
-            d.subclassed = top
-            d.problems.append(
-                f"a subclassed model ({top}) in legacy HDF5: Keras 3 rebuilds the class but "
-                "finds no built layers to pour the saved weights into; build it in code and use "
-                "model.load_weights, or save it as .keras")
+        d.subclassed = scan.subclassed
+        if d.subclassed:
+            d.problems.append(f"{co.subclassed_h5_reason(d.subclassed)}; build it in code and "
+                              "use model.load_weights, or save it as .keras")
         # with custom objects missing the dry run would only fail on them again
-        d.compile_problem = None if d.missing_objects else _legacy_compile_problem(info.path)
+        d.compile_problem = None if d.missing_objects else _legacy_compile_problem(
+            co.read_configs(info.path)[1])
         if d.compile_problem:
             d.notes.append(f"the stored compile config does not deserialize here "
                            f"({d.compile_problem}): load with compile=False, then compile again")
 
 
-def _legacy_compile_problem(path: Path) -> str | None:
-    """Dry-run the legacy H5 compile config the way ``load_model`` will (no weights read).
+def _legacy_compile_problem(config: dict[str, Any] | None) -> str | None:
+    """Dry-run a legacy H5 ``training_config`` the way ``load_model`` will (no weights read).
 
     Keras 3's legacy reader rebuilds the loss and metrics from ``training_config`` with its
     own helper; some strings Keras 2 and Keras 3 both write (``"mse"``) fail there. Returns the
     error's first line, or None when it deserializes (or cannot be checked).
     """
-    import json
-
-    import h5py
-
     from forgekit.outcome import first_line
 
-    with h5py.File(path, "r") as h5:
-        raw = h5.attrs.get("training_config")
-    if raw is None:
+    if config is None:
         return None
     try:
         from keras.src.legacy.saving.saving_utils import compile_args_from_training_config
     except ImportError:  # a Keras without that helper: nothing to dry-run
         return None
-    config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

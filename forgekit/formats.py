@@ -569,6 +569,45 @@ def _inspect_json(p: Path, size: int) -> FormatInfo:
     )
 
 
+def read_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The stored model config and compile/training config of a ``.keras``, ``.h5`` or JSON file.
+
+    Decided by content, with the same predicates as :func:`detect_format`; reads no weights and
+    imports no TensorFlow. Raises ``ValueError`` for anything that holds no model config (a
+    weights file, a SavedModel, ...) and ``OSError`` / ``zipfile.BadZipFile`` for unreadable
+    bytes (callers that need a forgekit error run :func:`detect_format` first).
+    """
+    return stored_configs(path)[1:]
+
+
+def stored_configs(
+    path: str | os.PathLike[str],
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """:func:`read_configs` with the kind holding them first: ``keras``, ``h5_model`` or
+    ``json_architecture``."""
+    p = Path(path)
+    with open(p, "rb") as f:
+        head = f.read(2056)
+    if _is_zip(head):
+        with zipfile.ZipFile(p) as zf:
+            config = json.loads(zf.read("config.json"))
+        return "keras", config, config.get("compile_config")
+    if _is_hdf5(head):
+        import h5py
+
+        with h5py.File(p, "r") as h5:
+            model_config = _attr(h5, "model_config")
+            training_config = _attr(h5, "training_config")
+        if model_config is None:
+            raise ValueError(f"{p}: an HDF5 file without a model_config (weights only?)")
+        training = None if training_config is None else json.loads(training_config)
+        return "h5_model", json.loads(model_config), training
+    doc = json.loads(p.read_text(encoding="utf-8-sig"))
+    if not (isinstance(doc, dict) and "class_name" in doc):
+        raise ValueError(f"{p}: JSON, but not a Keras model config")
+    return "json_architecture", doc, doc.get("compile_config")
+
+
 # (kind, cheap predicate on the first bytes, inspector) - order matters: first match wins.
 _FILE_DETECTORS: list[tuple[str, Callable[[bytes], bool], Callable[[Path, int], FormatInfo]]] = [
     ("keras", _is_zip, _inspect_zip),
