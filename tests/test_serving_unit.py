@@ -245,6 +245,27 @@ def test_failed_load_is_reported_and_does_not_disturb_the_served_version(tmp_pat
     assert _states(model)[1] == ("END", "OK")
 
 
+def test_a_folder_that_changes_while_its_load_fails_is_retried(tmp_path):
+    # An export written straight into the version folder: the poll sees it half-written, the
+    # load fails, and the export finishes during that failed load.
+    base = tmp_path / "m"
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "model.txt").write_text("broken: half written")
+
+    def loader(path: Path) -> str:
+        if (path / "model.txt").read_text().startswith("broken"):
+            (path / "saved_model.pb").write_text("the rest of the export")  # lands meanwhile
+            (path / "model.txt").write_text("ok")
+            raise ValueError("half-written SavedModel")
+        return f"model@{path.name}"
+
+    model = ModelVersions(ModelConfig("m", base), loader)
+    model.poll()
+    assert _states(model) == {1: ("END", "INVALID_ARGUMENT")}
+    model.poll()
+    assert model.lookup() == (1, "model@1")
+
+
 @pytest.mark.parametrize(("policy", "serving"), [
     (VersionPolicy("latest", num_versions=2), [2, 3]),
     (VersionPolicy("all"), [1, 2, 3]),

@@ -173,13 +173,16 @@ class ModelVersions(Generic[T]):
 
     def _load(self, version: int, path: Path) -> None:
         sid = self._sid(version)
+        # Taken before loading: a folder still being written (an export straight into the
+        # version folder) may change while the load fails, and must then be retried.
+        identity = _identity(path)
         self._set(VersionStatus(version, "LOADING"))
         log.info("Loading servable version %s from %s", sid, path)
         try:
             servable = self._loader(path)
         except Exception as exc:  # any load failure is the version's state, not a crash
             code, message = _error_of(exc)
-            self._failed[version] = _identity(path)
+            self._failed[version] = identity
             self._set(VersionStatus(version, "END", code, message))
             log.error("Loading servable: %s failed: %s: %s", sid, code, message)
             return
