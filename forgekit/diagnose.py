@@ -17,7 +17,7 @@ from typing import Any
 
 from forgekit.environment import EnvironmentReport, environment_report
 from forgekit.errors import ForgekitError
-from forgekit.formats import FormatInfo, detect_format
+from forgekit.formats import FormatInfo, detect_format, keras_reads_name
 from forgekit.table import Fields
 
 
@@ -262,7 +262,7 @@ def _fix(d: ArtifactDiagnosis) -> str:
                     f"keras.models.load_model({target!r}, safe_mode=False) only for a file you "
                     "trust")
         call = f"keras.models.load_model({target!r})"
-        if not name.endswith(".keras"):
+        if not keras_reads_name(name, kind):
             call = f"forgekit.load({target!r})  # or rename it to *.keras"
         if d.missing_objects:
             from forgekit.custom_objects import fix_for
@@ -275,7 +275,7 @@ def _fix(d: ArtifactDiagnosis) -> str:
     if kind == "h5_model":
         extra = ", compile=False" if d.compile_problem else ""
         call = f"keras.models.load_model({target!r}{extra})"
-        if not name.endswith((".h5", ".hdf5")) or name.endswith(".weights.h5"):
+        if not keras_reads_name(name, kind):
             call = f"forgekit.load({target!r}{extra})  # or rename it to *.h5"
         if d.missing_objects:
             from forgekit.custom_objects import fix_for
@@ -283,10 +283,7 @@ def _fix(d: ArtifactDiagnosis) -> str:
             return fix_for(d.missing_objects, call)
         return call
     if kind == "weights_h5":
-        keras2 = writer.startswith("Keras 2")
-        good = (name.endswith((".h5", ".hdf5")) and not name.endswith(".weights.h5")) if keras2 \
-            else name.endswith(".weights.h5")
-        if good:
+        if keras_reads_name(name, kind, writer, weights=True):
             return f"model.load_weights({target!r})  # model = the same architecture, rebuilt"
         return f"forgekit.load({target!r}, model=model)  # or rename it"
     if kind in ("savedmodel", "serving_base"):

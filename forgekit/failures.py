@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from forgekit.formats import keras_reads_name
 from forgekit.outcome import Outcome, attempt
 from forgekit.quiet import muted_stderr
 from forgekit.table import Table
@@ -81,17 +82,10 @@ def _tflite(path: str, build: Build) -> Any:
     return interpreter
 
 
-def _endswith(d: ArtifactDiagnosis, *suffixes: str) -> bool:
-    # Keras tests the path *string*: "m.keras/" does not end with ".keras".
-    return d.path.endswith(suffixes)
-
-
-def _weights_named_right(d: ArtifactDiagnosis) -> bool:
-    if d.kind == "keras":
-        return _endswith(d, ".keras")
-    if d.kind == "h5_model" or str(d.info.details.get("writer", "")).startswith("Keras 2"):
-        return _endswith(d, ".h5", ".hdf5") and not _endswith(d, ".weights.h5")
-    return _endswith(d, ".weights.h5")  # Keras 3 weights layout
+def _named_right(d: ArtifactDiagnosis, weights: bool = False) -> bool:
+    # Keras tests the path *string* as typed: "m.keras/" does not end with ".keras".
+    return d.info is not None and keras_reads_name(
+        d.path, d.kind, d.info.details.get("writer"), weights=weights)
 
 
 @dataclass(frozen=True)
@@ -127,10 +121,9 @@ _LOADER_LIST = (
            "keras.models.load_model({path})",
            "a path ending in .keras (zip) or .h5 (legacy HDF5 model)", ("keras", "h5_model"),
            _load_model,
-           lambda d: not d.missing_objects and not d.bytecode_lambdas and (
-               (d.kind == "keras" and _endswith(d, ".keras"))
-               or (d.kind == "h5_model" and _endswith(d, ".h5", ".hdf5")
-                   and d.compile_problem is None and not d.subclassed))),
+           lambda d: not d.missing_objects and not d.bytecode_lambdas and _named_right(d) and (
+               d.kind == "keras"
+               or (d.kind == "h5_model" and d.compile_problem is None and not d.subclassed))),
     Loader("saved_model_load", "tf.saved_model.load",
            "tf.saved_model.load({path})",
            "a SavedModel folder (saved_model.pb + variables/)", ("savedmodel",), _saved_model_load,
@@ -144,7 +137,7 @@ _LOADER_LIST = (
            "model.load_weights({path})  # model rebuilt with the same architecture",
            "a .keras, a .weights.h5, or an .h5 (Keras 2 weights or legacy model)",
            ("keras", "h5_model", "weights_h5"), _load_weights,
-           lambda d: d.kind in ("keras", "h5_model", "weights_h5") and _weights_named_right(d)),
+           lambda d: _named_right(d, weights=True)),
     Loader("checkpoint_restore", "tf.train.Checkpoint.restore",
            "tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore({path})"
            ".assert_existing_objects_matched()",

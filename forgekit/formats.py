@@ -175,6 +175,37 @@ def extension_kinds(path: str | os.PathLike[str]) -> tuple[str, ...]:
     return ()
 
 
+def keras_suffix(kind: str, writer: str | None = None) -> str:
+    """The file name ending Keras 3 needs to pick the right reader for ``kind`` (``""``: none).
+
+    ``writer`` is ``FormatInfo.details["writer"]``: Keras 2 weights need a plain ``.h5`` name.
+    """
+    if kind == "weights_h5":
+        return ".h5" if (writer or "").startswith("Keras 2") else ".weights.h5"
+    return {"keras": ".keras", "h5_model": ".h5"}.get(kind, "")
+
+
+def keras_reads_name(
+    name: str, kind: str, writer: str | None = None, *, weights: bool = False
+) -> bool:
+    """Would Keras 3 read content of ``kind`` through this file name (or path string)?
+
+    Keras 3 chooses its reader from the path *text*, not the content (so ``"m.keras/"`` fails):
+    ``load_model`` reads ``.keras`` as a zip and ``.h5`` / ``.hdf5`` as legacy HDF5;
+    ``load_weights`` (``weights=True``) also reads ``.keras``, sends ``.weights.h5`` to its
+    Keras 3 weights reader and other ``.h5`` names to its legacy one (Keras 2 weights, legacy
+    models). ``writer`` is ``FormatInfo.details["writer"]``.
+    """
+    legacy = name.endswith((".h5", ".hdf5"))
+    if kind == "keras":
+        return name.endswith(".keras")
+    if kind == "h5_model" and not weights:
+        return legacy
+    if kind == "h5_model" or (kind == "weights_h5" and (writer or "").startswith("Keras 2")):
+        return legacy and not name.endswith(".weights.h5")
+    return kind == "weights_h5" and name.endswith(".weights.h5")
+
+
 # --------------------------------------------------------------------------------------------
 # public entry point
 

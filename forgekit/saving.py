@@ -29,7 +29,14 @@ from forgekit.errors import (
     UnreadableArtifactError,
     WrongFormatError,
 )
-from forgekit.formats import FormatInfo, detect_format, endpoint_for, extension_kinds
+from forgekit.formats import (
+    FormatInfo,
+    detect_format,
+    endpoint_for,
+    extension_kinds,
+    keras_reads_name,
+    keras_suffix,
+)
 from forgekit.outcome import first_line
 
 WRITABLE_KINDS = (
@@ -37,9 +44,8 @@ WRITABLE_KINDS = (
     "json_architecture", "serving_base",
 )
 
-# The file name ending each file kind needs; Keras 3 picks its reader and writer by extension.
-_SUFFIX = {"keras": ".keras", "h5_model": ".h5", "weights_h5": ".weights.h5",
-           "tflite": ".tflite", "json_architecture": ".json"}
+# The kinds saved as one file, whose kind an extension can name (save(kind=None)).
+_FILE_KINDS = ("keras", "h5_model", "weights_h5", "tflite", "json_architecture")
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,19 +146,21 @@ _SAVERS: dict[str, Callable[..., Path]] = {
 
 def _kind_from_name(path: Path) -> str | None:
     kinds = extension_kinds(path)
-    return kinds[0] if kinds and kinds[0] in _SUFFIX else None
+    return kinds[0] if kinds and kinds[0] in _FILE_KINDS else None
 
 
 def _check_save_path(path: Path, kind: str) -> None:
     promised = extension_kinds(path)
-    if kind in _SUFFIX and kind not in ("tflite", "json_architecture"):
-        ok = path.name.endswith(_SUFFIX[kind]) and (
+    suffix = keras_suffix(kind)  # Keras 3 picks its writer, and later its reader, by extension
+    if suffix:
+        # stricter than Keras: an .hdf5 or *.weights.h5 name would mislead every later reader
+        ok = path.name.endswith(suffix) and (
             kind != "h5_model" or not path.name.endswith(".weights.h5")
         )
         if not ok:
-            good = f"{path.name.split('.')[0] or 'model'}{_SUFFIX[kind]}"
+            good = f"{path.name.split('.')[0] or 'model'}{suffix}"
             raise WrongFormatError(
-                f"kind={kind!r} needs a file name ending in {_SUFFIX[kind]!r}",
+                f"kind={kind!r} needs a file name ending in {suffix!r}",
                 path=path,
                 found=" or ".join(promised) or "no model extension",
                 expected=kind,
@@ -254,7 +262,7 @@ def _load_weights(info: FormatInfo, model: Any = None, **kw: Any) -> Any:
         # Keras 3 skips saved optimizer slots (with only a warning) unless the optimizer already
         # has its variables; building it first makes load_weights restore them.
         optimizer.build(model.trainable_variables)
-    with _proper_name(info) as path:
+    with _proper_name(info, weights=True) as path:
         model.load_weights(path, **kw)
     return model
 
@@ -458,33 +466,18 @@ def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:
     )
 
 
-def _needed_suffix(info: FormatInfo) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(suffix to use, endings Keras accepts, endings it must not have) for a file kind."""
-    if info.kind == "keras":
-        return ".keras", (".keras",), ()
-    if info.kind == "h5_model":
-        return ".h5", (".h5", ".hdf5"), ()
-    if info.kind == "weights_h5" and info.details.get("writer", "").startswith("Keras 2"):
-        # Keras 3 reads Keras 2 weights only through its legacy reader, chosen for *.h5 names
-        # that are not *.weights.h5.
-        return ".h5", (".h5", ".hdf5"), (".weights.h5",)
-    if info.kind == "weights_h5":
-        return ".weights.h5", (".weights.h5",), ()
-    return "", (), ()
-
-
 @contextlib.contextmanager
-def _proper_name(info: FormatInfo) -> Iterator[str]:
+def _proper_name(info: FormatInfo, weights: bool = False) -> Iterator[str]:
     """Yield a path whose extension matches the content, for loaders that pick by extension.
 
-    Keras 3 chooses its reader from the file name (``.keras`` zip, ``.weights.h5``, legacy
-    ``.h5``). A misnamed artifact is read through a link with the right name in a temporary
-    folder; the artifact itself is never renamed or touched.
+    Keras 3 chooses its reader from the file name (see :func:`forgekit.formats.keras_reads_name`;
+    ``weights`` for ``load_weights``). A misnamed artifact is read through a link with the right
+    name in a temporary folder; the artifact itself is never renamed or touched.
     """
     path = info.load_path
-    suffix, accepted, refused = _needed_suffix(info)
-    name = path.name.lower()
-    if not suffix or (name.endswith(accepted) and not name.endswith(refused)):
+    writer = info.details.get("writer")
+    suffix = keras_suffix(info.kind, writer)
+    if not suffix or keras_reads_name(path.name, info.kind, writer, weights=weights):
         yield os.fspath(path)
         return
     with tempfile.TemporaryDirectory(prefix="forgekit-load-") as tmp:
