@@ -362,6 +362,25 @@ def test_config_changes_follow_tf_servings_label_rule(tmp_path):
     assert core.configure([other]) == ["n"]  # m removed, n added
     assert _error(core.servable, "m").http_status == 404
     assert model_m.available() == set()
+    model_m.poll()  # the poller may still hold the removed model from its last round
+    assert model_m.available() == set()
+
+
+def test_concurrent_reloads_agree_on_one_set_of_models(tmp_path):
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    core = ServerCore(FakeLoader())
+    configs = [ModelConfig(name, base) for name in ("a", "b")]
+    results: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: results.append(core.configure(configs)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(map(tuple, results)) == [()] * 7 + [("a", "b")]  # created exactly once
+    core.poll(["a", "b", "gone"])
+    assert core.servable("a") == (1, "model@1") and core.servable("b") == (1, "model@1")
 
 
 # ------------------------------------------------------------------ REST routing

@@ -9,6 +9,7 @@ TF Serving's rule for labels.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ class ServerCore:
                  models: Mapping[str, ModelVersions[Any]] | None = None) -> None:
         self.loader = loader
         self.models: Mapping[str, ModelVersions[Any]] = dict(models or {})
+        # the config-file watcher and a gRPC reload may configure at the same time
+        self._configure_lock = threading.Lock()
 
     def configure(self, configs: Sequence[ModelConfig], *,
                   allow_labels_for_unavailable_models: bool = False) -> list[str]:
@@ -38,8 +41,12 @@ class ServerCore:
         Labels must point at an AVAILABLE version; with the flag, a label may also point at
         an unavailable version if it is new or unchanged (TF Serving's
         ``UpdateModelVersionLabelMap``). A refused config changes nothing. New models are not
-        polled here; removed ones are unloaded.
+        polled here (see :meth:`poll`); removed ones are unloaded.
         """
+        with self._configure_lock:
+            return self._configure(configs, allow_labels_for_unavailable_models)
+
+    def _configure(self, configs: Sequence[ModelConfig], allow_labels: bool) -> list[str]:
         current = self.models
         for config in configs:
             model = current.get(config.name)
@@ -47,8 +54,7 @@ class ServerCore:
             old_labels = model.labels if model else {}
             for label, version in sorted(config.labels.items()):
                 unchanged = old_labels.get(label, version) == version
-                if version not in available and not (allow_labels_for_unavailable_models
-                                                     and unchanged):
+                if version not in available and not (allow_labels and unchanged):
                     raise ServingError(
                         "FAILED_PRECONDITION",
                         f"Request to assign label to version {version} of model "
@@ -67,6 +73,13 @@ class ServerCore:
             log.info("Removing model %s", name)
             current[name].unload_all()
         return added
+
+    def poll(self, names: Sequence[str]) -> None:
+        """Load the versions of the named models now (new models, after a reload)."""
+        for name in names:
+            model = self.models.get(name)
+            if model is not None:  # a concurrent reload may have removed it already
+                model.poll()
 
     def servable(self, name: str, version: int | None = None, label: str | None = None
                  ) -> tuple[int, Any]:

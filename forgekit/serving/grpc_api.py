@@ -213,8 +213,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         configs = models_from_proto(request.config, "ReloadConfigRequest")
         added = self.core.configure(configs, allow_labels_for_unavailable_models=self.allow_labels)
         log.info("Reloaded model config from a gRPC ReloadConfigRequest")
-        for name in added:  # like TF Serving, answer once the new models have loaded
-            self.core.models[name].poll()
+        self.core.poll(added)  # like TF Serving, answer once the new models have loaded
         response = model_management_pb2.ReloadConfigResponse()
         response.status.SetInParent()
         return response

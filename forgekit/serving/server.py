@@ -55,8 +55,7 @@ def _watch_config(path: Path, interval: float, core, options: ServerOptions,
             continue
         applied = text
         log.info("Reloaded model config %s", path)
-        for name in added:
-            core.models[name].poll()
+        core.poll(added)
 
 
 def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:

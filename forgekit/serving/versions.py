@@ -124,6 +124,7 @@ class ModelVersions(Generic[T]):
         self._latest: tuple[int, T] | None = None
         # failed version -> identity of its directory then: retried only once replaced
         self._failed: dict[int, tuple[int, int]] = {}
+        self._retired = False  # removed from the config: never load into it again
         self.labels: dict[str, int] = dict(config.labels)
 
     # ----------------------------------------------------------------- polling thread
@@ -145,6 +146,8 @@ class ModelVersions(Generic[T]):
             self._poll()
 
     def _poll(self) -> None:
+        if self._retired:  # the poller may still hold it from before a config reload
+            return
         try:
             on_disk = scan_versions(self.config.base_path, self.name)
         except OSError as exc:
@@ -216,7 +219,9 @@ class ModelVersions(Generic[T]):
         log.info("Done unloading servable version %s", sid)
 
     def unload_all(self) -> None:
+        """Unload every version and stop loading new ones (the model leaves the config)."""
         with self._poll_lock:
+            self._retired = True
             for version in sorted(self._serving):
                 self._unload(version)
 
