@@ -17,7 +17,13 @@ from typing import Any
 
 from forgekit.environment import EnvironmentReport, environment_report
 from forgekit.errors import ForgekitError
-from forgekit.formats import FormatInfo, detect_format, keras_reads_name
+from forgekit.formats import (
+    FormatInfo,
+    detect_format,
+    how_to_load,
+    keras_reads_name,
+    keras_suffix,
+)
 from forgekit.table import Fields
 
 
@@ -252,57 +258,35 @@ def _fix(d: ArtifactDiagnosis) -> str:
     """The one call that loads the artifact, for its kind and the problems found."""
     info = d.info
     assert info is not None
-    target = d.target
-    kind = d.target_kind or info.kind
+    target, kind = d.target, d.target_kind or info.kind
     name = Path(target).name
-    writer = str(info.details.get("writer", ""))
-    if kind == "keras":
-        if d.bytecode_lambdas:
-            return (f"model.load_weights({target!r})  # into the architecture rebuilt in code; "
-                    f"keras.models.load_model({target!r}, safe_mode=False) only for a file you "
-                    "trust")
-        call = f"keras.models.load_model({target!r})"
-        if not keras_reads_name(name, kind):
-            call = f"forgekit.load({target!r})  # or rename it to *.keras"
-        if d.missing_objects:
-            from forgekit.custom_objects import fix_for
-
-            return fix_for(d.missing_objects, call)
-        return call
+    if kind == "keras" and d.bytecode_lambdas:
+        return (f"model.load_weights({target!r})  # into the architecture rebuilt in code; "
+                f"keras.models.load_model({target!r}, safe_mode=False) only for a file you trust")
     if kind == "h5_model" and d.subclassed:
         return (f"model.load_weights({target!r})  # model = {d.subclassed}(...) built in code "
                 "and called once on data")
-    if kind == "h5_model":
+    if kind in ("keras", "h5_model"):
         extra = ", compile=False" if d.compile_problem else ""
         call = f"keras.models.load_model({target!r}{extra})"
         if not keras_reads_name(name, kind):
-            call = f"forgekit.load({target!r}{extra})  # or rename it to *.h5"
-        if d.missing_objects:
-            from forgekit.custom_objects import fix_for
-
-            return fix_for(d.missing_objects, call)
-        return call
-    if kind == "weights_h5":
-        if keras_reads_name(name, kind, writer, weights=True):
-            return f"model.load_weights({target!r})  # model = the same architecture, rebuilt"
+            call = f"forgekit.load({target!r}{extra})  # or rename it to *{keras_suffix(kind)}"
+    elif kind == "json_architecture":
+        module = "tf_keras" if info.keras2 else "keras"
+        call = f"{module}.models.model_from_json(open({target!r}).read())"
+    elif kind == "weights_h5" and not keras_reads_name(name, kind, info.keras2, weights=True):
         return f"forgekit.load({target!r}, model=model)  # or rename it"
-    if kind in ("savedmodel", "serving_base"):
-        return f"tf.saved_model.load({target!r})"
-    if kind == "tf_checkpoint":
+    elif kind == "tf_checkpoint":  # the assertion is what tells a restore matched nothing
         objects = "model=model, optimizer=model.optimizer" if info.has_optimizer else "model=model"
         return (f"tf.train.Checkpoint({objects}).restore({target!r})"
                 ".assert_existing_objects_matched()")
-    if kind == "tflite":
-        return f"tf.lite.Interpreter(model_path={target!r})"
-    if kind == "json_architecture":
-        module = "tf_keras" if writer.startswith("Keras 2") else "keras"
-        call = f"{module}.models.model_from_json(open({target!r}).read())"
-        if d.missing_objects:
-            from forgekit.custom_objects import fix_for
+    else:
+        return how_to_load("savedmodel" if kind == "serving_base" else kind, target)
+    if d.missing_objects:
+        from forgekit.custom_objects import fix_for
 
-            return fix_for(d.missing_objects, call)
-        return call
-    return ""
+        return fix_for(d.missing_objects, call)
+    return call
 
 
 def _kind_line(info: FormatInfo) -> str:

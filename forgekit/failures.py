@@ -84,8 +84,8 @@ def _tflite(path: str, build: Build) -> Any:
 
 def _named_right(d: ArtifactDiagnosis, weights: bool = False) -> bool:
     # Keras tests the path *string* as typed: "m.keras/" does not end with ".keras".
-    return d.info is not None and keras_reads_name(
-        d.path, d.kind, d.info.details.get("writer"), weights=weights)
+    return d.info is not None and keras_reads_name(d.path, d.kind, d.info.keras2,
+                                                   weights=weights)
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Loader:
         why = [*d.notes, *(p for p in d.problems if not p.endswith("as given"))]
         if d.info is not None and d.info.mismatch:
             why.append(d.info.mismatch)
-        if d.kind == "json_architecture" and d.info.details.get("writer") != "Keras 3":
+        if d.kind == "json_architecture" and d.info.keras2:
             why.append(f"written by {d.info.details.get('writer')}")
         return f"✗ {d.kind}, but {'; '.join(why) or 'not this path'}. Fix: {d.fix}"
 
@@ -150,7 +150,7 @@ _LOADER_LIST = (
            "keras.models.model_from_json(open({path}).read())",
            "a JSON architecture written by Keras 3", ("json_architecture",), _model_from_json,
            lambda d: d.kind == "json_architecture" and not d.path.endswith("/")
-           and d.info.details.get("writer") == "Keras 3" and not d.missing_objects),
+           and not d.info.keras2 and not d.missing_objects),
     Loader("tflite", "tf.lite.Interpreter",
            "tf.lite.Interpreter(model_path={path}).allocate_tensors()",
            "a .tflite flatbuffer", ("tflite",), _tflite,

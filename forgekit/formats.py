@@ -105,6 +105,11 @@ class FormatInfo:
         return Path(self.details.get("load_path", self.path))
 
     @property
+    def keras2(self) -> bool:
+        """Written by Keras 2 (tf-keras), as recorded in ``details["writer"]``."""
+        return str(self.details.get("writer", "")).startswith("Keras 2")
+
+    @property
     def how_to_load(self) -> str:
         """The real Keras/TF call that loads this artifact, or ``""`` for ``"unknown"``."""
         return how_to_load(self.kind, self.load_path, self.signatures)
@@ -175,18 +180,18 @@ def extension_kinds(path: str | os.PathLike[str]) -> tuple[str, ...]:
     return ()
 
 
-def keras_suffix(kind: str, writer: str | None = None) -> str:
+def keras_suffix(kind: str, keras2: bool = False) -> str:
     """The file name ending Keras 3 needs to pick the right reader for ``kind`` (``""``: none).
 
-    ``writer`` is ``FormatInfo.details["writer"]``: Keras 2 weights need a plain ``.h5`` name.
+    ``keras2`` (:attr:`FormatInfo.keras2`): Keras 2 weights need a plain ``.h5`` name.
     """
     if kind == "weights_h5":
-        return ".h5" if (writer or "").startswith("Keras 2") else ".weights.h5"
+        return ".h5" if keras2 else ".weights.h5"
     return {"keras": ".keras", "h5_model": ".h5"}.get(kind, "")
 
 
 def keras_reads_name(
-    name: str, kind: str, writer: str | None = None, *, weights: bool = False
+    name: str, kind: str, keras2: bool = False, *, weights: bool = False
 ) -> bool:
     """Would Keras 3 read content of ``kind`` through this file name (or path string)?
 
@@ -194,14 +199,14 @@ def keras_reads_name(
     ``load_model`` reads ``.keras`` as a zip and ``.h5`` / ``.hdf5`` as legacy HDF5;
     ``load_weights`` (``weights=True``) also reads ``.keras``, sends ``.weights.h5`` to its
     Keras 3 weights reader and other ``.h5`` names to its legacy one (Keras 2 weights, legacy
-    models). ``writer`` is ``FormatInfo.details["writer"]``.
+    models). ``keras2`` is :attr:`FormatInfo.keras2`.
     """
     legacy = name.endswith((".h5", ".hdf5"))
     if kind == "keras":
         return name.endswith(".keras")
     if kind == "h5_model" and not weights:
         return legacy
-    if kind == "h5_model" or (kind == "weights_h5" and (writer or "").startswith("Keras 2")):
+    if kind == "h5_model" or (kind == "weights_h5" and keras2):
         return legacy and not name.endswith(".weights.h5")
     return kind == "weights_h5" and name.endswith(".weights.h5")
 

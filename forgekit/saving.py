@@ -214,10 +214,6 @@ def save(
 # load
 
 
-def _kw_only(kw: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if k in names}
-
-
 def _load_keras(info: FormatInfo, **kw: Any) -> Any:
     import keras
 
@@ -397,9 +393,8 @@ def load(
             path=path, found=info.kind, expected=name, fix=_fix_for(info),
         )
     kinds, function, call = LOADERS[name]
-    keras2_sm = info.details.get("writer", "").startswith("Keras 2")
     if info.kind not in kinds or (name == "tf_keras" and info.kind == "savedmodel"
-                                  and not keras2_sm):
+                                  and not info.keras2):
         raise WrongFormatError(
             f"{call} cannot read this artifact",
             path=path, found=info.kind, expected=" or ".join(kinds), fix=_fix_for(info),
@@ -454,8 +449,6 @@ def _is_corruption(exc: BaseException) -> bool:
 
 
 def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:
-    from forgekit.outcome import first_line
-
     return CorruptArtifactError(
         f"reading failed ({type(exc).__name__}: {first_line(str(exc), 200)}); "
         "the artifact is truncated or damaged",
@@ -475,9 +468,8 @@ def _proper_name(info: FormatInfo, weights: bool = False) -> Iterator[str]:
     name in a temporary folder; the artifact itself is never renamed or touched.
     """
     path = info.load_path
-    writer = info.details.get("writer")
-    suffix = keras_suffix(info.kind, writer)
-    if not suffix or keras_reads_name(path.name, info.kind, writer, weights=weights):
+    suffix = keras_suffix(info.kind, info.keras2)
+    if not suffix or keras_reads_name(path.name, info.kind, info.keras2, weights=weights):
         yield os.fspath(path)
         return
     with tempfile.TemporaryDirectory(prefix="forgekit-load-") as tmp:

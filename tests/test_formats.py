@@ -414,21 +414,21 @@ def test_keras2_artifacts_load_by_content(made):
         load(made / "export", loader="tf_keras")  # a Keras 3 export has no Keras 2 metadata
 
 
-@pytest.mark.parametrize(("name", "kind", "writer", "weights", "reads"), [
-    ("m.keras", "keras", None, False, True),
-    ("m.keras/", "keras", None, False, False),  # Keras tests the path text
-    ("m.h5", "h5_model", "Keras 3", False, True),
-    ("m.weights.h5", "h5_model", "Keras 3", False, True),  # load_model: any .h5 is legacy
-    ("m.weights.h5", "h5_model", "Keras 3", True, False),  # load_weights: Keras 3 reader
-    ("m.weights.h5", "weights_h5", "Keras 3 save_weights", True, True),
-    ("m.h5", "weights_h5", "Keras 3 save_weights", True, False),
-    ("m.h5", "weights_h5", "Keras 2 save_weights", True, True),
-    ("m.weights.h5", "weights_h5", "Keras 2 save_weights", True, False),
-    ("export", "savedmodel", None, False, False),
+@pytest.mark.parametrize(("name", "kind", "keras2", "weights", "reads"), [
+    ("m.keras", "keras", False, False, True),
+    ("m.keras/", "keras", False, False, False),  # Keras tests the path text
+    ("m.h5", "h5_model", False, False, True),
+    ("m.weights.h5", "h5_model", False, False, True),  # load_model: any .h5 is legacy
+    ("m.weights.h5", "h5_model", False, True, False),  # load_weights: Keras 3 reader
+    ("m.weights.h5", "weights_h5", False, True, True),
+    ("m.h5", "weights_h5", False, True, False),
+    ("m.h5", "weights_h5", True, True, True),
+    ("m.weights.h5", "weights_h5", True, True, False),
+    ("export", "savedmodel", False, False, False),
 ])
-def test_keras_reads_name_follows_keras_choice_by_extension(name, kind, writer, weights, reads):
+def test_keras_reads_name_follows_keras_choice_by_extension(name, kind, keras2, weights, reads):
     from forgekit.formats import keras_reads_name, keras_suffix
 
-    assert keras_reads_name(name, kind, writer, weights=weights) is reads
-    suffix = keras_suffix(kind, writer)
-    assert not suffix or keras_reads_name(f"x{suffix}", kind, writer, weights=weights)
+    assert keras_reads_name(name, kind, keras2, weights=weights) is reads
+    suffix = keras_suffix(kind, keras2)
+    assert not suffix or keras_reads_name(f"x{suffix}", kind, keras2, weights=weights)
