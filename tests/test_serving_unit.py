@@ -584,3 +584,57 @@ def test_numpy_arrays_follow_the_same_rules_as_json():
     assert row and arrays["x"].shape == (3, 4)
     _, arrays = parse_inputs({"inputs": {"a": np.ones(2), "b": np.ones((2, 2), np.int64)}}, TWO)
     assert arrays["b"].dtype == np.int64
+
+
+class _SlowServable(_Servable):
+    """Answers a predict only once ``gate`` is set."""
+
+    def __init__(self) -> None:
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def run(self, sig, inputs):
+        self.entered.set()
+        assert self.gate.wait(10)
+        return super().run(sig, inputs)
+
+
+def test_rest_shutdown_answers_requests_in_flight_and_closes_idle_connections(tmp_path):
+    import http.client
+    import socket
+
+    from forgekit.serving.rest import RestServer
+
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    servable = _SlowServable()
+    core = ServerCore(lambda path: servable)
+    core.configure([ModelConfig("m", base)])
+    core.poll(["m"])
+    rest = RestServer(core, "127.0.0.1", 0, timeout_s=30.0)
+    rest.start()
+    idle = socket.create_connection(rest.address, timeout=10)
+    idle.sendall(b"GET /v1/models/m HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert idle.recv(65536).startswith(b"HTTP/1.1 200")  # answered, now kept alive and idle
+
+    answers: list[tuple[int, str | None, bytes]] = []
+
+    def predict() -> None:
+        conn = http.client.HTTPConnection(*rest.address, timeout=10)
+        conn.request("POST", "/v1/models/m:predict", body=b'{"instances": [1]}')
+        response = conn.getresponse()
+        answers.append((response.status, response.getheader("Connection"), response.read()))
+        conn.close()
+
+    busy = threading.Thread(target=predict)
+    busy.start()
+    assert servable.entered.wait(10)
+    stopper = threading.Thread(target=rest.shutdown)
+    stopper.start()
+    assert idle.recv(65536) == b""  # the idle keep-alive connection is closed at once
+    assert stopper.is_alive()  # ... while shutdown waits for the request in flight
+    servable.gate.set()
+    stopper.join(10)
+    busy.join(10)
+    assert not stopper.is_alive()
+    assert answers == [(200, "close", b'{"predictions": [2.0]}')]
+    idle.close()

@@ -198,6 +198,8 @@ class _Connection(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         while True:
             self.deadline = time.monotonic() + self.server.timeout_s
+            if self.server.closing:  # checked after setting the deadline: see _TCPServer.drain
+                return
             self.started = False  # any byte of the next request received?
             try:
                 request = self._read_request()
@@ -220,8 +222,8 @@ class _Connection(socketserver.BaseRequestHandler):
             self.deadline = None
             method, target, body, keep_alive = request
             status, payload = self.server.api.handle(method, target, body)
-            if not self._send(status, payload, not keep_alive, method == "HEAD") \
-                    or not keep_alive:
+            close = not keep_alive or self.server.closing
+            if not self._send(status, payload, close, method == "HEAD") or close:
                 return
 
     def _readline(self) -> bytes:
@@ -313,6 +315,7 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    closing = False  # set by drain(): answer what is in flight, then close
 
     def __init__(self, address: tuple[str, int], api: RestApi, *, max_connections: int,
                  timeout_s: float, max_body: int) -> None:
@@ -347,6 +350,28 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("Unexpected error on a connection from %s", client_address)
+
+    def drain(self, grace: float) -> None:
+        """Close every connection: those waiting for a request at once, the others once
+        they have answered (with ``Connection: close``), waiting at most ``grace`` seconds.
+
+        Connection threads are daemons, so without this a request in flight at SIGTERM
+        would be cut mid-answer when the process exits.
+        """
+        self.closing = True
+        # A handler sets its deadline before it checks `closing`, so one that missed the
+        # flag has a deadline by now and is cut here.
+        with self._live_lock:
+            waiting = [c for c in self._live if c.deadline is not None]
+        for conn in waiting:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RD)
+        end = time.monotonic() + grace
+        while time.monotonic() < end:
+            with self._live_lock:
+                if not self._live:
+                    return
+            time.sleep(0.02)
 
     def reap(self) -> None:
         """Cut the read side of connections past their deadline (their reads return EOF)."""
@@ -388,7 +413,9 @@ class RestServer:
         while not self._stop.wait(self._tick):
             self._server.reap()
 
-    def shutdown(self) -> None:
-        self._stop.set()
+    def shutdown(self, grace: float = 2.0) -> None:
+        """Stop accepting, let requests in flight answer (up to ``grace`` s), then close."""
         self._server.shutdown()
+        self._server.drain(grace)
         self._server.server_close()
+        self._stop.set()

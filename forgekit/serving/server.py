@@ -75,6 +75,12 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
             err.message += " (at start-up no version is loaded yet: start with " \
                            "--allow_version_labels_for_unavailable_models)"
         raise
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # Installed before the first (possibly long) load, so a SIGTERM during start-up
+        # also ends in a clean shutdown with status 0.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
     with muted_stderr():  # TensorFlow's C++ start-up chatter
         import tensorflow as tf  # noqa: F401  (imported once, here, before any thread)
 
@@ -110,14 +116,10 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
         log.info("Exporting HTTP/REST API at:%s:%d ...", *rest.address)
     poller.start()
 
-    stop = stop or threading.Event()
     if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
         threading.Thread(target=_watch_config, name="forgekit-config", daemon=True, args=(
             Path(options.model_config_file), options.model_config_file_poll_wait_seconds,
             core, options, stop)).start()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
     parent = int(os.environ.get(PARENT_ENV, "0") or 0)
     while not stop.wait(0.25):
         if parent and os.getppid() != parent:  # started by ModelServer, whose process died
@@ -126,9 +128,10 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
     stop.set()
     log.info("Shutting down")
     poller.stop()
+    grpc_stopped = grpc_server.stop(grace=2.0)  # both drain in-flight requests meanwhile
     if rest is not None:
-        rest.shutdown()
-    grpc_server.stop(grace=2.0).wait(5.0)
+        rest.shutdown(grace=2.0)
+    grpc_stopped.wait(5.0)
     for model in core.models.values():
         model.unload_all()
     log.info("Server stopped")
