@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 
+# The fix for bytes that no reader can use: nothing but a new copy helps.
+RESAVE = "save the model again, or copy the artifact again from its source"
+
 
 class ForgekitError(Exception):
     """Base class of forgekit's errors.
@@ -71,3 +74,15 @@ class UnreadableArtifactError(ForgekitError, PermissionError):
 
 class IncompatibleArtifactError(ForgekitError, ValueError):
     """The artifact is intact, but this Keras cannot rebuild part of what it records."""
+
+
+def unreadable(
+    path: str | os.PathLike[str], exc: PermissionError, *, found: str = "unreadable",
+    expected: str | None = None,
+) -> UnreadableArtifactError:
+    """The error for a permission denied while detecting or loading the artifact at ``path``."""
+    return UnreadableArtifactError(
+        f"permission denied reading {exc.filename or os.fspath(path)}",
+        path=path, found=found, expected=expected,
+        fix=f"make it readable for this user, e.g. chmod -R u+rX {os.fspath(path)!r}",
+    )

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.errors import ArtifactNotFoundError, CorruptArtifactError, UnreadableArtifactError
+from forgekit.errors import RESAVE, ArtifactNotFoundError, CorruptArtifactError, unreadable
 from forgekit.table import Fields
 
 KINDS = (
@@ -237,11 +237,7 @@ def detect_format(path: str | os.PathLike[str]) -> FormatInfo:
             return _finish(_detect_dir(p), p)
         return _finish(_detect_file(p), p)
     except PermissionError as exc:
-        raise UnreadableArtifactError(
-            f"permission denied reading {exc.filename or p}",
-            path=p,
-            fix=f"make it readable for this user, e.g. chmod -R u+rX {os.fspath(p)!r}",
-        ) from exc
+        raise unreadable(p, exc, expected=" or ".join(extension_kinds(p)) or None) from exc
 
 
 def _not_found(p: Path) -> ArtifactNotFoundError:
@@ -302,7 +298,7 @@ def _detect_file(p: Path) -> FormatInfo:
             path=p,
             found="empty file",
             expected=" or ".join(ext) or None,
-            fix="save the model again, or copy the artifact again from its source",
+            fix=RESAVE,
         )
     if ext == ("tf_checkpoint",):  # prefix.index or prefix.data-*: inspect the whole prefix
         prefix = Path(_DATA_SHARD.sub("", str(p)).removesuffix(".index"))
@@ -443,7 +439,7 @@ def _inspect_zip(p: Path, size: int) -> FormatInfo:
             path=p,
             found="corrupt zip",
             expected="keras",
-            fix="save the model again, or copy the artifact again from its source",
+            fix=RESAVE,
         ) from exc
 
 
@@ -531,7 +527,7 @@ def _inspect_hdf5(p: Path, size: int) -> FormatInfo:
             path=p,
             found="corrupt HDF5",
             expected=" or ".join(extension_kinds(p)) or "h5_model or weights_h5",
-            fix="save the model again, or copy the artifact again from its source",
+            fix=RESAVE,
         ) from exc
 
 

@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.errors import (
+    RESAVE,
     CorruptArtifactError,
+    ForgekitError,
     IncompatibleArtifactError,
-    UnreadableArtifactError,
     WrongFormatError,
+    unreadable,
 )
 from forgekit.formats import (
     FormatInfo,
@@ -403,12 +405,10 @@ def load(
         warnings.warn(f"{path}: {info.mismatch}; loading it as {info.kind}", stacklevel=2)
     try:
         return function(info, **kwargs)
-    except (WrongFormatError, CorruptArtifactError):
+    except ForgekitError:
         raise
     except PermissionError as exc:
-        raise UnreadableArtifactError(
-            f"permission denied ({exc})", path=path, fix="make the artifact readable"
-        ) from exc
+        raise unreadable(path, exc, found=info.kind, expected=info.kind) from exc
     except Exception as exc:
         if _is_corruption(exc):
             raise _corrupt(info, exc) from exc
@@ -455,7 +455,7 @@ def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:
         path=info.path,
         found=f"corrupt {info.kind}",
         expected=info.kind,
-        fix="save the model again, or copy the artifact again from its source",
+        fix=RESAVE,
     )
 
 
