@@ -343,6 +343,9 @@ def test_hostile_grpc_requests_get_client_errors(server):
         (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [10 ** 9, 4])}),
          "INVALID_ARGUMENT"),
         (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [-1, 4])}), "INVALID_ARGUMENT"),
+        # one value filling a shape larger than any message: a few bytes, no huge allocation
+        (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [MAX_BODY // 16 + 1, 4],
+                                         float_val=[1.0])}), "INVALID_ARGUMENT"),
         (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [1, 4],
                                          tensor_content=b"\x00" * 7)}), "INVALID_ARGUMENT"),
         (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [1, 4], float_val=[1, 2])}),

@@ -420,6 +420,7 @@ def api(tmp_path):
     ("GET", "/V1/MODELS/my%20model/versions/1", 200, '"version": "1"'),
     ("GET", "/v1/models/my%20model/labels/stable", 200, '"version": "1"'),
     ("GET", "/v1/models/my%20model/versions/1/metadata", 200, '"version": "1"'),
+    ("GET", "/v1/models/my%20model/METADATA", 200, "model_version_status"),
     ("GET", "/v1/models/my%20model?x=1", 200, "AVAILABLE"),
     ("GET", "/v1/models", 400, "Missing model name in request."),
     ("GET", "/v1/models/my%20model/versions/x", 400, "Malformed request: GET"),

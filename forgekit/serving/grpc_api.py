@@ -32,7 +32,7 @@ from tensorflow_serving.apis import (
 from forgekit.serving.config import models_from_proto
 from forgekit.serving.core import ServerCore
 from forgekit.serving.errors import ServingError, invalid
-from forgekit.serving.tensors import DTYPES
+from forgekit.serving.tensors import DTYPES, TYPE_NAMES
 
 log = logging.getLogger("forgekit.serving")
 
@@ -80,11 +80,13 @@ def ndarray_to_tensor(array: np.ndarray, *, typed: bool = True) -> tensor_pb2.Te
     return proto
 
 
-def tensor_to_ndarray(proto: tensor_pb2.TensorProto, max_elements: int | None = None
+def tensor_to_ndarray(proto: tensor_pb2.TensorProto, max_bytes: int | None = None
                       ) -> np.ndarray:
     """The array a TensorProto holds (typed fields or ``tensor_content``), checked for size.
 
-    ``max_elements`` bounds what a hostile shape could make us allocate.
+    ``max_bytes`` bounds the array's size. A tensor of one value fills its whole shape, so
+    without the bound a message of a few bytes could make us allocate gigabytes; with it, no
+    tensor outgrows the largest message a client may send.
     """
     name = types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() \
         else str(proto.dtype)
@@ -94,9 +96,10 @@ def tensor_to_ndarray(proto: tensor_pb2.TensorProto, max_elements: int | None = 
     if any(s < 0 for s in shape):
         raise invalid(f"Tensor shape {shape} has negative dimensions")
     count = math.prod(shape)
-    if max_elements is not None and count > max_elements:
-        raise invalid(f"Tensor of shape {shape} has more than {max_elements} elements")
     dtype = np.dtype(DTYPES[name])
+    if max_bytes is not None and count * dtype.itemsize > max_bytes:
+        raise invalid(f"Tensor of shape {shape} and type {TYPE_NAMES[name]} needs more than "
+                      f"the limit of {max_bytes} bytes")
     if name != "DT_STRING" and proto.tensor_content:
         if len(proto.tensor_content) != count * dtype.itemsize:
             raise invalid(f"tensor_content holds {len(proto.tensor_content)} bytes; shape "
@@ -146,16 +149,16 @@ def _unimplemented(self: Any, request: Any, context: grpc.ServicerContext) -> An
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService: Predict and GetModelMetadata."""
-    def __init__(self, core: ServerCore, max_elements: int) -> None:
+    def __init__(self, core: ServerCore, max_tensor_bytes: int) -> None:
         self.core = core
-        self.max_elements = max_elements
+        self.max_tensor_bytes = max_tensor_bytes
 
     @_guarded
     def Predict(self, request, context):  # noqa: N802 (gRPC method names)
         name, version, label = _spec(request.model_spec)
         number, servable = self.core.servable(name, version, label)
         sig = servable.signature(request.model_spec.signature_name, rest=False)
-        inputs = {key: tensor_to_ndarray(t, self.max_elements) for key, t in request.inputs.items()}
+        inputs = {key: tensor_to_ndarray(t, self.max_tensor_bytes) for key, t in request.inputs.items()}
         outputs = servable.run(sig, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = name

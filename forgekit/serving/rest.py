@@ -123,7 +123,7 @@ class RestApi:
             if not m:
                 raise malformed
             name, version, label = _model_args(m.group(1) or "", m.group(2), m.group(3))
-            if m.group(4):
+            if m.group(4) == "metadata":  # case-sensitive: "/METADATA" is a status request
                 return _dumps(self.core.metadata(name, version, label))
             return _dumps(status_json(self.core.status(name, version, label)))
         raise malformed
