@@ -702,19 +702,23 @@ def _inspect_savedmodel(p: Path) -> FormatInfo:
     _check_table(index, "variables/", p, "savedmodel")
     if not list(variables.glob("variables.data-*")):
         raise corrupt("variables/ has an index but no variables.data-* shard")
-    from google.protobuf.message import DecodeError
-
-    saved_model_pb2 = _saved_model_pb2()
-    message = saved_model_pb2.SavedModel()
     try:
-        message.ParseFromString(raw)
-    except DecodeError as exc:
+        meta_graphs = _pb_fields(raw).get(2, [])  # SavedModel.meta_graphs
+        graph = _pb_fields(meta_graphs[0]) if meta_graphs else {}
+        meta_info = _pb_fields(graph.get(1, [b""])[0])  # MetaGraphDef.meta_info_def
+        # signature_def is a map: entries of (1: key, 2: SignatureDef)
+        signature_keys = [_pb_text(_pb_fields(entry).get(1, [b""])[0])
+                          for entry in graph.get(5, [])]
+        # object_graph_def.nodes[0] is the root object; its children are its attributes
+        nodes = _pb_fields(graph.get(7, [b""])[0]).get(1, [])
+        children = {_pb_text(_pb_fields(ref).get(2, [b""])[0])
+                    for ref in (_pb_fields(nodes[0]).get(1, []) if nodes else [])}
+        tags = [_pb_text(t) for t in meta_info.get(4, [])]
+        tf_version = _pb_text(meta_info.get(5, [b""])[0])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise corrupt(f"saved_model.pb does not parse as a SavedModel protobuf ({exc})") from exc
-    if not message.meta_graphs:
+    if not meta_graphs:
         raise corrupt("saved_model.pb parses but holds no MetaGraph")
-    graph = message.meta_graphs[0]
-    roots = graph.object_graph_def.nodes[0].children if graph.object_graph_def.nodes else []
-    children = {child.local_name for child in roots}
     writer = "tf.saved_model.save / model.export"
     if (p / "keras_metadata.pb").exists():
         writer = "Keras 2 (tf-keras) model.save"
@@ -723,24 +727,59 @@ def _inspect_savedmodel(p: Path) -> FormatInfo:
         p,
         _dir_size(p),
         has_optimizer="optimizer" in children,
-        signatures=sorted(k for k in graph.signature_def if not k.startswith("__")),
+        signatures=sorted(k for k in signature_keys if not k.startswith("__")),
         details={
             "writer": writer,
-            "tags": list(graph.meta_info_def.tags),
-            "tensorflow_version": graph.meta_info_def.tensorflow_version or None,
+            "tags": tags,
+            "tensorflow_version": tf_version or None,
             "fingerprint": (p / "fingerprint.pb").exists(),
             "entries": sorted(e.name for e in p.iterdir()),
         },
     )
 
 
-def _saved_model_pb2() -> Any:
-    from forgekit.quiet import muted_stderr
+def _pb_fields(buf: bytes | memoryview) -> dict[int, list[Any]]:
+    """Decode one protobuf message: field number -> values (ints, or bytes for length-delimited).
 
-    with muted_stderr():  # importing the protobuf module imports TF, with its start-up lines
-        from tensorflow.core.protobuf import saved_model_pb2
+    The few SavedModel fields detection needs, read from the wire format itself: importing
+    TensorFlow's generated protobuf classes would import all of TensorFlow (seconds). Raises
+    ``ValueError`` on bytes that are not a well-formed message (truncated, random).
+    """
+    data = memoryview(buf)
+    fields: dict[int, list[Any]] = {}
+    i, n = 0, len(data)
+    while i < n:
+        key, i = _varint(data, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(data, i)
+        elif wire == 2:
+            length, i = _varint(data, i)
+            value, i = data[i : i + length], i + length
+        elif wire in (1, 5):
+            value, i = data[i : i + (8 if wire == 1 else 4)], i + (8 if wire == 1 else 4)
+        else:  # groups (3, 4) are not used by these messages; 6 and 7 do not exist
+            raise ValueError(f"unexpected wire type {wire} at byte {i}")
+        if i > n or number == 0:
+            raise ValueError(f"truncated message (field {number} ends past byte {n})")
+        fields.setdefault(number, []).append(value)
+    return fields
 
-    return saved_model_pb2
+
+def _varint(data: memoryview, i: int) -> tuple[int, int]:
+    result = shift = 0
+    while i < len(data) and shift < 64:
+        byte = data[i]
+        result |= (byte & 0x7F) << shift
+        i += 1
+        if not byte & 0x80:
+            return result, i
+        shift += 7
+    raise ValueError(f"truncated or overlong varint at byte {i}")
+
+
+def _pb_text(value: bytes | memoryview) -> str:
+    return bytes(value).decode("utf-8")
 
 
 def _checkpoint_prefix_in(p: Path) -> Path | None:

@@ -432,3 +432,22 @@ def test_keras_reads_name_follows_keras_choice_by_extension(name, kind, keras2, 
     assert keras_reads_name(name, kind, keras2, weights=weights) is reads
     suffix = keras_suffix(kind, keras2)
     assert not suffix or keras_reads_name(f"x{suffix}", kind, keras2, weights=weights)
+
+
+def test_detect_format_reads_every_kind_without_importing_tensorflow(made):
+    """detect_format stays cheap: a SavedModel's protobuf is read from the wire format."""
+    import subprocess
+    import sys
+
+    paths = [os.fspath(made / name) for name in
+             ("m.keras", "m.h5", "m.weights.h5", "export", "base", "ckpts", "m.json", "m.tflite")]
+    code = ("import sys, forgekit\n"
+            f"kinds = [forgekit.detect_format(p).kind for p in {paths!r}]\n"
+            "sigs = forgekit.detect_format(sys.argv[1]).signatures\n"
+            "print(kinds, sigs, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, paths[3]], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "['keras', 'h5_model', 'weights_h5', 'savedmodel', 'serving_base', 'tf_checkpoint', "
+        "'json_architecture', 'tflite'] ['serve', 'serving_default'] False")
