@@ -545,6 +545,22 @@ def test_errors_map_between_http_and_canonical_codes():
     assert ServingError.from_http(502, "x").code == "INTERNAL"
 
 
+def test_exceptions_become_serving_errors_with_tensorflows_code_when_they_carry_one():
+    from forgekit.serving.errors import from_exception
+
+    class OpError(Exception):  # what tf.errors.InvalidArgumentError carries
+        error_code, message = 3, "Matrix size-incompatible"
+
+    assert (from_exception(OpError()).code, from_exception(OpError()).message) == (
+        "INVALID_ARGUMENT", "Matrix size-incompatible")
+    assert from_exception(FileNotFoundError("no saved_model.pb")).code == "NOT_FOUND"
+    assert from_exception(ValueError("bad")).http_status == 400
+    err = from_exception(KeyError("k"), fallback="UNKNOWN")
+    assert (err.code, err.message) == ("UNKNOWN", "KeyError: 'k'")
+    same = ServingError("NOT_FOUND", "x")
+    assert from_exception(same) is same
+
+
 def test_importing_forgekit_serving_and_its_rest_client_does_not_import_tensorflow():
     code = ("import sys, forgekit.serving as s\n"
             "from forgekit.serving import Client, ModelServer, ServingError\n"

@@ -76,6 +76,25 @@ class ServingError(Exception):
         return cls(code, message, http_status=status)
 
 
+def from_exception(exc: BaseException, fallback: str = "INTERNAL") -> ServingError:
+    """The ServingError an exception stands for (a failed load, a failed signature call).
+
+    TensorFlow's errors carry their canonical code; Python's are mapped to the nearest one,
+    and anything else gets ``fallback`` with the exception's type in the message.
+    """
+    if isinstance(exc, ServingError):
+        return exc
+    message = str(getattr(exc, "message", None) or exc).strip() or type(exc).__name__
+    code = getattr(exc, "error_code", None)  # tf.errors.OpError
+    if isinstance(code, int) and 0 < code < len(CODE_NAMES):
+        return ServingError(CODE_NAMES[code], message)
+    if isinstance(exc, FileNotFoundError):
+        return ServingError("NOT_FOUND", message)
+    if isinstance(exc, (TypeError, ValueError)):
+        return invalid(message)
+    return ServingError(fallback, f"{type(exc).__name__}: {message}")
+
+
 def invalid(message: str) -> ServingError:
     """400 / INVALID_ARGUMENT: the request itself is wrong."""
     return ServingError("INVALID_ARGUMENT", message)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.serving.errors import CODE_NAMES, ServingError, invalid
+from forgekit.serving.errors import ServingError, from_exception, invalid
 from forgekit.serving.tensors import DTYPES, TYPE_NAMES, InputInfo
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -118,7 +118,7 @@ class SavedModelServable:
         try:
             result = sig.function(**inputs)
         except Exception as exc:  # TF reports bad values (e.g. shapes) by exception
-            raise _as_serving_error(exc) from None
+            raise from_exception(exc) from None
         return {k: v.numpy() for k, v in result.items() if wanted is None or k in wanted}
 
 
@@ -160,12 +160,3 @@ def _check_filter(sig: Signature, output_filter: Sequence[str]) -> set[str] | No
         seen.add(alias)
     return seen
 
-
-def _as_serving_error(exc: Exception) -> ServingError:
-    code = getattr(exc, "error_code", None)
-    message = str(getattr(exc, "message", "") or exc).strip()
-    if isinstance(code, int) and 0 < code < len(CODE_NAMES):
-        return ServingError(CODE_NAMES[code], message)
-    if isinstance(exc, (TypeError, ValueError)):
-        return invalid(message)
-    return ServingError("INTERNAL", f"{type(exc).__name__}: {message}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from forgekit.serving.errors import CODE_NAMES, ServingError, invalid, not_found
+from forgekit.serving.errors import from_exception, invalid, not_found, shorten
 
 log = logging.getLogger("forgekit.serving")
 
@@ -121,7 +121,6 @@ class ModelVersions(Generic[T]):
         self._poll_lock = threading.Lock()  # the poller and a config reload may both poll
         self._states: dict[int, VersionStatus] = {}
         self._serving: dict[int, T] = {}
-        self._latest: tuple[int, T] | None = None
         # failed version -> identity of its directory then: retried only once replaced
         self._failed: dict[int, tuple[int, int]] = {}
         self._retired = False  # removed from the config: never load into it again
@@ -184,14 +183,14 @@ class ModelVersions(Generic[T]):
         try:
             servable = self._loader(path)
         except Exception as exc:  # any load failure is the version's state, not a crash
-            code, message = _error_of(exc)
+            err = from_exception(exc, fallback="UNKNOWN")
+            message = shorten(err.message, 2000)
             self._failed[version] = identity
-            self._set(VersionStatus(version, "END", code, message))
-            log.error("Loading servable: %s failed: %s: %s", sid, code, message)
+            self._set(VersionStatus(version, "END", err.code, message))
+            log.error("Loading servable: %s failed: %s: %s", sid, err.code, message)
             return
         with self._lock:
             self._serving = {**self._serving, version: servable}
-            self._latest = max(self._serving.items(), key=lambda kv: kv[0])
             self._states[version] = VersionStatus(version, "AVAILABLE")
         self._failed.pop(version, None)
         log.info("Successfully loaded servable version %s", sid)
@@ -213,7 +212,6 @@ class ModelVersions(Generic[T]):
         log.info("Unloading servable version %s", sid)
         with self._lock:
             self._serving = {v: s for v, s in self._serving.items() if v != version}
-            self._latest = max(self._serving.items(), key=lambda kv: kv[0], default=None)
             self._states[version] = VersionStatus(version, "END")
         gc.collect()  # a loaded SavedModel holds reference cycles: free its memory now
         log.info("Done unloading servable version %s", sid)
@@ -242,12 +240,12 @@ class ModelVersions(Generic[T]):
 
     def lookup(self, version: int | None = None) -> tuple[int, T]:
         """The servable for ``version`` (None: the latest serving one), as TF Serving finds it."""
+        serving = self._serving  # one snapshot: the map is replaced, never mutated
         if version is None:
-            latest = self._latest
-            if latest is None:
+            if not serving:
                 raise not_found(f"Servable not found for request: Latest({self.name})")
-            return latest
-        servable = self._serving.get(version)
+            version = max(serving)
+        servable = serving.get(version)
         if servable is None:
             raise not_found(f"Servable not found for request: Specific({self.name}, {version})")
         return version, servable
@@ -272,23 +270,6 @@ def _identity(path: Path) -> tuple[int, int]:
     except OSError:
         return (-1, -1)
     return (st.st_ino, st.st_mtime_ns)
-
-
-def _error_of(exc: BaseException) -> tuple[str, str]:
-    """Canonical code and one-paragraph message for a load failure."""
-    code = "UNKNOWN"
-    error_code = getattr(exc, "error_code", None)  # tf.errors.OpError carries the TF code
-    if isinstance(error_code, int) and 0 < error_code < len(CODE_NAMES):
-        code = CODE_NAMES[error_code]
-    elif isinstance(exc, ServingError):
-        code = exc.code
-    elif isinstance(exc, FileNotFoundError):
-        code = "NOT_FOUND"
-    elif isinstance(exc, (ValueError, TypeError)):
-        code = "INVALID_ARGUMENT"
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    message = str(message).strip()
-    return code, message if len(message) <= 2000 else message[:1997] + "..."
 
 
 class Poller:
