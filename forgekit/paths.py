@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+from forgekit.table import human_bytes
+
 ROOT_ENV = "FORGEKIT_ROOT"
 
 
@@ -69,14 +71,9 @@ def tree(path: str | os.PathLike[str], max_entries: int = 60) -> str:
 
 def _size(path: Path) -> str:
     try:
-        n = float(path.stat().st_size)
-    except OSError:
+        return human_bytes(path.stat().st_size)
+    except OSError:  # a dangling link or an unreadable entry: the tree is still worth showing
         return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def project_path(*parts: str | os.PathLike[str],

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from forgekit.outcome import first_line
-from forgekit.table import Table
+from forgekit.table import Table, human_bytes
 
 DEFAULT_KINDS = ("keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint", "tflite",
                  "json_architecture")
@@ -384,15 +384,6 @@ def _diff_cell(diff: float | None, ok: bool | None) -> str:
     if diff == float("inf"):
         return "✗ do not align"
     return f"{'✓' if ok else '✗'} max |Δ| {diff:.1e}"
-
-
-def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KB'."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 @dataclass

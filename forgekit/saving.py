@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import struct
+import sys
 import tempfile
 import warnings
 import zipfile
@@ -40,11 +41,6 @@ from forgekit.formats import (
     keras_suffix,
 )
 from forgekit.outcome import first_line
-
-WRITABLE_KINDS = (
-    "keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint", "tflite",
-    "json_architecture", "serving_base",
-)
 
 # The kinds saved as one file, whose kind an extension can name (save(kind=None)).
 _FILE_KINDS = ("keras", "h5_model", "weights_h5", "tflite", "json_architecture")
@@ -144,6 +140,7 @@ _SAVERS: dict[str, Callable[..., Path]] = {
     "json_architecture": _save_json,
     "serving_base": _save_serving_version,
 }
+WRITABLE_KINDS = tuple(_SAVERS)
 
 
 def _kind_from_name(path: Path) -> str | None:
@@ -440,12 +437,8 @@ def _is_corruption(exc: BaseException) -> bool:
     module = type(exc).__module__
     if module.startswith("google.protobuf"):  # DecodeError
         return True
-    with contextlib.suppress(ImportError):
-        import tensorflow as tf
-
-        if isinstance(exc, tf.errors.DataLossError | tf.errors.OutOfRangeError):
-            return True
-    return False
+    tf = sys.modules.get("tensorflow")  # not imported yet: then no TF error can be raised
+    return tf is not None and isinstance(exc, tf.errors.DataLossError | tf.errors.OutOfRangeError)
 
 
 def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:

@@ -91,3 +91,12 @@ class Fields:
         body = "".join(f"<tr>{_cell(label, 'th')}{_cell(value, code=as_code(label))}</tr>"
                        for label, value in self.rows)
         return f"<table>{body}</table>{_notes_html(self.notes)}"
+
+
+def human_bytes(n: float) -> str:
+    """A byte count for people: 1536 -> ``'1.5 KB'``."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
