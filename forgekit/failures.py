@@ -10,7 +10,6 @@ one call that does load the artifact. Predictions and outcomes disagreeing is a 
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from forgekit.formats import keras_reads_name
 from forgekit.outcome import Outcome, attempt
-from forgekit.quiet import muted_stderr
+from forgekit.quiet import muted_stderr, quiet_absl
 from forgekit.table import Table
 
 if TYPE_CHECKING:
@@ -266,21 +265,15 @@ def run_matrix(artifacts: Mapping[str, str | os.PathLike[str]], build: Build,
 
     loaders = LOADERS if loaders is None else loaders
     rows = []
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), muted_stderr():
-            warnings.simplefilter("ignore")  # deprecations and skipped-variable notices
-            for label, path in artifacts.items():
-                raw = os.fspath(path)
-                row = MatrixRow(label, raw, diagnose_artifact(raw))
-                for loader in loaders.values():
-                    predicted = row.diagnosis.error is None and loader.works(row.diagnosis)
-                    row.cells.append(Cell(loader, attempt(loader.run, raw, build), predicted))
-                rows.append(row)
-    finally:
-        absl.setLevel(level)
+    with warnings.catch_warnings(), muted_stderr(), quiet_absl():
+        warnings.simplefilter("ignore")  # deprecations and skipped-variable notices
+        for label, path in artifacts.items():
+            raw = os.fspath(path)
+            row = MatrixRow(label, raw, diagnose_artifact(raw))
+            for loader in loaders.values():
+                predicted = row.diagnosis.error is None and loader.works(row.diagnosis)
+                row.cells.append(Cell(loader, attempt(loader.run, raw, build), predicted))
+            rows.append(row)
     return FailureMatrix(rows)
 
 

@@ -42,6 +42,22 @@ def muted_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+@contextlib.contextmanager
+def quiet_absl(level: int = logging.ERROR) -> Iterator[None]:
+    """Raise the ``absl`` logger (Keras warns through it) to ``level`` for one block only.
+
+    For calls whose warning a lesson explains in prose (Keras's "HDF5 is legacy"), or would
+    repeat once per cell of a table.
+    """
+    logger = logging.getLogger("absl")
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
 def quiet_tf(import_tf: bool = True) -> dict[str, str]:
     """Configure a CPU-only, quiet TensorFlow. Call it in a notebook's first cell.
 

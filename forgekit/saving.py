@@ -12,7 +12,6 @@ traceback. Loading never writes next to the artifact.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import struct
@@ -41,6 +40,7 @@ from forgekit.formats import (
     keras_suffix,
 )
 from forgekit.outcome import first_line
+from forgekit.quiet import quiet_absl
 
 # The kinds saved as one file, whose kind an extension can name (save(kind=None)).
 _FILE_KINDS = ("keras", "h5_model", "weights_h5", "tflite", "json_architecture")
@@ -62,7 +62,7 @@ def _save_h5(model: Any, path: Path, **kw: Any) -> Path:
     config = getattr(getattr(model, "_compile_config", None), "config", None)
     optimizer = config.get("optimizer") if isinstance(config, dict) else None
     try:
-        with _absl_quiet():
+        with quiet_absl():
             model.save(path, **kw)
     finally:
         if optimizer is not None and "optimizer" not in config:
@@ -472,15 +472,3 @@ def _proper_name(info: FormatInfo, weights: bool = False) -> Iterator[str]:
         except OSError:  # no symlinks (some filesystems): a copy in the temp folder
             shutil.copyfile(path, link)
         yield os.fspath(link)
-
-
-@contextlib.contextmanager
-def _absl_quiet() -> Iterator[None]:
-    """Mute Keras's absl "HDF5 is legacy" warning for one call (lessons say it in prose)."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
