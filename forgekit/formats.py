@@ -501,7 +501,7 @@ def _inspect_hdf5(p: Path, size: int) -> FormatInfo:
                     has_optimizer=False,  # Keras 2 save_weights never stores the optimizer
                     details={"writer": "Keras 2 save_weights", "backend": _attr(h5, "backend"),
                              "groups": sorted(h5.keys())},
-                    warnings=_weights_extension_warning(p, keras3=False),
+                    warnings=_weights_extension_warning(p, keras2=True),
                 )
             if "layers" in h5 or "vars" in h5:  # Keras 3 .weights.h5 layout
                 return FormatInfo(
@@ -510,7 +510,7 @@ def _inspect_hdf5(p: Path, size: int) -> FormatInfo:
                     size,
                     has_optimizer=_keras3_group_has_vars(h5, "optimizer"),
                     details={"writer": "Keras 3 save_weights", "groups": sorted(h5.keys())},
-                    warnings=_weights_extension_warning(p, keras3=True),
+                    warnings=_weights_extension_warning(p, keras2=False),
                 )
             return FormatInfo(
                 "unknown",
@@ -537,16 +537,15 @@ def _h5_reason(exc: OSError) -> str:
     return match.group(1) if match else str(exc)
 
 
-def _weights_extension_warning(p: Path, keras3: bool) -> list[str]:
+def _weights_extension_warning(p: Path, keras2: bool) -> list[str]:
     # Keras 3's load_weights picks its reader from the extension, not the content.
-    name = p.name.lower()
-    if keras3 and not name.endswith(".weights.h5"):
-        return ["Keras 3 weights layout, but Keras 3's load_weights only reads it from a file "
-                "named *.weights.h5 (it treats other .h5 names as Keras 2 weights): rename it"]
-    if not keras3 and name.endswith(".weights.h5"):
-        return ["Keras 2 weights layout in a file named *.weights.h5: Keras 3's load_weights "
-                "will read it with the Keras 3 reader and fail; rename it to *.h5"]
-    return []
+    if keras_reads_name(p.name, "weights_h5", keras2, weights=True):
+        return []
+    if keras2:
+        return ["Keras 2 weights layout, but Keras 3's load_weights reads it only from a *.h5 "
+                "name that is not *.weights.h5 (its legacy reader): rename it to *.h5"]
+    return ["Keras 3 weights layout, but Keras 3's load_weights only reads it from a file "
+            "named *.weights.h5 (it treats other .h5 names as Keras 2 weights): rename it"]
 
 
 def _inspect_tflite(p: Path, size: int) -> FormatInfo:
