@@ -655,3 +655,35 @@ def test_rest_shutdown_answers_requests_in_flight_and_closes_idle_connections(tm
     assert not stopper.is_alive()
     assert answers == [(200, "close", b'{"predictions": [2.0]}')]
     idle.close()
+
+
+def test_config_watcher_applies_an_edit_made_while_the_server_was_starting(tmp_path):
+    from forgekit.serving.server import _watch_config
+
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    config_file = tmp_path / "models.config"
+
+    def config(*names: str) -> str:
+        return "model_config_list {\n" + "".join(
+            f'  config {{ name: "{n}" base_path: "{base}" model_platform: "tensorflow" }}\n'
+            for n in names) + "}\n"
+
+    started_with = config("a")
+    core = ServerCore(FakeLoader())
+    core.configure(parse_model_config(started_with))
+    config_file.write_text(config("a", "b"))  # edited before the watcher's first look
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_config,
+                               args=(config_file, 0.01, core, started_with, False, stop))
+    watcher.start()
+    try:
+        for _ in range(500):
+            if "b" in core.models and core.models["b"].available():
+                break
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert sorted(core.models) == ["a", "b"]
+    assert core.servable("b") == (1, "model@1")

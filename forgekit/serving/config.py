@@ -172,16 +172,21 @@ def validate_models(models: list[ModelConfig]) -> list[ModelConfig]:
     return models
 
 
-def models_from_options(options: ServerOptions) -> list[ModelConfig]:
-    """The models to serve: the config file if given, else the single --model_* model."""
+def models_from_options(options: ServerOptions) -> tuple[list[ModelConfig], str]:
+    """The models to serve: the config file if given, else the single --model_* model.
+
+    Also returns the config file's text ("" without one): the config watcher compares later
+    reads with exactly the text that was applied at start-up.
+    """
     if options.model_config_file:
         path = Path(options.model_config_file)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ServingError("NOT_FOUND", f"{path}: {exc.strerror or exc}") from None
-        return parse_model_config(text, str(path))
+        return parse_model_config(text, str(path)), text
     if not options.model_base_path:
         raise ServingError("INVALID_ARGUMENT", "Both server_options.model_base_path and "
                            "server_options.model_config_file are empty!")
-    return validate_models([ModelConfig(options.model_name, Path(options.model_base_path))])
+    model = ModelConfig(options.model_name, Path(options.model_base_path))
+    return validate_models([model]), ""

@@ -25,6 +25,7 @@ from forgekit.serving.config import (
     parse_flags,
     parse_model_config,
 )
+from forgekit.serving.core import ServerCore
 from forgekit.serving.errors import ServingError
 
 log = logging.getLogger("forgekit.serving")
@@ -33,14 +34,15 @@ log = logging.getLogger("forgekit.serving")
 PARENT_ENV = "FORGEKIT_SERVE_PARENT_PID"
 
 
-def _watch_config(path: Path, interval: float, core, options: ServerOptions,
-                  stop: threading.Event) -> None:
+def _watch_config(path: Path, interval: float, core: ServerCore, applied: str,
+                  allow_labels_for_unavailable_models: bool, stop: threading.Event) -> None:
     """Re-read the model config every ``interval`` seconds and apply it when it changed.
 
-    A config that fails (bad syntax, a label on an unavailable version) is logged and retried
-    at the next interval, the running config staying in force, as TF Serving does.
+    ``applied`` is the text in force, read at start-up: an edit made while the first
+    versions were loading is seen at the first interval. A config that fails (bad syntax, a
+    label on an unavailable version) is logged and retried at the next interval, the running
+    config staying in force, as TF Serving does.
     """
-    applied = path.read_text(encoding="utf-8")
     while not stop.wait(interval):
         try:
             text = path.read_text(encoding="utf-8")
@@ -48,8 +50,7 @@ def _watch_config(path: Path, interval: float, core, options: ServerOptions,
                 continue
             added = core.configure(
                 parse_model_config(text, str(path)),
-                allow_labels_for_unavailable_models=(
-                    options.allow_version_labels_for_unavailable_models))
+                allow_labels_for_unavailable_models=allow_labels_for_unavailable_models)
         except (OSError, ServingError) as exc:
             log.error("Failed to reload model config %s: %s", path, exc)
             continue
@@ -60,9 +61,7 @@ def _watch_config(path: Path, interval: float, core, options: ServerOptions,
 
 def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
     """Run the server until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
-    from forgekit.serving.core import ServerCore
-
-    models = models_from_options(options)
+    models, config_text = models_from_options(options)
     if options.model_config_file and options.model_base_path:
         log.warning("--model_config_file is set: --model_name and --model_base_path are ignored")
     tags = [t.strip() for t in options.saved_model_tags.split(",") if t.strip()]
@@ -119,7 +118,8 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
     if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
         threading.Thread(target=_watch_config, name="forgekit-config", daemon=True, args=(
             Path(options.model_config_file), options.model_config_file_poll_wait_seconds,
-            core, options, stop)).start()
+            core, config_text, options.allow_version_labels_for_unavailable_models,
+            stop)).start()
     parent = int(os.environ.get(PARENT_ENV, "0") or 0)
     while not stop.wait(0.25):
         if parent and os.getppid() != parent:  # started by ModelServer, whose process died
