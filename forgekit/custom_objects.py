@@ -143,7 +143,7 @@ def scan_config(model_config: Mapping[str, Any],
         elif obj.name not in seen:
             seen.add(obj.name)
             scan.custom_objects.append(obj)
-    if compile_config:
+    if isinstance(compile_config, Mapping):
         for key in ("loss", "metrics", "weighted_metrics", "optimizer"):
             role = {"metrics": "metric", "weighted_metrics": "metric"}.get(key, key)
             for obj in _walk(compile_config.get(key), f"compile_config.{key}", role=role):

@@ -413,6 +413,15 @@ def _inspect_zip(p: Path, size: int) -> FormatInfo:
                 )
             metadata = json.loads(zf.read("metadata.json"))
             config = json.loads(zf.read("config.json"))
+            if not (isinstance(metadata, dict) and isinstance(config, dict)):
+                raise CorruptArtifactError(
+                    "config.json or metadata.json of the .keras archive is not a JSON object; "
+                    "hand-edited or damaged",
+                    path=p,
+                    found="keras (damaged config)",
+                    expected="keras",
+                    fix=RESAVE,
+                )
             info = FormatInfo(
                 "keras",
                 p,
@@ -578,6 +587,7 @@ def _inspect_json(p: Path, size: int) -> FormatInfo:
         ) from exc
     if isinstance(doc, dict) and "class_name" in doc and "config" in doc:
         config = doc["config"] if isinstance(doc["config"], dict) else {}
+        layers = config.get("layers")
         return FormatInfo(
             "json_architecture",
             p,
@@ -587,7 +597,7 @@ def _inspect_json(p: Path, size: int) -> FormatInfo:
                 "class_name": doc["class_name"],
                 "module": doc.get("module"),
                 "writer": "Keras 2" if "keras_version" in doc else "Keras 3",
-                "layers": len(config.get("layers", [])),
+                "layers": len(layers) if isinstance(layers, list) else 0,
             },
         )
     keys = sorted(doc)[:10] if isinstance(doc, dict) else []
@@ -686,8 +696,10 @@ def _inspect_savedmodel(p: Path) -> FormatInfo:
         )
 
     pb = p / "saved_model.pb"
-    if not pb.is_file():
+    if not pb.exists():
         raise corrupt("only a saved_model.pbtxt (text) is here; forgekit reads saved_model.pb")
+    if not pb.is_file():
+        raise corrupt("saved_model.pb is not a file")
     raw = pb.read_bytes()
     if not raw:
         raise corrupt("saved_model.pb is empty (0 bytes)")
@@ -786,7 +798,9 @@ def _checkpoint_prefix_in(p: Path) -> Path | None:
     ``*.index``."""
     state = p / "checkpoint"
     if state.is_file():
-        match = re.search(r'^model_checkpoint_path:\s*"(.*)"', state.read_text(), re.M)
+        # a damaged state file matches nothing and falls back to the newest index
+        text = state.read_text(encoding="utf-8", errors="replace")
+        match = re.search(r'^model_checkpoint_path:\s*"(.*)"', text, re.M)
         if match:
             prefix = Path(match.group(1))
             return prefix if prefix.is_absolute() else p / prefix

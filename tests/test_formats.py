@@ -451,3 +451,26 @@ def test_detect_format_reads_every_kind_without_importing_tensorflow(made):
     assert done.stdout.strip() == (
         "['keras', 'h5_model', 'weights_h5', 'savedmodel', 'serving_base', 'tf_checkpoint', "
         "'json_architecture', 'tflite'] ['serve', 'serving_default'] False")
+
+
+def test_damaged_metadata_gives_forgekit_errors_not_bare_tracebacks(tmp_path):
+    import zipfile
+
+    for name, config, metadata in [("list_config.keras", "[1]", "{}"),
+                                   ("list_meta.keras", "{}", "[1]")]:
+        with zipfile.ZipFile(tmp_path / name, "w") as zf:
+            zf.writestr("config.json", config)
+            zf.writestr("metadata.json", metadata)
+            zf.writestr("model.weights.h5", b"")
+        with pytest.raises(CorruptArtifactError, match="not a JSON object"):
+            detect_format(tmp_path / name)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "checkpoint").write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(CorruptArtifactError, match="model_checkpoint_path"):
+        detect_format(tmp_path / "ck")
+    (tmp_path / "sm" / "saved_model.pb").mkdir(parents=True)
+    with pytest.raises(CorruptArtifactError, match="saved_model.pb is not a file"):
+        detect_format(tmp_path / "sm")
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"class_name": "Sequential", "config": {"layers": 3}}))
+    assert detect_format(odd).details["layers"] == 0
