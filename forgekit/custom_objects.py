@@ -91,6 +91,7 @@ class LambdaLayer:
     function: str | None = None  # the function's name when it is a named function
 
     def describe(self) -> str:
+        """One line: the layer's name and what its function is."""
         what = "Python lambda stored as bytecode" if self.bytecode else f"function {self.function!r}"
         return f"Lambda layer {self.name!r} ({what})"
 
@@ -115,10 +116,12 @@ class ConfigScan:
 
     @property
     def names(self) -> list[str]:
+        """The names Keras looks the custom objects up by."""
         return [obj.name for obj in self.custom_objects]
 
     @property
     def has_bytecode(self) -> bool:
+        """At least one Lambda layer stores a Python lambda as bytecode."""
         return any(layer.bytecode for layer in self.lambda_layers)
 
 

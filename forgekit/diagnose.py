@@ -76,6 +76,7 @@ class ArtifactDiagnosis:
 
     @property
     def kind(self) -> str:
+        """The detected kind, or ``"unreadable"`` when detection failed."""
         return self.info.kind if self.info else "unreadable"
 
     @property
@@ -86,6 +87,7 @@ class ArtifactDiagnosis:
 
     @property
     def bytecode_lambdas(self) -> bool:
+        """A Lambda layer stores Python bytecode (``safe_mode=True`` refuses it)."""
         return any(layer.bytecode for layer in self.lambda_layers)
 
     def rows(self) -> list[tuple[str, str]]:

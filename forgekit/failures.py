@@ -173,10 +173,12 @@ class Cell:
 
     @property
     def surprise(self) -> bool:
+        """forgekit's prediction disagrees with what the call really did."""
         return bool(self.outcome.ok) != self.predicted
 
     @property
     def short(self) -> str:
+        """The cell as the compact table shows it."""
         return "✓ works" if self.outcome.ok else f"✗ {self.outcome.error_type}"
 
 
@@ -198,6 +200,7 @@ class FailureMatrix:
 
     @property
     def loaders(self) -> list[Loader]:
+        """The loaders, in column order."""
         return [cell.loader for cell in self.rows[0].cells] if self.rows else []
 
     @property
@@ -207,6 +210,7 @@ class FailureMatrix:
                 if cell.surprise]
 
     def row(self, label: str) -> MatrixRow:
+        """The row of the artifact labelled ``label``."""
         for row in self.rows:
             if row.label == label:
                 return row

@@ -34,6 +34,7 @@ class Outcome:
 
     @property
     def summary(self) -> str:
+        """``works``, ``not run``, or the error type and first line."""
         if self.ok is None:
             return "not run"
         return "works" if self.ok else f"{self.error_type}: {self.message}"

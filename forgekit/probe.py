@@ -67,16 +67,19 @@ class ProbeResult:
 
     @property
     def weights_equal(self) -> bool | None:
+        """Every weight bit-identical after the reload (``None``: not comparable)."""
         return None if self.weights_max_abs_diff is None else self.weights_max_abs_diff == 0.0
 
     @property
     def predictions_equal(self) -> bool | None:
+        """Predictions within :attr:`prediction_tolerance` (``None``: not comparable)."""
         if self.predictions_max_abs_diff is None:
             return None
         return self.predictions_max_abs_diff <= self.prediction_tolerance
 
     @property
     def serving_signature(self) -> bool:
+        """The reloaded artifact exposes at least one serving signature."""
         return bool(self.signatures)
 
     def as_row(self) -> dict[str, Any]:
@@ -426,9 +429,11 @@ class ProbeMatrix:
         ]
 
     def notes(self) -> list[str]:
+        """Every result's notes, each prefixed with its kind (shown under the table)."""
         return [f"{r.kind}: {note}" for r in self.results for note in r.notes]
 
     def table(self) -> Table:
+        """The matrix as a :class:`~forgekit.table.Table`, notes below it."""
         return Table(self.COLUMNS, self.rows(), notes=self.notes())
 
     def __str__(self) -> str:

@@ -38,6 +38,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
     def add(self, *cells: object) -> None:
+        """Append a row (cells converted with ``str``)."""
         self.rows.append([str(c) for c in cells])
 
     def _cut(self, text: str) -> str:
