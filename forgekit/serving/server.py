@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from forgekit.quiet import QUIET_ENV, muted_stderr
 from forgekit.serving.config import (
@@ -27,6 +28,7 @@ from forgekit.serving.config import (
 )
 from forgekit.serving.core import ServerCore
 from forgekit.serving.errors import ServingError
+from forgekit.serving.versions import Poller
 
 log = logging.getLogger("forgekit.serving")
 # Set by ModelServer: the server exits when that process is gone, so a crashed notebook
@@ -83,36 +85,13 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
     with muted_stderr():  # TensorFlow's C++ start-up chatter
         import tensorflow as tf  # noqa: F401  (imported once, here, before any thread)
 
-    from forgekit.serving.grpc_api import start_grpc_server
-    from forgekit.serving.rest import RestServer
-    from forgekit.serving.versions import Poller
-
     for m in models:
         log.info("Adding model %s: base path %s, version policy %s%s", m.name, m.base_path,
                  m.policy.describe(), f", labels {dict(m.labels)}" if m.labels else "")
     poller = Poller(lambda: core.models.values(), options.file_system_poll_wait_seconds)
     poller.poll_all()  # like TF Serving, load what is there before opening the ports
 
-    grpc_server, grpc_port = start_grpc_server(
-        core, options.grpc_host, options.port, max_workers=options.grpc_max_threads,
-        max_message_bytes=options.max_request_bytes,
-        allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models)
-    log.info("Running gRPC ModelServer at %s:%d ...", options.grpc_host, grpc_port)
-    rest = None
-    if options.rest_api_port and options.rest_api_port == options.port:
-        log.error("--rest_api_port cannot be same as --port. Please use a different port for "
-                  "HTTP/REST API. Skipped exporting HTTP/REST API.")
-    elif options.rest_api_port:
-        try:
-            rest = RestServer(core, options.rest_api_host, options.rest_api_port,
-                              max_connections=options.rest_api_num_threads,
-                              timeout_s=options.rest_api_timeout_in_ms / 1000,
-                              max_body=options.max_request_bytes)
-        except OSError:
-            grpc_server.stop(None)
-            raise
-        rest.start()
-        log.info("Exporting HTTP/REST API at:%s:%d ...", *rest.address)
+    grpc_server, rest = _open_ports(core, options)
     poller.start()
 
     if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
@@ -136,6 +115,35 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
         model.unload_all()
     log.info("Server stopped")
     return 0
+
+
+def _open_ports(core: ServerCore, options: ServerOptions) -> tuple[Any, Any]:
+    """Start gRPC, then REST unless disabled; returns (grpc server, RestServer or None)."""
+    from forgekit.serving.grpc_api import start_grpc_server
+    from forgekit.serving.rest import RestServer
+
+    grpc_server, grpc_port = start_grpc_server(
+        core, options.grpc_host, options.port, max_workers=options.grpc_max_threads,
+        max_message_bytes=options.max_request_bytes,
+        allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models)
+    log.info("Running gRPC ModelServer at %s:%d ...", options.grpc_host, grpc_port)
+    if not options.rest_api_port:
+        return grpc_server, None
+    if options.rest_api_port == options.port:
+        log.error("--rest_api_port cannot be same as --port. Please use a different port for "
+                  "HTTP/REST API. Skipped exporting HTTP/REST API.")
+        return grpc_server, None
+    try:
+        rest = RestServer(core, options.rest_api_host, options.rest_api_port,
+                          max_connections=options.rest_api_num_threads,
+                          timeout_s=options.rest_api_timeout_in_ms / 1000,
+                          max_body=options.max_request_bytes)
+    except OSError:
+        grpc_server.stop(None)
+        raise
+    rest.start()
+    log.info("Exporting HTTP/REST API at:%s:%d ...", *rest.address)
+    return grpc_server, rest
 
 
 def _load(path: Path, tags: list[str]):
