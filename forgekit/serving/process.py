@@ -78,10 +78,12 @@ class ModelServer:
 
     @property
     def rest_url(self) -> str:
+        """``http://host:port`` of the REST API."""
         return f"http://{self.host}:{self.rest_api_port}"
 
     @property
     def grpc_url(self) -> str:
+        """``grpc://host:port`` of the gRPC API."""
         return f"grpc://{self.host}:{self.port}"
 
     def client(self, transport: str = "rest", **kwargs: Any):
@@ -107,6 +109,7 @@ class ModelServer:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> ModelServer:
+        """Start the server and wait until it answers; raises if it exits or times out."""
         if self._proc is not None:
             raise RuntimeError("server already started")
         if self.port is None:
@@ -191,6 +194,7 @@ class ModelServer:
 
     @property
     def running(self) -> bool:
+        """Whether the server process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
     def log_text(self) -> str:

@@ -93,6 +93,7 @@ class RestApi:
         self.core = core
 
     def handle(self, method: str, target: str, body: bytes) -> tuple[int, bytes]:
+        """Answer one request; never raises (a bug becomes a 500 with a JSON error)."""
         path = target.split("?", 1)[0]
         try:
             return 200, self._dispatch(method, path, body)
@@ -406,6 +407,7 @@ class RestServer:
         self._tick = min(0.25, timeout_s / 4)
 
     def start(self) -> None:
+        """Serve in background threads (and run the slow-client watchdog)."""
         for thread in self._threads:
             thread.start()
 

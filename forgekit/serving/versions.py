@@ -44,6 +44,7 @@ class VersionPolicy:
     versions: frozenset[int] = frozenset()
 
     def select(self, on_disk: Iterable[int]) -> set[int]:
+        """The versions to serve among those on disk."""
         found = sorted(set(on_disk))
         if self.kind == "all":
             return set(found)
@@ -52,6 +53,7 @@ class VersionPolicy:
         return set(found[-max(self.num_versions, 1):]) if found else set()
 
     def describe(self) -> str:
+        """A short form for the log: ``latest{2}``, ``all``, ``specific[1, 3]``."""
         if self.kind == "latest":
             return f"latest{{{max(self.num_versions, 1)}}}"
         if self.kind == "specific":
@@ -137,6 +139,7 @@ class ModelVersions(Generic[T]):
             self.labels = dict(config.labels)  # replaced whole: readers never see a mix
 
     def available(self) -> set[int]:
+        """The versions serving now (AVAILABLE)."""
         return set(self._serving)
 
     def poll(self) -> None:
@@ -233,6 +236,7 @@ class ModelVersions(Generic[T]):
     # ----------------------------------------------------------------- request threads
 
     def resolve_label(self, label: str) -> int:
+        """The version a label points at; an unknown label is INVALID_ARGUMENT, as in TF Serving."""
         try:
             return self.labels[label]
         except KeyError:
@@ -287,10 +291,12 @@ class Poller:
         self._thread: threading.Thread | None = None
 
     def poll_all(self) -> None:
+        """Poll every model once, now, on the calling thread."""
         for model in list(self._models()):
             model.poll()
 
     def start(self) -> None:
+        """Start polling in the background (nothing to do when the interval is 0)."""
         if self._interval > 0:
             self._thread = threading.Thread(target=self._run, name="forgekit-poller",
                                             daemon=True)
@@ -304,6 +310,7 @@ class Poller:
                 log.exception("Polling the model base paths failed")
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling; waits up to ``timeout`` seconds for a poll in progress."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
