@@ -106,8 +106,7 @@ class ArtifactDiagnosis:
         rows = [("path", self.path), ("kind", _kind_line(info)), ("layout", _layout(info))]
         if self.version is not None:
             rows.append(("keras versions", self.version.message))
-        rows.append(("optimizer state",
-                     {None: "not recorded", True: "yes", False: "no"}[info.has_optimizer]))
+        rows.append(("optimizer state", info.optimizer_text))
         if info.signatures:
             rows.append(("signatures", ", ".join(info.signatures)))
         if self.custom_objects:

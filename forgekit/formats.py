@@ -110,6 +110,11 @@ class FormatInfo:
         return str(self.details.get("writer", "")).startswith("Keras 2")
 
     @property
+    def optimizer_text(self) -> str:
+        """``has_optimizer`` in words: ``"yes"``, ``"no"`` or ``"not recorded"``."""
+        return {None: "not recorded", True: "yes", False: "no"}[self.has_optimizer]
+
+    @property
     def how_to_load(self) -> str:
         """The real Keras/TF call that loads this artifact, or ``""`` for ``"unknown"``."""
         return how_to_load(self.kind, self.load_path, self.signatures)
@@ -134,7 +139,7 @@ class FormatInfo:
             ("path", str(self.path)),
             ("size", f"{self.size_bytes:,} bytes"),
             ("keras version", self.keras_version or "not recorded"),
-            ("optimizer state", {None: "not recorded", True: "yes", False: "no"}[self.has_optimizer]),
+            ("optimizer state", self.optimizer_text),
         ]
         if self.signatures:
             rows.append(("signatures", ", ".join(self.signatures)))
@@ -900,6 +905,7 @@ def _detect_dir(p: Path) -> FormatInfo:
             "the directory is empty",
             path=p,
             found="empty directory",
+            expected="savedmodel, tf_checkpoint or serving_base",
             fix="point at the artifact itself (a .keras file, a SavedModel folder, ...), "
             "or save it again",
         )
