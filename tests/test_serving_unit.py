@@ -687,3 +687,39 @@ def test_config_watcher_applies_an_edit_made_while_the_server_was_starting(tmp_p
         watcher.join(10)
     assert sorted(core.models) == ["a", "b"]
     assert core.servable("b") == (1, "model@1")
+
+
+def test_grpc_client_refreshes_cached_inputs_after_a_new_version_renames_them():
+    from tensorflow_serving.apis import predict_pb2
+
+    from forgekit.serving.client import _Grpc
+    from forgekit.serving.grpc_api import ndarray_to_tensor
+
+    def signature(input_name: str) -> dict:
+        tensor = {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}],
+                                                        "unknown_rank": False}}
+        return {"model_spec": {}, "metadata": {"signature_def": {"signature_def": {
+            "serving_default": {"inputs": {input_name: tensor}}}}}}
+
+    served = {"input": "x"}  # the input name of the version being served
+    sent: list[list[str]] = []
+
+    def call(method, request):
+        sent.append(sorted(request.inputs))
+        if sorted(request.inputs) != [served["input"]]:
+            raise ServingError("INVALID_ARGUMENT", "input size does not match signature")
+        response = predict_pb2.PredictResponse()
+        response.outputs["y"].CopyFrom(ndarray_to_tensor(np.array([2.0], np.float32)))
+        return response
+
+    client = _Grpc("127.0.0.1:9", 1.0)  # never connects: the calls are replaced
+    client.metadata = lambda model, version, label: signature(served["input"])
+    client._call = call
+    body = {"inputs": {"x": [1.0]}}
+    assert client.predict("m", None, None, body) == {"outputs": [2.0]}
+    served["input"] = "features"  # version 2 is deployed with a renamed input
+    assert client.predict("m", None, None, {"instances": [1.0]}) == {"predictions": [2.0]}
+    assert sent == [["x"], ["x"], ["features"]]  # one stale call, then fresh metadata
+    with pytest.raises(ServingError):
+        client.predict("m", None, None, body)  # a real mistake still fails, once retried
+    client.close()

@@ -232,27 +232,43 @@ class _Grpc:
 
     def predict(self, model: str, version: int | None, label: str | None,
                 body: dict[str, Any]) -> dict[str, Any]:
-        from tensorflow_serving.apis import predict_pb2
-
         from forgekit.serving import tensors
-        from forgekit.serving.grpc_api import ndarray_to_tensor, tensor_to_ndarray
+        from forgekit.serving.grpc_api import tensor_to_ndarray
 
         signature = body.get("signature_name") or "serving_default"
-        infos = self._input_infos(model, version, label, signature)
-        # the REST server's own parser, so both protocols accept the same requests
-        row, arrays = tensors.parse_inputs({k: _plain(v) for k, v in body.items()}, infos)
+        key = (model, version, label, signature)
+        plain = {k: _plain(v) for k, v in body.items()}
+        while True:
+            # The signature's inputs come from metadata, cached. A new version may have
+            # renamed or retyped them, so a failure with cached inputs is retried once with
+            # fresh metadata instead of failing until the client is recreated.
+            cached = key in self._infos
+            infos = self._input_infos(model, version, label, signature)
+            try:
+                # the REST server's own parser, so both protocols accept the same requests
+                row, arrays = tensors.parse_inputs(plain, infos)
+                response = self._call(self._predict.Predict, self._predict_request(
+                    model, version, label, body.get("signature_name") or "", arrays))
+            except ServingError:
+                self._infos.pop(key, None)
+                if cached:
+                    continue
+                raise
+            outputs = {k: tensor_to_ndarray(v) for k, v in response.outputs.items()}
+            return tensors.outputs_to_json(outputs, row)
+
+    def _predict_request(self, model: str, version: int | None, label: str | None,
+                         signature_name: str, arrays: dict[str, np.ndarray]) -> Any:
+        from tensorflow_serving.apis import predict_pb2
+
+        from forgekit.serving.grpc_api import ndarray_to_tensor
+
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, model, version, label)
-        request.model_spec.signature_name = body.get("signature_name") or ""
+        request.model_spec.signature_name = signature_name
         for name, array in arrays.items():
             request.inputs[name].CopyFrom(ndarray_to_tensor(array, typed=False))
-        try:
-            response = self._call(self._predict.Predict, request)
-        except ServingError:
-            self._infos.pop((model, version, label, signature), None)  # maybe a new version
-            raise
-        outputs = {k: tensor_to_ndarray(v) for k, v in response.outputs.items()}
-        return tensors.outputs_to_json(outputs, row)
+        return request
 
     def close(self) -> None:
         self._channel.close()
