@@ -488,10 +488,13 @@ def _attr(h5: Any, name: str) -> str | None:
 def _inspect_hdf5(p: Path, size: int) -> FormatInfo:
     import h5py
 
+    from forgekit.keras_versions import parse_version
+
     try:
         with h5py.File(p, "r") as h5:
             version = _attr(h5, "keras_version")
             if "model_config" in h5.attrs:
+                major = (parse_version(version) or (2,))[0]  # files before Keras 3 may omit it
                 return FormatInfo(
                     "h5_model",
                     p,
@@ -500,7 +503,7 @@ def _inspect_hdf5(p: Path, size: int) -> FormatInfo:
                     has_optimizer="optimizer_weights" in h5
                     and _keras3_group_has_vars(h5, "optimizer_weights"),
                     details={
-                        "writer": "Keras 3" if (version or "").startswith("3") else "Keras 2",
+                        "writer": "Keras 3" if major >= 3 else "Keras 2",
                         "backend": _attr(h5, "backend"),
                         "compiled": "training_config" in h5.attrs,
                         "groups": sorted(h5.keys()),

@@ -21,7 +21,8 @@ def installed(reader: str = "keras") -> str | None:
     return installed_version(READERS.get(reader, reader))
 
 
-def _parse(version: str | None) -> tuple[int, ...] | None:
+def parse_version(version: str | None) -> tuple[int, ...] | None:
+    """``"3.15.0"`` -> ``(3, 15, 0)`` (at most three numbers); ``None`` when nothing to parse."""
     if not version:
         return None
     parts = re.findall(r"\d+", version)[:3]
@@ -51,7 +52,7 @@ def compare(writer: str | None, reader: str | None = None) -> VersionCheck:
     a newer writer records.
     """
     reader = reader if reader is not None else installed("keras")
-    w, r = _parse(writer), _parse(reader)
+    w, r = parse_version(writer), parse_version(reader)
     if w is None or r is None:
         return VersionCheck(writer, reader, "unknown",
                             "the file does not record the Keras version that wrote it")
