@@ -77,12 +77,15 @@ class IncompatibleArtifactError(ForgekitError, ValueError):
 
 
 def unreadable(
-    path: str | os.PathLike[str], exc: PermissionError, *, found: str = "unreadable",
+    path: str | os.PathLike[str], exc: Exception, *, found: str = "unreadable",
     expected: str | None = None,
 ) -> UnreadableArtifactError:
-    """The error for a permission denied while detecting or loading the artifact at ``path``."""
+    """The error for a permission denied while detecting or loading the artifact at ``path``.
+
+    ``exc`` is Python's ``PermissionError`` or TensorFlow's ``PermissionDeniedError``.
+    """
     return UnreadableArtifactError(
-        f"permission denied reading {exc.filename or os.fspath(path)}",
+        f"permission denied reading {getattr(exc, 'filename', None) or os.fspath(path)}",
         path=path, found=found, expected=expected,
         fix=f"make it readable for this user, e.g. chmod -R u+rX {os.fspath(path)!r}",
     )

@@ -407,6 +407,8 @@ def load(
     except PermissionError as exc:
         raise unreadable(path, exc, found=info.kind, expected=info.kind) from exc
     except Exception as exc:
+        if _is_tf_error(exc, "PermissionDeniedError"):  # TF reads shards with its own file API
+            raise unreadable(path, exc, found=info.kind, expected=info.kind) from exc
         if _is_corruption(exc):
             raise _corrupt(info, exc) from exc
         if info.kind in ("keras", "h5_model", "json_architecture"):  # custom objects, Lambda
@@ -437,8 +439,13 @@ def _is_corruption(exc: BaseException) -> bool:
     module = type(exc).__module__
     if module.startswith("google.protobuf"):  # DecodeError
         return True
+    return _is_tf_error(exc, "DataLossError", "OutOfRangeError")
+
+
+def _is_tf_error(exc: BaseException, *names: str) -> bool:
+    """``exc`` is one of ``tf.errors.<names>`` (TensorFlow's own, not Python's, exceptions)."""
     tf = sys.modules.get("tensorflow")  # not imported yet: then no TF error can be raised
-    return tf is not None and isinstance(exc, tf.errors.DataLossError | tf.errors.OutOfRangeError)
+    return tf is not None and isinstance(exc, tuple(getattr(tf.errors, n) for n in names))
 
 
 def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:

@@ -237,3 +237,23 @@ def test_legacy_h5_with_string_loss_names_the_compile_false_fix(tmp_path):
     restored = forgekit.load(path, compile=False)  # the fix the message names, executed
     assert isinstance(restored, keras.Model)
     assert np.array_equal(restored.predict(X, verbose=0), model.predict(X, verbose=0))
+
+
+def test_tensorflow_permission_error_becomes_unreadable_artifact_error(saved, monkeypatch):
+    """TF reads variable shards through its own file API: its PermissionDeniedError, not
+    Python's PermissionError, is what an unreadable shard raises (root cannot provoke it)."""
+    import tensorflow as tf
+
+    from forgekit import saving
+    from forgekit.errors import UnreadableArtifactError
+
+    def denied(info, **kw):
+        raise tf.errors.PermissionDeniedError(None, None, "variables.data-00000-of-00001")
+
+    kinds, _, call = saving.LOADERS["saved_model"]
+    monkeypatch.setitem(saving.LOADERS, "saved_model", (kinds, denied, call))
+    _, d, _ = saved
+    with pytest.raises(UnreadableArtifactError) as info:
+        forgekit.load(d / "export")
+    assert info.value.found == "savedmodel" and "chmod" in info.value.fix
+    assert str(d / "export") in str(info.value)
