@@ -723,3 +723,29 @@ def test_grpc_client_refreshes_cached_inputs_after_a_new_version_renames_them():
     with pytest.raises(ServingError):
         client.predict("m", None, None, body)  # a real mistake still fails, once retried
     client.close()
+
+
+def test_rest_timeout_zero_means_no_timeout_as_in_tf_serving(tmp_path):
+    import http.client
+    import time
+
+    from forgekit.serving.rest import RestServer
+
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    core = ServerCore(lambda path: _Servable())
+    core.configure([ModelConfig("m", base)])
+    core.poll(["m"])
+    rest = RestServer(core, "127.0.0.1", 0, timeout_s=0)  # --rest_api_timeout_in_ms=0
+    rest.start()
+    try:
+        conn = http.client.HTTPConnection(*rest.address, timeout=10)
+        for _ in range(2):  # the same keep-alive connection, idle in between
+            conn.request("GET", "/v1/models/m")
+            response = conn.getresponse()
+            assert (response.status, response.will_close) == (200, False), response.read()
+            response.read()
+            time.sleep(0.3)  # longer than the watchdog's tick
+        conn.close()
+    finally:
+        rest.shutdown()

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
            "(default %(default)s)")
     a("--rest_api_timeout_in_ms", metavar="MS", type=int, default=d.rest_api_timeout_in_ms,
       help="a client must send a whole request within this time, else 408; idle "
-           "keep-alive connections are closed after it (default %(default)s)")
+           "keep-alive connections are closed after it; 0: no limit (default %(default)s)")
     a("--grpc_max_threads", metavar="N", type=int, default=d.grpc_max_threads,
       help="gRPC worker threads (default %(default)s)")
     a("--model_name", metavar="NAME", default=d.model_name, help="model name (default %(default)s)")

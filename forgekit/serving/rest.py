@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 import socket
 import socketserver
@@ -188,7 +189,8 @@ class _Connection(socketserver.BaseRequestHandler):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Bounds blocking writes to clients that do not read. Reads are cut by the watchdog at
         # the request deadline, which must fire first so that a half-sent request gets a 408.
-        self.sock.settimeout(2 * self.server.timeout_s + 1)
+        timeout = self.server.timeout_s
+        self.sock.settimeout(2 * timeout + 1 if timeout > 0 else None)
         self.rfile = self.sock.makefile("rb", buffering=65536)
         self.server.track(self, True)
 
@@ -198,7 +200,9 @@ class _Connection(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         while True:
-            self.deadline = time.monotonic() + self.server.timeout_s
+            # a timeout of 0 means none, as --rest_api_timeout_in_ms=0 does in TF Serving
+            timeout = self.server.timeout_s
+            self.deadline = time.monotonic() + timeout if timeout > 0 else math.inf
             if self.server.closing:  # checked after setting the deadline: see _TCPServer.drain
                 return
             self.started = False  # any byte of the next request received?
@@ -404,7 +408,7 @@ class RestServer:
                              name="forgekit-rest", daemon=True),
             threading.Thread(target=self._watchdog, name="forgekit-rest-watchdog", daemon=True),
         ]
-        self._tick = min(0.25, timeout_s / 4)
+        self._tick = min(0.25, timeout_s / 4) if timeout_s > 0 else 0.25
 
     def start(self) -> None:
         """Serve in background threads (and run the slow-client watchdog)."""
