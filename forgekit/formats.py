@@ -116,7 +116,18 @@ class FormatInfo:
 
     @property
     def how_to_load(self) -> str:
-        """The real Keras/TF call that loads this artifact, or ``""`` for ``"unknown"``."""
+        """The real Keras/TF call that loads this artifact, or ``""`` for ``"unknown"``.
+
+        When the file name would send Keras to the wrong reader, the plain call would fail: the
+        answer is then ``forgekit.load`` (it reads through a correctly named link) or a rename.
+        """
+        suffix = keras_suffix(self.kind, self.keras2)
+        weights = self.kind == "weights_h5"
+        if suffix and not keras_reads_name(self.load_path.name, self.kind, self.keras2,
+                                           weights=weights):
+            model = ", model=model" if weights else ""
+            return (f"forgekit.load({os.fspath(self.load_path)!r}{model})  "
+                    f"# or rename it to *{suffix}")
         return how_to_load(self.kind, self.load_path, self.signatures)
 
     def as_dict(self) -> dict[str, Any]:

@@ -327,7 +327,9 @@ def _fix_for(info: FormatInfo) -> str:
     forgekit_call = f"forgekit.load({os.fspath(info.path)!r})"
     if info.kind in ("weights_h5", "tf_checkpoint"):
         forgekit_call = f"forgekit.load({os.fspath(info.path)!r}, model=model)"
-    return f"{info.how_to_load}  (or {forgekit_call})" if info.how_to_load else forgekit_call
+    if not info.how_to_load or info.how_to_load.startswith("forgekit.load("):
+        return info.how_to_load or forgekit_call
+    return f"{info.how_to_load}  (or {forgekit_call})"
 
 
 def load(

@@ -474,3 +474,14 @@ def test_damaged_metadata_gives_forgekit_errors_not_bare_tracebacks(tmp_path):
     odd = tmp_path / "odd.json"
     odd.write_text(json.dumps({"class_name": "Sequential", "config": {"layers": 3}}))
     assert detect_format(odd).details["layers"] == 0
+
+
+def test_how_to_load_never_suggests_a_call_the_file_name_defeats(made, tmp_path):
+    misnamed = tmp_path / "model.keras"
+    shutil.copy(made / "m.h5", misnamed)  # Keras would open it with the .keras zip reader
+    info = detect_format(misnamed)
+    assert info.how_to_load == f"forgekit.load({str(misnamed)!r})  # or rename it to *.h5"
+    with pytest.raises(WrongFormatError) as error:
+        forgekit.load(misnamed, expect="keras")
+    assert error.value.fix == info.how_to_load
+    assert detect_format(made / "m.h5").how_to_load.startswith("keras.models.load_model(")
