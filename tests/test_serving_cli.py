@@ -153,6 +153,7 @@ def test_labels_at_start_up_need_the_flag_like_tf_serving(base, tmp_path):
             "empty!"),
     (["--model_config_file=/nonexistent/models.config"], 1, "Failed to start server"),
     (["--model_base_path=/m", "--enable_batching"], 2, "unrecognized arguments"),
+    (["--model_base_path=/m", "--grpc_max_threads=0"], 2, "must be at least 1, got 0"),
     (["--help"], 0, "--file_system_poll_wait_seconds"),
 ])
 def test_bad_command_lines_fail_fast_and_say_why(args, status, message):

@@ -49,6 +49,17 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _positive(text: str) -> int:
+    """An int flag that must be at least 1 (threads, bytes): 0 would refuse every request."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``forgekit serve`` flag parser."""
     p = argparse.ArgumentParser(
@@ -66,13 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
       help="REST port; 0 disables REST, as in TF Serving (default %(default)s)")
     a("--rest_api_host", metavar="HOST", default=d.rest_api_host,
       help="REST bind address (forgekit only; default %(default)s)")
-    a("--rest_api_num_threads", metavar="N", type=int, default=d.rest_api_num_threads,
+    a("--rest_api_num_threads", metavar="N", type=_positive, default=d.rest_api_num_threads,
       help="HTTP connections served at once, one thread each; more get 503 "
            "(default %(default)s)")
     a("--rest_api_timeout_in_ms", metavar="MS", type=int, default=d.rest_api_timeout_in_ms,
       help="a client must send a whole request within this time, else 408; idle "
            "keep-alive connections are closed after it; 0: no limit (default %(default)s)")
-    a("--grpc_max_threads", metavar="N", type=int, default=d.grpc_max_threads,
+    a("--grpc_max_threads", metavar="N", type=_positive, default=d.grpc_max_threads,
       help="gRPC worker threads (default %(default)s)")
     a("--model_name", metavar="NAME", default=d.model_name, help="model name (default %(default)s)")
     a("--model_base_path", metavar="PATH", default=d.model_base_path,
@@ -93,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
       default=d.allow_version_labels_for_unavailable_models,
       help="accept labels pointing at versions not yet loaded; without it, labels in the "
            "config fail at start-up, as in TF Serving (default %(default)s)")
-    a("--max_request_bytes", metavar="BYTES", type=int, default=d.max_request_bytes,
+    a("--max_request_bytes", metavar="BYTES", type=_positive, default=d.max_request_bytes,
       help="largest REST body / gRPC message accepted (forgekit only; default %(default)s)")
     return p
 
