@@ -330,8 +330,8 @@ def subclassed_h5_reason(class_name: str) -> str:
 
 
 def explain_load_error(path: str | os.PathLike[str], exc: BaseException,
-                       custom_objects: Mapping[str, Any] | None = None,
-                       call: str | None = None) -> ForgekitError | None:
+                       custom_objects: Mapping[str, Any] | None = None
+                       ) -> ForgekitError | None:
     """A one-line forgekit error for a load that failed on custom objects or Lambda layers.
 
     Also recognises a subclassed model stored in legacy HDF5, which Keras 3 cannot reload
@@ -342,7 +342,9 @@ def explain_load_error(path: str | os.PathLike[str], exc: BaseException,
         scan = scan_file(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
-    call = call or "keras.models.load_model(path)"  # the message names the path already
+    # "path": the message names it already
+    call = ("keras.models.model_from_json(open(path).read())"
+            if scan.kind == "json_architecture" else "keras.models.load_model(path)")
     top = scan.subclassed
     if scan.kind == "h5_model" and top:
         return WrongFormatError(

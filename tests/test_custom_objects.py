@@ -6,6 +6,7 @@ subprocess that has not imported the defining code (forgekit.fresh), and is asse
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -300,3 +301,15 @@ def test_exercise_checker(saved):
     assert not wrong.passed and "'forgekit>Scale'" in wrong.message
     assert correct.passed, str(correct)
     assert [o.name for o in scan_file(args[0]).custom_objects if o.certain] == ["forgekit>Scale"]
+
+
+def test_missing_objects_fix_for_a_json_architecture_uses_model_from_json(tmp_path):
+    from forgekit.custom_objects import explain_load_error
+
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps({"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "Thing", "module": "nowhere.layers", "registered_name": "nowhere>Thing",
+         "config": {}}]}}))
+    error = explain_load_error(path, TypeError("Could not locate class 'Thing'"))
+    assert isinstance(error, MissingCustomObjectsError) and error.found == "json_architecture"
+    assert "model_from_json(open(path).read(), custom_objects={'nowhere>Thing'" in error.fix
