@@ -886,12 +886,17 @@ def _inspect_checkpoint(prefix: Path, given: Path) -> FormatInfo:
     )
 
 
+def version_numbers(base: str | os.PathLike[str]) -> list[int]:
+    """The numeric version folders of a TF Serving base path, ascending (what TF Serving sees)."""
+    return sorted(int(e.name) for e in Path(base).iterdir() if e.is_dir() and e.name.isdigit())
+
+
 def _is_serving_base(p: Path) -> bool:
-    return any(e.is_dir() and e.name.isdigit() for e in p.iterdir())
+    return bool(version_numbers(p))
 
 
 def _inspect_serving_base(p: Path) -> FormatInfo:
-    versions = sorted(int(e.name) for e in p.iterdir() if e.is_dir() and e.name.isdigit())
+    versions = version_numbers(p)
     servable = [v for v in versions if _is_savedmodel_dir(p / str(v))]
     warnings = [f"version {v} has no saved_model.pb: TF Serving skips it"
                 for v in versions if v not in servable]

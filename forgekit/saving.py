@@ -38,6 +38,7 @@ from forgekit.formats import (
     extension_kinds,
     keras_reads_name,
     keras_suffix,
+    version_numbers,
 )
 from forgekit.outcome import first_line
 from forgekit.quiet import quiet_absl
@@ -114,8 +115,7 @@ def _save_json(model: Any, path: Path, **kw: Any) -> Path:
 def _save_serving_version(model: Any, path: Path, version: int | None = None, **kw: Any) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     if version is None:  # next version number, the way TF Serving expects new models to appear
-        existing = [int(e.name) for e in path.iterdir() if e.is_dir() and e.name.isdigit()]
-        version = max(existing, default=0) + 1
+        version = max(version_numbers(path), default=0) + 1
     target = path / str(version)
     if target.exists():
         raise WrongFormatError(
