@@ -27,9 +27,10 @@ _LAZY = {
     "IncompatibleArtifactError": "forgekit.errors",
     "run_notebook": "forgekit.runner",
     "course_map": "forgekit.course",
+    "claim": "forgekit.claims",
 }
 _SUBMODULES = {
-    "checkpoints", "course", "custom_objects", "diagnose", "environment", "errors", "exercises",
+    "checkpoints", "claims", "course", "custom_objects", "diagnose", "environment", "errors", "exercises",
     "failures", "formats", "fresh", "keras_versions", "outcome", "paths", "plots", "probe", "quiet",
     "runner", "saving", "serving", "table", "training", "zoo",
 }

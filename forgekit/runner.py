@@ -10,6 +10,7 @@ exact high-water mark of the kernel (or of the largest process it started) - no 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,10 +18,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgekit.claims import (
+    CLAIMS_FILE_ENV,
+    NOTEBOOK_ENV,
+    STRICT_ENV,
+    read_claims,
+    write_claims_json,
+)
 from forgekit.quiet import QUIET_ENV
 
 DEFAULT_TIMEOUT = 1800  # seconds for a whole notebook; CI parameters keep lessons far below
@@ -36,6 +44,10 @@ class RunResult:
     peak_rss_mb: float | None
     failed_cell: str | None
     output: str
+    # Sum of RSS over the kernel and every process it started, sampled (Binder's limit is on
+    # the sum); peak_rss_mb above is the exact high-water mark of the largest single process.
+    peak_tree_rss_mb: float | None = None
+    claims: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -44,6 +56,8 @@ class RunResult:
     def as_report(self) -> dict[str, Any]:
         row = asdict(self)
         row.pop("output")
+        row["claims"] = len(self.claims)
+        row["claims_failed"] = sum(1 for c in self.claims if not c.get("holds"))
         return row
 
 
@@ -68,16 +82,22 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str],
                  parameters: dict[str, Any] | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> RunResult:
+                 timeout: float = DEFAULT_TIMEOUT, strict_claims: bool = False) -> RunResult:
     """Execute ``notebook`` into ``output`` with papermill and return what happened.
 
     The working directory is the notebook's folder (as in JupyterLab). TensorFlow in the kernel
     is quiet and CPU-only. Never raises for a failing notebook: the result says which cell failed.
+    The claims the notebook checks (:mod:`forgekit.claims`) are collected into the result;
+    ``strict_claims`` makes an unmet claim fail its cell (the test suite's mode).
     """
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
+    claims_file = output.with_suffix(".claims.jsonl")
+    claims_file.unlink(missing_ok=True)
     job = {"notebook": str(notebook), "output": str(output), "parameters": parameters or {}}
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()}}
+    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()},
+           CLAIMS_FILE_ENV: str(claims_file), NOTEBOOK_ENV: notebook.stem,
+           STRICT_ENV: "1" if strict_claims else "0"}
     started = time.perf_counter()
     # A new session so a timeout can kill the worker *and* its kernel in one signal.
     proc = subprocess.Popen([sys.executable, "-m", "forgekit.runner", "--worker", json.dumps(job)],
@@ -97,7 +117,39 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
         tail = "\n".join(stderr.strip().splitlines()[-5:])
         return RunResult(notebook.name, "failed", round(time.perf_counter() - started, 1), None,
                          f"runner crashed (exit {proc.returncode}): {tail}", str(output))
-    return RunResult(**row)
+    return RunResult(**row, claims=read_claims(claims_file))
+
+
+class _TreeSampler:
+    """Samples the summed RSS of every descendant of this process on a daemon thread."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):  # exited between listing and reading
+                    total += child.memory_info().rss
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> _TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _describe_failure(output: Path, exc: Any) -> str:
@@ -128,17 +180,19 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     notebook, output = Path(job["notebook"]), Path(job["output"])
     failed_cell = None
     started = time.perf_counter()
-    try:
-        pm.execute_notebook(str(notebook), str(output), parameters=job["parameters"],
-                            kernel_name="python3", cwd=str(notebook.parent),
-                            progress_bar=False, log_output=False)
-    except Exception as exc:  # papermill raises PapermillExecutionError for a failing cell
-        failed_cell = _describe_failure(output, exc)
+    with _TreeSampler() as tree:
+        try:
+            pm.execute_notebook(str(notebook), str(output), parameters=job["parameters"],
+                                kernel_name="python3", cwd=str(notebook.parent),
+                                progress_bar=False, log_output=False)
+        except Exception as exc:  # papermill raises PapermillExecutionError for a failing cell
+            failed_cell = _describe_failure(output, exc)
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     return {"notebook": notebook.name, "status": "failed" if failed_cell else "ok",
             "seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
-            "failed_cell": failed_cell, "output": str(output)}
+            "failed_cell": failed_cell, "output": str(output),
+            "peak_tree_rss_mb": round(tree.peak_mb, 1)}
 
 
 def render_html(executed: Path, site: Path) -> Path:
@@ -153,15 +207,22 @@ def render_html(executed: Path, site: Path) -> Path:
 
 
 def summary_table(results: Sequence[RunResult]) -> str:
-    """A fixed-width table: notebook, status, wall seconds, kernel peak RSS."""
+    """A fixed-width table: notebook, status, seconds, peak RSS (largest process, tree), claims."""
     width = max([len("notebook")] + [len(r.notebook) for r in results])
-    lines = [f"{'notebook':<{width}}  status  seconds  peak RSS (MiB)"]
+    lines = [f"{'notebook':<{width}}  status  seconds  peak RSS (MiB)  tree RSS (MiB)  claims"]
     for r in results:
         rss = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb is not None else "-"
-        lines.append(f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:>7.1f}  {rss:>13}")
+        tree = f"{r.peak_tree_rss_mb:.0f}" if r.peak_tree_rss_mb is not None else "-"
+        failed = sum(1 for c in r.claims if not c.get("holds"))
+        claims = f"{len(r.claims)}" + (f" ({failed} ✗)" if failed else "")
+        lines.append(f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:>7.1f}  {rss:>14}  "
+                     f"{tree:>14}  {claims:>6}")
     for r in results:
         if not r.ok:
             lines.append(f"FAILED {r.notebook}: {r.failed_cell}")
+        for c in r.claims:
+            if not c.get("holds"):
+                lines.append(f"CLAIM DOES NOT HOLD {r.notebook}: {c.get('text')}")
     return "\n".join(lines)
 
 
@@ -203,6 +264,7 @@ def run_course(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
             render_html(Path(result.output), site)
         results.append(result)
     (site / "index.html").write_text(_index_page(results), encoding="utf-8")
+    write_claims_json([c for r in results for c in r.claims], out / "claims.json")
     (out / "report.json").write_text(json.dumps([r.as_report() for r in results], indent=2) + "\n",
                                      encoding="utf-8")
     return results

@@ -15,7 +15,7 @@ RSS_BUDGET_MB = 1024  # 1.0 GiB. TF alone is ~0.6 GiB; a lesson that needs more 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
 def test_notebook_runs_with_ci_parameters(notebook, tmp_path):
     params = {**ci_parameters(notebook), "output_dir": str(tmp_path / "artifacts")}
-    result = run_notebook(notebook, tmp_path / notebook.name, params)
+    result = run_notebook(notebook, tmp_path / notebook.name, params, strict_claims=True)
     NOTEBOOK_RESULTS.append(result)
     assert result.ok, f"{notebook.name} failed at {result.failed_cell}"
     assert result.peak_rss_mb is not None and result.peak_rss_mb < RSS_BUDGET_MB, (

@@ -50,7 +50,8 @@ def test_run_course_writes_report_site_and_exits_failed(tmp_path, capsys):
     results = run_course([folder], out=tmp_path / "build", ci=True)
     report = json.loads((tmp_path / "build" / "report.json").read_text())
     assert [row["notebook"] for row in report] == ["a_ok.ipynb", "b_bad.ipynb"]
-    assert set(report[0]) == {"notebook", "status", "seconds", "peak_rss_mb", "failed_cell"}
+    assert set(report[0]) == {"notebook", "status", "seconds", "peak_rss_mb", "failed_cell",
+                              "peak_tree_rss_mb", "claims", "claims_failed"}
     assert report[0]["status"] == "ok" and report[0]["failed_cell"] is None
     assert report[1]["status"] == "failed" and "value was injected" in report[1]["failed_cell"]
     assert (tmp_path / "build" / "site" / "index.html").exists()
@@ -73,3 +74,34 @@ def test_ci_parameters_and_discover(tmp_path):
     assert [p.name for p in discover([tmp_path])] == ["n0.ipynb", "n1.ipynb"]
     with pytest.raises(FileNotFoundError):
         discover([tmp_path / "missing.ipynb"])
+
+
+def test_tree_rss_sums_processes_the_kernel_starts(tmp_path):
+    # The kernel starts a child that holds 300 MB: the largest single process is the kernel or
+    # the child, but the sum over the tree must count both (Binder's limit is on the sum).
+    nb = _write(tmp_path / "tree.ipynb", "x = 1",
+                "import subprocess, sys, time\n"
+                "child = subprocess.Popen([sys.executable, '-c', "
+                "'b = bytearray(300 * 2**20); b[::4096] = bytes(len(b[::4096])); "
+                "import time; time.sleep(3)'])\n"
+                "time.sleep(2.5)\nchild.wait()")
+    result = run_notebook(nb, tmp_path / "tree.out.ipynb")
+    assert result.ok, result.failed_cell
+    assert result.peak_tree_rss_mb > result.peak_rss_mb > 300, (result.peak_tree_rss_mb,
+                                                               result.peak_rss_mb)
+
+
+def test_claims_are_collected_and_strict_mode_fails_the_cell(tmp_path):
+    cells = ("from forgekit import claim",
+             "claim('two is more than one', 2 > 1, evidence={'a': 2, 'b': 1})",
+             "claim('one is more than two', 1 > 2, evidence={'a': 1})",
+             "after = True")
+    nb = _write(tmp_path / "claims.ipynb", *cells)
+    lenient = run_notebook(nb, tmp_path / "lenient.ipynb")
+    assert lenient.ok, "a learner's run is not stopped by an unmet claim"
+    assert [(c["text"], c["holds"], c["notebook"]) for c in lenient.claims] == [
+        ("two is more than one", True, "claims"), ("one is more than two", False, "claims")]
+    assert lenient.claims[0]["evidence"] == {"a": 2, "b": 1}
+    strict = run_notebook(nb, tmp_path / "strict.ipynb", strict_claims=True)
+    assert not strict.ok
+    assert "ClaimError" in strict.failed_cell and "one is more than two" in strict.failed_cell

@@ -1,0 +1,48 @@
+"""forgekit.claims: a verdict shown with its numbers, recorded, and fatal only in strict mode."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from forgekit.claims import ClaimError, claim, read_claims, write_claims_json
+
+
+def test_holding_claim_renders_check_and_evidence(monkeypatch):
+    monkeypatch.delenv("FORGEKIT_CLAIMS_FILE", raising=False)
+    c = claim("ratio is near one", abs(np.float32(1.004) - 1) < 0.01,
+              evidence={"ratio": np.float32(1.004), "n": np.int64(3)})
+    assert c.holds and c.verdict == "holds"
+    assert str(c).startswith("✓ ratio is near one") and "ratio = 1.004" in str(c)
+    assert c.evidence == {"ratio": pytest.approx(1.004, rel=1e-6), "n": 3}
+    assert type(c.evidence["n"]) is int  # NumPy scalars become JSON-friendly Python values
+
+
+def test_unmet_claim_is_loud_and_raises_only_when_strict(monkeypatch):
+    monkeypatch.setenv("FORGEKIT_STRICT_CLAIMS", "0")
+    c = claim("one is more than two", 1 > 2, evidence={"a": 1})
+    assert not c.holds and "DOES NOT HOLD" in str(c) and "does not hold" in c._repr_html_()
+    monkeypatch.setenv("FORGEKIT_STRICT_CLAIMS", "1")
+    with pytest.raises(ClaimError, match="one is more than two.*a = 1"):
+        claim("one is more than two", 1 > 2, evidence={"a": 1})
+
+
+def test_claims_are_appended_to_the_claims_file(tmp_path, monkeypatch):
+    target = tmp_path / "nb.claims.jsonl"
+    monkeypatch.setenv("FORGEKIT_CLAIMS_FILE", str(target))
+    monkeypatch.setenv("FORGEKIT_NOTEBOOK", "01_x")
+    claim("first", True)
+    claim("second", False, evidence={"inf": float("inf"), "path": tmp_path})
+    rows = read_claims(target)
+    assert [(r["text"], r["verdict"], r["notebook"]) for r in rows] == [
+        ("first", "holds", "01_x"), ("second", "does not hold", "01_x")]
+    assert rows[1]["evidence"] == {"inf": "inf", "path": str(tmp_path)}
+    out = write_claims_json(rows, tmp_path / "build" / "claims.json")
+    assert json.loads(out.read_text()) == rows
+
+
+def test_a_claim_needs_text():
+    with pytest.raises(ValueError):
+        claim("  ", True)
