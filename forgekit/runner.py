@@ -29,6 +29,7 @@ from forgekit.claims import (
     read_claims,
     write_claims_json,
 )
+from forgekit.exercises import SOLUTIONS_ENV
 from forgekit.quiet import QUIET_ENV
 
 DEFAULT_TIMEOUT = 1800  # seconds for a whole notebook; CI parameters keep lessons far below
@@ -87,6 +88,7 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
 
     The working directory is the notebook's folder (as in JupyterLab). TensorFlow in the kernel
     is quiet and CPU-only. Never raises for a failing notebook: the result says which cell failed.
+    Solution cells (``%%solution``) are executed, so every checker is proven on its answer.
     The claims the notebook checks (:mod:`forgekit.claims`) are collected into the result;
     ``strict_claims`` makes an unmet claim fail its cell (the test suite's mode).
     """
@@ -97,7 +99,7 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
     job = {"notebook": str(notebook), "output": str(output), "parameters": parameters or {}}
     env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()},
            CLAIMS_FILE_ENV: str(claims_file), NOTEBOOK_ENV: notebook.stem,
-           STRICT_ENV: "1" if strict_claims else "0"}
+           STRICT_ENV: "1" if strict_claims else "0", SOLUTIONS_ENV: "1"}
     started = time.perf_counter()
     # A new session so a timeout can kill the worker *and* its kernel in one signal.
     proc = subprocess.Popen([sys.executable, "-m", "forgekit.runner", "--worker", json.dumps(job)],
@@ -197,10 +199,20 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
 
 def render_html(executed: Path, site: Path) -> Path:
     """Render an executed notebook to a standalone HTML page in ``site``."""
+    import html
+
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    nb = nbformat.read(executed, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        # A solution is shown collapsed and without its output ("✓ Correct" would give it away).
+        if cell.cell_type == "code" and cell.metadata.get("jupyter", {}).get("source_hidden"):
+            code = html.escape(cell.source)
+            nb.cells[i] = nbformat.v4.new_markdown_cell(
+                "<details><summary>Solution (open it after you tried)</summary>\n\n"
+                f"<pre><code>{code}</code></pre>\n\n</details>")
+    body, _ = HTMLExporter().from_notebook_node(nb)
     page = site / (executed.stem + ".html")
     page.write_text(body, encoding="utf-8")
     return page

@@ -71,6 +71,10 @@ def test_lesson_shape(notebook):
     solutions = [c for c in code if c.metadata.get("jupyter", {}).get("source_hidden")]
     assert solutions, f"{path.name}: no hidden solution cell"
     assert all("assert feedback.passed" in c.source for c in solutions)
+    # A learner running top to bottom never has the exercise solved for them (runner runs it).
+    assert all(c.source.startswith("%%solution\n") for c in solutions), (
+        f"{path.name}: a solution cell must start with %%solution")
+    assert "%load_ext forgekit.exercises" in code[0].source, "setup cell loads %%solution"
 
 
 def test_no_absolute_paths(notebook):

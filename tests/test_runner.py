@@ -8,7 +8,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from forgekit.runner import ci_parameters, discover, run_course, run_notebook, summary_table
+from forgekit.runner import (
+    ci_parameters,
+    discover,
+    render_html,
+    run_course,
+    run_notebook,
+    summary_table,
+)
 
 
 def _write(path, *sources, ci=None):
@@ -105,3 +112,31 @@ def test_claims_are_collected_and_strict_mode_fails_the_cell(tmp_path):
     strict = run_notebook(nb, tmp_path / "strict.ipynb", strict_claims=True)
     assert not strict.ok
     assert "ClaimError" in strict.failed_cell and "one is more than two" in strict.failed_cell
+
+
+def test_solution_cells_run_under_the_runner_and_render_collapsed(tmp_path):
+    nb = _write(tmp_path / "sol.ipynb", "%load_ext forgekit.exercises", "answer = None",
+                "%%solution\nanswer = 42\nprint('SOLVED', answer)")
+    book = nbformat.read(nb, as_version=4)
+    book.cells[-1].metadata["jupyter"] = {"source_hidden": True}
+    nbformat.write(book, nb)
+    result = run_notebook(nb, tmp_path / "sol.out.ipynb")
+    assert result.ok, result.failed_cell
+    executed = nbformat.read(tmp_path / "sol.out.ipynb", as_version=4)
+    assert "SOLVED 42" in str(executed.cells[-1].outputs)
+    page = render_html(tmp_path / "sol.out.ipynb", tmp_path).read_text()
+    assert "<details><summary>Solution" in page and "SOLVED 42" not in page.replace(
+        "print(&#x27;SOLVED&#x27;, answer)", "")
+
+
+def test_solution_magic_skips_for_a_learner(monkeypatch, capsys):
+    from forgekit.exercises import solution
+
+    monkeypatch.delenv("FORGEKIT_RUN_SOLUTIONS", raising=False)
+    ns: dict = {}
+    assert solution("", "x = 1", ns) is False and "x" not in ns
+    assert "Solution not run" in capsys.readouterr().out
+    assert solution("run", "x = 1", ns) is True and ns["x"] == 1
+    monkeypatch.setenv("FORGEKIT_RUN_SOLUTIONS", "1")
+    with pytest.raises(ZeroDivisionError):
+        solution("", "1 / 0", ns)

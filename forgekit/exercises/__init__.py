@@ -2,12 +2,23 @@
 
 A checker takes the learner's answer and returns :class:`Feedback` that says *why* an answer is
 wrong, not only that it is.
+
+Solutions are cells that start with ``%%solution`` (after ``%load_ext forgekit.exercises`` in
+the setup cell). A learner who runs the notebook top to bottom does not get the exercise solved:
+the cell prints how to run it instead. The runner (tests, ``make run``) sets
+``$FORGEKIT_RUN_SOLUTIONS=1`` so every solution and its checker are executed.
 """
 
 from __future__ import annotations
 
 import html
+import os
 from dataclasses import dataclass
+from typing import Any
+
+SOLUTIONS_ENV = "FORGEKIT_RUN_SOLUTIONS"
+SKIPPED = ("Solution not run: it stays out of your way when you run the whole notebook. "
+           "Try the exercise first; to run this solution, write `%%solution run` on its first line.")
 
 
 @dataclass(frozen=True, repr=False)
@@ -41,3 +52,25 @@ def wrong(message: str) -> Feedback:
 
 
 NOT_ANSWERED = Feedback(False, "No answer yet: replace the placeholder in the cell above and run it again.")
+
+
+def solution(line: str, cell: str, namespace: dict[str, Any]) -> bool:
+    """Run a solution cell's ``cell`` body in ``namespace`` only when asked; True if it ran.
+
+    It runs under ``$FORGEKIT_RUN_SOLUTIONS=1`` or when the magic's line says ``run``.
+    Exceptions propagate, so a failing solution fails its cell (and CI).
+    """
+    if os.environ.get(SOLUTIONS_ENV) == "1" or line.strip() == "run":
+        exec(compile(cell, "<solution>", "exec"), namespace)  # noqa: S102 - the learner's own cell
+        return True
+    print(SKIPPED)
+    return False
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext forgekit.exercises`` registers the ``%%solution`` cell magic."""
+
+    def _magic(line: str, cell: str) -> None:
+        solution(line, cell, ipython.user_ns)
+
+    ipython.register_magic_function(_magic, magic_kind="cell", magic_name="solution")
