@@ -431,7 +431,7 @@ def api(tmp_path):
     ("GET", "/v1/models/%ff", 400, "Failed to decode model name"),
     ("PUT", "/v1/models/my%20model", 400, "Malformed request: PUT"),
     ("GET", "/index.html", 404, "Not found"),
-    ("POST", "/v1/models/my%20model:classify", 501, "not implemented"),
+    ("POST", "/v1/models/my%20model:classify", 400, "JSON Parse error: The document is empty"),
     ("POST", "/v1/models/my%20model:PREDICT", 400, "Malformed request"),
 ])
 def test_rest_routing_follows_tf_serving(api, method, path, status, needle):

@@ -20,6 +20,7 @@ _LAZY = {
     "ModelServer": "forgekit.serving.process",
     "free_port": "forgekit.serving.process",
     "export_demo_model": "forgekit.serving.demo",
+    "export_half_plus_two": "forgekit.serving.demo",
     "main": "forgekit.serving.server",
 }
 

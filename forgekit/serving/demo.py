@@ -47,3 +47,73 @@ def export_demo_model(path: str | os.PathLike[str], kind: Literal["single", "mul
         raise ValueError(f"kind must be 'single' or 'multi', not {kind!r}")
     model.export(str(path), verbose=False)
     return path
+
+
+def export_half_plus_two(path: str | os.PathLike[str], *, offset: float = 2.0) -> Path:
+    """Export TF Serving's ``half_plus_two`` test model, rebuilt as a TF1-style graph.
+
+    The graph takes serialized ``tf.train.Example`` protos (``tf_example``), parses a float
+    feature ``x`` (shape [1]) and an optional ``x2`` (default 0), and computes
+    ``y = 0.5 * x + offset``, ``y2 = 0.5 * x + offset + 1`` and ``y3 = 0.5 * x2 + 3``.
+    Signatures, as in TF Serving's own test model:
+
+    * ``serving_default`` (predict): ``x`` (float, [-1, 1]) -> ``y``;
+    * ``regress_x_to_y``, ``regress_x_to_y2`` (regress): Examples -> ``outputs``;
+    * ``regress_x2_to_y3`` (regress): the float tensor ``x2`` -> ``outputs`` (not Examples);
+    * ``classify_x_to_y`` (classify): Examples -> ``scores`` (no ``classes``);
+    * ``tensorflow/serving/regress`` and ``tensorflow/serving/classify``: the same as
+      ``regress_x_to_y`` / ``classify_x_to_y``, under the names TF Serving's
+      ``half_plus_three`` REST example uses.
+
+    ``offset=3`` gives ``half_plus_three``. Written with ``SavedModelBuilder``, so the
+    signatures carry TF Serving's classify/regress method names.
+    """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    path = Path(path)
+    graph = tf.Graph()
+    with graph.as_default(), v1.Session(graph=graph) as session:
+        a = v1.Variable(0.5, name="a")
+        b = v1.Variable(float(offset), name="b")
+        c = v1.Variable(float(offset) + 1.0, name="c")
+        a2 = v1.Variable(0.5, name="a2")
+        c2 = v1.Variable(3.0, name="c2")
+        examples = v1.placeholder(tf.string, shape=[None], name="tf_example")
+        parsed = v1.io.parse_example(examples, {
+            "x": v1.io.FixedLenFeature([1], tf.float32),
+            "x2": v1.io.FixedLenFeature([1], tf.float32, default_value=[0.0])})
+        x = tf.identity(parsed["x"], name="x")
+        y = tf.identity(a * x + b, name="y")
+        y2 = tf.identity(a * x + c, name="y2")
+        x2 = tf.identity(parsed["x2"], name="x2")
+        y3 = tf.identity(a2 * x2 + c2, name="y3")
+        info = v1.saved_model.utils.build_tensor_info
+        build = v1.saved_model.signature_def_utils.build_signature_def
+        constants = v1.saved_model.signature_constants
+
+        def regress(inp, out):
+            return build({constants.REGRESS_INPUTS: info(inp)},
+                         {constants.REGRESS_OUTPUTS: info(out)}, constants.REGRESS_METHOD_NAME)
+
+        def classify(inp, scores):
+            return build({constants.CLASSIFY_INPUTS: info(inp)},
+                         {constants.CLASSIFY_OUTPUT_SCORES: info(scores)},
+                         constants.CLASSIFY_METHOD_NAME)
+
+        signatures = {
+            "serving_default": build({"x": info(x)}, {"y": info(y)},
+                                     constants.PREDICT_METHOD_NAME),
+            "regress_x_to_y": regress(examples, y),
+            "regress_x_to_y2": regress(examples, y2),
+            "regress_x2_to_y3": regress(x2, y3),
+            "classify_x_to_y": classify(examples, y),
+            constants.REGRESS_METHOD_NAME: regress(examples, y),
+            constants.CLASSIFY_METHOD_NAME: classify(examples, y),
+        }
+        session.run(v1.global_variables_initializer())
+        builder = v1.saved_model.Builder(str(path))
+        builder.add_meta_graph_and_variables(session, ["serve"],
+                                             signature_def_map=signatures)
+        builder.save()
+    return path

@@ -7,6 +7,8 @@ itself; over REST it becomes an HTTP status (the table below is the one in TF Se
 
 from __future__ import annotations
 
+import re
+
 # canonical code -> HTTP status, as TF Serving maps them
 HTTP_STATUS = {
     "OK": 200,
@@ -87,12 +89,28 @@ def from_exception(exc: BaseException, fallback: str = "INTERNAL") -> ServingErr
     message = str(getattr(exc, "message", None) or exc).strip() or type(exc).__name__
     code = getattr(exc, "error_code", None)  # tf.errors.OpError
     if isinstance(code, int) and 0 < code < len(CODE_NAMES):
-        return ServingError(CODE_NAMES[code], message)
+        return ServingError(CODE_NAMES[code], kernel_message(message))
     if isinstance(exc, FileNotFoundError):
         return ServingError("NOT_FOUND", message)
     if isinstance(exc, (TypeError, ValueError)):
         return invalid(message)
     return ServingError(fallback, f"{type(exc).__name__}: {message}")
+
+
+_EAGER_PREFIX = re.compile(
+    r"^Graph execution error:\s*(?:Detected at node [^\n]*? defined at \(most recent call "
+    r"last\):\n(?:(?:  [^\n]*|<stack traces unavailable>|)\n)*)?")
+_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\]\s*$")
+
+
+def kernel_message(message: str) -> str:
+    """TensorFlow's own status message, as TF Serving's Session::Run returns it.
+
+    Eager function calls prepend "Graph execution error" and the Python stack of the
+    graph's construction (file paths of the exporting script): neither is sent to clients.
+    """
+    cleaned = _OP_SUFFIX.sub("", _EAGER_PREFIX.sub("", message, count=1))
+    return cleaned.strip() or message
 
 
 def invalid(message: str) -> ServingError:

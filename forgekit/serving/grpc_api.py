@@ -1,8 +1,8 @@
 """TF Serving's gRPC API with the official protos, and TensorProto <-> numpy conversion.
 
-Implemented: ``PredictionService.Predict`` and ``.GetModelMetadata``, and
-``ModelService.GetModelStatus`` and ``.HandleReloadConfigRequest``. Classify, Regress and
-MultiInference answer ``UNIMPLEMENTED``. Outputs are
+Implemented: ``PredictionService.Predict``, ``.Classify``, ``.Regress``, ``.MultiInference``
+and ``.GetModelMetadata``, and ``ModelService.GetModelStatus`` and
+``.HandleReloadConfigRequest``. Outputs are
 written into the typed value fields (``float_val``...), as TF Serving does by default, so
 client code reading ``response.outputs["y"].float_val`` works against either server.
 
@@ -29,6 +29,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from forgekit.serving import inference
 from forgekit.serving.config import models_from_proto
 from forgekit.serving.core import ServerCore
 from forgekit.serving.errors import ServingError, invalid
@@ -135,16 +136,13 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, request, context)
         except ServingError as err:
             context.abort(grpc.StatusCode[err.code], err.message)
-        except Exception as exc:
+        except Exception:  # details go to the log, not to the client
             log.exception("Error in gRPC %s", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            context.abort(grpc.StatusCode.INTERNAL, "Internal error while handling the "
+                          "request; the server log has the details")
 
     wrapper.__name__ = method.__name__
     return wrapper
-
-
-def _unimplemented(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-    context.abort(grpc.StatusCode.UNIMPLEMENTED, "Not implemented by forgekit's server")
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -185,7 +183,40 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.metadata["signature_def"].Pack(servable.signature_def_map)
         return response
 
-    Classify = Regress = MultiInference = _unimplemented
+    @_guarded
+    def Classify(self, request, context):  # noqa: N802
+        from tensorflow_serving.apis import classification_pb2
+
+        response = classification_pb2.ClassificationResponse()
+        response.result.CopyFrom(self._infer(request, inference.CLASSIFY, response))
+        return response
+
+    @_guarded
+    def Regress(self, request, context):  # noqa: N802
+        from tensorflow_serving.apis import regression_pb2
+
+        response = regression_pb2.RegressionResponse()
+        response.result.CopyFrom(self._infer(request, inference.REGRESS, response))
+        return response
+
+    def _infer(self, request: Any, method: str, response: Any) -> Any:
+        name, version, label = _spec(request.model_spec)
+        number, servable = self.core.servable(name, version, label)
+        result = inference.run(servable, request.model_spec.signature_name, method,
+                               request.input)
+        response.model_spec.name = name
+        response.model_spec.version.value = number
+        response.model_spec.signature_name = request.model_spec.signature_name or \
+            "serving_default"
+        return result
+
+    @_guarded
+    def MultiInference(self, request, context):  # noqa: N802
+        if not request.tasks:
+            raise invalid("MultiInferenceRequest must contain at least one task.")
+        name, version, label = _spec(request.tasks[0].model_spec)
+        number, servable = self.core.servable(name, version, label)
+        return inference.multi_inference(servable, name, number, request)
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):

@@ -1,26 +1,32 @@
-"""TF Serving's REST API over a small, defensive HTTP/1.1 server.
+"""TF Serving's REST API on the standard library's HTTP/1.1 server, with limits.
 
 URLs, JSON shapes and status codes follow TF Serving's ``http_rest_api_handler.cc``:
 
     GET  /v1/models/{name}[/versions/{v} | /labels/{l}]            -> model status
     GET  /v1/models/{name}[/versions/{v} | /labels/{l}]/metadata   -> signature metadata
     POST /v1/models/{name}[/versions/{v} | /labels/{l}]:predict    -> predictions
+    POST /v1/models/{name}[/versions/{v} | /labels/{l}]:classify   -> label/score pairs
+    POST /v1/models/{name}[/versions/{v} | /labels/{l}]:regress    -> one value per example
 
 Every error is ``{"error": "..."}`` with TF Serving's status mapping (400 for bad requests,
-404 for unknown models or versions). The transport is a stdlib thread-per-connection server
-with keep-alive, chosen over tornado by measurement (docs/serving.md): a single ``sendall``
-per response and TCP_NODELAY keep a small predict well under a millisecond. It protects itself:
+404 for unknown models or versions). The transport is ``http.server``'s thread-per-connection
+server with keep-alive, chosen over tornado by measurement (docs/serving.md): one write per
+response and TCP_NODELAY keep a small predict well under a millisecond. It protects itself:
 
 * bodies larger than ``max_body`` get 413 without being read;
 * a client has ``timeout`` seconds to send a whole request (a watchdog closes the read side of
   slow connections, which then get 408), so slow clients cannot pin threads forever;
 * at most ``max_connections`` connections are served at once; more get 503 immediately;
-* any exception while handling a request becomes a JSON error, never a dead server.
+* the bytes of bodies being decoded at once are bounded (:class:`DecodeBudget`); beyond the
+  budget a request gets 503 without its body being read, so memory stays bounded;
+* any exception while handling a request becomes a JSON error (details only in the log),
+  never a dead server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import logging
 import math
@@ -100,9 +106,11 @@ class RestApi:
             return 200, self._dispatch(method, path, body)
         except ServingError as err:
             return err.http_status, error_body(err.message)
-        except Exception as exc:  # a bug must cost one request, not the server
+        except Exception:  # a bug must cost one request, not the server
+            # the details go to the log; clients get the status and a generic message
             log.exception("Error handling %s %s", method, shorten(path))
-            return 500, error_body(f"Internal error: {type(exc).__name__}: {exc}")
+            return 500, error_body("Internal error while handling the request; the server "
+                                   "log has the details")
 
     def _dispatch(self, method: str, path: str, body: bytes) -> bytes:
         if not _V1.fullmatch(path):
@@ -117,8 +125,7 @@ class RestApi:
             if verb == "predict":
                 return self._predict(name, version, label, body)
             if verb in ("classify", "regress"):
-                raise ServingError("UNIMPLEMENTED", f"{verb} is not implemented by forgekit's "
-                                   "server; use :predict")
+                return self._classify_regress(verb, name, version, label, body)
             raise malformed  # TF Serving compares the verb case-sensitively
         if method == "GET":
             m = _STATUS.fullmatch(path)
@@ -132,23 +139,40 @@ class RestApi:
 
     def _predict(self, name: str, version: int | None, label: str | None,
                  body: bytes) -> bytes:
-        if not body.strip():
-            raise invalid("JSON Parse error: The document is empty")
-        try:
-            doc = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-            raise invalid(f"JSON Parse error: {shorten(str(exc))}") from None
-        if not isinstance(doc, dict):
-            raise invalid(f"JSON Value: {tensors.preview(doc)} Is not object")
-        signature_name = doc.get("signature_name", "")
-        if not isinstance(signature_name, str):
-            raise invalid(f"JSON Value: {tensors.preview(doc)} not formatted correctly. "
-                          "'signature_name' key must be a string value.")
+        doc, signature_name = _parse_body(body)
         _, servable = self.core.servable(name, version, label)
         sig = servable.signature(signature_name, rest=True)
         row, inputs = tensors.parse_inputs(doc, sig.inputs)
         outputs = servable.run(sig, inputs)
         return _dumps(tensors.outputs_to_json(outputs, row))
+
+    def _classify_regress(self, verb: str, name: str, version: int | None, label: str | None,
+                          body: bytes) -> bytes:
+        from forgekit.serving import inference
+
+        doc, signature_name = _parse_body(body)
+        request_input = inference.input_from_json(doc)
+        _, servable = self.core.servable(name, version, label)
+        method = inference.CLASSIFY if verb == "classify" else inference.REGRESS
+        result = inference.run(servable, signature_name, method, request_input)
+        return _dumps(inference.result_json(result))
+
+
+def _parse_body(body: bytes) -> tuple[dict[str, Any], str]:
+    """The request's JSON object and its ``signature_name`` ("" when absent)."""
+    if not body.strip():
+        raise invalid("JSON Parse error: The document is empty")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise invalid(f"JSON Parse error: {shorten(str(exc))}") from None
+    if not isinstance(doc, dict):
+        raise invalid(f"JSON Value: {tensors.preview(doc)} Is not object")
+    signature_name = doc.get("signature_name", "")
+    if not isinstance(signature_name, str):
+        raise invalid(f"JSON Value: {tensors.preview(doc)} not formatted correctly. "
+                      "'signature_name' key must be a string value.")
+    return doc, signature_name
 
 
 def _dumps(payload: Any) -> bytes:
@@ -177,59 +201,76 @@ def _model_args(name: str, version: str | None, label: str | None
 # ------------------------------------------------------------------------- the transport
 
 
-class _Connection(socketserver.BaseRequestHandler):
-    """One client connection: read requests, answer them, keep the connection alive."""
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """One client connection on the standard library's HTTP/1.1 server (keep-alive).
 
-    server: _TCPServer
+    The stdlib parses the request line's version, the headers and ``Connection``; this
+    class adds the limits a server facing notebooks and scripts needs: a stricter request
+    line, header lines of at most 8 KiB, a Content-Length body only (413 beyond the limit,
+    before reading it), a deadline for the whole request (408), a budget for decoding big
+    bodies at once (503), and JSON error bodies everywhere.
+    """
+
+    protocol_version = "HTTP/1.1"
+    server: _HttpServer
     deadline: float | None = None
     expired = False
+    started = False
 
     def setup(self) -> None:
-        self.sock: socket.socket = self.request
+        super().setup()
+        self.sock: socket.socket = self.connection
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Bounds blocking writes to clients that do not read. Reads are cut by the watchdog at
         # the request deadline, which must fire first so that a half-sent request gets a 408.
         timeout = self.server.timeout_s
         self.sock.settimeout(2 * timeout + 1 if timeout > 0 else None)
-        self.rfile = self.sock.makefile("rb", buffering=65536)
         self.server.track(self, True)
 
     def finish(self) -> None:
         self.server.track(self, False)
-        self.rfile.close()
+        with contextlib.suppress(OSError):
+            super().finish()
 
-    def handle(self) -> None:
-        while True:
-            # a timeout of 0 means none, as --rest_api_timeout_in_ms=0 does in TF Serving
-            timeout = self.server.timeout_s
-            self.deadline = time.monotonic() + timeout if timeout > 0 else math.inf
-            if self.server.closing:  # checked after setting the deadline: see _TCPServer.drain
-                return
-            self.started = False  # any byte of the next request received?
-            try:
-                request = self._read_request()
-            except (_Expired, TimeoutError):
-                if self.started:
-                    self._send(408, error_body("Timed out reading the request"), close=True)
-                return
-            except _HttpError as err:
-                self._send(err.status, error_body(err.message), close=True)
-                self._linger()
-                return
-            except OSError:
-                return  # connection reset or timed out while idle
-            except Exception as exc:  # a parser bug must not leave the client without answer
-                log.exception("Error reading a request")
-                self._send(400, error_body(f"Bad request: {type(exc).__name__}"), close=True)
-                return
-            if request is None:
-                return
-            self.deadline = None
-            method, target, body, keep_alive = request
-            status, payload = self.server.api.handle(method, target, body)
-            close = not keep_alive or self.server.closing
-            if not self._send(status, payload, close, method == "HEAD") or close:
-                return
+    def handle_one_request(self) -> None:
+        # a timeout of 0 means none, as --rest_api_timeout_in_ms=0 does in TF Serving
+        timeout = self.server.timeout_s
+        self.deadline = time.monotonic() + timeout if timeout > 0 else math.inf
+        self.close_connection = True
+        if self.server.closing:  # checked after setting the deadline: see _HttpServer.drain
+            return
+        self.started = False  # any byte of this request received?
+        try:
+            request = self._read_request()
+        except (_Expired, TimeoutError):
+            if self.started:
+                self._send(408, error_body("Timed out reading the request"), close=True)
+            return
+        except _HttpError as err:
+            self._send(err.status, error_body(err.message), close=True)
+            self._linger()
+            return
+        except _Answered:
+            return
+        except OSError:
+            return  # connection reset or timed out while idle
+        except Exception:  # a parser bug must not leave the client without answer
+            log.exception("Error reading a request")
+            self._send(400, error_body("Bad request"), close=True)
+            return
+        if request is None:
+            return
+        self.deadline = None
+        target, body, reservation = request
+        try:
+            status, payload = self.server.api.handle(self.command, target, body)
+        finally:
+            del body
+            self.server.budget.release(reservation)
+        close = self.close_connection or self.server.closing
+        if not self._send(status, payload, close, self.command == "HEAD"):
+            close = True
+        self.close_connection = close
 
     def _readline(self) -> bytes:
         line = self.rfile.readline(_MAX_LINE + 1)
@@ -239,7 +280,7 @@ class _Connection(socketserver.BaseRequestHandler):
             raise _Expired
         return line
 
-    def _read_request(self) -> tuple[str, str, bytes, bool] | None:
+    def _read_request(self) -> tuple[str, bytes, int] | None:
         line = self._readline()
         if line in (b"\r\n", b"\n"):  # tolerated between keep-alive requests (RFC 9112)
             line = self._readline()
@@ -249,54 +290,75 @@ class _Connection(socketserver.BaseRequestHandler):
             raise _HttpError(414, "Request line too long")
         if not line.endswith(b"\n"):
             raise _HttpError(400, "Incomplete request line")
-        parts = line.decode("latin-1").rstrip("\r\n").split(" ")
-        if len(parts) != 3 or parts[2] not in ("HTTP/1.1", "HTTP/1.0") or not parts[1]:
-            raise _HttpError(400, f"Malformed HTTP request line: {shorten(line.decode('latin-1'))}")
-        method, target, version = parts
-        headers = self._read_headers()
-        connection = headers.get("connection", "").lower()
-        keep_alive = ("close" not in connection if version == "HTTP/1.1"
-                      else "keep-alive" in connection)
-        if "transfer-encoding" in headers:
+        text = line.decode("latin-1")
+        # stricter than the stdlib, which also accepts HTTP/0.9 lines and runs of spaces
+        parts = text.rstrip("\r\n").split(" ")
+        if len(parts) != 3 or parts[2] not in ("HTTP/1.1", "HTTP/1.0") or not parts[1] \
+                or not parts[0]:
+            raise _HttpError(400, f"Malformed HTTP request line: {shorten(text)}")
+        self.raw_requestline = line
+        if not self.parse_request():  # version, headers, keep-alive; errors already sent
+            raise _Answered
+        if self.expired:
+            raise _Expired
+        self._check_headers()
+        length = self._content_length()
+        reservation = self.server.budget.reserve(length)
+        if reservation is None:
+            raise _HttpError(503, "Server busy: too many large requests are being decoded; "
+                                  "retry later")
+        try:
+            if length and self.headers.get("Expect", "").lower() == "100-continue":
+                self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = self.rfile.read(length) if length else b""
+            if self.expired:
+                raise _Expired
+            if len(body) < length:
+                raise _HttpError(400, f"Request body ended after {len(body)} of {length} bytes")
+        except BaseException:
+            self.server.budget.release(reservation)
+            raise
+        return parts[1], body, reservation
+
+    def _check_headers(self) -> None:
+        if self.headers.defects:  # e.g. a line without a colon
+            raise _HttpError(400, "Malformed request headers")
+        for name, value in self.headers.items():
+            if not name or name != name.strip() or " " in name or "\t" in name:
+                raise _HttpError(400, f"Malformed header name: {shorten(name)!r}")
+            if len(name) + len(value) + 4 > _MAX_LINE:
+                raise _HttpError(431, "Request header line too long")
+
+    def _content_length(self) -> int:
+        if "Transfer-Encoding" in self.headers:
             raise _HttpError(411, "Chunked request bodies are not supported; send Content-Length")
-        length_text = headers.get("content-length", "0").strip()
-        if not _LENGTH.fullmatch(length_text):
-            raise _HttpError(400, f"Invalid Content-Length: {shorten(length_text)}")
-        length = int(length_text)
+        values = {v.strip() for v in self.headers.get_all("Content-Length") or ["0"]}
+        if len(values) > 1:
+            raise _HttpError(400, "Conflicting Content-Length headers")
+        (text,) = values
+        if not _LENGTH.fullmatch(text):
+            raise _HttpError(400, f"Invalid Content-Length: {shorten(text)}")
+        length = int(text)
         if length > self.server.max_body:
             raise _HttpError(413, f"Request body of {length} bytes exceeds the limit of "
                                   f"{self.server.max_body} bytes")
-        if length and headers.get("expect", "").lower() == "100-continue":
-            self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = self.rfile.read(length) if length else b""
-        if self.expired:
-            raise _Expired
-        if len(body) < length:
-            raise _HttpError(400, f"Request body ended after {len(body)} of {length} bytes")
-        return method, target, body, keep_alive
+        return length
 
-    def _read_headers(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        for _ in range(_MAX_HEADERS + 1):
-            line = self._readline()
-            if len(line) > _MAX_LINE:
-                raise _HttpError(431, "Request header line too long")
-            if not line.endswith(b"\n"):
-                raise _HttpError(400, "Incomplete request headers")
-            if line in (b"\r\n", b"\n"):
-                return headers
-            name, sep, value = line.decode("latin-1").partition(":")
-            name = name.strip().lower()
-            if not sep or not name or " " in name or "\t" in name:
-                raise _HttpError(400, f"Malformed header line: {shorten(line.decode('latin-1'))}")
-            if name == "content-length" and headers.get(name, value.strip()) != value.strip():
-                raise _HttpError(400, "Conflicting Content-Length headers")
-            headers[name] = value.strip()
-        raise _HttpError(431, f"More than {_MAX_HEADERS} request headers")
+    def handle_expect_100(self) -> bool:
+        return True  # 100 Continue is sent after the length check (a 413 needs no body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None
+                   ) -> None:
+        """The stdlib's parse errors (bad version, header too long...) as JSON errors."""
+        self.close_connection = True
+        self._send(code, error_body(message or _REASONS.get(code, "Bad request")), close=True)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        log.debug("%s %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: bytes, close: bool, head: bool = False) -> bool:
         try:
-            self.sock.sendall(response_bytes(status, body, close, head))
+            self.wfile.write(response_bytes(status, body, close, head))
             return True
         except OSError:
             return False
@@ -316,23 +378,61 @@ class _Connection(socketserver.BaseRequestHandler):
             pass
 
 
-class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+class _Answered(Exception):
+    """The stdlib already sent the error response for this request."""
+
+
+class DecodeBudget:
+    """Bytes of request bodies being read, decoded and answered at once.
+
+    A JSON body becomes Python objects 10-20 times its size while it is decoded (a 16 MiB
+    body of small lists: several hundred MB), so a few concurrent maximum-size requests
+    would take gigabytes. Each request reserves its Content-Length before its body is
+    read; when the budget is spent the request is refused (503) instead of queued, and its
+    body is never held in memory.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, size: int) -> int | None:
+        """Reserve ``size`` bytes; returns the reservation, or None when over budget."""
+        with self._lock:
+            if self._used and self._used + size > self.limit:
+                return None
+            self._used += size
+            return size
+
+    def release(self, reservation: int) -> None:
+        with self._lock:
+            self._used -= reservation
+
+
+class _HttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
     closing = False  # set by drain(): answer what is in flight, then close
 
     def __init__(self, address: tuple[str, int], api: RestApi, *, max_connections: int,
-                 timeout_s: float, max_body: int) -> None:
+                 timeout_s: float, max_body: int, decode_budget: int) -> None:
         self.api = api
         self.timeout_s = timeout_s
         self.max_body = max_body
+        self.budget = DecodeBudget(decode_budget)
         self._slots = threading.BoundedSemaphore(max_connections)
-        self._live: set[_Connection] = set()
+        self._live: set[_Handler] = set()
         self._live_lock = threading.Lock()
-        super().__init__(address, _Connection)
+        super().__init__(address, _Handler)
 
-    def track(self, conn: _Connection, alive: bool) -> None:
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind also resolves the host's FQDN, a DNS lookup we do not need
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def track(self, conn: _Handler, alive: bool) -> None:
         with self._live_lock:
             (self._live.add if alive else self._live.discard)(conn)
 
@@ -389,18 +489,24 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 conn.sock.shutdown(socket.SHUT_RD)
 
 
-class _TCPServer6(_TCPServer):
+class _HttpServer6(_HttpServer):
     address_family = socket.AF_INET6
 
 
 class RestServer:
-    """The REST front end, serving on its own threads until :meth:`shutdown`."""
+    """The REST front end, serving on its own threads until :meth:`shutdown`.
+
+    ``decode_budget`` bounds the request bytes being decoded at once (default: one
+    maximum-size body plus 8 MiB for everything else).
+    """
 
     def __init__(self, core: ServerCore, host: str, port: int, *, max_connections: int = 32,
-                 timeout_s: float = 30.0, max_body: int = 16 * 1024 * 1024) -> None:
-        cls = _TCPServer6 if ":" in host else _TCPServer
+                 timeout_s: float = 30.0, max_body: int = 16 * 1024 * 1024,
+                 decode_budget: int | None = None) -> None:
+        cls = _HttpServer6 if ":" in host else _HttpServer
+        budget = decode_budget if decode_budget is not None else max_body + 8 * 1024 * 1024
         self._server = cls((host, port), RestApi(core), max_connections=max_connections,
-                           timeout_s=timeout_s, max_body=max_body)
+                           timeout_s=timeout_s, max_body=max_body, decode_budget=budget)
         self.address: tuple[str, int] = self._server.server_address[:2]
         self._stop = threading.Event()
         self._threads = [

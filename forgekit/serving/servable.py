@@ -32,6 +32,7 @@ class Signature:
     inputs: Mapping[str, InputInfo]
     outputs: tuple[str, ...]
     function: Any  # a tf ConcreteFunction taking the inputs as keyword arguments
+    arg_order: tuple[str, ...] = ()  # the function's flat argument order (input keys)
 
 
 def read_meta_graph(path: Path, tags: Sequence[str]):
@@ -80,10 +81,11 @@ class SavedModelServable:
         self.signatures: dict[str, Signature] = {}
         for key, sig in meta.signature_def.items():
             if key in loaded.signatures:
+                function = loaded.signatures[key]
                 self.signatures[key] = Signature(
                     key, sig.method_name,
                     {name: _input_info(info) for name, info in sorted(sig.inputs.items())},
-                    tuple(sorted(sig.outputs)), loaded.signatures[key])
+                    tuple(sorted(sig.outputs)), function, _arg_order(function))
         self._metadata_json: dict[str, Any] | None = None
 
     def metadata_json(self) -> dict[str, Any]:
@@ -96,10 +98,24 @@ class SavedModelServable:
                 always_print_fields_with_no_presence=True)
         return self._metadata_json
 
-    def signature(self, name: str, *, rest: bool) -> Signature:
-        """Look up a signature; ``""`` means ``serving_default``. Messages differ by protocol."""
+    def signature(self, name: str, *, rest: bool = False, method: str | None = None
+                  ) -> Signature:
+        """Look up a signature; ``""`` means ``serving_default``.
+
+        For predict (``method`` None) any of the three methods is accepted and the message
+        for an unknown name differs by protocol, as in TF Serving. For classify and regress
+        the signature's method must be that one.
+        """
         key = name or DEFAULT_SIGNATURE
         sig = self.signatures.get(key)
+        if method is not None:
+            if sig is None:
+                raise invalid(f"No signature was found with the name: {key}")
+            if sig.method_name != method:
+                kind = "classification" if method.endswith("classify") else "regression"
+                raise invalid(f"Expected {kind} signature method_name to be {method}. "
+                              f"Was: {sig.method_name}")
+            return sig
         if sig is not None and sig.method_name in PREDICT_METHODS:
             return sig
         if key in self.signature_def_map.signature_def:
@@ -112,14 +128,40 @@ class SavedModelServable:
 
     def run(self, sig: Signature, inputs: Mapping[str, np.ndarray],
             output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
-        """Call ``sig`` on numpy inputs; returns {output alias: array}."""
+        """Call ``sig`` on numpy inputs; returns {output alias: array}.
+
+        Shapes are not checked against the SignatureDef: like TF Serving, the tensors are fed
+        to the graph as they are, and the graph's own error (TensorFlow's status code and
+        message) is the answer when its kernels refuse them.
+        """
         _check_inputs(sig, inputs)
         wanted = _check_filter(sig, output_filter)
         try:
-            result = sig.function(**inputs)
+            result = _call_unchecked(sig, inputs)
         except Exception as exc:  # TF reports bad values (e.g. shapes) by exception
             raise from_exception(exc) from None
         return {k: v.numpy() for k, v in result.items() if wanted is None or k in wanted}
+
+
+def _arg_order(function: Any) -> tuple[str, ...]:
+    """Input keys in the order of the function's flat arguments (keywords, flattened sorted)."""
+    _, kwargs = function.structured_input_signature
+    return tuple(sorted(kwargs))  # tf.nest flattens a dict in sorted key order
+
+
+def _call_unchecked(sig: Signature, inputs: Mapping[str, np.ndarray]) -> Mapping[str, Any]:
+    """Run the signature's graph on ``inputs`` without the call-time shape binding.
+
+    ``ConcreteFunction.__call__`` refuses any tensor whose shape differs from the traced
+    ``TensorSpec`` (``[3]`` for ``[-1, 1]``) before the graph runs; TF Serving's
+    ``Session::Run`` has no such step. The flat call runs the same graph, with the inputs
+    in the function's own (sorted keyword) order, and lets the kernels decide.
+    """
+    import tensorflow as tf
+
+    function = sig.function
+    args = [tf.convert_to_tensor(inputs[name]) for name in sig.arg_order]
+    return function._call_flat(args, function.captured_inputs)  # noqa: SLF001
 
 
 def _check_inputs(sig: Signature, inputs: Mapping[str, np.ndarray]) -> None:
@@ -137,14 +179,6 @@ def _check_inputs(sig: Signature, inputs: Mapping[str, np.ndarray]) -> None:
         if not ok:
             raise invalid(f"Expects arg[{i}] to be {TYPE_NAMES.get(info.dtype, info.dtype)} "
                           f"but {array.dtype} is provided")
-        if info.shape is not None and not _compatible(array.shape, info.shape):
-            raise invalid(f"Input {name} has shape {list(array.shape)}, which is not compatible "
-                          f"with the signature's shape {list(info.shape)} (-1: any size)")
-
-
-def _compatible(shape: tuple[int, ...], expected: tuple[int, ...]) -> bool:
-    return len(shape) == len(expected) and all(e < 0 or e == s for s, e in zip(shape, expected,
-                                                                               strict=True))
 
 
 def _check_filter(sig: Signature, output_filter: Sequence[str]) -> set[str] | None:

@@ -43,7 +43,8 @@ def _watch_config(path: Path, interval: float, core: ServerCore, applied: str,
     ``applied`` is the text in force, read at start-up: an edit made while the first
     versions were loading is seen at the first interval. A config that fails (bad syntax, a
     label on an unavailable version) is logged and retried at the next interval, the running
-    config staying in force, as TF Serving does.
+    config staying in force, as TF Serving does. Any other exception is logged with its
+    traceback and the watcher carries on, like the version poller.
     """
     while not stop.wait(interval):
         try:
@@ -56,9 +57,15 @@ def _watch_config(path: Path, interval: float, core: ServerCore, applied: str,
         except (OSError, ServingError) as exc:
             log.error("Failed to reload model config %s: %s", path, exc)
             continue
+        except Exception:  # a bug must not end config reloads for the server's lifetime
+            log.exception("Failed to reload model config %s", path)
+            continue
         applied = text
         log.info("Reloaded model config %s", path)
-        core.poll(added)
+        try:
+            core.poll(added)
+        except Exception:
+            log.exception("Failed to load the models added by %s", path)
 
 
 def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
