@@ -191,7 +191,7 @@ def test_predict_rows_and_columns_multi_output(rest, library):
 def test_predict_errors_are_tf_serving_errors(rest):
     with pytest.raises(ServingError) as info:
         rest.predict("single", [[1.0, 2.0, 3.0]])
-    assert info.value.http_status == 400 and "not compatible" in info.value.message
+    assert info.value.http_status == 400 and "Matrix size-incompatible" in info.value.message
     with pytest.raises(ServingError) as info:
         rest.predict("single", X, signature_name="nope")
     assert info.value.message == 'Serving signature name: "nope" not found in signature def'

@@ -164,6 +164,10 @@ def _parse_body(body: bytes) -> tuple[dict[str, Any], str]:
         raise invalid("JSON Parse error: The document is empty")
     try:
         doc = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise invalid(f"JSON Parse error: {_parse_error(exc.msg)} at offset: {exc.pos}") from None
+    except UnicodeDecodeError:
+        raise invalid("JSON Parse error: Invalid encoding in string.") from None
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise invalid(f"JSON Parse error: {shorten(str(exc))}") from None
     if not isinstance(doc, dict):
@@ -173,6 +177,24 @@ def _parse_body(body: bytes) -> tuple[dict[str, Any], str]:
         raise invalid(f"JSON Value: {tensors.preview(doc)} not formatted correctly. "
                       "'signature_name' key must be a string value.")
     return doc, signature_name
+
+
+# Python's json messages -> rapidjson's (GetParseError_En), which TF Serving reports
+_PARSE_ERRORS = {
+    "Expecting value": "Invalid value.",
+    "Expecting property name enclosed in double quotes": "Missing a name for object member.",
+    "Expecting ':' delimiter": "Missing a colon after a name of object member.",
+    "Expecting ',' delimiter": "Missing a comma or ']' after an array element, or a comma or "
+                               "'}' after an object member.",
+    "Extra data": "The document root must not be followed by other values.",
+    "Unterminated string starting at": "Missing a closing quotation mark in string.",
+    "Invalid \\escape": "Invalid escape character in string.",
+    "Invalid \\uXXXX escape": "Incorrect hex digit after \\u escape in string.",
+}
+
+
+def _parse_error(message: str) -> str:
+    return _PARSE_ERRORS.get(message, message)
 
 
 def _dumps(payload: Any) -> bytes:

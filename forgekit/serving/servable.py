@@ -140,11 +140,24 @@ class SavedModelServable:
             result = _call_unchecked(sig, inputs)
         except Exception as exc:  # TF reports bad values (e.g. shapes) by exception
             raise from_exception(exc) from None
-        return {k: v.numpy() for k, v in result.items() if wanted is None or k in wanted}
+        return {k: _as_array(v.numpy()) for k, v in result.items()
+                if wanted is None or k in wanted}
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """A tensor's value as an array (scalars come back as numpy scalars, or bytes)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, bytes):
+        return np.array(value, dtype=object)
+    return np.asarray(value)
 
 
 def _arg_order(function: Any) -> tuple[str, ...]:
-    """Input keys in the order of the function's flat arguments (keywords, flattened sorted)."""
+    """Input keys in the order of the function's flat (positional) arguments."""
+    keywords = getattr(function, "_arg_keywords", None)  # how __call__ maps keywords
+    if keywords:
+        return tuple(keywords)
     _, kwargs = function.structured_input_signature
     return tuple(sorted(kwargs))  # tf.nest flattens a dict in sorted key order
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import chain
@@ -101,6 +102,13 @@ def is_b64(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
 
 
+class _Ragged(ServingError):
+    """A batch whose lists do not form one dense tensor (rows are re-checked one by one)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("INVALID_ARGUMENT", message)
+
+
 def _type_error(value: Any, dtype: str) -> ServingError:
     return invalid(f"JSON Value: {preview(value)} Type: {json_type(value)} is not of expected "
                    f"type: {TYPE_NAMES.get(dtype, dtype)}")
@@ -116,15 +124,15 @@ def _flatten(value: Any) -> tuple[list[int], list]:
             return shape, level
         if not types <= {list, tuple}:
             odd = next(v for v in level if not isinstance(v, _SEQ))
-            raise invalid(f"JSON Value: {preview(odd)} found at incorrect level: "
+            raise _Ragged(f"JSON Value: {preview(odd)} found at incorrect level: "
                           f"{len(shape) + 1} in the JSON DOM (lists and values mixed at the "
                           "same depth)")
         sizes = list(map(len, level))
         expected = sizes[0]
         if sizes.count(expected) != len(sizes):
             other = next(s for s in sizes if s != expected)
-            raise invalid(f"Encountered list at unexpected size: {other} at level: {len(shape)} "
-                          f"expected size: {expected}")
+            raise _Ragged(f"Encountered list at unexpected size: {other} at level: "
+                          f"{len(shape)} expected size: {expected}")
         shape.append(expected)
         if len(shape) > _MAX_RANK:
             raise invalid(f"Tensor nested deeper than {_MAX_RANK} levels")
@@ -290,18 +298,77 @@ def _from_rows(rows: Any, doc: Mapping[str, Any], infos: Mapping[str, InputInfo]
                               f"have named input: {preview(extra[0])}")
             raise invalid(f"Failed to process element: {i} of 'instances' list. JSON object: "
                           f"{preview(row)} keys must be equal to: {','.join(sorted(names))}")
-    return {name: _column(name, [row[name] for row in rows], info)
+    return {name: _column(name, [row[name] for row in rows], info, keyed=True)
             for name, info in infos.items()}
 
 
-def _column(name: str, values: list, info: InputInfo) -> np.ndarray:
+def _column(name: str, values: list, info: InputInfo, keyed: bool = False) -> np.ndarray:
     try:
         return to_array(values, info.dtype)
+    except _Ragged:
+        # TF Serving converts instance by instance: say which one differs, and how
+        where = f" key: {name}" if keyed else ""
+        for i, message in _instance_errors(values):
+            raise invalid(f"Failed to process element: {i}{where} of 'instances' list. Error: "
+                          f"INVALID_ARGUMENT: {message}") from None
+        raise
     except ServingError as err:
         if err.code != "INVALID_ARGUMENT":
             raise
         raise invalid(f"Failed to process 'instances' for input: {name}. Error: "
                       f"{err.message}") from None
+
+
+def _instance_errors(values: list):
+    """(index, message) of the first instance that breaks the batch, in TF Serving's words."""
+    first: tuple[int, list[int]] | None = None
+    for i, item in enumerate(values):
+        shape = _first_path_shape(item)
+        problem = _dense_problem(item, shape, 0)
+        if problem:
+            yield i, problem
+            return
+        size = math.prod(shape)
+        if first is None:
+            first = (size, shape)
+        elif first[0] != size:
+            yield i, f"Expecting tensor size: {first[0]} but got: {size}"
+            return
+        elif first[1] != shape:
+            yield i, f"Expecting shape {_shape_text(first[1])} but got: {_shape_text(shape)}"
+            return
+
+
+def _first_path_shape(value: Any) -> list[int]:
+    shape = []
+    while isinstance(value, _SEQ) and len(shape) <= _MAX_RANK:
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _dense_problem(value: Any, shape: list[int], level: int) -> str | None:
+    if not isinstance(value, _SEQ):
+        if level != len(shape):
+            return (f"JSON Value: {preview(value)} found at incorrect level: {level + 1} in "
+                    f"the JSON DOM. Expected at level: {len(shape)}")
+        return None
+    if level >= len(shape):
+        return f"Encountered list at unexpected level: {level} expected < {len(shape)}"
+    if len(value) != shape[level]:
+        return (f"Encountered list at unexpected size: {len(value)} at level: {level} "
+                f"expected size: {shape[level]}")
+    for item in value:
+        problem = _dense_problem(item, shape, level + 1)
+        if problem:
+            return problem
+    return None
+
+
+def _shape_text(shape: list[int]) -> str:
+    return "[" + ",".join(map(str, shape)) + "]"
 
 
 def _from_columns(value: Any, infos: Mapping[str, InputInfo]) -> dict[str, np.ndarray]:
