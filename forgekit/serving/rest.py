@@ -143,8 +143,10 @@ class RestApi:
         _, servable = self.core.servable(name, version, label)
         sig = servable.signature(signature_name, rest=True)
         row, inputs = tensors.parse_inputs(doc, sig.inputs)
+        del doc  # the decoded JSON is many times the body's size: free it before running
         outputs = servable.run(sig, inputs)
-        return _dumps(tensors.outputs_to_json(outputs, row))
+        del inputs
+        return tensors.outputs_json_bytes(outputs, row)
 
     def _classify_regress(self, verb: str, name: str, version: int | None, label: str | None,
                           body: bytes) -> bytes:

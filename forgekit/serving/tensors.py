@@ -400,7 +400,7 @@ def array_to_json(array: np.ndarray, name: str = "") -> Any:
     if kind == "f":
         if array.dtype == np.float64:
             return array.tolist()
-        return array.astype(str).astype(np.float64).tolist()
+        return _shortest(array).tolist()
     if kind in "iub":
         return array.tolist()
     if kind in "OSU":
@@ -410,8 +410,24 @@ def array_to_json(array: np.ndarray, name: str = "") -> Any:
         out[:] = flat
         return out.reshape(array.shape).tolist()
     if array.dtype.name == "bfloat16":
-        return array.astype(np.float32).astype(str).astype(np.float64).tolist()
+        return _shortest(array.astype(np.float32)).tolist()
     raise invalid(f"Failed to write JSON value for tensor type: {array.dtype}")
+
+
+_CHUNK = 1 << 16
+
+
+def _shortest(array: np.ndarray) -> np.ndarray:
+    """float64 values whose repr is the shortest decimal that round-trips ``array``'s values.
+
+    Through text, in chunks: ``astype(str)`` makes 128-byte strings, which for a large output
+    in one go would take more memory than everything else in the request.
+    """
+    flat = array.ravel()
+    out = np.empty(flat.size, np.float64)
+    for start in range(0, flat.size, _CHUNK):
+        out[start:start + _CHUNK] = flat[start:start + _CHUNK].astype(str).astype(np.float64)
+    return out.reshape(array.shape)
 
 
 def _string_json(value: Any, as_b64: bool) -> Any:
@@ -424,13 +440,62 @@ def _string_json(value: Any, as_b64: bool) -> Any:
 
 def outputs_to_json(outputs: Mapping[str, np.ndarray], row: bool) -> dict[str, Any]:
     """``{"predictions": ...}`` for a row request, ``{"outputs": ...}`` for a columnar one."""
-    if not outputs:
-        raise invalid("Cannot convert empty tensor map to JSON")
-    names = sorted(outputs)
+    names = _output_names(outputs, row)
     if not row:
         if len(names) == 1:
             return {"outputs": array_to_json(outputs[names[0]], names[0])}
         return {"outputs": {n: array_to_json(outputs[n], n) for n in names}}
+    if len(names) == 1:
+        return {"predictions": array_to_json(outputs[names[0]], names[0])}
+    columns = [array_to_json(outputs[n], n) for n in names]
+    return {"predictions": [dict(zip(names, values, strict=True))
+                            for values in zip(*columns, strict=True)]}
+
+
+def outputs_json_bytes(outputs: Mapping[str, np.ndarray], row: bool) -> bytes:
+    """``json.dumps(outputs_to_json(outputs, row)).encode()``, built slice by slice.
+
+    A large answer (hundreds of thousands of rows) as one tree of Python lists and floats
+    takes several times the memory of its text; encoding slices of the batch in turn keeps
+    only one slice's objects alive at a time.
+    """
+    names = _output_names(outputs, row)
+    if row and len(names) > 1:
+        batch = len(outputs[names[0]])
+        step = _rows_per_slice(outputs[names[0]])
+        parts = []
+        for start in range(0, batch, step):
+            columns = [array_to_json(outputs[n][start:start + step], n) for n in names]
+            rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+            parts.append(json.dumps(rows).encode()[1:-1])
+        return b'{"predictions": [' + b", ".join(parts) + b"]}"
+    key = b'{"predictions": ' if row else b'{"outputs": '
+    if len(names) == 1:
+        return key + _array_json_bytes(outputs[names[0]], names[0]) + b"}"
+    return key + b"{" + b", ".join(json.dumps(n).encode() + b": " + _array_json_bytes(
+        outputs[n], n) for n in names) + b"}}"
+
+
+def _rows_per_slice(array: np.ndarray) -> int:
+    return max(1, _CHUNK // max(1, math.prod(array.shape[1:])))
+
+
+def _array_json_bytes(array: np.ndarray, name: str) -> bytes:
+    if array.ndim == 0 or array.size <= _CHUNK:
+        return json.dumps(array_to_json(array, name)).encode()
+    step = _rows_per_slice(array)
+    return b"[" + b", ".join(json.dumps(array_to_json(array[start:start + step], name)
+                                        ).encode()[1:-1]
+                             for start in range(0, len(array), step)) + b"]"
+
+
+def _output_names(outputs: Mapping[str, np.ndarray], row: bool) -> list[str]:
+    """The output names in answer order, after TF Serving's checks for the row format."""
+    if not outputs:
+        raise invalid("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    if not row:
+        return names
     batch = None
     for n in names:
         shape = np.shape(outputs[n])
@@ -440,8 +505,4 @@ def outputs_to_json(outputs: Mapping[str, np.ndarray], row: bool) -> dict[str, A
             raise invalid(f"Tensor name: {n} has inconsistent batch size: {shape[0]} "
                           f"expecting: {batch}")
         batch = shape[0]
-    if len(names) == 1:
-        return {"predictions": array_to_json(outputs[names[0]], names[0])}
-    columns = [array_to_json(outputs[n], n) for n in names]
-    return {"predictions": [dict(zip(names, values, strict=True))
-                            for values in zip(*columns, strict=True)]}
+    return names
