@@ -207,3 +207,15 @@ def test_every_case_names_its_source():
         assert case["source"] and case["id"]
     assert len({c["id"] for c in CASES["rest"]}) == len(CASES["rest"])
     assert len({c["id"] for c in CASES["grpc"]}) == len(CASES["grpc"])
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_client_classify_and_regress_agree_across_protocols(server, transport):
+    with server.client(transport) as client:
+        assert client.regress("half_plus_three", [{"x": 1.0}, {"x": 2.0}],
+                              signature_name="tensorflow/serving/regress") == {
+            "results": [3.5, 4.0]}
+        assert client.classify("default", [{"x": 20.0}], signature_name="classify_x_to_y") == {
+            "results": [[["", 12.0]]]}
+        assert client.regress("default", [{"x2": 0.0}, {"x": 4.0}], context={"x": 10.0},
+                              signature_name="regress_x_to_y") == {"results": [7.0, 4.0]}

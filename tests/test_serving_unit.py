@@ -749,3 +749,72 @@ def test_rest_timeout_zero_means_no_timeout_as_in_tf_serving(tmp_path):
         conn.close()
     finally:
         rest.shutdown()
+
+
+def test_config_watcher_survives_any_exception_and_applies_the_next_edit(tmp_path, caplog):
+    from forgekit.serving.server import _watch_config
+
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    config_file = tmp_path / "models.config"
+
+    def config(*names: str) -> str:
+        return "model_config_list {\n" + "".join(
+            f'  config {{ name: "{n}" base_path: "{base}" model_platform: "tensorflow" }}\n'
+            for n in names) + "}\n"
+
+    started_with = config("a")
+    core = ServerCore(FakeLoader())
+    core.configure(parse_model_config(started_with))
+    real_configure, failures = core.configure, []
+
+    def flaky_configure(*args, **kwargs):
+        if not failures:  # a bug, not a bad config: neither OSError nor ServingError
+            failures.append(1)
+            raise RuntimeError("bug in configure")
+        return real_configure(*args, **kwargs)
+
+    core.configure = flaky_configure
+    config_file.write_text(config("a", "b"))
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_config,
+                               args=(config_file, 0.01, core, started_with, False, stop))
+    watcher.start()
+    try:
+        for _ in range(500):
+            if "b" in core.models and core.models["b"].available():
+                break
+            stop.wait(0.01)
+        alive = watcher.is_alive()
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert failures and alive
+    assert sorted(core.models) == ["a", "b"]
+    assert "bug in configure" in caplog.text  # logged with its traceback
+
+
+def test_a_bug_answers_500_without_its_text(api, caplog):
+    model = api.core.models["my model"]
+    model.lookup = lambda version: (_ for _ in ()).throw(RuntimeError("secret /srv/path"))
+    status, body = api.handle("POST", "/v1/models/my%20model:predict", b'{"instances": [1]}')
+    assert status == 500
+    assert "secret" not in body.decode() and "RuntimeError" not in body.decode()
+    assert json.loads(body)["error"]
+    assert "secret /srv/path" in caplog.text
+
+
+def test_decode_budget_admits_one_large_request_and_small_ones_beside_it():
+    from forgekit.serving.rest import DecodeBudget
+
+    budget = DecodeBudget(24)
+    big = budget.reserve(16)
+    assert big == 16
+    assert budget.reserve(16) is None  # a second large body waits for none: refused
+    small = budget.reserve(8)
+    assert small == 8 and budget.reserve(1) is None
+    budget.release(big)
+    assert budget.reserve(16) == 16
+    alone = DecodeBudget(4)
+    assert alone.reserve(10) == 10  # one request larger than the budget still runs alone
+    assert alone.reserve(1) is None

@@ -76,6 +76,17 @@ def predict_body(instances: Any = None, inputs: Any = None,
     return body
 
 
+def _infer_body(examples: list[dict[str, Any]], context: dict[str, Any] | None,
+                signature_name: str | None) -> dict[str, Any]:
+    """A classify/regress body: ``examples``, and ``context``/``signature_name`` if given."""
+    body: dict[str, Any] = {"examples": _plain(examples)}
+    if context is not None:
+        body["context"] = _plain(context)
+    if signature_name:
+        body["signature_name"] = signature_name
+    return body
+
+
 class _Rest:
     """REST over keep-alive HTTP/1.1, one connection per calling thread."""
 
@@ -142,6 +153,10 @@ class _Rest:
     def predict(self, model: str, version: int | None, label: str | None,
                 body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", _model_path(model, version, label) + ":predict", body)
+
+    def infer(self, verb: str, model: str, version: int | None, label: str | None,
+              body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", _model_path(model, version, label) + f":{verb}", body)
 
     def close(self) -> None:
         self._drop()
@@ -270,12 +285,29 @@ class _Grpc:
             request.inputs[name].CopyFrom(ndarray_to_tensor(array, typed=False))
         return request
 
+    def infer(self, verb: str, model: str, version: int | None, label: str | None,
+              body: dict[str, Any]) -> dict[str, Any]:
+        from tensorflow_serving.apis import classification_pb2, regression_pb2
+
+        from forgekit.serving import inference
+
+        if verb == "classify":
+            request, call = classification_pb2.ClassificationRequest(), self._predict.Classify
+        else:
+            request, call = regression_pb2.RegressionRequest(), self._predict.Regress
+        self._spec(request.model_spec, model, version, label)
+        request.model_spec.signature_name = body.get("signature_name") or ""
+        # the server's own JSON -> tf.train.Example rules, so both protocols agree
+        request.input.CopyFrom(inference.input_from_json(body))
+        return inference.result_json(self._call(call, request).result)
+
     def close(self) -> None:
         self._channel.close()
 
 
 class Client:
-    """Status, metadata and predict against TF Serving (or forgekit's server), REST or gRPC.
+    """Status, metadata, predict, classify and regress against TF Serving (or forgekit's
+    server), over REST or gRPC.
 
     Args:
         url: ``http://host:port`` (REST) or ``grpc://host:port`` (gRPC). Default:
@@ -322,6 +354,25 @@ class Client:
         """
         body = predict_body(instances, inputs, signature_name)
         return self._impl.predict(model, version, label, body)
+
+    def classify(self, model: str, examples: list[dict[str, Any]], *,
+                 context: dict[str, Any] | None = None, version: int | None = None,
+                 label: str | None = None, signature_name: str | None = None
+                 ) -> dict[str, Any]:
+        """``Classify`` examples (feature name -> value or list, as TF Serving's JSON).
+
+        Returns ``{"results": [[[label, score], ...], ...]}``, one list per example.
+        """
+        body = _infer_body(examples, context, signature_name)
+        return self._impl.infer("classify", model, version, label, body)
+
+    def regress(self, model: str, examples: list[dict[str, Any]], *,
+                context: dict[str, Any] | None = None, version: int | None = None,
+                label: str | None = None, signature_name: str | None = None
+                ) -> dict[str, Any]:
+        """``Regress`` examples; returns ``{"results": [value, ...]}``, one per example."""
+        body = _infer_body(examples, context, signature_name)
+        return self._impl.infer("regress", model, version, label, body)
 
     def wait_until_available(self, model: str, *, version: int | None = None,
                              timeout: float = 30.0, interval: float = 0.1) -> dict[str, Any]:

@@ -55,7 +55,6 @@ _STATUS = re.compile(
 
 _LENGTH = re.compile(r"[0-9]{1,15}")  # not str.isdigit(): it accepts "²", which int() refuses
 _MAX_LINE = 8192
-_MAX_HEADERS = 100
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
             404: "Not Found", 408: "Request Timeout", 409: "Conflict", 411: "Length Required",
             413: "Payload Too Large", 414: "URI Too Long", 429: "Too Many Requests",
