@@ -107,7 +107,7 @@ def server(tmp_path_factory):
     first = export_half_plus_two(root / "exports" / "half_plus_two")
     for name in HALF_PLUS_TWO_NAMES:
         shutil.copytree(first, root / name / "123")
-    export_half_plus_two(root / "half_plus_three" / "123", offset=3.0)
+    export_half_plus_two(root / "half_plus_three" / "123", offset=3.0, method_name_aliases=True)
     export_json_tensor_model(root / "json_tensor" / "1")
     labels = {"saved_model_half_plus_two_2_versions": 'version_labels { key: "Version_Label" '
                                                       "value: 123 }"}

@@ -49,7 +49,8 @@ def export_demo_model(path: str | os.PathLike[str], kind: Literal["single", "mul
     return path
 
 
-def export_half_plus_two(path: str | os.PathLike[str], *, offset: float = 2.0) -> Path:
+def export_half_plus_two(path: str | os.PathLike[str], *, offset: float = 2.0,
+                         method_name_aliases: bool = False) -> Path:
     """Export TF Serving's ``half_plus_two`` test model, rebuilt as a TF1-style graph.
 
     The graph takes serialized ``tf.train.Example`` protos (``tf_example``), parses a float
@@ -59,14 +60,16 @@ def export_half_plus_two(path: str | os.PathLike[str], *, offset: float = 2.0) -
 
     * ``serving_default`` (predict): ``x`` (float, [-1, 1]) -> ``y``;
     * ``regress_x_to_y``, ``regress_x_to_y2`` (regress): Examples -> ``outputs``;
-    * ``regress_x2_to_y3`` (regress): the float tensor ``x2`` -> ``outputs`` (not Examples);
+    * ``regress_x2_to_y3`` / ``classify_x2_to_y3``: the float tensor ``x2`` -> ``outputs`` /
+      ``scores`` (not Examples: callable through predict only);
     * ``classify_x_to_y`` (classify): Examples -> ``scores`` (no ``classes``);
-    * ``tensorflow/serving/regress`` and ``tensorflow/serving/classify``: the same as
-      ``regress_x_to_y`` / ``classify_x_to_y``, under the names TF Serving's
-      ``half_plus_three`` REST example uses.
+    * with ``method_name_aliases``, also ``tensorflow/serving/regress`` and
+      ``tensorflow/serving/classify``: ``regress_x_to_y`` / ``classify_x_to_y`` under the names
+      TF Serving's REST guide uses with ``half_plus_three``.
 
     ``offset=3`` gives ``half_plus_three``. Written with ``SavedModelBuilder``, so the
-    signatures carry TF Serving's classify/regress method names.
+    signatures carry TF Serving's classify/regress method names, and their tensor names and
+    shapes are those of TF Serving's test model.
     """
     import tensorflow as tf
 
@@ -79,10 +82,12 @@ def export_half_plus_two(path: str | os.PathLike[str], *, offset: float = 2.0) -
         c = v1.Variable(float(offset) + 1.0, name="c")
         a2 = v1.Variable(0.5, name="a2")
         c2 = v1.Variable(3.0, name="c2")
-        examples = v1.placeholder(tf.string, shape=[None], name="tf_example")
+        examples = v1.placeholder(tf.string, name="tf_example")  # unknown rank, as there
         parsed = v1.io.parse_example(examples, {
             "x": v1.io.FixedLenFeature([1], tf.float32),
             "x2": v1.io.FixedLenFeature([1], tf.float32, default_value=[0.0])})
+        for feature in parsed.values():  # one value per example (a static shape, no op)
+            feature.set_shape([None, 1])
         x = tf.identity(parsed["x"], name="x")
         y = tf.identity(a * x + b, name="y")
         y2 = tf.identity(a * x + c, name="y2")
@@ -108,9 +113,11 @@ def export_half_plus_two(path: str | os.PathLike[str], *, offset: float = 2.0) -
             "regress_x_to_y2": regress(examples, y2),
             "regress_x2_to_y3": regress(x2, y3),
             "classify_x_to_y": classify(examples, y),
-            constants.REGRESS_METHOD_NAME: regress(examples, y),
-            constants.CLASSIFY_METHOD_NAME: classify(examples, y),
+            "classify_x2_to_y3": classify(x2, y3),
         }
+        if method_name_aliases:
+            signatures[constants.REGRESS_METHOD_NAME] = regress(examples, y)
+            signatures[constants.CLASSIFY_METHOD_NAME] = classify(examples, y)
         session.run(v1.global_variables_initializer())
         builder = v1.saved_model.Builder(str(path))
         builder.add_meta_graph_and_variables(session, ["serve"],
