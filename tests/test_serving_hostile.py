@@ -155,6 +155,16 @@ def hostile_requests() -> list[tuple[str, bytes, bool]]:
         for i, row in enumerate(dtypes):
             add(f"dtype {i} -> {model}", predict(model, {"instances": [row]}))
 
+    for verb in ("classify", "regress"):
+        for i, body in enumerate([
+                b"", b"[]", b'{"examples": 5}', b'{"examples": []}', b'{"examples": [[1]]}',
+                b'{"examples": [{"x": [1, "a"]}]}', b'{"examples": [{"x": null}]}',
+                b'{"examples": [{"x": {"b64": "%%%"}}]}', b'{"examples": [{"x": 1e39}]}',
+                b'{"examples": [{"x": 18446744073709551615}]}', b'{"context": 1}',
+                b'{"examples": [{"x": 1.0}]}',  # a predict signature: wrong method
+                b'{"examples": [{"x": 1.0}], "signature_name": "nope"}']):
+            add(f"{verb} {i}", http("POST", f"/v1/models/single:{verb}", body))
+
     names = ["nope", "..", "%2e%2e", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd",
              "single%2F..%2Fmulti", "single%00", "%00", "a" * 3000, "%ff%fe", "single%20",
              "SINGLE", "~root", "single;rm", "$(reboot)", "%252e%252e", "."]
