@@ -2,8 +2,10 @@
 
 * :class:`ModelServer` runs ``forgekit serve`` (TF Serving's flags, REST and gRPC APIs,
   version polling, policies and labels) in a subprocess, as a context manager.
-* :class:`Client` calls status, metadata and predict over REST or gRPC, against forgekit's
-  server or a real tensorflow/serving container (``$FORGEKIT_SERVING_URL``).
+* :class:`Client` calls status, metadata, predict, classify and regress over REST or gRPC,
+  against forgekit's server or a real tensorflow/serving container (``$FORGEKIT_SERVING_URL``).
+* :func:`export_demo_model` and :func:`export_half_plus_two` write small SavedModels to serve
+  (the latter is TF Serving's own test model, with classify and regress signatures).
 
 Importing this package does not import TensorFlow: names resolve lazily, and only the gRPC
 client and the server itself need it. Reference: docs/serving.md.

@@ -3,7 +3,9 @@
 The SignatureDefs are read from ``saved_model.pb`` itself, so metadata reports exactly what
 TF Serving would (tensor names such as ``serving_default_x:0``, dtypes, shapes, method names,
 the ``__saved_model_init_op`` entry). Calls go through ``tf.saved_model.load(...).signatures``:
-concrete functions, traced once at export time, so requests never retrace.
+concrete functions, traced once at export time, so requests never retrace. They are called
+without the functions' call-time shape binding, so that, as in TF Serving, the graph alone
+decides which tensors it accepts.
 """
 
 from __future__ import annotations
