@@ -175,8 +175,11 @@ def _call_unchecked(sig: Signature, inputs: Mapping[str, np.ndarray]) -> Mapping
     import tensorflow as tf
 
     function = sig.function
+    call_flat = getattr(function, "_call_flat", None)  # private: fall back if it goes away
+    if call_flat is None or len(sig.arg_order) != len(inputs):
+        return function(**inputs)
     args = [tf.convert_to_tensor(inputs[name]) for name in sig.arg_order]
-    return function._call_flat(args, function.captured_inputs)  # noqa: SLF001
+    return call_flat(args, function.captured_inputs)
 
 
 def _check_inputs(sig: Signature, inputs: Mapping[str, np.ndarray]) -> None:
