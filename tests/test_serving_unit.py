@@ -818,3 +818,19 @@ def test_decode_budget_admits_one_large_request_and_small_ones_beside_it():
     alone = DecodeBudget(4)
     assert alone.reserve(10) == 10  # one request larger than the budget still runs alone
     assert alone.reserve(1) is None
+
+
+def test_a_python_failure_in_a_signature_call_is_logged_not_sent(caplog):
+    from forgekit.serving.servable import SavedModelServable, Signature
+    from forgekit.serving.tensors import InputInfo
+
+    def broken(**inputs):
+        raise RuntimeError("secret /srv/models/path")
+
+    sig = Signature("serving_default", "tensorflow/serving/predict",
+                    {"x": InputInfo("DT_FLOAT")}, ("y",), broken, ("x",))
+    servable = SavedModelServable.__new__(SavedModelServable)  # no SavedModel needed
+    with pytest.raises(ServingError) as info:
+        servable.run(sig, {"x": np.ones((1, 1), np.float32)})
+    assert info.value.code == "INTERNAL" and "secret" not in info.value.message
+    assert "secret /srv/models/path" in caplog.text

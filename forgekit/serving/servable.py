@@ -10,6 +10,7 @@ decides which tensors it accepts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from forgekit.serving.errors import ServingError, from_exception, invalid
 from forgekit.serving.tensors import DTYPES, TYPE_NAMES, InputInfo
 
+log = logging.getLogger("forgekit.serving")
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHODS = ("tensorflow/serving/predict", "tensorflow/serving/classify",
                    "tensorflow/serving/regress")
@@ -141,7 +143,13 @@ class SavedModelServable:
         try:
             result = _call_unchecked(sig, inputs)
         except Exception as exc:  # TF reports bad values (e.g. shapes) by exception
-            raise from_exception(exc) from None
+            err = from_exception(exc)
+            if err.code == "INTERNAL" and not hasattr(exc, "error_code"):
+                # not TensorFlow's status but a Python failure: the details stay in the log
+                log.exception("Calling signature %s failed", sig.name)
+                raise ServingError("INTERNAL", "Calling the signature failed; the server log "
+                                   "has the details") from None
+            raise err from None
         return {k: _as_array(v.numpy()) for k, v in result.items()
                 if wanted is None or k in wanted}
 
