@@ -72,8 +72,8 @@ class AuditCallback(keras.callbacks.Callback):
         if optimizer is not None:
             found["optimizer"] = type(optimizer).__name__
             lr = getattr(optimizer, "learning_rate", None)
-            with contextlib.suppress(TypeError, ValueError):  # a schedule has no one value
-                found["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+            with contextlib.suppress(TypeError, ValueError, AttributeError):  # a schedule
+                found["learning_rate"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
         for key in ("epochs", "steps"):
             if self.params and self.params.get(key) is not None:
                 found[key] = self.params[key]
