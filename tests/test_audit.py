@@ -473,3 +473,24 @@ def test_params_are_stored_as_sorted_json(store):
     run = store.start_run("p", params={"b": 2, "a": [1, 2]})
     assert json.loads(store.query("SELECT params FROM runs WHERE id = :r", r=run)[0]["params"]) \
         == {"a": [1, 2], "b": 2}
+
+
+# ------------------------------------------------------------------------------ the lesson
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_lesson_08_runs_unchanged_on_postgresql(postgres, tmp_path, monkeypatch):
+    """Same cells, other database: the lesson with $FORGEKIT_AUDIT_DSN naming the server."""
+    from forgekit.runner import ci_parameters, run_notebook
+
+    notebook = ROOT / "notebooks" / "08_audit_trail.ipynb"
+    monkeypatch.setenv("FORGEKIT_AUDIT_DSN", postgres.dsn)
+    params = {**ci_parameters(notebook), "output_dir": str(tmp_path / "artifacts")}
+    result = run_notebook(notebook, tmp_path / notebook.name, params, strict_claims=True)
+    assert result.ok, f"{notebook.name} on PostgreSQL failed at {result.failed_cell}"
+    assert not (tmp_path / "artifacts" / "audit.sqlite").exists()
+    with open_store(postgres.dsn, namespace="lesson_08") as store:
+        names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id")]
+        assert names == ["baseline", "retrained"]
+        assert not store.query("SELECT ok FROM verifications")[0]["ok"]

@@ -73,7 +73,8 @@ class AuditCallback(keras.callbacks.Callback):
             found["optimizer"] = type(optimizer).__name__
             lr = getattr(optimizer, "learning_rate", None)
             with contextlib.suppress(TypeError, ValueError, AttributeError):  # a schedule
-                found["learning_rate"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
+                value = float(lr.numpy() if hasattr(lr, "numpy") else lr)
+                found["learning_rate"] = float(f"{value:.6g}")  # float32 1e-3, not 0.0010000000474
         for key in ("epochs", "steps"):
             if self.params and self.params.get(key) is not None:
                 found[key] = self.params[key]

@@ -26,14 +26,16 @@ def runs_figure(store: AuditStore, metric: str, *, served_run: int | None = None
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6),
                                       gridspec_kw={"width_ratios": [3, 2]})
     names, finals, colors = [], [], []
+    others = iter(plt.get_cmap("Blues")([0.9, 0.7, 0.5, 0.35] * 8))
     for (run_id, name), points in curves.items():
         served = run_id == served_run
         label = f"#{run_id} {name}" + (f" ({served_label})" if served else "")
+        color = "#e45756" if served else next(others)
         epochs, values = zip(*points, strict=True)
-        left.plot(epochs, values, marker="o", lw=3 if served else 1.5, label=label)
+        left.plot(epochs, values, marker="o", lw=3 if served else 1.5, color=color, label=label)
         names.append(label)
         finals.append(values[-1])
-        colors.append("#e45756" if served else "#4c78a8")
+        colors.append(color)
     left.set_xlabel("epoch")
     left.set_ylabel(metric)
     left.set_title(f"{metric} per epoch, every recorded run", fontsize=11)
