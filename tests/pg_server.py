@@ -10,6 +10,7 @@ off (a test cluster is thrown away, durability across power loss is not what is 
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -133,6 +134,7 @@ def start(*, durable: bool = False, timeout: float = 60.0) -> PgServer:
              "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", f"CREATE DATABASE {DATABASE}"],
             cwd=folder, env=env, capture_output=True, text=True, **kwargs)
         if ready.returncode == 0:
+            atexit.register(server.stop)  # also when the session dies before its teardown
             return server
         last = ready.stderr.strip()
         time.sleep(0.3)

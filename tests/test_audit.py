@@ -494,3 +494,64 @@ def test_lesson_08_runs_unchanged_on_postgresql(postgres, tmp_path, monkeypatch)
         names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id")]
         assert names == ["baseline", "retrained"]
         assert not store.query("SELECT ok FROM verifications")[0]["ok"]
+
+
+OPENER = textwrap.dedent("""
+    import sys
+    from forgekit.audit import open_store
+    sys.stdin.readline()
+    with open_store(sys.argv[1], namespace=sys.argv[2] or None) as store:
+        print(store.migrated)
+""")
+
+
+def test_four_processes_creating_the_same_store_at_once(target):
+    """The first open creates the schema: concurrent first opens must not race on the DDL."""
+    procs = [subprocess.Popen([sys.executable, "-c", OPENER, target.dsn, target.namespace or ""],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(4)]
+    outs = []
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        outs.append(out.strip())
+    assert sorted(outs) == ["[1, 2]", "[]", "[]", "[]"]  # exactly one created it
+    with target.open() as store:
+        assert store.query("SELECT COUNT(*) AS n FROM forgekit_schema")[0]["n"] == 2
+
+
+# ------------------------------------------------------------------------------ the exercise
+
+
+def test_exercise_checker_says_why_each_wrong_query_is_wrong(store, tmp_path):
+    from forgekit.exercises.audit_trail import check_never_deployed
+
+    _two_runs(store, tmp_path)
+    before = store.query("SELECT COUNT(*) AS n FROM artifacts")[0]["n"]
+    verdicts = {
+        "-- your query here": "No answer yet",
+        "SELECT path FROM artifacts": "that a deployment points at",
+        "SELECT a.path FROM artifacts a JOIN deployments d ON d.artifact_id = a.id":
+            "that a deployment points at (published/7, serving/1)",
+        "SELECT a.path FROM artifacts a JOIN deployments d ON d.artifact_id = a.id "
+        "WHERE d.id IS NULL": "No rows",
+        "SELECT path FROM artifacts WHERE kind = 'h5_model'": "select by name or kind",
+        "SELECT a.path, a.kind FROM artifacts a": "exactly one column named path",
+        "SELECT pth FROM artifacts": "could not run it",
+        "SELECT a.path FROM artifacts a JOIN deployments d ON d.artifact_id <> a.id":
+            "more than once",
+    }
+    for sql, why in verdicts.items():
+        feedback = check_never_deployed(store, sql)
+        assert not feedback.passed and why in feedback.message, (sql, feedback.message)
+    for sql in ("SELECT a.path FROM artifacts a WHERE NOT EXISTS "
+                "(SELECT 1 FROM deployments d WHERE d.artifact_id = a.id)",
+                "SELECT a.path FROM artifacts a LEFT JOIN deployments d "
+                "ON d.artifact_id = a.id WHERE d.id IS NULL"):
+        feedback = check_never_deployed(store, sql)
+        assert feedback.passed and "model_v2.h5" in feedback.message, feedback.message
+    # the probe rows were rolled back, and the store still works after a failed query
+    assert store.query("SELECT COUNT(*) AS n FROM artifacts")[0]["n"] == before

@@ -153,7 +153,7 @@ def _translate(exc: BaseException, url: sa.URL) -> AuditError | None:
     text = str(getattr(exc, "orig", None) or exc)
     low = text.lower()
     where = _where(url)
-    if "readonly database" in low or "read-only" in low and "sqlite" in url.drivername:
+    if "readonly database" in low or ("read-only" in low and url.get_backend_name() == "sqlite"):
         return StoreReadOnlyError(
             "the SQLite audit store cannot be written", path=where, found="read-only database",
             expected="a writable SQLite file",

@@ -76,7 +76,7 @@ def check_never_deployed(store: Any, sql: str | None) -> Feedback:
                      "kept only artifacts that HAVE a deployment; the ones you want have none. "
                      "Use NOT EXISTS, or a LEFT JOIN keeping the rows where the deployment is NULL.")
     if PROBE_DEPLOYED in got or got - expected:
-        extra = sorted(Path(p).name for p in got - expected)
+        extra = sorted("/".join(Path(p).parts[-2:]) for p in got - expected)
         return wrong(f"It also returns artifacts that a deployment points at ({', '.join(extra)}):"
                      " the question is which artifacts have NO row in deployments.")
     if PROBE_UNDEPLOYED not in got:
@@ -84,7 +84,7 @@ def check_never_deployed(store: Any, sql: str | None) -> Feedback:
                      "the checker added (a .keras file): did you select by name or kind? Decide "
                      "by the deployments table, not by what the path looks like.")
     if got != expected:
-        missing = sorted(Path(p).name for p in expected - got)
+        missing = sorted("/".join(Path(p).parts[-2:]) for p in expected - got)
         return wrong(f"It misses never-deployed artifacts: {', '.join(missing)}.")
     return correct(f"It returns {', '.join(sorted(Path(p).name for p in lesson))} and the "
                    "checker's probe, and nothing with a deployment: an artifact that was saved "
