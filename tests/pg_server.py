@@ -88,7 +88,9 @@ def start(*, durable: bool = False, timeout: float = 60.0) -> PgServer:
     """
     binaries = bin_dir()
     kwargs: dict = {}
-    folder = Path(tempfile.mkdtemp(prefix="forgekit-pg-"))
+    # under root the cluster's owner must reach it: /tmp, not a private $TMPDIR
+    folder = Path(tempfile.mkdtemp(prefix="forgekit-pg-",
+                                   dir="/tmp" if os.geteuid() == 0 else None))
     if os.geteuid() == 0:
         try:
             account = pwd.getpwnam(RUN_AS)

@@ -287,7 +287,7 @@ def test_missing_database(postgres):
 
 
 def test_read_only_sqlite_file():
-    folder = Path(tempfile.mkdtemp(prefix="forgekit-ro-"))
+    folder = Path(tempfile.mkdtemp(prefix="forgekit-ro-", dir="/tmp" if os.geteuid() == 0 else None))
     try:
         db = folder / "audit.sqlite"
         with open_store(db):
@@ -467,6 +467,13 @@ def test_a_writer_killed_mid_transaction_leaves_the_store_consistent(target):
         store.log_metrics(run, 100, {"loss": 0.5})  # the dead writer holds no lock
         assert store.query("SELECT COUNT(*) AS n FROM metrics WHERE run_id = :r",
                            r=run)[0]["n"] == 21
+
+
+def test_sqlite_store_uses_wal_and_a_busy_timeout(tmp_path):
+    with open_store(tmp_path / "a.sqlite") as store:
+        assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
+        assert store.query("PRAGMA busy_timeout")[0]["timeout"] >= 1000
+        assert store.query("PRAGMA foreign_keys")[0]["foreign_keys"] == 1
 
 
 def test_params_are_stored_as_sorted_json(store):

@@ -172,9 +172,9 @@ def _translate(exc: BaseException, url: sa.URL) -> AuditError | None:
                 fix=f"create it (createdb {url.database}) or name an existing one in the DSN")
         if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) and (
                 "connect" in low or "timeout" in low or "refused" in low or "resolve" in low):
+            first = text.strip().splitlines()[0]  # psycopg: "... port 1 failed: Connection refused"
             return StoreUnavailableError(
-                f"cannot reach a PostgreSQL server at {host} "
-                f"({text.strip().splitlines()[-1][:200]})",
+                f"cannot reach a PostgreSQL server at {host} ({first.rsplit('failed: ', 1)[-1][:200]})",
                 path=where, found="no server answering", expected="a running PostgreSQL server",
                 fix="start the server, or correct host and port in the DSN "
                     f"({DSN_ENV} or --dsn)")
