@@ -476,6 +476,17 @@ def test_sqlite_store_uses_wal_and_a_busy_timeout(tmp_path):
         assert store.query("PRAGMA foreign_keys")[0]["foreign_keys"] == 1
 
 
+def test_metrics_for_a_missing_run_or_a_repeated_epoch_are_refused(store):
+    run = store.start_run("r")
+    store.log_metrics(run, 0, {"loss": 1.0})
+    with pytest.raises(AuditError, match="already has metrics for epoch 0"):
+        store.log_metrics(run, 0, {"loss": 0.5})
+    with pytest.raises(NotRecordedError, match="no run with id 999"):
+        store.log_metrics(999, 0, {"loss": 0.5})
+    assert store.log_metrics(run, 1, {}) == 0
+    assert store.query("SELECT COUNT(*) AS n FROM metrics")[0]["n"] == 1
+
+
 def test_params_are_stored_as_sorted_json(store):
     run = store.start_run("p", params={"b": 2, "a": [1, 2]})
     assert json.loads(store.query("SELECT params FROM runs WHERE id = :r", r=run)[0]["params"]) \

@@ -317,9 +317,22 @@ class AuditStore:
         stamp = now()
         rows = [{"run_id": run_id, "epoch": int(epoch), "name": str(k), "value": float(v),
                  "recorded_at": stamp} for k, v in values.items()]
-        if rows:
+        if not rows:
+            return 0
+        try:
             with self._write() as conn:
                 conn.execute(metrics.insert(), rows)
+        except sa.exc.IntegrityError:
+            with self._read() as conn:
+                known = conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first()
+            if known is None:
+                raise NotRecordedError(f"no run with id {run_id} in the store", path=self.where,
+                                       fix="pass the id start_run returned") from None
+            raise AuditError(
+                f"run {run_id} already has metrics for epoch {epoch} "
+                f"({', '.join(sorted(values))}); each metric is recorded once per epoch",
+                path=self.where, found=f"epoch {epoch} recorded", expected="a new epoch",
+                fix="log the next epoch, or start a new run for a new fit") from None
         return len(rows)
 
     # ---------------------------------------------------------------- artifacts and deployments
