@@ -88,9 +88,7 @@ def start(*, durable: bool = False, timeout: float = 60.0) -> PgServer:
     """
     binaries = bin_dir()
     kwargs: dict = {}
-    # under root the cluster's owner must reach it: /tmp, not a private $TMPDIR
-    folder = Path(tempfile.mkdtemp(prefix="forgekit-pg-",
-                                   dir="/tmp" if os.geteuid() == 0 else None))
+    folder = Path(tempfile.mkdtemp(prefix="forgekit-pg-"))  # the system temp dir: world-traversable
     if os.geteuid() == 0:
         try:
             account = pwd.getpwnam(RUN_AS)

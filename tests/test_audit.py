@@ -287,7 +287,7 @@ def test_missing_database(postgres):
 
 
 def test_read_only_sqlite_file():
-    folder = Path(tempfile.mkdtemp(prefix="forgekit-ro-", dir="/tmp" if os.geteuid() == 0 else None))
+    folder = Path(tempfile.mkdtemp(prefix="forgekit-ro-"))  # not tmp_path: nobody must reach it
     try:
         db = folder / "audit.sqlite"
         with open_store(db):
