@@ -331,6 +331,15 @@ def _as_nobody(fn):
     return tuple(json.loads(data))
 
 
+def test_a_file_that_is_not_sqlite(tmp_path):
+    model = tmp_path / "model.h5"
+    model.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 4096)
+    with pytest.raises(StoreConfigError, match="not an SQLite database"):
+        open_store(model)
+    code, _, stderr = _cli(["audit", "--db", str(model), "check"])
+    assert code == 2 and "forgekit doctor PATH" in stderr
+
+
 def test_in_memory_sqlite_is_refused():
     with pytest.raises(StoreConfigError, match="must be a file"):
         open_store("sqlite://")

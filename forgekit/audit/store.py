@@ -112,8 +112,13 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
             "the SQLite audit store is read-only for this user", path=path,
             found="read-only file", expected="a writable SQLite file",
             fix=f"chmod u+w {str(path)!r}, or copy it somewhere writable and pass that path")
-    if not folder.exists():
+    try:
         folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreReadOnlyError(
+            f"cannot create the store's folder ({exc.strerror})", path=folder,
+            found="no folder", expected="a writable folder",
+            fix="choose a store path in a writable folder") from exc
     if not os.access(folder, os.W_OK | os.X_OK):
         raise StoreReadOnlyError(
             "SQLite cannot write its -wal and -shm files beside the store: the folder is "
@@ -178,6 +183,11 @@ def _translate(exc: BaseException, url: sa.URL) -> AuditError | None:
                 path=where, found="no server answering", expected="a running PostgreSQL server",
                 fix="start the server, or correct host and port in the DSN "
                     f"({DSN_ENV} or --dsn)")
+    if "file is not a database" in low:
+        return StoreConfigError(
+            "this file is not an SQLite database", path=where, found="not SQLite",
+            expected="an SQLite audit store",
+            fix="pass the audit store's file (forgekit doctor PATH says what this one is)")
     if isinstance(exc, sa.exc.OperationalError) and "unable to open database file" in low:
         return StoreReadOnlyError(
             "SQLite cannot open or create the store file", path=where,
