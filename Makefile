@@ -41,6 +41,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	bash tools/system_packages.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

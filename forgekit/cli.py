@@ -1,4 +1,4 @@
-"""The ``forgekit`` command: ``doctor``, ``run`` and ``serve``."""
+"""The ``forgekit`` command: ``doctor``, ``run``, ``serve`` and ``audit``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(func=_run)
 
     sub.add_parser("serve", help="TF-Serving-compatible model server (forgekit serve --help)")
+
+    from forgekit.audit.cli import add_parser as add_audit_parser
+
+    add_audit_parser(sub)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -1,0 +1,54 @@
+"""The audit trail: every run, its per-epoch metrics, every artifact and every deployment in SQL.
+
+SQLite by default (one file, WAL), PostgreSQL when ``$FORGEKIT_AUDIT_DSN`` or an argument names
+one, through one SQLAlchemy Core code path. Importing this package imports neither TensorFlow nor
+SQLAlchemy: names resolve on first use (``forgekit.audit.AuditCallback`` imports Keras).
+
+- :func:`open_store` -> :class:`AuditStore` (``start_run``, ``log_metrics``,
+  ``record_artifact``, ``record_deployment``, ``record_verification``, ``query``).
+- :class:`AuditCallback`: a Keras callback recording a run and its epochs.
+- :func:`lineage`, :func:`best_run`, :func:`check_artifacts`, :func:`list_runs`: the questions,
+  each around an SQL text you can print (``forgekit.audit.queries``).
+- ``forgekit audit runs | lineage MODEL [--version N] | check`` on the command line.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "open_store": "forgekit.audit.store",
+    "AuditStore": "forgekit.audit.store",
+    "DSN_ENV": "forgekit.audit.store",
+    "AuditCallback": "forgekit.audit.callback",
+    "fingerprint": "forgekit.audit.fingerprints",
+    "lineage": "forgekit.audit.queries",
+    "best_run": "forgekit.audit.queries",
+    "check_artifacts": "forgekit.audit.queries",
+    "list_runs": "forgekit.audit.queries",
+    "SCHEMA_VERSION": "forgekit.audit.schema",
+    "AuditError": "forgekit.audit.errors",
+    "StoreConfigError": "forgekit.audit.errors",
+    "StoreUnavailableError": "forgekit.audit.errors",
+    "StoreReadOnlyError": "forgekit.audit.errors",
+    "SchemaTooNewError": "forgekit.audit.errors",
+    "NotRecordedError": "forgekit.audit.errors",
+}
+_SUBMODULES = {"callback", "cli", "errors", "fingerprints", "plots", "queries", "schema", "store"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"forgekit.audit.{name}")
+    raise AttributeError(f"module 'forgekit.audit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
