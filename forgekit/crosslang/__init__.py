@@ -12,7 +12,7 @@ Nothing here imports TensorFlow at import time.
 
 from __future__ import annotations
 
-from forgekit.crosslang.build import Build, BuildError, build, default_cache, native_dir
+from forgekit.crosslang.builder import Build, BuildError, build, default_cache, native_dir
 from forgekit.crosslang.run import (
     LoaderError,
     LoaderRun,

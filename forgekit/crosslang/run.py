@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.crosslang.build import Build
+from forgekit.crosslang.builder import Build
 from forgekit.errors import ForgekitError, WrongFormatError
 from forgekit.quiet import QUIET_ENV
 
