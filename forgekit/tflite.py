@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +44,9 @@ SETTINGS = {
 }
 
 
-def representative_dataset(x: np.ndarray, samples: int = 200) -> Callable[[], Iterator[list]]:
-    """The generator the converter calibrates activation ranges with: one example per step."""
-    calibration = np.asarray(x[:samples], dtype=np.float32)
+def representative_dataset(x: np.ndarray) -> Callable[[], Iterator[list]]:
+    """The generator the converter calibrates activation ranges with: each row of ``x`` once."""
+    calibration = np.asarray(x, dtype=np.float32)
 
     def generate() -> Iterator[list]:
         for row in calibration:
@@ -58,7 +57,11 @@ def representative_dataset(x: np.ndarray, samples: int = 200) -> Callable[[], It
 
 def converter(saved_model_dir: str | os.PathLike[str], variant: str,
               representative: np.ndarray | None = None) -> Any:
-    """A ``tf.lite.TFLiteConverter.from_saved_model`` configured for ``variant``."""
+    """A ``tf.lite.TFLiteConverter.from_saved_model`` configured for ``variant``.
+
+    ``representative`` (full_integer only) holds the calibration examples, a few hundred
+    typical inputs: their ranges decide every int8 scale, so an input outside them is clipped.
+    """
     import tensorflow as tf
 
     if variant not in VARIANTS:
@@ -111,17 +114,6 @@ def interpreter(model: str | os.PathLike[str] | bytes, num_threads: int | None =
     interp = Interpreter(num_threads=num_threads, **kw)
     interp.allocate_tensors()
     return interp
-
-
-def deprecation_message(path: str | os.PathLike[str]) -> str:
-    """The warning ``tf.lite.Interpreter`` gives when it is created (empty if none)."""
-    import tensorflow as tf
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        tf.lite.Interpreter(model_path=os.fspath(path))
-    return "\n".join(" ".join(str(w.message).split()) for w in caught
-                     if "deprecated" in str(w.message))
 
 
 def quantize(x: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
