@@ -62,6 +62,16 @@ class Toolchain:
                 fix="install them (Debian/Ubuntu: apt-get install gcc libc6-dev binutils "
                     "openjdk-17-jdk-headless; binder/apt.txt lists the same packages)")
 
+    def why_not(self, language: str) -> str:
+        """Empty when ``language`` can be built; otherwise what is missing and how to get it."""
+        missing = self.missing_c + (self.missing_java if language == "java" else [])
+        if not missing:
+            return ""
+        name = {"c": "C", "java": "Java"}[language]
+        return (f"The {name} loader cannot be built on this machine (missing: {'; '.join(missing)}), "
+                f"so this cell skips it. Install gcc, libc6-dev, binutils and "
+                f"openjdk-17-jdk-headless (binder/apt.txt does this on Binder) and run it again.")
+
     def describe(self) -> str:
         """One line per tool: where it is, or what is missing."""
         lines = [f"gcc        {self.gcc or 'missing'}" + ("  (linker: gold)" if self.gold else ""),
