@@ -123,10 +123,10 @@ def signature_tensors(export_dir: str | os.PathLike[str], signature: str = "serv
         raise WrongFormatError(f"no signature {signature!r}", path=path,
                                found=f"signatures {sorted(defs)}", expected=repr(signature),
                                fix=f"pass signature={sorted(defs)[0]!r}" if defs else None)
-    from tensorflow.python.framework import dtypes
+    import tensorflow as tf
 
     def table(entries: Any) -> dict[str, TensorInfo]:
-        return {key: TensorInfo(key, t.name, dtypes.as_dtype(t.dtype).name,
+        return {key: TensorInfo(key, t.name, tf.dtypes.as_dtype(t.dtype).name,
                                 tuple(d.size for d in t.tensor_shape.dim))
                 for key, t in sorted(entries.items())}
 
