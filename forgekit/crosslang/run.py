@@ -279,6 +279,8 @@ def _launch(language: str, build: Build, export_dir: str | os.PathLike[str], x: 
         raise ValueError(f"run_{language} needs a {language} build, got a {build.language} one")
     export = Path(export_dir)
     input_name, output_names = _names(export, input_name, output_names, signature, tag)
+    if export.name == "saved_model.pb" and export.is_file():  # the C API wants the folder
+        export = export.parent
     with tempfile.TemporaryDirectory(prefix=f"forgekit-{language}-", dir=workdir) as tmp:
         batch = write_batch(x, Path(tmp) / "batch.txt")
         args = [os.fspath(export.resolve()), tag, input_name, ",".join(output_names),
