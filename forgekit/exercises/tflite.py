@@ -1,0 +1,91 @@
+"""Checker for lesson 04's exercise: quantize float inputs for a full-integer TFLite model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
+
+
+def _probe_batch(x: np.ndarray) -> np.ndarray:
+    """The learner's inputs plus two rows far outside any calibrated range (clipping matters)."""
+    x = np.asarray(x, dtype=np.float32)
+    extremes = np.stack([np.full(x.shape[1:], 50.0), np.full(x.shape[1:], -50.0)]).astype(np.float32)
+    return np.concatenate([x, extremes])
+
+
+def check_quantize(my_quantize: Callable[[np.ndarray, dict], np.ndarray] | None,
+                   model_path: str | os.PathLike[str], x: np.ndarray) -> Feedback:
+    """Does ``my_quantize(x, input_detail)`` give the int8 tensor the model at ``model_path`` expects?
+
+    The checker calls it with the interpreter's own input detail on ``x`` plus two extreme
+    rows, compares with ``round(x / scale + zero_point)`` clipped to int8, names the usual
+    mistake when it differs, and finally runs the model on the learner's tensor.
+    """
+    if my_quantize is None:
+        return NOT_ANSWERED
+    from forgekit import tflite
+
+    interp = tflite.interpreter(model_path)
+    detail = interp.get_input_details()[0]
+    scale, zero = detail["quantization"]
+    if not scale:
+        return wrong(f"{os.fspath(model_path)} takes {np.dtype(detail['dtype']).name} input, not "
+                     "quantized int8: check it with the full_integer model.")
+    batch = _probe_batch(x)
+    try:
+        got = np.asarray(my_quantize(batch.copy(), dict(detail)))
+    except Exception as exc:  # the learner's code: any failure is feedback
+        return wrong(f"my_quantize raised {type(exc).__name__}: {exc}")
+    if got.shape != batch.shape:
+        return wrong(f"my_quantize returned shape {got.shape} for inputs of shape {batch.shape}: "
+                     "quantize element by element, keep the shape.")
+    if got.dtype != np.int8:
+        return wrong(f"my_quantize returned {got.dtype}; the model's input tensor is int8, and "
+                     "set_tensor refuses any other type. End with .astype(np.int8).")
+    expected = tflite.quantize(batch, detail)
+    if np.array_equal(got, expected):
+        return _run(interp, detail, got, batch)
+    return wrong(_diagnose(got, batch, scale, zero, expected))
+
+
+def _diagnose(got: np.ndarray, x: np.ndarray, scale: float, zero: int,
+              expected: np.ndarray) -> str:
+    def as_int8(v: np.ndarray) -> np.ndarray:
+        return np.clip(v, -128, 127).astype(np.int8)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        guesses = {
+            "multiplied by the scale instead of dividing: real = (q - zero_point) * scale, so "
+            "q = x / scale + zero_point": as_int8(np.round(x * scale + zero)),
+            f"left out the zero point ({zero}): q = round(x / scale + zero_point)":
+                as_int8(np.round(x / scale)),
+            "subtracted the zero point; it is added: q = round(x / scale + zero_point)":
+                as_int8(np.round(x / scale - zero)),
+            "truncated instead of rounding (astype drops the fraction): use np.round first":
+                as_int8(np.trunc(x / scale + zero)),
+            "did not clip: values beyond [-128, 127] wrap around when cast to int8 (50.0 "
+            "becomes a negative number). np.clip before .astype(np.int8)":
+                np.round(x / scale + zero).astype(np.int64).astype(np.int8),
+        }
+    for why, candidate in guesses.items():
+        if np.array_equal(got, candidate):
+            return f"You {why}."
+    differ = int(np.sum(got != expected))
+    return (f"{differ} of {expected.size} values differ from round(x / scale + zero_point) "
+            f"clipped to [-128, 127] (scale {scale:.6g}, zero point {zero}).")
+
+
+def _run(interp: Any, detail: dict, q: np.ndarray, batch: np.ndarray) -> Feedback:
+    # Feed it for real: set_tensor is what refuses a wrong dtype or shape.
+    interp.resize_tensor_input(detail["index"], list(q.shape))
+    interp.allocate_tensors()
+    interp.set_tensor(detail["index"], q)
+    interp.invoke()
+    return correct(f"my_quantize gives the exact int8 tensor the model expects for all "
+                   f"{len(batch)} rows, including two far outside the calibrated range, which "
+                   "clip to -128/127 instead of wrapping around; the interpreter ran on it.")
