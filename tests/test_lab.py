@@ -25,7 +25,7 @@ def test_notebook_names_the_installed_kernel(path):
                                      "display_name": setup_lab.KERNEL_DISPLAY_NAME}, path.name
     assert meta.get("language_info", PORTABLE_LANGUAGE_INFO) == PORTABLE_LANGUAGE_INFO, (
         f"{path.name}: language_info carries a machine's Python version; store only "
-        f"{PORTABLE_LANGUAGE_INFO}")
+        f"{PORTABLE_LANGUAGE_INFO} (`make strip` does)")
 
 
 @pytest.mark.parametrize("installer", ["Makefile", "binder/postBuild"])
