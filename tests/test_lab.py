@@ -93,3 +93,14 @@ def test_contents_manager_fills_on_read_and_stores_the_stub_on_save(tmp_path):
     assert saved.cells[0].source == "1 + 1"
     listing = asyncio.run(manager.get(""))  # folders and other files pass through untouched
     assert [item["name"] for item in listing["content"]] == ["lesson.ipynb"]
+
+
+def test_strip_keeps_only_the_portable_language_info(tmp_path):
+    from tools.strip_notebooks import strip
+
+    nb = nbformat.v4.new_notebook(metadata={"language_info": {"name": "python",
+                                                              "version": "3.11.9"}})
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    assert strip(tmp_path / "n.ipynb") and not strip(tmp_path / "n.ipynb")
+    assert nbformat.read(tmp_path / "n.ipynb", as_version=4).metadata.language_info == (
+        PORTABLE_LANGUAGE_INFO)
