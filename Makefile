@@ -22,13 +22,13 @@ help:
 	@echo "make test  - ruff, then pytest (unit tests + every notebook with CI parameters)"
 	@echo "make doctor, make env-files, make strip (clear notebook outputs), make clean"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/setup_lab.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: forgekit needs Python 3.11, $(PYTHON) is " + sys.version.split()[0])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (forgekit)" >/dev/null
+	$(BIN)/python tools/setup_lab.py  # kernel named as in the notebooks, no news prompt
 	@touch $(STAMP)
 
 lab: $(STAMP)

@@ -31,6 +31,7 @@ from forgekit.claims import (
 )
 from forgekit.exercises import SOLUTIONS_ENV
 from forgekit.quiet import QUIET_ENV
+from forgekit.site import write_site
 
 DEFAULT_TIMEOUT = 1800  # seconds for a whole notebook; CI parameters keep lessons far below
 
@@ -238,21 +239,6 @@ def summary_table(results: Sequence[RunResult]) -> str:
     return "\n".join(lines)
 
 
-def _index_page(results: Sequence[RunResult]) -> str:
-    import html
-
-    rows = "".join(
-        f'<tr><td><a href="{html.escape(Path(r.notebook).stem)}.html">{html.escape(r.notebook)}'
-        f'</a></td><td style="color:{"#1a7f37" if r.ok else "#b42318"}">{r.status}</td>'
-        f"<td>{r.seconds:.1f}</td><td>{r.peak_rss_mb or '-'}</td>"
-        f"<td>{html.escape(r.failed_cell or '')}</td></tr>"
-        for r in results)
-    return ("<!doctype html><meta charset='utf-8'><title>forgekit course run</title>"
-            "<h1>forgekit course run</h1><table border=1 cellpadding=4>"
-            "<tr><th>notebook</th><th>status</th><th>seconds</th><th>peak RSS (MiB)</th>"
-            f"<th>failed cell</th></tr>{rows}</table>")
-
-
 def run_course(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] = "build",
                ci: bool = False, parameters: dict[str, Any] | None = None,
                timeout: float = DEFAULT_TIMEOUT) -> list[RunResult]:
@@ -275,7 +261,7 @@ def run_course(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         if Path(result.output).exists():
             render_html(Path(result.output), site)
         results.append(result)
-    (site / "index.html").write_text(_index_page(results), encoding="utf-8")
+    write_site(site, results)  # index.html for learners, report.html with the numbers
     write_claims_json([c for r in results for c in r.claims], out / "claims.json")
     (out / "report.json").write_text(json.dumps([r.as_report() for r in results], indent=2) + "\n",
                                      encoding="utf-8")

@@ -82,3 +82,14 @@ def test_no_absolute_paths(notebook):
     for cell in _cells(nb, "code"):
         hit = re.search(r"""["'](/(home|work|tmp|root|Users|mnt)/|[A-Z]:\\\\)""", cell.source)
         assert not hit, f"{path.name}: absolute path in code: {cell.source[:80]!r}"
+
+
+def test_parameters_cell_is_labelled(notebook):
+    # A learner sees what the cell is for; `python tools/label_parameters.py` adds the label.
+    from tools.label_parameters import PREFIX
+
+    path, nb = notebook
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert tagged and tagged[0].source.startswith(PREFIX), (
+        f"{path.name}: the parameters cell's first line must be a comment starting "
+        f"{PREFIX!r}; run `python tools/label_parameters.py`")

@@ -1,4 +1,5 @@
-"""Remove outputs and execution counts from notebooks, keeping cell tags and metadata.
+"""Remove outputs and execution counts from notebooks, keeping cell tags and metadata
+(except the editor's Python version in ``language_info``).
 
 Usage: python tools/strip_notebooks.py [NOTEBOOK ...]   (default: notebooks/*.ipynb)
 """
@@ -21,6 +22,11 @@ def strip(path: Path) -> bool:
         for key in ("execution", "papermill"):
             changed |= cell.metadata.pop(key, None) is not None
     changed |= nb.metadata.pop("papermill", None) is not None
+    # An editor stores its own Python version here; JupyterLab then marks the lesson modified
+    # on every other machine (see forgekit/lab.py). Keep only the portable part.
+    info = nb.metadata.get("language_info")
+    if info and info.get("name") == "python" and info != {"name": "python"}:
+        nb.metadata["language_info"], changed = {"name": "python"}, True
     if changed:
         nbformat.write(nb, path)
     return changed

@@ -37,6 +37,8 @@ def environment_yml(root: Path = ROOT, install_self: bool = True) -> str:
 POSTBUILD = HEADER + """set -euo pipefail
 # repo2docker reads only binder/ when it exists: install the course package itself here.
 python -m pip install --no-deps -e .
+# The kernel under the display name the notebooks store, and no "Jupyter news?" prompt.
+python tools/setup_lab.py
 """
 
 START = HEADER + """# Quiet, CPU-only TensorFlow for every kernel started on Binder.
