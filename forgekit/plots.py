@@ -37,7 +37,7 @@ def size_bars(
     """Horizontal bar chart of bytes on disk per artifact; returns the matplotlib Figure.
 
     Args:
-        sizes: ``{label: bytes}``, or a :class:`forgekit.probe.ProbeMatrix`.
+        sizes: ``{label: bytes}``, or a :class:`forgekit.measure.probe.ProbeMatrix`.
         title: defaults to the finding computed by :func:`size_finding`.
         reference: draw a vertical line at this many bytes (e.g. the raw weight bytes).
         ax: an existing Axes to draw on.

@@ -17,7 +17,7 @@ NOTEBOOK_RESULTS: list = []  # filled by tests/test_notebooks.py
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not NOTEBOOK_RESULTS:
         return
-    from forgekit.runner import summary_table
+    from forgekit.course.runner import summary_table
 
     terminalreporter.section("notebooks (CI parameters)")
     terminalreporter.write_line(summary_table(sorted(NOTEBOOK_RESULTS, key=lambda r: r.notebook)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forgekit.course import LESSONS, course_map
+from forgekit.course.map import LESSONS, course_map
 from forgekit.exercises.start_here import check_first_save
 from forgekit.outcome import attempt, captured
 from forgekit.paths import output_dir, project_root, tree

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit.diagnose import ArtifactDiagnosis
+from forgekit.diagnose.doctor import ArtifactDiagnosis
 from forgekit.errors import (
     ArtifactNotFoundError,
     CorruptArtifactError,
@@ -216,7 +216,7 @@ def test_report_has_every_section_as_text_and_html(good):
 
 
 def test_doctor_without_path_is_the_environment_report():
-    from forgekit.environment import EnvironmentReport
+    from forgekit.diagnose.environment import EnvironmentReport
 
     assert isinstance(forgekit.doctor(check_devices=False), EnvironmentReport)
 

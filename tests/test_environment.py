@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from forgekit.environment import environment_report, known_problems
+from forgekit.diagnose.environment import environment_report, known_problems
 
 GOOD = {"tensorflow": "2.21.0", "keras": "3.15.1", "tf-keras": "2.21.0", "h5py": "3.14.0",
         "numpy": "2.4.6"}

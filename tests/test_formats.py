@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import forgekit
+from forgekit.artifacts.detect import HOW_TO_LOAD, KINDS, detect_format, extension_kinds
 from forgekit.errors import (
     ArtifactNotFoundError,
     CorruptArtifactError,
@@ -19,7 +20,6 @@ from forgekit.errors import (
     UnreadableArtifactError,
     WrongFormatError,
 )
-from forgekit.formats import HOW_TO_LOAD, KINDS, detect_format, extension_kinds
 
 
 def test_unreadable_file_is_reported_as_such(tmp_path):
@@ -301,7 +301,7 @@ def test_truncated_files_are_corrupt(made, tmp_path, name, fraction):
 
 @pytest.mark.parametrize("name", ["m.keras", "m.h5", "m.tflite"])
 def test_cut_inside_the_signature_is_unknown_and_load_calls_it_corrupt(made, tmp_path, name):
-    from forgekit.saving import load
+    from forgekit.keras_io.saving import load
 
     (tmp_path / name).write_bytes((made / name).read_bytes()[:3])
     info = detect_format(tmp_path / name)
@@ -402,7 +402,7 @@ def test_extension_kinds():
 def test_keras2_artifacts_load_by_content(made):
     import keras
 
-    from forgekit.saving import load
+    from forgekit.keras_io.saving import load
 
     k2_sm = load(made / "k2_savedmodel", loader="tf_keras")
     assert type(k2_sm).__module__.startswith("tf_keras")
@@ -427,7 +427,7 @@ def test_keras2_artifacts_load_by_content(made):
     ("export", "savedmodel", False, False, False),
 ])
 def test_keras_reads_name_follows_keras_choice_by_extension(name, kind, keras2, weights, reads):
-    from forgekit.formats import keras_reads_name, keras_suffix
+    from forgekit.artifacts.detect import keras_reads_name, keras_suffix
 
     assert keras_reads_name(name, kind, keras2, weights=weights) is reads
     suffix = keras_suffix(kind, keras2)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit.fresh import load_snippet, run_fresh_many
-from forgekit.keras_versions import compare, installed
+from forgekit.keras_io.versions import compare, installed
+from forgekit.measure.fresh import load_snippet, run_fresh_many
 
 
 def test_compare_relations():

@@ -16,7 +16,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 def test_import_forgekit_does_not_import_tensorflow():
     probe = _python(
-        "import sys, forgekit, forgekit.cli, forgekit.runner, forgekit.environment\n"
+        "import sys, forgekit, forgekit.cli, forgekit.course.runner, forgekit.diagnose.environment\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'tf_keras', 'h5py') if m in sys.modules]\n"
         "print(','.join(heavy))")
     assert probe.returncode == 0, probe.stderr

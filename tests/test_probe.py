@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit import probe
+from forgekit.measure import probe
 
 
 @pytest.fixture(scope="module")

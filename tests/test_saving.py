@@ -12,7 +12,7 @@ import pytest
 
 import forgekit
 from forgekit.errors import ArtifactNotFoundError, CorruptArtifactError, WrongFormatError
-from forgekit.saving import WRITABLE_KINDS
+from forgekit.keras_io.saving import WRITABLE_KINDS
 
 X = np.random.default_rng(0).random((8, 4), dtype=np.float32)
 
@@ -244,8 +244,8 @@ def test_tensorflow_permission_error_becomes_unreadable_artifact_error(saved, mo
     Python's PermissionError, is what an unreadable shard raises (root cannot provoke it)."""
     import tensorflow as tf
 
-    from forgekit import saving
     from forgekit.errors import UnreadableArtifactError
+    from forgekit.keras_io import saving
 
     def denied(info, **kw):
         raise tf.errors.PermissionDeniedError(None, None, "variables.data-00000-of-00001")

@@ -3,7 +3,7 @@
 This environment has both: ``keras`` (Keras 3, used by ``tf.keras``) and ``tf-keras`` (Keras 2,
 imported as ``tf_keras``). :func:`compare` says whether the reader is older or newer than the
 writer a file records. Lessons run each cross-version load in a fresh process that imports only
-one of them (:func:`forgekit.fresh.load_snippet`): both directions, one environment.
+one of them (:func:`forgekit.measure.fresh.load_snippet`): both directions, one environment.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from forgekit.environment import installed_version
+from forgekit.diagnose.environment import installed_version
 
 READERS = {"keras": "keras", "tf_keras": "tf-keras"}  # import name -> distribution name
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.claims import (
+from forgekit.course.claims import (
     CLAIMS_FILE_ENV,
     NOTEBOOK_ENV,
     STRICT_ENV,
@@ -89,7 +89,7 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
     The working directory is the notebook's folder (as in JupyterLab). TensorFlow in the kernel
     is quiet and CPU-only. Never raises for a failing notebook: the result says which cell failed.
     Solution cells (``%%solution``) are executed, so every checker is proven on its answer.
-    The claims the notebook checks (:mod:`forgekit.claims`) are collected into the result;
+    The claims the notebook checks (:mod:`forgekit.course.claims`) are collected into the result;
     ``strict_claims`` makes an unmet claim fail its cell (the test suite's mode).
     """
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
@@ -102,7 +102,7 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
            STRICT_ENV: "1" if strict_claims else "0", SOLUTIONS_ENV: "1"}
     started = time.perf_counter()
     # A new session so a timeout can kill the worker *and* its kernel in one signal.
-    proc = subprocess.Popen([sys.executable, "-m", "forgekit.runner", "--worker", json.dumps(job)],
+    proc = subprocess.Popen([sys.executable, "-m", "forgekit.course.runner", "--worker", json.dumps(job)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     try:

@@ -1,7 +1,7 @@
 """Save and load every model format through the real Keras/TF API, chosen by content.
 
 ``forgekit.save(model, path, kind)`` calls the one Keras/TF function that writes that kind and
-returns what :func:`~forgekit.formats.detect_format` then sees on disk.
+returns what :func:`~forgekit.artifacts.detect.detect_format` then sees on disk.
 ``forgekit.load(path)`` detects the kind from the content and calls the loader that fits; a
 caller's expectation (``expect=``) or choice (``loader=``) that does not fit the content raises
 :class:`~forgekit.errors.WrongFormatError` naming the call that would work, and a damaged
@@ -23,15 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from forgekit.errors import (
-    RESAVE,
-    CorruptArtifactError,
-    ForgekitError,
-    IncompatibleArtifactError,
-    WrongFormatError,
-    unreadable,
-)
-from forgekit.formats import (
+from forgekit.artifacts.detect import (
     FormatInfo,
     detect_format,
     endpoint_for,
@@ -39,6 +31,14 @@ from forgekit.formats import (
     keras_reads_name,
     keras_suffix,
     version_numbers,
+)
+from forgekit.errors import (
+    RESAVE,
+    CorruptArtifactError,
+    ForgekitError,
+    IncompatibleArtifactError,
+    WrongFormatError,
+    unreadable,
 )
 from forgekit.outcome import first_line
 from forgekit.quiet import quiet_absl
@@ -414,7 +414,7 @@ def load(
         if _is_corruption(exc):
             raise _corrupt(info, exc) from exc
         if info.kind in ("keras", "h5_model", "json_architecture"):  # custom objects, Lambda
-            from forgekit.custom_objects import explain_load_error
+            from forgekit.keras_io.custom_objects import explain_load_error
 
             explained = explain_load_error(path, exc, kwargs.get("custom_objects"))
             if explained is not None:
@@ -465,7 +465,7 @@ def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:
 def _proper_name(info: FormatInfo, weights: bool = False) -> Iterator[str]:
     """Yield a path whose extension matches the content, for loaders that pick by extension.
 
-    Keras 3 chooses its reader from the file name (see :func:`forgekit.formats.keras_reads_name`;
+    Keras 3 chooses its reader from the file name (see :func:`forgekit.artifacts.detect.keras_reads_name`;
     ``weights`` for ``load_weights``). A misnamed artifact is read through a link with the right
     name in a temporary folder; the artifact itself is never renamed or touched.
     """

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.environment import EnvironmentReport, environment_report
-from forgekit.errors import ForgekitError
-from forgekit.formats import (
+from forgekit.artifacts.detect import (
     FormatInfo,
     detect_format,
     how_to_load,
     keras_reads_name,
     keras_suffix,
 )
+from forgekit.diagnose.environment import EnvironmentReport, environment_report
+from forgekit.errors import ForgekitError
 from forgekit.table import Fields
 
 
@@ -39,7 +39,7 @@ def doctor(path: str | os.PathLike[str] | None = None,
     return environment_report(check_devices=check_devices)
 
 
-# The loader each kind is normally read with (keys of forgekit.failures.LOADERS).
+# The loader each kind is normally read with (keys of forgekit.diagnose.failures.LOADERS).
 PRIMARY_LOADER = {
     "keras": "load_model", "h5_model": "load_model", "savedmodel": "saved_model_load",
     "weights_h5": "load_weights", "tf_checkpoint": "checkpoint_restore", "tflite": "tflite",
@@ -54,7 +54,7 @@ class ArtifactDiagnosis:
     ``path`` is the path exactly as given (a trailing slash matters to Keras). ``target`` is the
     path a loader should be given (the SavedModel above ``variables/``, a serving base's latest
     version, a checkpoint's prefix). ``works_with`` lists the loaders (keys of
-    :data:`forgekit.failures.LOADERS`) predicted to work on ``path`` as given, ``fix`` is the one
+    :data:`forgekit.diagnose.failures.LOADERS`) predicted to work on ``path`` as given, ``fix`` is the one
     call that loads the artifact, ``problems`` what stops its usual loader here.
     """
 
@@ -121,7 +121,7 @@ class ArtifactDiagnosis:
         if info.mismatch:
             rows.append(("warning", info.mismatch))
         rows += [("problem", p) for p in self.problems]
-        from forgekit.failures import LOADERS
+        from forgekit.diagnose.failures import LOADERS
 
         calls = [LOADERS[key].name for key in self.works_with]
         rows.append(("loaders that work", ", ".join(calls) if calls else "none, as given"))
@@ -151,13 +151,13 @@ def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:
     diagnosis.info = info
     _path_traps(diagnosis, raw, info)
     _config_checks(diagnosis, info)
-    from forgekit.keras_versions import compare
+    from forgekit.keras_io.versions import compare
 
     if info.keras_version:
         diagnosis.version = compare(info.keras_version)
         if not diagnosis.version.ok:
             diagnosis.problems.append(diagnosis.version.message)
-    from forgekit.failures import LOADERS
+    from forgekit.diagnose.failures import LOADERS
 
     diagnosis.works_with = [key for key, loader in LOADERS.items() if loader.works(diagnosis)]
     diagnosis.fix = _fix(diagnosis)
@@ -202,7 +202,7 @@ def _config_checks(d: ArtifactDiagnosis, info: FormatInfo) -> None:
     """Custom objects, Lambda layers and the stored compile config (needs Keras imported)."""
     if info.kind not in ("keras", "h5_model", "json_architecture"):
         return
-    from forgekit import custom_objects as co
+    from forgekit.keras_io import custom_objects as co
 
     try:
         scan = co.scan_file(info.path)
@@ -284,7 +284,7 @@ def _fix(d: ArtifactDiagnosis) -> str:
     else:
         return how_to_load("savedmodel" if kind == "serving_base" else kind, target)
     if d.missing_objects:
-        from forgekit.custom_objects import fix_for
+        from forgekit.keras_io.custom_objects import fix_for
 
         return fix_for(d.missing_objects, call)
     return call

@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forgekit.formats import keras_reads_name
+from forgekit.artifacts.detect import keras_reads_name
 from forgekit.outcome import Outcome, attempt
 from forgekit.quiet import muted_stderr, quiet_absl
 from forgekit.table import Table
 
 if TYPE_CHECKING:
-    from forgekit.diagnose import ArtifactDiagnosis
+    from forgekit.diagnose.doctor import ArtifactDiagnosis
 
 Build = Callable[[], Any]  # returns a fresh model with the saved architecture (compiled)
 
@@ -265,7 +265,7 @@ def run_matrix(artifacts: Mapping[str, str | os.PathLike[str]], build: Build,
             compiled like it, for the loaders that fill an existing model.
         loaders: defaults to :data:`LOADERS`.
     """
-    from forgekit.diagnose import diagnose_artifact
+    from forgekit.diagnose.doctor import diagnose_artifact
 
     loaders = LOADERS if loaders is None else loaders
     rows = []

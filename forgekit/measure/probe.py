@@ -254,7 +254,7 @@ def _rebuild(model: Any) -> Any:
 
 
 def _reload(kind: str, model: Any, info: Any, result: ProbeResult, x: np.ndarray) -> None:
-    from forgekit.saving import load
+    from forgekit.keras_io.saving import load
 
     path = info.load_path
     if kind in ("keras", "h5_model"):
@@ -352,8 +352,8 @@ def roundtrip(
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="forgekit-probe-") as tmp:
             return roundtrip(model, kind, tmp, x)
-    from forgekit.formats import detect_format
-    from forgekit.saving import save
+    from forgekit.artifacts.detect import detect_format
+    from forgekit.keras_io.saving import save
 
     target = Path(directory) / _NAMES[kind]
     start = time.perf_counter()

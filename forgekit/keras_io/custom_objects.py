@@ -24,12 +24,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from forgekit.errors import ForgekitError, WrongFormatError
-from forgekit.formats import (  # read_configs re-exported: lessons call it from here
+from forgekit.artifacts.detect import (  # read_configs re-exported: lessons call it from here
     FormatInfo,
     read_configs,  # noqa: F401
     stored_configs,
 )
+from forgekit.errors import ForgekitError, WrongFormatError
 
 # Packages whose objects Keras rebuilds by importing them itself: built-ins, not custom.
 _KERAS_PACKAGES = ("keras", "keras_hub", "keras_cv", "keras_nlp")
@@ -377,7 +377,7 @@ def explain_load_error(path: str | os.PathLike[str], exc: BaseException,
 
 
 def annotate(info: FormatInfo) -> None:
-    """Add custom objects and Lambda layers to a :class:`~forgekit.formats.FormatInfo`.
+    """Add custom objects and Lambda layers to a :class:`~forgekit.artifacts.detect.FormatInfo`.
 
     Called by :func:`forgekit.detect_format` for ``keras``, ``h5_model`` and
     ``json_architecture``. Fills ``details["custom_objects"]`` (names Keras will look up that

@@ -295,7 +295,7 @@ def _finish(info: FormatInfo, given: Path) -> FormatInfo:
             f"the extension of {given.name!r} suggests {' or '.join(promised)}, "
             f"but the content is {info.kind}"
         )
-    from forgekit.custom_objects import annotate  # custom objects + Lambda layers, from config
+    from forgekit.keras_io.custom_objects import annotate  # custom objects + Lambda layers, from config
 
     annotate(info)
     return info
@@ -499,7 +499,7 @@ def _attr(h5: Any, name: str) -> str | None:
 def _inspect_hdf5(p: Path, size: int) -> FormatInfo:
     import h5py
 
-    from forgekit.keras_versions import parse_version
+    from forgekit.keras_io.versions import parse_version
 
     try:
         with h5py.File(p, "r") as h5:

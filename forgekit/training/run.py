@@ -242,7 +242,7 @@ def run_training(workdir: str | os.PathLike[str], epochs: int, *, task: dict[str
 
     - ``backup_dir``: ``keras.callbacks.BackupAndRestore`` (``save_freq=backup_freq``,
       ``delete_checkpoint=delete_backup``); restores on start if a backup exists.
-    - ``last_checkpoint``: forgekit's :class:`~forgekit.checkpoints.AtomicCheckpoint` saved every
+    - ``last_checkpoint``: forgekit's :class:`~forgekit.training.checkpoints.AtomicCheckpoint` saved every
       epoch; if the file exists the run first resumes from it (model, optimizer, epoch).
     - ``checkpoint``: best-only checkpoint on ``monitor``, ``keras.callbacks.ModelCheckpoint``
       or, with ``atomic=True``, forgekit's ``AtomicCheckpoint``.
@@ -273,12 +273,12 @@ def run_training(workdir: str | os.PathLike[str], epochs: int, *, task: dict[str
     config.write_text(json.dumps(asdict(spec), indent=1))
     log, err = books / f"run-{run_id}.jsonl", books / f"run-{run_id}.stderr"
     env = {**os.environ, **QUIET_ENV, "PYTHONHASHSEED": str(seed)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                       env.get("PYTHONPATH")]))
     started = time.perf_counter()
     with open(err, "wb") as stderr:
         proc = subprocess.run(
-            [sys.executable, "-m", "forgekit._train_worker", str(config), str(log)],
+            [sys.executable, "-m", "forgekit.training._worker", str(config), str(log)],
             cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=stderr, timeout=timeout,
             check=False)
     result = _collect(workdir, log, err, proc.returncode, time.perf_counter() - started)

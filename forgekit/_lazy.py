@@ -1,0 +1,29 @@
+"""Lazy public names for a package: ``name -> module``, imported on first attribute access.
+
+The package stays cheap to import (no TensorFlow, no h5py) however many names it offers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def lazy_names(package: str, names: Mapping[str, str]
+               ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for ``package``: ``names`` maps a public name to the
+    module (relative to ``package``) that defines it. Submodules resolve as usual."""
+    namespace = importlib.import_module(package).__dict__
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            value = getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+            namespace[name] = value  # cache: later lookups skip __getattr__
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | set(names))
+
+    return __getattr__, __dir__
