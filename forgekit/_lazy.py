@@ -13,12 +13,15 @@ from typing import Any
 def lazy_names(package: str, names: Mapping[str, str]
                ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for ``package``: ``names`` maps a public name to the
-    module (relative to ``package``) that defines it. Submodules resolve as usual."""
+    module that defines it (relative to ``package``, or absolute: ``forgekit.x.y``)."""
     namespace = importlib.import_module(package).__dict__
 
     def __getattr__(name: str) -> Any:
         if name in names:
-            value = getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+            module = names[name]
+            if not module.startswith("forgekit."):
+                module = f"{package}.{module}"
+            value = getattr(importlib.import_module(module), name)
             namespace[name] = value  # cache: later lookups skip __getattr__
             return value
         raise AttributeError(f"module {package!r} has no attribute {name!r}")

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit.artifacts.detect import HOW_TO_LOAD, KINDS, detect_format, extension_kinds
+from forgekit.artifacts.detect import detect_format
+from forgekit.artifacts.kinds import KINDS, extension_kinds, keras_reads_name, keras_suffix
 from forgekit.errors import (
     ArtifactNotFoundError,
     CorruptArtifactError,
@@ -78,8 +79,8 @@ def test_error_classes_carry_structure_and_one_line_message():
 
 
 def test_every_kind_has_a_how_to_load_line():
-    assert set(HOW_TO_LOAD) == set(KINDS)
-    assert all(HOW_TO_LOAD[k] for k in KINDS if k != "unknown")
+    assert all(KINDS[k].call and KINDS[k].reload for k in KINDS if k != "unknown")
+    assert all("{path!r}" in KINDS[k].call for k in KINDS if k != "unknown")
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,24 +415,48 @@ def test_keras2_artifacts_load_by_content(made):
         load(made / "export", loader="tf_keras")  # a Keras 3 export has no Keras 2 metadata
 
 
-@pytest.mark.parametrize(("name", "kind", "keras2", "weights", "reads"), [
-    ("m.keras", "keras", False, False, True),
-    ("m.keras/", "keras", False, False, False),  # Keras tests the path text
-    ("m.h5", "h5_model", False, False, True),
-    ("m.weights.h5", "h5_model", False, False, True),  # load_model: any .h5 is legacy
-    ("m.weights.h5", "h5_model", False, True, False),  # load_weights: Keras 3 reader
-    ("m.weights.h5", "weights_h5", False, True, True),
-    ("m.h5", "weights_h5", False, True, False),
-    ("m.h5", "weights_h5", True, True, True),
-    ("m.weights.h5", "weights_h5", True, True, False),
-    ("export", "savedmodel", False, False, False),
-])
-def test_keras_reads_name_follows_keras_choice_by_extension(name, kind, keras2, weights, reads):
-    from forgekit.artifacts.detect import keras_reads_name, keras_suffix
+def _architecture(source: str):
+    import keras
 
-    assert keras_reads_name(name, kind, keras2, weights=weights) is reads
-    suffix = keras_suffix(kind, keras2)
-    assert not suffix or keras_reads_name(f"x{suffix}", kind, keras2, weights=weights)
+    if source.startswith("k2_"):  # k2 weights: Dense(3) on 4 inputs
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                             keras.layers.Dense(2)])
+
+
+@pytest.mark.parametrize(("source", "name", "weights"), [
+    ("m.keras", "m.keras", False),
+    ("m.keras", "m.keras/", False),  # Keras tests the path text: a trailing slash defeats it
+    ("m.keras", "m.keras", True),
+    ("m.h5", "m.h5", False),
+    ("m.h5", "m.weights.h5", False),  # load_model: any .h5 goes to the legacy reader
+    ("m.h5", "m.weights.h5", True),  # load_weights: .weights.h5 goes to the Keras 3 reader
+    ("m.h5", "m.keras", False),
+    ("m.weights.h5", "m.weights.h5", True),
+    ("m.weights.h5", "m.h5", True),
+    ("k2_weights.h5", "m.h5", True),
+    ("k2_weights.h5", "m.weights.h5", True),
+    ("export", "export", False),
+])
+def test_keras_reads_name_predicts_the_real_keras_call(made, tmp_path, source, name, weights):
+    """The naming policy against Keras itself: copy a real artifact under a name, make the
+    plain call (load_model, or load_weights into the same architecture), compare."""
+    import keras
+
+    from forgekit.outcome import attempt
+
+    info = detect_format(made / source)
+    target = tmp_path / name.rstrip("/")
+    (shutil.copytree if (made / source).is_dir() else shutil.copy)(made / source, target)
+    typed = os.fspath(target) + ("/" if name.endswith("/") else "")
+    if weights:
+        outcome = attempt(_architecture(source).load_weights, typed)
+    else:
+        outcome = attempt(keras.models.load_model, typed, compile=False)
+    predicted = keras_reads_name(typed, info.kind, info.keras2, weights=weights)
+    assert predicted is outcome.ok, outcome
+    suffix = keras_suffix(info.kind, info.keras2)
+    assert not suffix or keras_reads_name(f"x{suffix}", info.kind, info.keras2, weights=weights)
 
 
 def test_detect_format_reads_every_kind_without_importing_tensorflow(made):

@@ -30,7 +30,7 @@ from forgekit.course.claims import (
     write_claims_json,
 )
 from forgekit.exercises import SOLUTIONS_ENV
-from forgekit.quiet import QUIET_ENV
+from forgekit.quiet import child_env
 
 DEFAULT_TIMEOUT = 1800  # seconds for a whole notebook; CI parameters keep lessons far below
 
@@ -97,9 +97,8 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
     claims_file = output.with_suffix(".claims.jsonl")
     claims_file.unlink(missing_ok=True)
     job = {"notebook": str(notebook), "output": str(output), "parameters": parameters or {}}
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()},
-           CLAIMS_FILE_ENV: str(claims_file), NOTEBOOK_ENV: notebook.stem,
-           STRICT_ENV: "1" if strict_claims else "0", SOLUTIONS_ENV: "1"}
+    env = child_env({CLAIMS_FILE_ENV: str(claims_file), NOTEBOOK_ENV: notebook.stem,
+                     STRICT_ENV: "1" if strict_claims else "0", SOLUTIONS_ENV: "1"})
     started = time.perf_counter()
     # A new session so a timeout can kill the worker *and* its kernel in one signal.
     proc = subprocess.Popen([sys.executable, "-m", "forgekit.course.runner", "--worker", json.dumps(job)],

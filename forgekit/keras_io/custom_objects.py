@@ -1,18 +1,12 @@
-"""Which custom classes and functions does a saved model need? Read from its config, never run.
+"""Which custom classes and functions does a saved model need, and does this process have them?
 
-A ``.keras`` file (``config.json``), a legacy ``.h5`` (``model_config`` / ``training_config``
-attributes) and a JSON architecture name every object Keras must rebuild. Built-ins carry a
-``keras.*`` module; custom objects carry their own module and, when registered with
-``keras.saving.register_keras_serializable(package=...)``, a ``"package>Name"`` key. Keras looks
-custom objects up by that key and never imports their module, so a fresh process that has not
-imported (or been given) them cannot load the file.
-
-:func:`scan_file` lists them without importing the model's code (no TensorFlow either);
-:func:`resolve` (imports Keras) drops the plain names Keras knows as built-ins, which the file
-alone cannot tell apart from unregistered custom ones; :func:`missing` says which of them this
-process cannot find; :func:`explain_load_error` turns Keras's error into a one-line
-:class:`~forgekit.errors.ForgekitError` naming them and the fix. Lambda layers are reported too:
-a Python ``lambda`` is stored as bytecode, and ``safe_mode=True`` refuses to run it.
+:mod:`forgekit.artifacts.configs` lists what a file's config names without importing anything;
+here the names are resolved against the running Keras: :func:`resolve` drops the plain names
+Keras knows as built-ins (the file alone cannot tell them from unregistered custom ones),
+:func:`missing` says which this process cannot find, :func:`explain_load_error` turns Keras's
+error into a one-line :class:`~forgekit.errors.ForgekitError` naming them and the fix. Keras
+looks custom objects up by their saved key and never imports their module, so a fresh process
+that has not imported (or been given) them cannot load the file.
 """
 
 from __future__ import annotations
@@ -20,29 +14,26 @@ from __future__ import annotations
 import importlib.util
 import os
 import zipfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from forgekit.artifacts.detect import (  # read_configs re-exported: lessons call it from here
-    FormatInfo,
+from forgekit.artifacts.configs import (  # re-exported: lessons call them from here
+    STRUCTURAL,
+    ConfigScan,
+    CustomObject,
+    LambdaLayer,  # noqa: F401
     read_configs,  # noqa: F401
-    stored_configs,
+    scan_config,  # noqa: F401
+    scan_file,
+    stored_configs,  # noqa: F401
 )
 from forgekit.errors import ForgekitError, WrongFormatError
 
-# Packages whose objects Keras rebuilds by importing them itself: built-ins, not custom.
-_KERAS_PACKAGES = ("keras", "keras_hub", "keras_cv", "keras_nlp")
 # Where Keras 3 searches a plain function name ("relu", "mse") before calling it unknown.
 _FUNCTION_NAMESPACES = ("activations", "losses", "metrics", "initializers", "regularizers",
                         "constraints")
 _CLASS_NAMESPACES = ("layers", "models", "losses", "metrics", "optimizers", "initializers",
                      "regularizers", "constraints", "dtype_policies")
-_STRUCTURAL = {"Functional", "Sequential", "Model"}
-# Metric strings compile() resolves itself from the loss, not through a Keras namespace.
-_COMPILE_ALIASES = {"acc", "accuracy", "crossentropy", "ce"}
-# Config keys that hold no objects to rebuild (or, compile_config, are scanned separately).
-_SKIP = {"compile_config", "build_config", "inbound_nodes", "input_layers", "output_layers"}
 
 
 class MissingCustomObjectsError(ForgekitError, TypeError):
@@ -51,195 +42,6 @@ class MissingCustomObjectsError(ForgekitError, TypeError):
 
 class UnsafeLambdaError(ForgekitError, ValueError):
     """The file holds Python bytecode (a Lambda layer); ``safe_mode=True`` refuses to run it."""
-
-
-@dataclass(frozen=True)
-class CustomObject:
-    """One custom class or function a saved config refers to.
-
-    ``name`` is the key Keras looks up at load time (``"forgekit>Scale"`` when registered,
-    ``"Scale"`` when not). ``module`` is where the class was defined when saved, ``None`` when
-    the file does not record it (functions, legacy H5). ``certain`` is False for a plain name
-    that may also be a Keras built-in; :func:`resolve` decides those.
-    """
-
-    name: str
-    class_name: str
-    module: str | None
-    role: str  # model, layer, loss, metric, optimizer, function, object
-    where: str  # where in the config, e.g. "compile_config.loss"
-    certain: bool = True
-
-    @property
-    def registered(self) -> bool:
-        """Saved under a registered ``"package>Name"`` key."""
-        return ">" in self.name
-
-    def describe(self) -> str:
-        """One line: name, role and module, e.g. ``forgekit>Scale (layer, forgekit.zoo.m)``."""
-        module = f", {self.module}" if self.module and self.module != "builtins" else ""
-        return f"{self.name} ({self.role}{module})"
-
-
-@dataclass(frozen=True)
-class LambdaLayer:
-    """A Lambda layer: ``bytecode`` when its function is a Python lambda stored as code."""
-
-    name: str
-    where: str
-    bytecode: bool
-    function: str | None = None  # the function's name when it is a named function
-
-    def describe(self) -> str:
-        """One line: the layer's name and what its function is."""
-        what = "Python lambda stored as bytecode" if self.bytecode else f"function {self.function!r}"
-        return f"Lambda layer {self.name!r} ({what})"
-
-
-@dataclass
-class ConfigScan:
-    """Everything :func:`scan_config` found: custom objects (unique by name) and Lambda layers.
-
-    ``model_class`` is the saved model's class name (``"Functional"``, or a subclass's name);
-    ``kind`` the artifact kind the configs came from (set by :func:`scan_file`).
-    """
-
-    custom_objects: list[CustomObject] = field(default_factory=list)
-    lambda_layers: list[LambdaLayer] = field(default_factory=list)
-    model_class: str = ""
-    kind: str = ""
-
-    @property
-    def subclassed(self) -> str:
-        """The class name of a subclassed model, ``""`` for Functional / Sequential."""
-        return "" if self.model_class in _STRUCTURAL else self.model_class
-
-    @property
-    def names(self) -> list[str]:
-        """The names Keras looks the custom objects up by."""
-        return [obj.name for obj in self.custom_objects]
-
-    @property
-    def has_bytecode(self) -> bool:
-        """At least one Lambda layer stores a Python lambda as bytecode."""
-        return any(layer.bytecode for layer in self.lambda_layers)
-
-
-# --------------------------------------------------------------------------------------------
-# scanning
-
-
-def scan_config(model_config: Mapping[str, Any],
-                compile_config: Mapping[str, Any] | None = None) -> ConfigScan:
-    """Custom objects and Lambda layers named by a model config (pure: reads dicts only).
-
-    Handles Keras 3 configs (``module`` + ``registered_name`` on every object) and legacy ones
-    written by Keras 2 or by Keras 3's H5 writer (``class_name`` only; registered objects as
-    ``"package>Name"``). In a legacy H5 ``training_config`` only losses and metrics are scanned:
-    its optimizer entries use names Keras maps itself.
-    """
-    scan = ConfigScan(model_class=str(model_config.get("class_name", "")).split(">")[-1])
-    seen: set[str] = set()
-    for obj in _walk(model_config, "config", role="model"):
-        if isinstance(obj, LambdaLayer):
-            scan.lambda_layers.append(obj)
-        elif obj.name not in seen:
-            seen.add(obj.name)
-            scan.custom_objects.append(obj)
-    if isinstance(compile_config, Mapping):
-        for key in ("loss", "metrics", "weighted_metrics", "optimizer"):
-            role = {"metrics": "metric", "weighted_metrics": "metric"}.get(key, key)
-            for obj in _walk(compile_config.get(key), f"compile_config.{key}", role=role):
-                if isinstance(obj, CustomObject) and obj.name not in seen:
-                    seen.add(obj.name)
-                    scan.custom_objects.append(obj)
-    return scan
-
-
-def scan_file(path: str | os.PathLike[str]) -> ConfigScan:
-    """:func:`scan_config` on the configs stored in a ``.keras``, legacy ``.h5`` or JSON file."""
-    kind, model_config, compile_config = stored_configs(path)
-    if compile_config and "optimizer_config" in compile_config:  # legacy H5 training_config
-        compile_config = {k: v for k, v in compile_config.items() if k != "optimizer_config"}
-    scan = scan_config(model_config, compile_config)
-    scan.kind = kind
-    return scan
-
-
-def _walk(node: Any, where: str, role: str) -> Iterator[CustomObject | LambdaLayer]:
-    """Yield the custom objects and Lambda layers in a config tree, depth first."""
-    if isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _walk(item, f"{where}[{i}]", role)
-        return
-    if isinstance(node, str) and role in ("loss", "metric"):
-        # a loss or metric given by name: "mse", or in legacy H5 "package>name" / "my_loss"
-        if node not in _COMPILE_ALIASES:
-            yield CustomObject(node, "function", None, role, where, certain=">" in node)
-        return
-    if not isinstance(node, Mapping):
-        return
-    class_name = node.get("class_name")
-    if isinstance(class_name, str) and class_name.startswith("__"):
-        return  # tensors, lambdas' bytecode, numpy arrays: data, not classes
-    if isinstance(class_name, str):
-        yield from _object(node, class_name, where, role)
-        if class_name == "function":
-            return  # its "config" is the function's name
-        node = node.get("config")
-        if not isinstance(node, Mapping):
-            return
-    for key, value in node.items():
-        if key not in _SKIP and isinstance(value, Mapping | list):
-            yield from _walk(value, f"{where}.{key}", "layer" if key == "layers" else "object")
-
-
-def _object(node: Mapping[str, Any], class_name: str, where: str,
-            role: str) -> Iterator[CustomObject | LambdaLayer]:
-    module = node.get("module")
-    config = node.get("config")
-    if class_name == "Lambda" and isinstance(config, Mapping):
-        yield _lambda(config, where)
-    if class_name == "function":  # Keras 3 function: the name looked up is its "config"
-        name = config if isinstance(config, str) else ""
-        if not name or (module not in (None, "builtins") and _is_keras(module)):
-            return
-        # Keras records "builtins" as the module of every function, custom or not: a plain name
-        # ("relu" or "my_loss") stays uncertain until resolve() asks Keras.
-        recorded = None if module in (None, "builtins") else module
-        yield CustomObject(name, "function", recorded, "function" if role == "object" else role,
-                           where, certain=">" in name or recorded is not None)
-        return
-    if module is not None:  # Keras 3 object: the module says it all
-        if _is_keras(module):
-            return
-        name = node.get("registered_name") or class_name
-        yield CustomObject(name, class_name, module, role, where)
-        return
-    # legacy config: a class name only; "package>Name" is registered, a plain name may be built-in
-    yield CustomObject(class_name, class_name.split(">")[-1], None, role, where,
-                       certain=">" in class_name)
-
-
-def _lambda(config: Mapping[str, Any], where: str) -> LambdaLayer:
-    function = config.get("function")
-    name = str(config.get("name", "lambda"))
-    if config.get("function_type") == "lambda":  # Keras 2: marshalled code, base64
-        return LambdaLayer(name, where, bytecode=True)
-    if isinstance(function, Mapping) and function.get("class_name") == "__lambda__":
-        return LambdaLayer(name, where, bytecode=True)
-    if isinstance(function, Mapping):
-        return LambdaLayer(name, where, bytecode=False, function=str(function.get("config")))
-    return LambdaLayer(name, where, bytecode=False, function=str(function))
-
-
-def _is_keras(module: str) -> bool:
-    return module.split(".", 1)[0] in _KERAS_PACKAGES
-
-
-# --------------------------------------------------------------------------------------------
-# resolving against the running Keras
-
 
 def keras_knows(name: str, class_name: str) -> bool:
     """Does the installed Keras 3 resolve this plain name as a built-in? (imports Keras)"""
@@ -254,7 +56,7 @@ def keras_knows(name: str, class_name: str) -> bool:
             except (ValueError, TypeError):
                 continue
         return False
-    return name in _STRUCTURAL or any(
+    return name in STRUCTURAL or any(
         hasattr(getattr(keras, namespace, None), name) for namespace in _CLASS_NAMESPACES)
 
 
@@ -370,42 +172,3 @@ def explain_load_error(path: str | os.PathLike[str], exc: BaseException,
             fix="only for a file you trust: keras.models.load_model(path, safe_mode=False); "
                 "better: replace the lambda by a registered custom layer and save again")
     return None
-
-
-# --------------------------------------------------------------------------------------------
-# detect_format hook
-
-
-def annotate(info: FormatInfo) -> None:
-    """Add custom objects and Lambda layers to a :class:`~forgekit.artifacts.detect.FormatInfo`.
-
-    Called by :func:`forgekit.detect_format` for ``keras``, ``h5_model`` and
-    ``json_architecture``. Fills ``details["custom_objects"]`` (names Keras will look up that
-    are certainly custom), ``details["lambda_layers"]`` and matching warnings. Never imports the
-    model's code or TensorFlow; a config it cannot read is left alone (detection owns errors).
-    """
-    if info.kind not in ("keras", "h5_model", "json_architecture"):
-        return
-    try:
-        if info.kind == "keras" and isinstance(info.details.get("config"), Mapping):
-            config = info.details["config"]
-            scan = scan_config(config, config.get("compile_config"))
-        else:
-            scan = scan_file(info.path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return
-    certain = [obj for obj in scan.custom_objects if obj.certain]
-    info.details["custom_objects"] = [
-        {"name": o.name, "class_name": o.class_name, "module": o.module, "role": o.role}
-        for o in certain]
-    info.details["lambda_layers"] = [layer.describe() for layer in scan.lambda_layers]
-    if certain:
-        info.warnings.append(
-            "needs custom objects at load time: " + ", ".join(o.describe() for o in certain)
-            + "; import the module that registers them, or pass custom_objects=")
-    bytecode = [layer for layer in scan.lambda_layers if layer.bytecode]
-    if bytecode:
-        info.warnings.append(
-            f"{len(bytecode)} Lambda layer(s) hold Python bytecode "
-            f"({', '.join(repr(layer.name) for layer in bytecode)}): safe_mode=True refuses to "
-            "load them, and safe_mode=False runs code from the file")

@@ -23,21 +23,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts.detect import (
-    FormatInfo,
-    detect_format,
+from forgekit.artifacts.detect import detect_format
+from forgekit.artifacts.info import FormatInfo
+from forgekit.artifacts.kinds import (
+    KINDS,
     endpoint_for,
     extension_kinds,
     keras_reads_name,
     keras_suffix,
-    version_numbers,
 )
+from forgekit.artifacts.serving_base import version_numbers
 from forgekit.errors import (
     RESAVE,
     CorruptArtifactError,
     ForgekitError,
     IncompatibleArtifactError,
     WrongFormatError,
+    read_failed,
     unreadable,
 )
 from forgekit.outcome import first_line
@@ -281,7 +283,22 @@ def _load_checkpoint(
         if getattr(model, "optimizer", None) is not None:
             objects["optimizer"] = model.optimizer
     status = tf.train.Checkpoint(**objects).restore(os.fspath(info.load_path), **kw)
-    status.expect_partial()  # e.g. optimizer slots restore later, when the optimizer builds
+    try:
+        # Partial is fine (optimizer slots restore later, when the optimizer builds); nothing at
+        # all is not: restore() is lazy and would hand the model back untouched, silently.
+        status.assert_nontrivial_match()
+    except AssertionError as exc:
+        raise WrongFormatError(
+            f"nothing in this checkpoint matches {', '.join(objects)} "
+            f"({first_line(str(exc), 160)})",
+            path=info.path, found=f"{info.kind} of other objects",
+            expected=f"a checkpoint of {', '.join(objects)}",
+            fix=f"tf.saved_model.load({os.fspath(info.path.parent)!r})  # variables/ of an export"
+            if info.path.name == "variables" else
+            "restore with the objects it was saved from: tf.train.Checkpoint(model=..., "
+            "optimizer=...) under the same names",
+        ) from exc
+    status.expect_partial()
     return model if model is not None else objects
 
 
@@ -317,16 +334,11 @@ LOADERS: dict[str, tuple[tuple[str, ...], Callable[..., Any], str]] = {
     "json": (("json_architecture",), _load_json, "keras.models.model_from_json"),
 }
 
-DEFAULT_LOADER = {
-    "keras": "keras", "h5_model": "keras", "savedmodel": "saved_model", "weights_h5": "weights",
-    "tf_checkpoint": "checkpoint", "tflite": "tflite", "json_architecture": "json",
-}
 
 
 def _fix_for(info: FormatInfo) -> str:
-    forgekit_call = f"forgekit.load({os.fspath(info.path)!r})"
-    if info.kind in ("weights_h5", "tf_checkpoint"):
-        forgekit_call = f"forgekit.load({os.fspath(info.path)!r}, model=model)"
+    """The fix for a wrong call: the plain call for this kind (registry), or forgekit.load."""
+    forgekit_call = KINDS[info.kind].forgekit_call(info.path)
     if not info.how_to_load or info.how_to_load.startswith("forgekit.load("):
         return info.how_to_load or forgekit_call
     return f"{info.how_to_load}  (or {forgekit_call})"
@@ -378,7 +390,7 @@ def load(
             expected=" or ".join(promised) or "a model artifact",
             fix="forgekit.detect_format(path) shows what is there; save the model again",
         )
-    if info.kind == "serving_base":
+    if KINDS[info.kind].loader is None:  # serving_base
         latest = info.details.get("load_path")
         raise WrongFormatError(
             "a serving base holds several model versions; load one of them",
@@ -387,7 +399,7 @@ def load(
             expected="savedmodel",
             fix=f"forgekit.load({latest!r})" if latest else "export a version into it first",
         )
-    name = loader or DEFAULT_LOADER[info.kind]
+    name = loader or KINDS[info.kind].loader
     if name not in LOADERS:
         raise WrongFormatError(
             f"no loader named {name!r} (choose from {', '.join(LOADERS)})",
@@ -413,7 +425,9 @@ def load(
             raise unreadable(path, exc, found=info.kind, expected=info.kind) from exc
         if _is_corruption(exc):
             raise _corrupt(info, exc) from exc
-        if info.kind in ("keras", "h5_model", "json_architecture"):  # custom objects, Lambda
+        if isinstance(exc, OSError) and exc.errno is not None:  # ENOSPC, EMFILE, EIO: the system
+            raise read_failed(path, exc, found=info.kind, expected=info.kind) from exc
+        if KINDS[info.kind].stores_config:  # custom objects, Lambda
             from forgekit.keras_io.custom_objects import explain_load_error
 
             explained = explain_load_error(path, exc, kwargs.get("custom_objects"))
@@ -433,7 +447,14 @@ def load(
 
 
 def _is_corruption(exc: BaseException) -> bool:
-    """Low-level read failures (damaged bytes), as opposed to Keras's own, meaningful errors."""
+    """Low-level read failures (damaged bytes), as opposed to Keras's own, meaningful errors.
+
+    An ``OSError`` with an ``errno`` (disk full, too many open files, I/O error) is the system
+    failing, not the artifact: :func:`load` reports it as such before asking this. h5py's
+    format errors are ``OSError`` without an errno.
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return False
     if isinstance(exc, OSError | EOFError | zipfile.BadZipFile | struct.error | UnicodeDecodeError):
         return True
     if isinstance(exc, IndexError) and "Read less bytes" in str(exc):
@@ -465,7 +486,7 @@ def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:
 def _proper_name(info: FormatInfo, weights: bool = False) -> Iterator[str]:
     """Yield a path whose extension matches the content, for loaders that pick by extension.
 
-    Keras 3 chooses its reader from the file name (see :func:`forgekit.artifacts.detect.keras_reads_name`;
+    Keras 3 chooses its reader from the file name (see :func:`forgekit.artifacts.kinds.keras_reads_name`;
     ``weights`` for ``load_weights``). A misnamed artifact is read through a link with the right
     name in a temporary folder; the artifact itself is never renamed or touched.
     """

@@ -4,8 +4,9 @@ and checkpoints that survive the kill. Lessons use the names below as ``forgekit
 from forgekit._lazy import lazy_names
 
 __getattr__, __dir__ = lazy_names(__name__, {
-    name: "run" for name in (
-        "TASK_NAMES", "BOOKKEEPING", "SAVE_PHASES", "Task", "make_task", "set_determinism",
-        "build_model", "batch_loss_recorder", "max_abs_diff", "RunSpec", "RunResult",
-        "TrainingProcessError", "run_training", "plot_curves")
+    **dict.fromkeys(("TASK_NAMES", "Task", "make_task", "set_determinism", "build_model",
+                     "batch_loss_recorder"), "tasks"),
+    **dict.fromkeys(("BOOKKEEPING", "SAVE_PHASES", "RunSpec", "TrainingRun",
+                     "TrainingProcessError", "run_training"), "run"),
+    "plot_curves": "forgekit.plots", "max_abs_diff": "forgekit.measure.compare",
 })

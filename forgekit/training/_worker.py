@@ -28,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from forgekit.training import checkpoints  # noqa: E402
-from forgekit.training import run as training  # noqa: E402
+from forgekit.training import tasks as training  # noqa: E402
 
 
 def _die() -> None:
