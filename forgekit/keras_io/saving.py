@@ -282,24 +282,38 @@ def _load_checkpoint(
         objects = {"model": model}
         if getattr(model, "optimizer", None) is not None:
             objects["optimizer"] = model.optimizer
-    status = tf.train.Checkpoint(**objects).restore(os.fspath(info.load_path), **kw)
-    try:
-        # Partial is fine (optimizer slots restore later, when the optimizer builds); nothing at
-        # all is not: restore() is lazy and would hand the model back untouched, silently.
-        status.assert_nontrivial_match()
-    except AssertionError as exc:
+    # restore() is lazy and matches by name: objects the checkpoint does not hold are skipped
+    # silently, and the model came back untouched. At least the model (else one of the
+    # objects) must be in it; partial is fine (optimizer slots restore when it builds).
+    held = _root_objects(info.load_path)
+    wanted = ["model"] if model is not None else list(objects)
+    if not held & set(wanted):
         raise WrongFormatError(
-            f"nothing in this checkpoint matches {', '.join(objects)} "
-            f"({first_line(str(exc), 160)})",
+            f"nothing in this checkpoint belongs to {' or '.join(wanted)}: it holds "
+            f"{', '.join(sorted(held)) or 'no variables'}",
             path=info.path, found=f"{info.kind} of other objects",
             expected=f"a checkpoint of {', '.join(objects)}",
             fix=f"tf.saved_model.load({os.fspath(info.path.parent)!r})  # variables/ of an export"
             if info.path.name == "variables" else
-            "restore with the objects it was saved from: tf.train.Checkpoint(model=..., "
-            "optimizer=...) under the same names",
-        ) from exc
+            "restore with the objects it was saved from, under the same names: "
+            "tf.train.Checkpoint(<name>=...).restore(path)",
+        )
+    status = tf.train.Checkpoint(**objects).restore(os.fspath(info.load_path), **kw)
     status.expect_partial()
     return model if model is not None else objects
+
+
+def _root_objects(prefix: str | os.PathLike[str]) -> set[str]:
+    """The names a checkpoint's root object holds (``model``, ``optimizer``, ``save_counter``):
+    the ``Checkpoint(name=...)`` keywords it was saved with. Its variables' keys do not tell:
+    Keras 3 files a model's variables under the first object that reaches them."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    reader = tf.train.load_checkpoint(os.fspath(prefix))
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    return {child.local_name for child in graph.nodes[0].children} if graph.nodes else set()
 
 
 def _load_tflite(info: FormatInfo, **kw: Any) -> Any:
