@@ -25,7 +25,7 @@ _LAZY = {
     "environment_report": "forgekit.diagnose.environment",
     "doctor": "forgekit.diagnose.doctor",
     "detect_format": "forgekit.artifacts.detect",
-    "FormatInfo": "forgekit.artifacts.detect",
+    "FormatInfo": "forgekit.artifacts.info",
     "load": "forgekit.keras_io.saving",
     "save": "forgekit.keras_io.saving",
     "ForgekitError": "forgekit.errors",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 import pytest
@@ -21,48 +20,21 @@ from forgekit.errors import (
     UnreadableArtifactError,
     WrongFormatError,
 )
+from tests.conftest import as_nobody, locked_copy, small_model
 
 
-def test_unreadable_file_is_reported_as_such(tmp_path):
-    """A file this user may not read gives UnreadableArtifactError, not a bare PermissionError.
+def test_unreadable_file_is_reported_as_such():
+    """A file this user may not read gives UnreadableArtifactError, not a bare PermissionError."""
 
-    root ignores permission bits, so when run as root the check runs in a forked child that
-    drops to the ``nobody`` user: the OS, not a mock, refuses the read.
-    """
-    folder = tempfile.mkdtemp(prefix="forgekit-perm-")
-    try:
-        os.chmod(folder, 0o755)  # traversable by anyone; only the file itself is locked
-        target = os.path.join(folder, "model.keras")
-        with open(target, "wb") as f:
-            f.write(b"PK\x03\x04" + b"\0" * 64)
-        os.chmod(target, 0o000)
-        if os.geteuid() != 0:
-            with pytest.raises(UnreadableArtifactError) as info:
-                detect_format(target)
-            assert info.value.path == target
-            return
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: drop privileges, try, report the error class through the pipe
-            code = b"?"
-            try:
-                os.setgid(65534)
-                os.setuid(65534)
-                detect_format(target)
-                code = b"no error"
-            except UnreadableArtifactError as exc:
-                code = b"Unreadable:" + (exc.path or "").encode()
-            except BaseException as exc:  # report anything else as a failure
-                code = type(exc).__name__.encode()
-            os.write(write_end, code)
-            os._exit(0)
-        os.close(write_end)
-        os.waitpid(pid, 0)
-        answer = os.read(read_end, 1000).decode()
-        os.close(read_end)
-        assert answer == f"Unreadable:{target}"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    def detect(target: str) -> str:
+        try:
+            detect_format(target)
+            return "no error"
+        except UnreadableArtifactError as exc:
+            return f"Unreadable:{exc.path}"
+
+    with locked_copy(b"PK\x03\x04" + b"\0" * 64) as target:
+        assert as_nobody(lambda: detect(target)) == f"Unreadable:{target}"
 
 
 def test_error_classes_carry_structure_and_one_line_message():
@@ -101,9 +73,7 @@ def made(tmp_path_factory):
     x = np.random.default_rng(0).random((8, 4), dtype=np.float32)
     y = np.random.default_rng(1).random((8, 2), dtype=np.float32)
 
-    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                          keras.layers.Dense(2)])
-    m.compile(optimizer="adam", loss="mse")
+    m = small_model(loss="mse")
     m.fit(x, y, epochs=1, verbose=0)
     m.save(d / "m.keras")
     m.save(d / "m.h5")
@@ -420,8 +390,7 @@ def _architecture(source: str):
 
     if source.startswith("k2_"):  # k2 weights: Dense(3) on 4 inputs
         return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                             keras.layers.Dense(2)])
+    return small_model(compiled=False)
 
 
 @pytest.mark.parametrize(("source", "name", "weights"), [
