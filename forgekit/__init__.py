@@ -38,7 +38,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "artifacts", "cli", "course", "diagnose", "errors", "exercises", "keras_io", "measure", "outcome",
-    "paths", "plots", "quiet", "serving", "table", "training", "zoo",
+    "paths", "plots", "quiet", "serving", "table", "training", "versions", "zoo",
 }
 # Old module paths -> where the module lives now. ``forgekit.probe``, ``import forgekit.probe``
 # and ``from forgekit.probe import matrix`` all give the module at its new path.
@@ -46,7 +46,7 @@ MOVED = {
     "formats": "forgekit.artifacts",
     "saving": "forgekit.keras_io.saving",
     "custom_objects": "forgekit.keras_io.custom_objects",
-    "keras_versions": "forgekit.keras_io.versions",
+    "keras_versions": "forgekit.keras_io.keras_versions",
     "environment": "forgekit.diagnose.environment",
     "failures": "forgekit.diagnose.failures",
     "probe": "forgekit.measure.probe",

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit.keras_io.versions import compare, installed
+from forgekit.keras_io.keras_versions import compare, installed
 from forgekit.measure.fresh import load_snippet, run_fresh_many
 from tests.conftest import small_model
 

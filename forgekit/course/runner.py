@@ -31,6 +31,7 @@ from forgekit.course.claims import (
 )
 from forgekit.exercises import SOLUTIONS_ENV
 from forgekit.quiet import child_env
+from forgekit.table import Table
 
 DEFAULT_TIMEOUT = 1800  # seconds for a whole notebook; CI parameters keep lessons far below
 
@@ -218,23 +219,24 @@ def render_html(executed: Path, site: Path) -> Path:
 
 
 def summary_table(results: Sequence[RunResult]) -> str:
-    """A fixed-width table: notebook, status, seconds, peak RSS (largest process, tree), claims."""
-    width = max([len("notebook")] + [len(r.notebook) for r in results])
-    lines = [f"{'notebook':<{width}}  status  seconds  peak RSS (MiB)  tree RSS (MiB)  claims"]
+    """A fixed-width table: notebook, status, seconds, peak RSS (largest process, tree), claims;
+    failures and claims that do not hold listed below it."""
+    table = Table(["notebook", "status", "seconds", "peak RSS (MiB)", "tree RSS (MiB)",
+                   "claims"], max_width=200)
     for r in results:
-        rss = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb is not None else "-"
-        tree = f"{r.peak_tree_rss_mb:.0f}" if r.peak_tree_rss_mb is not None else "-"
         failed = sum(1 for c in r.claims if not c.get("holds"))
-        claims = f"{len(r.claims)}" + (f" ({failed} ✗)" if failed else "")
-        lines.append(f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:>7.1f}  {rss:>14}  "
-                     f"{tree:>14}  {claims:>6}")
+        table.add(r.notebook, r.status, f"{r.seconds:.1f}", _mib(r.peak_rss_mb),
+                  _mib(r.peak_tree_rss_mb), f"{len(r.claims)}" + (f" ({failed} ✗)" if failed else ""))
     for r in results:
         if not r.ok:
-            lines.append(f"FAILED {r.notebook}: {r.failed_cell}")
-        for c in r.claims:
-            if not c.get("holds"):
-                lines.append(f"CLAIM DOES NOT HOLD {r.notebook}: {c.get('text')}")
-    return "\n".join(lines)
+            table.notes.append(f"FAILED {r.notebook}: {r.failed_cell}")
+        table.notes += [f"CLAIM DOES NOT HOLD {r.notebook}: {c.get('text')}"
+                        for c in r.claims if not c.get("holds")]
+    return str(table)
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _index_page(results: Sequence[RunResult]) -> str:

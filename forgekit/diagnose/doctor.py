@@ -148,7 +148,7 @@ def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:
     diagnosis.info = info
     _path_traps(diagnosis, raw, info)
     _config_checks(diagnosis, info)
-    from forgekit.keras_io.versions import compare
+    from forgekit.keras_io.keras_versions import compare
 
     if info.keras_version:
         diagnosis.version = compare(info.keras_version)

@@ -12,35 +12,20 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import psutil
 
 from forgekit.table import Fields
+from forgekit.versions import installed_version, parse_version
 
 PACKAGES = ("tensorflow", "keras", "tf-keras", "h5py", "numpy", "protobuf",
             "tensorflow-serving-api")
 
 
-def installed_version(dist: str) -> str | None:
-    """The installed version of distribution ``dist``, or None when it is not installed."""
-    for name in (dist, dist.replace("-", "_")):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-def _major_minor(version: str | None) -> tuple[int, int] | None:
-    if not version:
-        return None
-    try:
-        major, minor = version.split(".")[:2]
-        return int(major), int(minor)
-    except ValueError:
-        return None
+def _major_minor(version: str | None) -> tuple[int, ...] | None:
+    parsed = parse_version(version)
+    return parsed[:2] if parsed and len(parsed) >= 2 else None
 
 
 def known_problems(versions: dict[str, str | None], env: dict[str, str] | None = None,

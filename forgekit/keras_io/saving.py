@@ -244,16 +244,19 @@ def _load_tfsm_layer(info: FormatInfo, **kw: Any) -> Any:
     return keras.layers.TFSMLayer(os.fspath(info.load_path), **kw)
 
 
+def _needs_model(info: FormatInfo, reason: str) -> WrongFormatError:
+    """The error for weights or a checkpoint loaded without the model to restore them into."""
+    return WrongFormatError(
+        reason, path=info.path, found=info.kind, expected="a whole model",
+        fix=f"model = <build the same architecture, compiled like the one saved>; "
+            f"{KINDS[info.kind].forgekit_call(info.path)}",
+    )
+
+
 def _load_weights(info: FormatInfo, model: Any = None, **kw: Any) -> Any:
     if model is None:
-        raise WrongFormatError(
-            "weights only: there is no architecture in this file to build a model from",
-            path=info.path,
-            found=info.kind,
-            expected="a whole model",
-            fix=f"model = <build the same architecture>; "
-            f"forgekit.load({os.fspath(info.path)!r}, model=model)",
-        )
+        raise _needs_model(info, "weights only: there is no architecture in this file to build "
+                                 "a model from")
     optimizer = getattr(model, "optimizer", None)
     if info.has_optimizer and optimizer is not None and not optimizer.built:
         # Keras 3 skips saved optimizer slots (with only a warning) unless the optimizer already
@@ -271,14 +274,8 @@ def _load_checkpoint(
 
     if objects is None:
         if model is None:
-            raise WrongFormatError(
-                "a checkpoint holds variables only; restoring needs the objects they belong to",
-                path=info.path,
-                found=info.kind,
-                expected="a whole model",
-                fix=f"forgekit.load({os.fspath(info.path)!r}, model=model)  "
-                "# model built (and compiled) like the one saved",
-            )
+            raise _needs_model(info, "a checkpoint holds variables only; restoring needs the "
+                                     "objects they belong to")
         objects = {"model": model}
         if getattr(model, "optimizer", None) is not None:
             objects["optimizer"] = model.optimizer

@@ -8,10 +8,9 @@ one of them (:func:`forgekit.measure.fresh.load_snippet`): both directions, one 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from forgekit.diagnose.environment import installed_version
+from forgekit.versions import installed_version, parse_version
 
 READERS = {"keras": "keras", "tf_keras": "tf-keras"}  # import name -> distribution name
 
@@ -19,14 +18,6 @@ READERS = {"keras": "keras", "tf_keras": "tf-keras"}  # import name -> distribut
 def installed(reader: str = "keras") -> str | None:
     """The installed version of a reader (``"keras"`` or ``"tf_keras"``), without importing it."""
     return installed_version(READERS.get(reader, reader))
-
-
-def parse_version(version: str | None) -> tuple[int, ...] | None:
-    """``"3.15.0"`` -> ``(3, 15, 0)`` (at most three numbers); ``None`` when nothing to parse."""
-    if not version:
-        return None
-    parts = re.findall(r"\d+", version)[:3]
-    return tuple(int(p) for p in parts) if parts else None
 
 
 @dataclass(frozen=True)
