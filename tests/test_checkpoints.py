@@ -148,13 +148,17 @@ def test_optimizer_state_restored_by_load_model_reset_by_weights_only(tmp_path, 
 def test_backup_dir_shared_with_model_checkpoint_deletes_the_best_model(tmp_path, task):
     import keras
 
+    best = tmp_path / "run/best.keras"
+    written = []  # after each epoch's ModelCheckpoint: the best model's bytes on disk
     model = training.build_model(task)
     model.fit(task.x_train, task.y_train, validation_data=task.validation_data, epochs=2,
               batch_size=32, verbose=0, callbacks=[
                   keras.callbacks.BackupAndRestore(tmp_path / "run"),
-                  keras.callbacks.ModelCheckpoint(tmp_path / "run/best.keras",
-                                                  save_best_only=True)])
-    assert not (tmp_path / "run/best.keras").exists()
+                  keras.callbacks.ModelCheckpoint(best, save_best_only=True),
+                  keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: written.append(
+                      best.stat().st_size if best.exists() else 0))])
+    assert written[0] > 0, "ModelCheckpoint never wrote the best model"  # it existed...
+    assert not best.exists()  # ...and BackupAndRestore's cleanup of its folder deleted it
 
 
 def test_exercise_checker_explains_each_mistake(tmp_path):

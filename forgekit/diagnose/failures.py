@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forgekit.artifacts.kinds import keras_reads_name
+from forgekit.artifacts.kinds import keras_reads_name, kind
 from forgekit.outcome import Outcome, attempt
 from forgekit.quiet import muted_stderr, quiet_absl
 from forgekit.table import Table
@@ -106,7 +106,7 @@ class Loader:
         if self.works(d):
             return "✓ predicted to work"
         if d.kind not in self.kinds:
-            return f"✗ reads {self.needs}; this is {d.kind}. Fix: {d.fix}"
+            return f"✗ reads {self.needs}; this is {d.kind} ({kind(d.kind).label}). Fix: {d.fix}"
         why = [*d.notes, *(p for p in d.problems if not p.endswith("as given"))]
         if d.info is not None and d.info.mismatch:
             why.append(d.info.mismatch)
