@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "quiet_tf": "forgekit.quiet",
     "environment_report": "forgekit.diagnose.environment",
-    "doctor": "forgekit.diagnose.doctor",
+    "doctor": "forgekit.diagnose.diagnosis",
     "detect_format": "forgekit.artifacts.detect",
     "FormatInfo": "forgekit.artifacts.info",
     "load": "forgekit.keras_io.saving",

@@ -15,6 +15,7 @@ def lazy_names(package: str, names: Mapping[str, str]
     """``__getattr__`` and ``__dir__`` for ``package``: ``names`` maps a public name to the
     module that defines it (relative to ``package``, or absolute: ``forgekit.x.y``)."""
     namespace = importlib.import_module(package).__dict__
+    namespace["LAZY_NAMES"] = dict(names)  # for tests: a submodule must not share a name
 
     def __getattr__(name: str) -> Any:
         if name in names:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from forgekit.diagnose.doctor import doctor
+    from forgekit.diagnose.diagnosis import doctor
 
     report = doctor(args.path) if args.path else doctor(check_devices=not args.fast)
     print(report)

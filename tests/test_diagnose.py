@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit.diagnose.doctor import ArtifactDiagnosis
+from forgekit.diagnose.diagnosis import ArtifactDiagnosis
 from forgekit.errors import (
     ArtifactNotFoundError,
     CorruptArtifactError,

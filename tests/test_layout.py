@@ -102,3 +102,16 @@ def test_each_subpackage_says_what_lives_there():
         init = PACKAGE / name / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc and len(doc.splitlines()) <= 3, f"{init.parent.name}/__init__.py: say it in two lines"
+
+
+def test_no_submodule_shadows_a_public_name():
+    """Importing ``pkg.doctor`` (a module) would replace ``pkg.doctor`` (a function)."""
+    import importlib
+
+    import forgekit
+
+    for package in ("forgekit", *(f"forgekit.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py"))):
+        names = (forgekit._LAZY if package == "forgekit"
+                 else getattr(importlib.import_module(package), "LAZY_NAMES", {}))
+        submodules = {m.rpartition(".")[2] for m in MODULES if m.rpartition(".")[0] == package}
+        assert not set(names) & submodules, f"{package}: {set(names) & submodules}"

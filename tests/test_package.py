@@ -22,7 +22,7 @@ def test_import_forgekit_does_not_import_tensorflow():
         "import sys, forgekit\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
         "import forgekit.cli, forgekit.course.runner, forgekit.diagnose.environment\n"
-        "import forgekit.artifacts.detect, forgekit.keras_io.saving, forgekit.diagnose.doctor\n"
+        "import forgekit.artifacts.detect, forgekit.keras_io.saving, forgekit.diagnose.diagnosis\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.split("\n")[:2] == ["[]", "[]"], probe.stdout
@@ -61,6 +61,9 @@ def test_old_module_paths_are_the_moved_modules():
         "    assert importlib.import_module('forgekit.' + old) is module, old\n"
         "    assert getattr(forgekit, old) is module, old\n"
         "from forgekit.probe import matrix\n"
+        "import forgekit.diagnose.diagnosis\n"  # a loaded submodule must not shadow a function
+        "from forgekit.diagnose import doctor\n"
+        "assert callable(doctor) and callable(forgekit.diagnose.doctor), doctor\n"
         "from forgekit.formats import detect_format, version_numbers\n"
         "import forgekit.fresh\n"
         "assert forgekit.fresh.run_fresh.__module__ == 'forgekit.measure.fresh'\n"

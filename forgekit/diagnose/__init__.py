@@ -4,5 +4,5 @@ report, and the failure lab (every loader against every kind, predicted and meas
 from forgekit._lazy import lazy_names
 
 __getattr__, __dir__ = lazy_names(__name__, {
-    "doctor": "doctor", "diagnose_artifact": "doctor", "ArtifactDiagnosis": "doctor",
+    "doctor": "diagnosis", "diagnose_artifact": "diagnosis", "ArtifactDiagnosis": "diagnosis",
 })

@@ -22,7 +22,7 @@ from forgekit.quiet import muted_stderr, quiet_absl
 from forgekit.table import Table
 
 if TYPE_CHECKING:
-    from forgekit.diagnose.doctor import ArtifactDiagnosis
+    from forgekit.diagnose.diagnosis import ArtifactDiagnosis
 
 Build = Callable[[], Any]  # returns a fresh model with the saved architecture (compiled)
 
@@ -265,7 +265,7 @@ def run_matrix(artifacts: Mapping[str, str | os.PathLike[str]], build: Build,
             compiled like it, for the loaders that fill an existing model.
         loaders: defaults to :data:`LOADERS`.
     """
-    from forgekit.diagnose.doctor import diagnose_artifact
+    from forgekit.diagnose.diagnosis import diagnose_artifact
 
     loaders = LOADERS if loaders is None else loaders
     rows = []
