@@ -62,6 +62,7 @@ def detect_format(path: str | os.PathLike[str]) -> FormatInfo:
         ArtifactNotFoundError: nothing at ``path`` (and it is no checkpoint prefix).
         UnreadableArtifactError: ``path`` exists but cannot be read (permissions).
         CorruptArtifactError: ``path`` is empty, truncated or corrupt.
+        ArtifactReadError: the system failed the read (disk full, too many open files, EIO).
     """
     p = Path(path)
     try:
