@@ -45,10 +45,6 @@ from forgekit.errors import (
 from forgekit.outcome import first_line
 from forgekit.quiet import quiet_absl
 
-# The kinds saved as one file, whose kind an extension can name (save(kind=None)).
-_FILE_KINDS = ("keras", "h5_model", "weights_h5", "tflite", "json_architecture")
-
-
 # --------------------------------------------------------------------------------------------
 # save
 
@@ -147,7 +143,7 @@ WRITABLE_KINDS = tuple(_SAVERS)
 
 def _kind_from_name(path: Path) -> str | None:
     kinds = extension_kinds(path)
-    return kinds[0] if kinds and kinds[0] in _FILE_KINDS else None
+    return kinds[0] if kinds and KINDS[kinds[0]].one_file else None  # save(kind=None)
 
 
 def _check_save_path(path: Path, kind: str) -> None:
@@ -167,7 +163,7 @@ def _check_save_path(path: Path, kind: str) -> None:
                 expected=kind,
                 fix=f"forgekit.save(model, {os.fspath(path.with_name(good))!r}, kind={kind!r})",
             )
-    elif kind in ("savedmodel", "serving_base", "tf_checkpoint") and promised:
+    elif not KINDS[kind].one_file and promised:
         raise WrongFormatError(
             f"kind={kind!r} writes a folder or a prefix, but the name has a file extension",
             path=path,
