@@ -2,12 +2,18 @@
 
 Importing forgekit is cheap: TensorFlow is imported only by the functions that need it, so
 ``import forgekit`` never pays TensorFlow's start-up cost (tests/test_package.py checks this).
-Public names are resolved lazily from the module that owns them.
+Public names are resolved lazily from the module that owns them. The layout is described in
+CONTRIBUTING.md; modules that moved keep their old path (``forgekit.probe`` is
+``forgekit.measure.probe``), so lessons and older code keep working.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
+import sys
+from types import ModuleType
 from typing import Any
 
 __version__ = "0.1.0"
@@ -15,27 +21,66 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "quiet_tf": "forgekit.quiet",
-    "environment_report": "forgekit.environment",
-    "doctor": "forgekit.diagnose",
-    "detect_format": "forgekit.formats",
-    "FormatInfo": "forgekit.formats",
-    "load": "forgekit.saving",
-    "save": "forgekit.saving",
+    "environment_report": "forgekit.diagnose.environment",
+    "doctor": "forgekit.diagnose.diagnosis",
+    "detect_format": "forgekit.artifacts.detect",
+    "FormatInfo": "forgekit.artifacts.info",
+    "load": "forgekit.keras_io.saving",
+    "save": "forgekit.keras_io.saving",
     "ForgekitError": "forgekit.errors",
     "WrongFormatError": "forgekit.errors",
     "CorruptArtifactError": "forgekit.errors",
     "IncompatibleArtifactError": "forgekit.errors",
-    "run_notebook": "forgekit.runner",
-    "course_map": "forgekit.course",
-    "claim": "forgekit.claims",
+    "run_notebook": "forgekit.course.runner",
+    "course_map": "forgekit.course.map",
+    "claim": "forgekit.course.claims",
 }
 _SUBMODULES = {
-    "checkpoints", "claims", "course", "custom_objects", "diagnose", "environment", "errors", "exercises",
-    "failures", "formats", "fresh", "keras_versions", "outcome", "paths", "plots", "probe", "quiet",
-    "runner", "saving", "serving", "table", "training", "zoo",
+    "artifacts", "audit", "cli", "course", "crosslang", "diagnose", "errors", "exercises", "keras_io",
+    "measure", "outcome", "paths", "plots", "quiet", "serving", "table", "tflite", "training",
+    "versions", "zoo",
+}
+# Old module paths -> where the module lives now. ``forgekit.probe``, ``import forgekit.probe``
+# and ``from forgekit.probe import matrix`` all give the module at its new path.
+MOVED = {
+    "formats": "forgekit.artifacts",
+    "saving": "forgekit.keras_io.saving",
+    "custom_objects": "forgekit.keras_io.custom_objects",
+    "keras_versions": "forgekit.keras_io.keras_versions",
+    "environment": "forgekit.diagnose.environment",
+    "failures": "forgekit.diagnose.failures",
+    "probe": "forgekit.measure.probe",
+    "fresh": "forgekit.measure.fresh",
+    "checkpoints": "forgekit.training.checkpoints",
+    "runner": "forgekit.course.runner",
+    "claims": "forgekit.course.claims",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
+
+
+class _MovedModules:
+    """Resolves ``forgekit.<old name>`` to the module object at its new path (one object).
+
+    A meta path finder and loader by protocol (``importlib.abc`` would cost 40 ms to import).
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.partition(".")
+        if package == __name__ and name in MOVED:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        return importlib.import_module(MOVED[spec.name.partition(".")[2]])
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing to run: the module was executed at its new path."""
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModules())
 
 
 def __getattr__(name: str) -> Any:
@@ -43,10 +88,10 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value  # cache: later lookups skip __getattr__
         return value
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in MOVED:
         return importlib.import_module(f"forgekit.{name}")
     raise AttributeError(f"module 'forgekit' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES | set(MOVED))

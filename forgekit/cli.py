@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from forgekit.diagnose import doctor
+    from forgekit.diagnose.diagnosis import doctor
 
     report = doctor(args.path) if args.path else doctor(check_devices=not args.fast)
     print(report)
@@ -26,7 +26,7 @@ def _literal(text: str) -> object:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from forgekit.runner import run_course, summary_table
+    from forgekit.course.runner import run_course, summary_table
 
     params = {name: _literal(value) for name, value in args.parameter or []}
     results = run_course(args.paths, out=args.out, ci=args.ci, parameters=params,

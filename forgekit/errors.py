@@ -7,6 +7,7 @@ all of them: notebooks show only an error's first line, so the first line must b
 
 from __future__ import annotations
 
+import errno
 import os
 
 # The fix for bytes that no reader can use: nothing but a new copy helps.
@@ -72,6 +73,11 @@ class UnreadableArtifactError(ForgekitError, PermissionError):
     """The artifact exists but this process may not read it."""
 
 
+class ArtifactReadError(ForgekitError, OSError):
+    """Reading failed for a reason outside the artifact: disk full, too many open files, an I/O
+    error. The bytes may be fine; retrying after fixing the system may work."""
+
+
 class IncompatibleArtifactError(ForgekitError, ValueError):
     """The artifact is intact, but this Keras cannot rebuild part of what it records."""
 
@@ -88,4 +94,30 @@ def unreadable(
         f"permission denied reading {getattr(exc, 'filename', None) or os.fspath(path)}",
         path=path, found=found, expected=expected,
         fix=f"make it readable for this user, e.g. chmod -R u+rX {os.fspath(path)!r}",
+    )
+
+
+def is_system_error(exc: BaseException) -> bool:
+    """``exc`` is the operating system failing (it carries an errno), not damaged bytes.
+
+    h5py reports a truncated or corrupt file as an ``OSError`` *without* an errno; the system's
+    own failures (``ENOSPC``, ``EMFILE``, ``EIO``, ...) carry one.
+    """
+    return isinstance(exc, OSError) and exc.errno is not None
+
+
+def read_failed(
+    path: str | os.PathLike[str], exc: OSError, *, found: str = "unread",
+    expected: str | None = None,
+) -> ArtifactReadError:
+    """The error for an ``OSError`` of the system (not of the bytes) while reading ``path``."""
+    name = errno.errorcode.get(exc.errno or 0, "an OS error")
+    return ArtifactReadError(
+        f"the system could not read it ({name}: {exc.strerror or exc}); this says nothing "
+        "about the artifact itself",
+        path=path, found=found, expected=expected,
+        fix={"ENOSPC": "free disk space, then try again",
+             "EMFILE": "close files this process keeps open (or raise ulimit -n), then try again",
+             "ENFILE": "close files this process keeps open (or raise ulimit -n), then try again",
+             }.get(name, "check the disk or mount holding it (dmesg), then try again"),
     )

@@ -7,10 +7,11 @@ so failures are captured (type + first line), never left to crash the notebook.
 from __future__ import annotations
 
 import contextlib
-import html
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from forgekit.table import marked_html
 
 
 def first_line(text: str, limit: int = 300) -> str:
@@ -45,8 +46,7 @@ class Outcome:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        color = "#1a7f37" if self.ok else "#b42318"
-        return f'<pre style="color:{color};white-space:pre-wrap">{html.escape(str(self))}</pre>'
+        return marked_html(str(self), "pre", "white-space:pre-wrap")
 
 
 def _fill(outcome: Outcome, exc: BaseException) -> None:

@@ -30,19 +30,49 @@ def project_root(start: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
+MARKER = ".forgekit-output"  # written into every folder output_dir creates; only those are emptied
+
+
 def output_dir(path: str | os.PathLike[str], clean: bool = True) -> Path:
     """Create a lesson's output folder and return it as an absolute path.
 
-    With ``clean=True`` (the default) an existing folder is emptied first, so a lesson re-run
-    from the top never sees files from the previous run.
+    With ``clean=True`` (the default) a folder this function created before (it holds the
+    :data:`MARKER` file) is emptied first, so a lesson re-run from the top never sees files
+    from the previous run. Any other folder is never emptied: not the working directory or a
+    folder above it, not the home folder, not a project (``.git`` or ``pyproject.toml``), not
+    a folder forgekit did not create. An empty folder is adopted.
+
+    Raises:
+        ValueError: ``clean=True`` and the folder exists but is not one to empty; nothing is
+            deleted.
     """
     folder = Path(path).expanduser().resolve()
-    if clean and folder.exists():
-        if folder == Path(folder.anchor) or folder == Path.home().resolve():
-            raise ValueError(f"Refusing to empty {folder}: choose a dedicated output folder.")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"Refusing to use {folder}: it is a file, not a folder.")
+    if clean and folder.is_dir() and any(e.name != MARKER for e in folder.iterdir()):
+        refusal = _why_not_empty(folder)
+        if refusal:
+            raise ValueError(f"Refusing to empty {folder}: {refusal}. Nothing was deleted; "
+                             "choose a dedicated output folder, e.g. output_dir = "
+                             "\"../artifacts/<lesson>\".")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).touch()
     return folder
+
+
+def _why_not_empty(folder: Path) -> str | None:
+    """Why ``folder`` must not be emptied, or None when it is forgekit's own output folder."""
+    cwd = Path.cwd().resolve()
+    if folder == cwd or folder in cwd.parents:
+        return "it is the working directory or a folder above it"
+    if folder == Path(folder.anchor) or folder == Path.home().resolve():
+        return "it is the home or root folder"
+    if (folder / ".git").exists() or (folder / "pyproject.toml").exists():
+        return "it holds a project (.git or pyproject.toml)"
+    if not (folder / MARKER).is_file():
+        return f"forgekit did not create it (no {MARKER} file in it)"
+    return None
 
 
 def tree(path: str | os.PathLike[str], max_entries: int = 60) -> str:
@@ -51,7 +81,8 @@ def tree(path: str | os.PathLike[str], max_entries: int = 60) -> str:
     lines = [f"{root.name}/" if root.is_dir() else f"{root.name}  ({_size(root)})"]
 
     def walk(folder: Path, prefix: str) -> None:
-        entries = sorted(folder.iterdir(), key=lambda p: (p.is_file(), p.name))
+        entries = sorted((e for e in folder.iterdir() if e.name != MARKER),
+                         key=lambda p: (p.is_file(), p.name))
         for i, entry in enumerate(entries):
             if len(lines) >= max_entries:
                 lines.append(f"{prefix}… (truncated)")

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 # Set before TensorFlow is imported; they are read once, at import time.
 QUIET_ENV = {
@@ -17,6 +17,21 @@ QUIET_ENV = {
     "GRPC_VERBOSITY": "ERROR",
     "ABSL_MIN_LOG_LEVEL": "3",
 }
+
+
+def child_env(extra: Mapping[str, str] | None = None, *, unset: Iterable[str] = ()
+              ) -> dict[str, str]:
+    """The environment for a child process (a fresh interpreter, a kernel, a training run).
+
+    This process's environment, with :data:`QUIET_ENV` filling in what it does not set (a
+    variable the caller set on purpose, e.g. ``CUDA_VISIBLE_DEVICES=0``, wins), without the
+    ``unset`` names, then ``extra`` on top.
+    """
+    env = {**QUIET_ENV, **os.environ}
+    for name in unset:
+        env.pop(name, None)
+    env.update(extra or {})
+    return env
 
 
 @contextlib.contextmanager

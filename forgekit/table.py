@@ -22,6 +22,13 @@ def _cell(text: str, tag: str = "td", code: bool = False) -> str:
     return f'<{tag} style="{style}">{body}</{tag}>'
 
 
+def marked_html(text: str, tag: str = "div", style: str = "") -> str:
+    """``text`` in one HTML element, coloured by its leading ✓ or ✗ like a table cell."""
+    color = _COLORS.get(text[:1])
+    return (f'<{tag} style="{f"color:{color};" if color else ""}{style}">'
+            f"{html.escape(text)}</{tag}>")
+
+
 def _notes_html(notes: Sequence[str]) -> str:
     return ("<ul style='font-size:90%'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
             + "</ul>") if notes else ""

@@ -1,4 +1,4 @@
-"""forgekit.checkpoints: what a kill in the middle of a save leaves, for Keras and for forgekit."""
+"""forgekit.training.checkpoints: what a kill in the middle of a save leaves, for Keras and for forgekit."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def task():
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["before_write", "during_write"])
 def test_plain_model_checkpoint_killed_mid_save_loses_the_previous_best(tmp_path, phase):
-    from forgekit.checkpoints import try_load
+    from forgekit.training.checkpoints import try_load
 
     run = training.run_training(tmp_path, 8, task=TASK, checkpoint="ckpt/best.keras",
                                 kill_in_save=KILL_IN_SAVE, kill_phase=phase)
@@ -60,7 +60,7 @@ def test_plain_model_checkpoint_killed_mid_save_loses_the_previous_best(tmp_path
 @pytest.mark.parametrize("phase", training.SAVE_PHASES)
 def test_atomic_checkpoint_killed_at_every_phase_leaves_a_loadable_last_good_file(
         tmp_path, phase, task):
-    from forgekit.checkpoints import partial_files, read_state, try_load
+    from forgekit.training.checkpoints import partial_files, read_state, try_load
 
     run = training.run_training(tmp_path, 8, task=TASK, checkpoint="ckpt/best.keras",
                                 atomic=True, kill_in_save=KILL_IN_SAVE, kill_phase=phase)
@@ -86,7 +86,7 @@ def test_atomic_checkpoint_killed_at_every_phase_leaves_a_loadable_last_good_fil
 
 @pytest.mark.slow
 def test_atomic_checkpoint_cleans_leftovers_and_keeps_its_best_across_restarts(tmp_path, task):
-    from forgekit.checkpoints import AtomicCheckpoint, partial_files, read_state
+    from forgekit.training.checkpoints import AtomicCheckpoint, partial_files, read_state
 
     path = tmp_path / "best.keras"
     model = training.build_model(task)
@@ -110,7 +110,7 @@ def test_atomic_checkpoint_cleans_leftovers_and_keeps_its_best_across_restarts(t
 def test_optimizer_state_restored_by_load_model_reset_by_weights_only(tmp_path, task):
     import keras
 
-    from forgekit.checkpoints import optimizer_state, restore_or_build
+    from forgekit.training.checkpoints import optimizer_state, restore_or_build
 
     model = training.build_model(task)
     model.fit(task.x_train, task.y_train, epochs=2, batch_size=32, shuffle=False, verbose=0)
@@ -148,13 +148,17 @@ def test_optimizer_state_restored_by_load_model_reset_by_weights_only(tmp_path, 
 def test_backup_dir_shared_with_model_checkpoint_deletes_the_best_model(tmp_path, task):
     import keras
 
+    best = tmp_path / "run/best.keras"
+    written = []  # after each epoch's ModelCheckpoint: the best model's bytes on disk
     model = training.build_model(task)
     model.fit(task.x_train, task.y_train, validation_data=task.validation_data, epochs=2,
               batch_size=32, verbose=0, callbacks=[
                   keras.callbacks.BackupAndRestore(tmp_path / "run"),
-                  keras.callbacks.ModelCheckpoint(tmp_path / "run/best.keras",
-                                                  save_best_only=True)])
-    assert not (tmp_path / "run/best.keras").exists()
+                  keras.callbacks.ModelCheckpoint(best, save_best_only=True),
+                  keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: written.append(
+                      best.stat().st_size if best.exists() else 0))])
+    assert written[0] > 0, "ModelCheckpoint never wrote the best model"  # it existed...
+    assert not best.exists()  # ...and BackupAndRestore's cleanup of its folder deleted it
 
 
 def test_exercise_checker_explains_each_mistake(tmp_path):

@@ -1,4 +1,4 @@
-"""forgekit.claims: a verdict shown with its numbers, recorded, and fatal only in strict mode."""
+"""forgekit.course.claims: a verdict shown with its numbers, recorded, and fatal only in strict mode."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from forgekit.claims import ClaimError, claim, read_claims, write_claims_json
+from forgekit.course.claims import ClaimError, claim, read_claims, write_claims_json
 
 
 def test_holding_claim_renders_check_and_evidence(monkeypatch):

@@ -8,8 +8,8 @@ import nbformat
 import papermill
 import pytest
 
-from forgekit.course import LESSONS
-from forgekit.runner import ci_parameters, discover
+from forgekit.course.map import LESSONS
+from forgekit.course.runner import ci_parameters, discover
 from tests.conftest import ROOT
 
 NOTEBOOKS = discover([ROOT / "notebooks"])

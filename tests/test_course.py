@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from forgekit.course import LESSONS, course_map
+from forgekit.course.map import LESSONS, course_map
 from forgekit.exercises.start_here import check_first_save
 from forgekit.outcome import attempt, captured
-from forgekit.paths import output_dir, project_root, tree
+from forgekit.paths import MARKER, output_dir, project_root, tree
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -39,9 +39,49 @@ def test_output_dir_is_emptied_and_tree_shows_sizes(tmp_path):
     (folder / "a.bin").write_bytes(b"x" * 2048)
     (folder / "sub").mkdir()
     assert "a.bin  (2.0 KB)" in tree(folder) and "sub/" in tree(folder)
-    assert list(output_dir(folder).iterdir()) == []
+    assert MARKER not in tree(folder)  # forgekit's bookkeeping is not the lesson's layout
+    assert [p.name for p in output_dir(folder).iterdir()] == [MARKER]
     with pytest.raises(ValueError):
         output_dir("/")
+
+
+def _project(tmp_path):
+    """A project like this one: notebooks/ next to .git and pyproject.toml, with work in it."""
+    root = tmp_path / "project"
+    (root / ".git").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\n")
+    (root / "notebooks").mkdir()
+    (root / "notebooks" / "lesson.ipynb").write_text("{}")
+    return root
+
+
+@pytest.mark.parametrize("given", ["..", ".", "../..", "~"])
+def test_output_dir_never_empties_the_project_cwd_an_ancestor_or_home(tmp_path, monkeypatch,
+                                                                      given):
+    root = _project(tmp_path)
+    home = root / "notebooks" / "me" if given == "~" else tmp_path / "elsewhere"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "notes.txt").write_text("mine")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(root / "notebooks")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match="Refusing to empty"):
+        output_dir(given)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_output_dir_never_empties_a_folder_it_did_not_create(tmp_path):
+    mine = tmp_path / "results"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("months of work")
+    with pytest.raises(ValueError, match="did not create it"):
+        output_dir(mine)
+    assert (mine / "thesis.tex").read_text() == "months of work"
+    adopted = tmp_path / "empty"
+    adopted.mkdir()
+    assert (output_dir(adopted) / MARKER).is_file()  # an empty folder is adopted
+    (adopted / "old.bin").write_bytes(b"x")
+    assert [p.name for p in output_dir(adopted).iterdir()] == [MARKER]  # and emptied later
 
 
 def test_project_root_env_override(tmp_path, monkeypatch):

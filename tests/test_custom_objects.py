@@ -1,7 +1,7 @@
 """Custom layers, losses and subclassed models across processes.
 
 Files are saved by plain Keras in this process; every failure and every fix runs in a real fresh
-subprocess that has not imported the defining code (forgekit.fresh), and is asserted there.
+subprocess that has not imported the defining code (forgekit.measure.fresh), and is asserted there.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit.custom_objects import MissingCustomObjectsError, UnsafeLambdaError, scan_file
 from forgekit.exercises.wrong_path_failures import check_renamed_fix
-from forgekit.fresh import load_snippet, run_fresh_many
+from forgekit.keras_io.custom_objects import MissingCustomObjectsError, UnsafeLambdaError, scan_file
+from forgekit.measure.fresh import load_snippet, run_fresh_many
 
 TINY_NAMES = ["forgekit>TinyRegressor", "forgekit>Scale", "forgekit>smooth_l1"]
 
@@ -111,7 +111,7 @@ def test_legacy_h5_records_plain_class_names(saved):
 
 def test_scan_imports_neither_tensorflow_nor_the_model_code(saved):
     code = (
-        "import sys\nfrom forgekit.custom_objects import scan_file\nimport forgekit\n"
+        "import sys\nfrom forgekit.keras_io.custom_objects import scan_file\nimport forgekit\n"
         f"names = scan_file({str(saved / 'tiny.keras')!r}).names\n"
         f"info = forgekit.detect_format({str(saved / 'tiny.h5')!r})\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'forgekit.zoo.registered') "
@@ -304,7 +304,7 @@ def test_exercise_checker(saved):
 
 
 def test_missing_objects_fix_for_a_json_architecture_uses_model_from_json(tmp_path):
-    from forgekit.custom_objects import explain_load_error
+    from forgekit.keras_io.custom_objects import explain_load_error
 
     path = tmp_path / "arch.json"
     path.write_text(json.dumps({"class_name": "Sequential", "config": {"layers": [

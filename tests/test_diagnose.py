@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit.diagnose import ArtifactDiagnosis
+from forgekit.diagnose.diagnosis import ArtifactDiagnosis
 from forgekit.errors import (
     ArtifactNotFoundError,
     CorruptArtifactError,
@@ -23,8 +23,7 @@ from forgekit.errors import (
     UnreadableArtifactError,
     WrongFormatError,
 )
-
-HANG_GUARD_S = 20  # a hang (e.g. a blocking read) fails the test instead of stalling CI
+from tests.conftest import HANG_GUARD_S, as_nobody, locked_copy
 
 
 @contextlib.contextmanager
@@ -157,46 +156,22 @@ def test_misnamed_file_is_diagnosed_and_loaded_by_content(good, tmp_path):
 
 
 def test_unreadable_file_under_doctor_and_load(good):
-    """A file this user may not read: root ignores permission bits, so the check runs in a
-    forked child that drops to the ``nobody`` user; the OS, not a mock, refuses the read."""
-    import tempfile
+    """A file this user may not read: doctor and load both say so (the OS refuses the read)."""
 
-    folder = tempfile.mkdtemp(prefix="forgekit-perm-")
-    try:
-        os.chmod(folder, 0o755)
-        target = os.path.join(folder, "model.keras")
-        shutil.copy(good / "model.keras", target)
-        os.chmod(target, 0o000)
-        before = _snapshot(folder)
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: report "<doctor error class>,<load error class>"
-            signal.alarm(HANG_GUARD_S)  # a forked child that hangs dies instead (default action)
-            answer = b"?"
-            try:
-                if os.geteuid() == 0:
-                    os.setgid(65534)
-                    os.setuid(65534)
-                report = forgekit.doctor(target)
-                try:
-                    forgekit.load(target)
-                    loaded = "loaded"
-                except ForgekitError as exc:
-                    loaded = type(exc).__name__
-                answer = f"{type(report.error).__name__},{loaded},{report.ok}".encode()
-            except BaseException as exc:
-                answer = f"crash:{type(exc).__name__}".encode()
-            os.write(write_end, answer)
-            os._exit(0)
-        os.close(write_end)
-        os.waitpid(pid, 0)
-        answer = os.read(read_end, 1000).decode()
-        os.close(read_end)
+    def both(target: str) -> str:  # "<doctor error class>,<load error class>,<ok>"
+        report = forgekit.doctor(target)
+        try:
+            forgekit.load(target)
+            loaded = "loaded"
+        except ForgekitError as exc:
+            loaded = type(exc).__name__
+        return f"{type(report.error).__name__},{loaded},{report.ok}"
+
+    with locked_copy(good / "model.keras") as target:
+        before = _snapshot(os.path.dirname(target))
         expected = UnreadableArtifactError.__name__
-        assert answer == f"{expected},{expected},False"
-        assert _snapshot(folder) == before
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        assert as_nobody(lambda: both(target)) == f"{expected},{expected},False"
+        assert _snapshot(os.path.dirname(target)) == before
 
 
 def test_report_has_every_section_as_text_and_html(good):
@@ -216,7 +191,7 @@ def test_report_has_every_section_as_text_and_html(good):
 
 
 def test_doctor_without_path_is_the_environment_report():
-    from forgekit.environment import EnvironmentReport
+    from forgekit.diagnose.environment import EnvironmentReport
 
     assert isinstance(forgekit.doctor(check_devices=False), EnvironmentReport)
 
@@ -234,3 +209,67 @@ def test_cli_exit_code_says_whether_the_path_loads_as_given(good, tmp_path):
     missing = cli(tmp_path / "nothing.keras")
     assert missing.returncode == 1 and "nothing exists" in missing.stdout
     assert "Traceback" not in ok.stderr + trap.stderr + missing.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# doctor never prints a traceback; what it cannot check, it says
+
+
+def _cli_doctor(path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "forgekit.cli", "doctor", os.fspath(path)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_version_folder_named_superscript_two_is_not_a_version(good, tmp_path):
+    """"²".isdigit() is True but int("²") raises: TF Serving reads ASCII digits only."""
+    base = tmp_path / "base"
+    shutil.copytree(good / "export", base / "1")
+    (base / "²").mkdir()
+    info = forgekit.detect_format(base)
+    assert info.kind == "serving_base" and info.details["versions"] == [1]
+    assert any("²" in w for w in info.warnings)  # named as ignored, like any other entry
+    done = _cli_doctor(base)
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert "serving_base" in done.stdout
+    (base / "1").rename(base / "³")
+    assert forgekit.detect_format(base).kind == "unknown"
+
+
+def test_deeply_nested_json_is_diagnosed_not_a_traceback(tmp_path):
+    deep = tmp_path / "deep.json"  # json.loads raises RecursionError on this
+    deep.write_text('{"class_name": "Sequential", "config": ' + "[" * 100_000 + "]" * 100_000
+                    + "}")
+    with pytest.raises(CorruptArtifactError, match="does not parse"):
+        forgekit.detect_format(deep)
+    report = forgekit.doctor(deep)
+    assert not report.ok and isinstance(report.error, CorruptArtifactError)
+    done = _cli_doctor(deep)
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert "does not parse" in done.stdout
+
+
+@pytest.mark.parametrize("failure", [OSError(5, "Input/output error"),
+                                     RecursionError("maximum recursion depth exceeded")])
+def test_a_config_scan_that_fails_says_could_not_check(good, monkeypatch, failure):
+    """The custom-object scan failing used to leave no trace: a silent ✓."""
+    from forgekit.artifacts import configs
+    from forgekit.keras_io import custom_objects
+
+    def failing(path):
+        raise failure
+
+    monkeypatch.setattr(configs, "scan_file", failing)
+    monkeypatch.setattr(custom_objects, "scan_file", failing)
+    info = forgekit.detect_format(good / "model.h5")
+    assert any("could not check" in w and type(failure).__name__ in w for w in info.warnings)
+    report = forgekit.doctor(good / "model.h5")
+    assert any("could not check" in n and type(failure).__name__ in n for n in report.notes)
+
+
+def test_a_missing_private_keras_helper_is_reported_not_skipped(good, monkeypatch):
+    """The legacy-H5 compile dry run imports a private keras.src helper; when this Keras has
+    none, doctor says it could not check instead of a silent ✓."""
+    forgekit.doctor(good / "model.h5")  # the helper imported for real once
+    monkeypatch.setitem(sys.modules, "keras.src.legacy.saving.saving_utils", None)
+    report = forgekit.doctor(good / "model.h5")
+    assert any("could not check" in n and "keras.src" in n for n in report.notes), report.notes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from forgekit.environment import environment_report, known_problems
+from forgekit.diagnose.environment import environment_report, known_problems
 
 GOOD = {"tensorflow": "2.21.0", "keras": "3.15.1", "tf-keras": "2.21.0", "h5py": "3.14.0",
         "numpy": "2.4.6"}
@@ -32,5 +32,33 @@ def test_report_renders_text_and_html():
     report = environment_report(check_devices=False)
     text, page = str(report), report._repr_html_()
     assert "tensorflow" in text and report.versions["tensorflow"] in text
-    assert "<table>" in page and "GPUs visible" in page
+    assert "<table>" in page and "GPUs this course uses" in page
     assert report.memory_total_gb > 0 and report.disk_free_gb > 0
+
+
+def test_gpu_rows_report_the_hardware_apart_from_what_the_course_uses(monkeypatch):
+    """CUDA_VISIBLE_DEVICES=-1 hides every GPU from TensorFlow: the hardware row must not
+    depend on it, and the course row must say why it is CPU only."""
+    from forgekit.diagnose import environment
+
+    monkeypatch.setattr(environment, "hardware_gpus", lambda: ["NVIDIA A100-SXM4-40GB"])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    rows = dict(environment.environment_report(check_devices=False).rows())
+    assert rows["GPUs in this machine"] == "NVIDIA A100-SXM4-40GB"
+    assert rows["GPUs this course uses"].startswith("none: CPU only (CUDA_VISIBLE_DEVICES=-1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    report = environment.environment_report(check_devices=False)
+    report.gpus = ["/physical_device:GPU:0"]  # as TensorFlow would list it
+    assert dict(report.rows())["GPUs this course uses"] == "/physical_device:GPU:0"
+
+
+def test_hardware_gpus_reads_the_driver_not_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from forgekit.diagnose.environment import hardware_gpus\n"
+            "found = hardware_gpus()\n"
+            "print(found is None or isinstance(found, list), 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={"CUDA_VISIBLE_DEVICES": "-1", "PATH": "/usr/bin:/bin"})
+    assert done.stdout.split() == ["True", "False"], done.stderr

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pytest
 
-from forgekit.failures import LOADERS, loaders_table, run_matrix
+from forgekit.diagnose.failures import LOADERS, loaders_table, run_matrix
 
 KINDS = {  # label -> kind by content (what doctor must say)
     ".keras": "keras", "SavedModel": "savedmodel", "legacy .h5": "h5_model",

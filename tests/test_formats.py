@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 import pytest
 
 import forgekit
+from forgekit.artifacts.detect import detect_format
+from forgekit.artifacts.kinds import KINDS, extension_kinds, keras_reads_name, keras_suffix
 from forgekit.errors import (
     ArtifactNotFoundError,
     CorruptArtifactError,
@@ -19,49 +20,21 @@ from forgekit.errors import (
     UnreadableArtifactError,
     WrongFormatError,
 )
-from forgekit.formats import HOW_TO_LOAD, KINDS, detect_format, extension_kinds
+from tests.conftest import as_nobody, locked_copy, small_model
 
 
-def test_unreadable_file_is_reported_as_such(tmp_path):
-    """A file this user may not read gives UnreadableArtifactError, not a bare PermissionError.
+def test_unreadable_file_is_reported_as_such():
+    """A file this user may not read gives UnreadableArtifactError, not a bare PermissionError."""
 
-    root ignores permission bits, so when run as root the check runs in a forked child that
-    drops to the ``nobody`` user: the OS, not a mock, refuses the read.
-    """
-    folder = tempfile.mkdtemp(prefix="forgekit-perm-")
-    try:
-        os.chmod(folder, 0o755)  # traversable by anyone; only the file itself is locked
-        target = os.path.join(folder, "model.keras")
-        with open(target, "wb") as f:
-            f.write(b"PK\x03\x04" + b"\0" * 64)
-        os.chmod(target, 0o000)
-        if os.geteuid() != 0:
-            with pytest.raises(UnreadableArtifactError) as info:
-                detect_format(target)
-            assert info.value.path == target
-            return
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: drop privileges, try, report the error class through the pipe
-            code = b"?"
-            try:
-                os.setgid(65534)
-                os.setuid(65534)
-                detect_format(target)
-                code = b"no error"
-            except UnreadableArtifactError as exc:
-                code = b"Unreadable:" + (exc.path or "").encode()
-            except BaseException as exc:  # report anything else as a failure
-                code = type(exc).__name__.encode()
-            os.write(write_end, code)
-            os._exit(0)
-        os.close(write_end)
-        os.waitpid(pid, 0)
-        answer = os.read(read_end, 1000).decode()
-        os.close(read_end)
-        assert answer == f"Unreadable:{target}"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    def detect(target: str) -> str:
+        try:
+            detect_format(target)
+            return "no error"
+        except UnreadableArtifactError as exc:
+            return f"Unreadable:{exc.path}"
+
+    with locked_copy(b"PK\x03\x04" + b"\0" * 64) as target:
+        assert as_nobody(lambda: detect(target)) == f"Unreadable:{target}"
 
 
 def test_error_classes_carry_structure_and_one_line_message():
@@ -78,8 +51,8 @@ def test_error_classes_carry_structure_and_one_line_message():
 
 
 def test_every_kind_has_a_how_to_load_line():
-    assert set(HOW_TO_LOAD) == set(KINDS)
-    assert all(HOW_TO_LOAD[k] for k in KINDS if k != "unknown")
+    assert all(KINDS[k].call and KINDS[k].reload for k in KINDS if k != "unknown")
+    assert all("{path!r}" in KINDS[k].call for k in KINDS if k != "unknown")
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,9 +73,7 @@ def made(tmp_path_factory):
     x = np.random.default_rng(0).random((8, 4), dtype=np.float32)
     y = np.random.default_rng(1).random((8, 2), dtype=np.float32)
 
-    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                          keras.layers.Dense(2)])
-    m.compile(optimizer="adam", loss="mse")
+    m = small_model(loss="mse")
     m.fit(x, y, epochs=1, verbose=0)
     m.save(d / "m.keras")
     m.save(d / "m.h5")
@@ -301,7 +272,7 @@ def test_truncated_files_are_corrupt(made, tmp_path, name, fraction):
 
 @pytest.mark.parametrize("name", ["m.keras", "m.h5", "m.tflite"])
 def test_cut_inside_the_signature_is_unknown_and_load_calls_it_corrupt(made, tmp_path, name):
-    from forgekit.saving import load
+    from forgekit.keras_io.saving import load
 
     (tmp_path / name).write_bytes((made / name).read_bytes()[:3])
     info = detect_format(tmp_path / name)
@@ -402,7 +373,7 @@ def test_extension_kinds():
 def test_keras2_artifacts_load_by_content(made):
     import keras
 
-    from forgekit.saving import load
+    from forgekit.keras_io.saving import load
 
     k2_sm = load(made / "k2_savedmodel", loader="tf_keras")
     assert type(k2_sm).__module__.startswith("tf_keras")
@@ -414,24 +385,47 @@ def test_keras2_artifacts_load_by_content(made):
         load(made / "export", loader="tf_keras")  # a Keras 3 export has no Keras 2 metadata
 
 
-@pytest.mark.parametrize(("name", "kind", "keras2", "weights", "reads"), [
-    ("m.keras", "keras", False, False, True),
-    ("m.keras/", "keras", False, False, False),  # Keras tests the path text
-    ("m.h5", "h5_model", False, False, True),
-    ("m.weights.h5", "h5_model", False, False, True),  # load_model: any .h5 is legacy
-    ("m.weights.h5", "h5_model", False, True, False),  # load_weights: Keras 3 reader
-    ("m.weights.h5", "weights_h5", False, True, True),
-    ("m.h5", "weights_h5", False, True, False),
-    ("m.h5", "weights_h5", True, True, True),
-    ("m.weights.h5", "weights_h5", True, True, False),
-    ("export", "savedmodel", False, False, False),
-])
-def test_keras_reads_name_follows_keras_choice_by_extension(name, kind, keras2, weights, reads):
-    from forgekit.formats import keras_reads_name, keras_suffix
+def _architecture(source: str):
+    import keras
 
-    assert keras_reads_name(name, kind, keras2, weights=weights) is reads
-    suffix = keras_suffix(kind, keras2)
-    assert not suffix or keras_reads_name(f"x{suffix}", kind, keras2, weights=weights)
+    if source.startswith("k2_"):  # k2 weights: Dense(3) on 4 inputs
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    return small_model(compiled=False)
+
+
+@pytest.mark.parametrize(("source", "name", "weights"), [
+    ("m.keras", "m.keras", False),
+    ("m.keras", "m.keras/", False),  # Keras tests the path text: a trailing slash defeats it
+    ("m.keras", "m.keras", True),
+    ("m.h5", "m.h5", False),
+    ("m.h5", "m.weights.h5", False),  # load_model: any .h5 goes to the legacy reader
+    ("m.h5", "m.weights.h5", True),  # load_weights: .weights.h5 goes to the Keras 3 reader
+    ("m.h5", "m.keras", False),
+    ("m.weights.h5", "m.weights.h5", True),
+    ("m.weights.h5", "m.h5", True),
+    ("k2_weights.h5", "m.h5", True),
+    ("k2_weights.h5", "m.weights.h5", True),
+    ("export", "export", False),
+])
+def test_keras_reads_name_predicts_the_real_keras_call(made, tmp_path, source, name, weights):
+    """The naming policy against Keras itself: copy a real artifact under a name, make the
+    plain call (load_model, or load_weights into the same architecture), compare."""
+    import keras
+
+    from forgekit.outcome import attempt
+
+    info = detect_format(made / source)
+    target = tmp_path / name.rstrip("/")
+    (shutil.copytree if (made / source).is_dir() else shutil.copy)(made / source, target)
+    typed = os.fspath(target) + ("/" if name.endswith("/") else "")
+    if weights:
+        outcome = attempt(_architecture(source).load_weights, typed)
+    else:
+        outcome = attempt(keras.models.load_model, typed, compile=False)
+    predicted = keras_reads_name(typed, info.kind, info.keras2, weights=weights)
+    assert predicted is outcome.ok, outcome
+    suffix = keras_suffix(info.kind, info.keras2)
+    assert not suffix or keras_reads_name(f"x{suffix}", info.kind, info.keras2, weights=weights)
 
 
 def test_detect_format_reads_every_kind_without_importing_tensorflow(made):

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit.fresh import load_snippet, run_fresh_many
-from forgekit.keras_versions import compare, installed
+from forgekit.keras_io.keras_versions import compare, installed
+from forgekit.measure.fresh import load_snippet, run_fresh_many
+from tests.conftest import small_model
 
 
 def test_compare_relations():
@@ -36,16 +37,13 @@ def files(tmp_path_factory):
     from forgekit.quiet import quiet_tf
 
     quiet_tf()
-    import keras
     import tf_keras
 
     d = tmp_path_factory.mktemp("versions")
     x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
     y = np.stack([x.sum(axis=1), x[:, 0]], axis=1)
     np.save(d / "x.npy", x)
-    k3 = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                           keras.layers.Dense(2)])
-    k3.compile(optimizer="adam", loss="mse")
+    k3 = small_model(loss="mse")
     k3.fit(x, y, epochs=1, verbose=0)
     k3.save(d / "k3.keras")
     k3.save_weights(d / "k3.weights.h5")

@@ -9,7 +9,7 @@ import json
 import nbformat
 import pytest
 
-from forgekit.lab import PORTABLE_LANGUAGE_INFO, CourseContentsManager, kernel_language_info
+from forgekit.course.lab import PORTABLE_LANGUAGE_INFO, CourseContentsManager, kernel_language_info
 from forgekit.runner import discover
 from tests.conftest import ROOT
 from tools import setup_lab

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forgekit.runner import ci_parameters, discover, run_notebook
+from forgekit.course.runner import ci_parameters, discover, run_notebook
 from tests.conftest import NOTEBOOK_RESULTS, ROOT
 
 NOTEBOOKS = discover([ROOT / "notebooks"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit import probe
+from forgekit.measure import probe
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +46,50 @@ def test_native_keras_brings_everything_back(table):
 
 def test_export_is_an_inference_artifact(table):
     r = table["savedmodel"]
-    assert r.architecture_restored is False and r.optimizer_restored is False
     assert r.weights_equal and r.predictions_equal
     assert "serve" in r.signatures and r.serving_signature
+    # a tf.saved_model.load object has no optimizer or Keras config: n/a, not a typed False
+    assert r.architecture_restored is r.optimizer_restored is r.compile_restored is None
+    assert "not a Keras model" in r.not_applicable["optimizer state"]
+    row = dict(zip(probe.ProbeMatrix.COLUMNS, probe.ProbeMatrix([r]).rows()[0], strict=True))
+    assert row["optimizer state"] == row["architecture"] == row["compile config"] == "n/a"
+    assert any(n.startswith("savedmodel: n/a (") for n in table.notes())
+
+
+def test_savedmodel_row_is_measured_not_assumed(trained, tmp_path, monkeypatch):
+    """Reloaded variables that differ must show in the row (a stub saying ✓ would not)."""
+    import tensorflow as tf
+
+    real = tf.saved_model.load
+
+    def perturbed(path, **kwargs):
+        obj = real(path, **kwargs)
+        obj.variables[0].assign(obj.variables[0] + 1.0)
+        return obj
+
+    monkeypatch.setattr(tf.saved_model, "load", perturbed)
+    r = probe.roundtrip(trained, "savedmodel", tmp_path)
+    assert r.weights_max_abs_diff == pytest.approx(1.0, rel=1e-5)
+    assert r.weights_equal is False and r.predictions_equal is False
+
+
+def test_tflite_row_is_measured_not_assumed(trained, tmp_path, monkeypatch):
+    """A flatbuffer of other weights must show as other predictions; the Keras columns are n/a."""
+    import keras
+
+    from forgekit.keras_io import saving
+
+    other = keras.models.clone_model(trained)  # same architecture, fresh weights
+    real_save = saving.save
+    monkeypatch.setattr(saving, "save",
+                        lambda model, path, kind=None, **kw: real_save(other, path, kind, **kw))
+    r = probe.roundtrip(trained, "tflite", tmp_path)
+    assert r.predictions_max_abs_diff > r.prediction_tolerance and r.predictions_equal is False
+    assert set(r.not_applicable) == {"architecture", "weights", "optimizer state",
+                                     "compile config"}
+    row = dict(zip(probe.ProbeMatrix.COLUMNS, probe.ProbeMatrix([r]).rows()[0], strict=True))
+    assert row["weights"] == row["optimizer state"] == "n/a"
+    assert row["predictions"].startswith("✗")
 
 
 def test_json_reload_has_the_architecture_but_not_the_weights(table):
@@ -67,7 +108,7 @@ def test_weights_only_formats_need_code_for_the_architecture(table):
     for kind in ("weights_h5", "tf_checkpoint"):
         r = table[kind]
         assert r.architecture_restored is None and r.weights_equal
-        assert any("from your code" in n for n in r.notes)
+        assert "from your code" in r.not_applicable["architecture"]
 
 
 def test_optimizer_check_detects_a_fresh_optimizer(trained):

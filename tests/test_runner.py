@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from forgekit.runner import (
+from forgekit.course.runner import (
     ci_parameters,
     discover,
     render_html,

@@ -4,6 +4,7 @@ refuses what does not fit with WrongFormatError, and never touches the artifact.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import warnings
 
@@ -12,19 +13,13 @@ import pytest
 
 import forgekit
 from forgekit.errors import ArtifactNotFoundError, CorruptArtifactError, WrongFormatError
-from forgekit.saving import WRITABLE_KINDS
+from forgekit.keras_io.saving import WRITABLE_KINDS
+from tests.conftest import small_model
 
 X = np.random.default_rng(0).random((8, 4), dtype=np.float32)
 
 
-def build(compiled: bool = True):
-    import keras
-
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(2)])
-    if compiled:
-        model.compile(optimizer="adam", loss=keras.losses.MeanSquaredError())
-    return model
+build = small_model
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +91,30 @@ def test_load_restores_predictions_for_every_kind(saved):
     assert np.allclose(exported.serve(X).numpy(), expected)
     layer = forgekit.load(infos["savedmodel"].path, loader="tfsm_layer")
     assert np.allclose(np.asarray(layer(X)), expected)
-    interpreter = forgekit.load(infos["tflite"].path)
-    assert interpreter.get_input_details()[0]["shape"][-1] == 4
+    runner = forgekit.load(infos["tflite"].path).get_signature_runner()
+    (name,) = runner.get_input_details()
+    (answer,) = runner(**{name: X}).values()
+    assert np.allclose(answer, expected, atol=1e-5)
+    # JSON holds the architecture only: the same predictions once the weights are poured in
     rebuilt = forgekit.load(infos["json_architecture"].path)
-    assert rebuilt.count_params() == model.count_params()
+    rebuilt.set_weights(model.get_weights())
+    assert np.allclose(rebuilt.predict(X, verbose=0), expected)
+
+
+def test_the_prediction_check_fails_on_another_model(saved, tmp_path):
+    """The checks above would catch a restore that did nothing: another model's artifacts
+    give other predictions, for every kind that holds weights."""
+    model, _, infos = saved
+    expected = model.predict(X, verbose=0)
+    other = build()  # fresh random weights, never trained
+    for kind, name in (("keras", "o.keras"), ("weights_h5", "o.weights.h5"),
+                       ("tf_checkpoint", "ckpt/ckpt")):
+        written = forgekit.save(other, tmp_path / name, kind=kind)
+        loaded = (forgekit.load(written.path) if kind == "keras"
+                  else forgekit.load(written.path, model=build()))
+        assert not np.allclose(loaded.predict(X, verbose=0), expected), kind
+    untouched = build()
+    assert not np.allclose(untouched.predict(X, verbose=0), expected)
 
 
 def test_load_weights_restores_the_optimizer_state(saved):
@@ -244,8 +259,8 @@ def test_tensorflow_permission_error_becomes_unreadable_artifact_error(saved, mo
     Python's PermissionError, is what an unreadable shard raises (root cannot provoke it)."""
     import tensorflow as tf
 
-    from forgekit import saving
     from forgekit.errors import UnreadableArtifactError
+    from forgekit.keras_io import saving
 
     def denied(info, **kw):
         raise tf.errors.PermissionDeniedError(None, None, "variables.data-00000-of-00001")
@@ -257,3 +272,63 @@ def test_tensorflow_permission_error_becomes_unreadable_artifact_error(saved, mo
         forgekit.load(d / "export")
     assert info.value.found == "savedmodel" and "chmod" in info.value.fix
     assert str(d / "export") in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# a restore that matched nothing, and the system failing, are not what they seem
+
+
+def test_checkpoint_restore_that_matches_nothing_raises(saved, tmp_path):
+    """tf.train.Checkpoint.restore is lazy: into a model with nothing in common it used to
+    return the model untouched and silent."""
+    import tensorflow as tf
+
+    model, d, infos = saved
+    target = build()
+    before = [w.copy() for w in target.get_weights()]
+    with pytest.raises(WrongFormatError, match="nothing in this checkpoint belongs to model") as error:
+        forgekit.load(infos["savedmodel"].path / "variables", model=target)
+    assert "tf.saved_model.load" in error.value.fix
+    other = tf.train.Checkpoint(step=tf.Variable(3)).save(str(tmp_path / "other" / "ckpt"))
+    with pytest.raises(WrongFormatError, match="nothing in this checkpoint belongs to model"):
+        forgekit.load(other, model=target)
+    assert all(np.array_equal(a, b) for a, b in zip(before, target.get_weights(), strict=True))
+    restored = forgekit.load(infos["tf_checkpoint"].path, model=build())  # the right one still
+    assert np.allclose(restored.predict(X, verbose=0), model.predict(X, verbose=0))
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EMFILE", "EIO"])
+def test_system_errors_are_not_reported_as_a_damaged_artifact(saved, monkeypatch, code):
+    import errno
+
+    from forgekit.errors import ArtifactReadError
+    from forgekit.keras_io import saving
+
+    _, _, infos = saved
+
+    def failing(info, **kw):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    kinds, _, call = saving.LOADERS["keras"]
+    monkeypatch.setitem(saving.LOADERS, "keras", (kinds, failing, call))
+    with pytest.raises(ArtifactReadError) as error:
+        forgekit.load(infos["keras"].path)
+    assert not isinstance(error.value, CorruptArtifactError)
+    assert code in error.value.reason and "truncated" not in str(error.value)
+
+
+def test_system_errors_while_detecting_are_not_corruption(saved, monkeypatch):
+    import errno
+
+    import h5py
+
+    from forgekit.errors import ArtifactReadError
+
+    _, _, infos = saved
+
+    def failing(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(h5py, "File", failing)
+    with pytest.raises(ArtifactReadError, match="EIO"):
+        forgekit.detect_format(infos["h5_model"].path)

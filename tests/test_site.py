@@ -10,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from forgekit.course import LESSONS
 from forgekit.runner import RunResult, run_course
-from forgekit.site import BINDER_URL, write_site
+from forgekit.course.site import BINDER_URL, write_site
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,7 @@ Run by the Makefile's install step and by binder/postBuild (both with the enviro
   ``labconfig/page_config.json``, the file ``jupyter labextension disable`` writes), so no
   "Would you like to get notified about official Jupyter news?" prompt and no news or update
   request leaves the machine;
-- the Jupyter server reads notebooks through ``forgekit.lab.CourseContentsManager``, which matches
+- the Jupyter server reads notebooks through ``forgekit.course.lab.CourseContentsManager``, which matches
   their ``language_info`` to the kernel's: without it JupyterLab marks every lesson modified on
   open, because the stored metadata does not carry this machine's Python patch version.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 KERNEL_NAME = "python3"
 KERNEL_DISPLAY_NAME = "Python 3"
 DISABLED_PLUGINS = ("@jupyterlab/apputils-extension:announcements",)
-CONTENTS_MANAGER = "forgekit.lab.CourseContentsManager"
+CONTENTS_MANAGER = "forgekit.course.lab.CourseContentsManager"
 
 
 def page_config_path(prefix: str | Path = sys.prefix) -> Path:

@@ -23,7 +23,7 @@ def strip(path: Path) -> bool:
             changed |= cell.metadata.pop(key, None) is not None
     changed |= nb.metadata.pop("papermill", None) is not None
     # An editor stores its own Python version here; JupyterLab then marks the lesson modified
-    # on every other machine (see forgekit/lab.py). Keep only the portable part.
+    # on every other machine (see forgekit/course/lab.py). Keep only the portable part.
     info = nb.metadata.get("language_info")
     if info and info.get("name") == "python" and info != {"name": "python"}:
         nb.metadata["language_info"], changed = {"name": "python"}, True

@@ -11,10 +11,11 @@ the cell prints how to run it instead. The runner (tests, ``make run``) sets
 
 from __future__ import annotations
 
-import html
 import os
 from dataclasses import dataclass
 from typing import Any
+
+from forgekit.table import marked_html
 
 SOLUTIONS_ENV = "FORGEKIT_RUN_SOLUTIONS"
 SKIPPED = ("Solution not run: it stays out of your way when you run the whole notebook. "
@@ -37,8 +38,7 @@ class Feedback:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        color = "#1a7f37" if self.passed else "#b42318"
-        return f'<div style="color:{color};font-weight:600">{html.escape(str(self))}</div>'
+        return marked_html(str(self), "div", "font-weight:600")
 
 
 def correct(message: str) -> Feedback:

@@ -24,7 +24,7 @@ def check_callbacks(callbacks: Any) -> Feedback:
         return NOT_ANSWERED
     import keras
 
-    from forgekit.checkpoints import AtomicCheckpoint
+    from forgekit.training.checkpoints import AtomicCheckpoint
 
     if not isinstance(callbacks, (list, tuple)):
         return wrong("`callbacks` should be a list of callback objects, as `fit` takes them.")

@@ -7,9 +7,9 @@ import os
 import zipfile
 from pathlib import Path
 
+from forgekit.artifacts import hdf5
+from forgekit.artifacts.detect import HEAD_BYTES
 from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
-
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def check_first_save(my_file: str | os.PathLike[str] | None) -> Feedback:
@@ -23,8 +23,8 @@ def check_first_save(my_file: str | os.PathLike[str] | None) -> Feedback:
         return wrong(f"{path} is a folder. Keras 3 saves a whole model as one `.keras` file; "
                      "folders are for model.export() (SavedModel), which serving uses.")
     with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head == _HDF5_SIGNATURE:
+        head = fh.read(HEAD_BYTES)
+    if hdf5.matches(head):
         kind = ("weights only (no architecture, no optimizer)" if path.name.endswith(".weights.h5")
                 else "legacy HDF5, which Keras 3 still writes but no longer recommends")
         return wrong(f"{path.name} is HDF5: {kind}. Use a name ending in `.keras`.")

@@ -7,9 +7,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from forgekit.artifacts.detect import detect_format
 from forgekit.errors import ForgekitError
 from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
-from forgekit.formats import detect_format
 
 
 def check_split_model(
@@ -53,7 +53,7 @@ def check_split_model(
 def _rebuild_and_compare(arch: Path, weights: Path, model: Any) -> Feedback:
     import keras
 
-    from forgekit.probe import fixed_inputs, max_abs_diff
+    from forgekit.measure.probe import fixed_inputs, max_abs_diff
 
     rebuilt = keras.models.model_from_json(arch.read_text(encoding="utf-8"))
     try:

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from forgekit.artifacts.detect import detect_format
 from forgekit.errors import ForgekitError
 from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
-from forgekit.formats import detect_format
 
 
 def check_serving_artifact(
@@ -66,7 +66,7 @@ def check_serving_artifact(
 def _serving_difference(path: Path, model: Any) -> float | None:
     import tensorflow as tf
 
-    from forgekit.probe import fixed_inputs, max_abs_diff
+    from forgekit.measure.probe import fixed_inputs, max_abs_diff
 
     x = fixed_inputs(model, n=8)
     serving = tf.saved_model.load(os.fspath(path)).signatures["serving_default"]

@@ -26,8 +26,8 @@ def check_renamed_fix(my_code: str | None, path: str | os.PathLike[str],
     if "safe_mode=False" in my_code:
         return wrong("safe_mode=False is not the problem here and lets a file run code: the file "
                      "has no Lambda layer. Remove it and map the saved class name instead.")
-    from forgekit.custom_objects import scan_file
-    from forgekit.fresh import load_snippet, run_fresh
+    from forgekit.keras_io.custom_objects import scan_file
+    from forgekit.measure.fresh import load_snippet, run_fresh
 
     saved = [obj.name for obj in scan_file(path).custom_objects if obj.certain]
     snippet = f"path = {os.fspath(path)!r}\n" + load_snippet(

@@ -3,15 +3,14 @@
 This environment has both: ``keras`` (Keras 3, used by ``tf.keras``) and ``tf-keras`` (Keras 2,
 imported as ``tf_keras``). :func:`compare` says whether the reader is older or newer than the
 writer a file records. Lessons run each cross-version load in a fresh process that imports only
-one of them (:func:`forgekit.fresh.load_snippet`): both directions, one environment.
+one of them (:func:`forgekit.measure.fresh.load_snippet`): both directions, one environment.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from forgekit.environment import installed_version
+from forgekit.versions import installed_version, parse_version
 
 READERS = {"keras": "keras", "tf_keras": "tf-keras"}  # import name -> distribution name
 
@@ -19,14 +18,6 @@ READERS = {"keras": "keras", "tf_keras": "tf-keras"}  # import name -> distribut
 def installed(reader: str = "keras") -> str | None:
     """The installed version of a reader (``"keras"`` or ``"tf_keras"``), without importing it."""
     return installed_version(READERS.get(reader, reader))
-
-
-def parse_version(version: str | None) -> tuple[int, ...] | None:
-    """``"3.15.0"`` -> ``(3, 15, 0)`` (at most three numbers); ``None`` when nothing to parse."""
-    if not version:
-        return None
-    parts = re.findall(r"\d+", version)[:3]
-    return tuple(int(p) for p in parts) if parts else None
 
 
 @dataclass(frozen=True)

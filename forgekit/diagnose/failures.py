@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forgekit.formats import keras_reads_name
+from forgekit.artifacts.kinds import keras_reads_name, kind
 from forgekit.outcome import Outcome, attempt
 from forgekit.quiet import muted_stderr, quiet_absl
 from forgekit.table import Table
 
 if TYPE_CHECKING:
-    from forgekit.diagnose import ArtifactDiagnosis
+    from forgekit.diagnose.diagnosis import ArtifactDiagnosis
 
 Build = Callable[[], Any]  # returns a fresh model with the saved architecture (compiled)
 
@@ -106,7 +106,7 @@ class Loader:
         if self.works(d):
             return "✓ predicted to work"
         if d.kind not in self.kinds:
-            return f"✗ reads {self.needs}; this is {d.kind}. Fix: {d.fix}"
+            return f"✗ reads {self.needs}; this is {d.kind} ({kind(d.kind).label}). Fix: {d.fix}"
         why = [*d.notes, *(p for p in d.problems if not p.endswith("as given"))]
         if d.info is not None and d.info.mismatch:
             why.append(d.info.mismatch)
@@ -265,7 +265,7 @@ def run_matrix(artifacts: Mapping[str, str | os.PathLike[str]], build: Build,
             compiled like it, for the loaders that fill an existing model.
         loaders: defaults to :data:`LOADERS`.
     """
-    from forgekit.diagnose import diagnose_artifact
+    from forgekit.diagnose.diagnosis import diagnose_artifact
 
     loaders = LOADERS if loaders is None else loaders
     rows = []

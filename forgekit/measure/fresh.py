@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from forgekit.outcome import Outcome, first_line
-from forgekit.quiet import QUIET_ENV
+from forgekit.quiet import child_env
 from forgekit.table import Table
 
 DEFAULT_TIMEOUT = 120.0  # seconds; a TensorFlow import alone takes ~3 s on two cores
@@ -57,13 +57,6 @@ class FreshOutcome(Outcome):
     code: str = ""
     seconds: float = 0.0
     stdout: str = ""  # what the snippet printed; ``value`` is what it assigned to ``result``
-
-
-def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()}}
-    env.pop("TF_USE_LEGACY_KERAS", None)  # each snippet imports keras or tf_keras explicitly
-    env.update(extra or {})
-    return env
 
 
 def run_fresh(
@@ -111,7 +104,8 @@ def run_steps(
         done = subprocess.run(
             [sys.executable, "-c", program],
             cwd=None if cwd is None else os.fspath(cwd),
-            env=_child_env(env),
+            # each snippet imports keras or tf_keras explicitly: no legacy switch inherited
+            env=child_env(env, unset=("TF_USE_LEGACY_KERAS",)),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -9,36 +9,23 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
-from importlib import metadata
+from pathlib import Path
 
 import psutil
 
 from forgekit.table import Fields
+from forgekit.versions import installed_version, parse_version
 
 PACKAGES = ("tensorflow", "keras", "tf-keras", "h5py", "numpy", "protobuf",
             "tensorflow-serving-api")
 
 
-def installed_version(dist: str) -> str | None:
-    """The installed version of distribution ``dist``, or None when it is not installed."""
-    for name in (dist, dist.replace("-", "_")):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-def _major_minor(version: str | None) -> tuple[int, int] | None:
-    if not version:
-        return None
-    try:
-        major, minor = version.split(".")[:2]
-        return int(major), int(minor)
-    except ValueError:
-        return None
+def _major_minor(version: str | None) -> tuple[int, ...] | None:
+    parsed = parse_version(version)
+    return parsed[:2] if parsed and len(parsed) >= 2 else None
 
 
 def known_problems(versions: dict[str, str | None], env: dict[str, str] | None = None,
@@ -82,28 +69,40 @@ class EnvironmentReport:
     platform: str
     versions: dict[str, str | None]
     cpu_count: int
-    gpus: list[str] | None
+    gpus: list[str] | None  # what TensorFlow sees in this process (None: not checked)
     memory_total_gb: float
     memory_available_gb: float
     disk_free_gb: float
     problems: list[str] = field(default_factory=list)
+    hardware_gpus: list[str] | None = None  # NVIDIA GPUs in the machine (None: cannot tell)
+    cuda_visible_devices: str | None = None  # as set for this process
 
     def rows(self) -> list[tuple[str, str]]:
-        gpus = ("not checked" if self.gpus is None
-                else ", ".join(self.gpus) or "none (CPU only)")
+        """(label, value) pairs: the report, in the order it is read."""
+        hardware = ("cannot tell (no NVIDIA driver interface found)" if self.hardware_gpus is None
+                    else ", ".join(self.hardware_gpus) or "none found")
         rows = [("Python", self.python), ("Platform", self.platform)]
         rows += [(name, v or "not installed") for name, v in self.versions.items()]
         rows += [
             ("CPU cores", str(self.cpu_count)),
-            ("GPUs visible to TensorFlow", gpus),
+            ("GPUs in this machine", hardware),
+            ("GPUs this course uses", self._course_gpus()),
             ("Memory available / total", f"{self.memory_available_gb:.1f} / "
                                          f"{self.memory_total_gb:.1f} GB"),
             ("Disk free (working dir)", f"{self.disk_free_gb:.1f} GB"),
         ]
         return rows
 
+    def _course_gpus(self) -> str:
+        if self.cuda_visible_devices is not None and self.cuda_visible_devices.strip() == "-1":
+            return "none: CPU only (CUDA_VISIBLE_DEVICES=-1, set by forgekit.quiet_tf)"
+        if self.gpus is None:
+            return "not checked (TensorFlow not imported)"
+        return ", ".join(self.gpus) or "none visible to TensorFlow"
+
     @property
     def ok(self) -> bool:
+        """No known-bad combination found."""
         return not self.problems
 
     def _fields(self) -> Fields:
@@ -120,11 +119,38 @@ class EnvironmentReport:
         return self._fields()._repr_html_()
 
 
+def hardware_gpus() -> list[str] | None:
+    """The NVIDIA GPUs the machine has, whatever this process may use; None: cannot tell.
+
+    Read from the driver (``/proc/driver/nvidia/gpus``, else ``nvidia-smi -L``), not from
+    TensorFlow, which sees none under ``CUDA_VISIBLE_DEVICES=-1``.
+    """
+    proc = Path("/proc/driver/nvidia/gpus")
+    if proc.is_dir():
+        names = []
+        for info in sorted(proc.glob("*/information")):
+            text = info.read_text(errors="replace")
+            model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                          if line.startswith("Model:")), info.parent.name)
+            names.append(model)
+        return names
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return [] if Path("/proc").is_dir() else None  # Linux without the driver: none
+    try:
+        done = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return [line.split(" (UUID")[0] for line in done.stdout.splitlines() if line.startswith("GPU")]
+
+
 def environment_report(check_devices: bool = False) -> EnvironmentReport:
     """Collect the environment report.
 
-    ``check_devices=True`` imports TensorFlow (quietly) to list GPUs; otherwise devices are
-    reported as "not checked" and the call stays fast and TensorFlow-free.
+    ``check_devices=True`` imports TensorFlow (quietly) to list the GPUs it sees; otherwise
+    they are reported as "not checked" and the call stays fast and TensorFlow-free. The GPUs
+    the machine has are read from the driver either way, and reported apart from what the
+    course uses (CPU only, ``CUDA_VISIBLE_DEVICES=-1``).
     """
     versions = {name: installed_version(name) for name in PACKAGES}
     gpus = None
@@ -146,4 +172,6 @@ def environment_report(check_devices: bool = False) -> EnvironmentReport:
         memory_available_gb=mem.available / 2**30,
         disk_free_gb=shutil.disk_usage(os.getcwd()).free / 2**30,
         problems=known_problems(versions),
+        hardware_gpus=hardware_gpus(),
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
     )

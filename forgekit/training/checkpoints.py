@@ -29,7 +29,7 @@ import keras
 import numpy as np
 
 from forgekit.outcome import Outcome, attempt
-from forgekit.training import SAVE_PHASES as SAVE_PHASES  # re-exported: the phases of a save
+from forgekit.training.run import SAVE_PHASES as SAVE_PHASES  # re-exported: the phases of a save
 
 STATE_MEMBER = "forgekit.json"
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.claims import (
+from forgekit.course.claims import (
     CLAIMS_FILE_ENV,
     NOTEBOOK_ENV,
     STRICT_ENV,
@@ -30,8 +30,9 @@ from forgekit.claims import (
     write_claims_json,
 )
 from forgekit.exercises import SOLUTIONS_ENV
-from forgekit.quiet import QUIET_ENV
-from forgekit.site import write_site
+from forgekit.quiet import child_env
+from forgekit.table import Table
+from forgekit.course.site import write_site
 
 DEFAULT_TIMEOUT = 1800  # seconds for a whole notebook; CI parameters keep lessons far below
 
@@ -90,7 +91,7 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
     The working directory is the notebook's folder (as in JupyterLab). TensorFlow in the kernel
     is quiet and CPU-only. Never raises for a failing notebook: the result says which cell failed.
     Solution cells (``%%solution``) are executed, so every checker is proven on its answer.
-    The claims the notebook checks (:mod:`forgekit.claims`) are collected into the result;
+    The claims the notebook checks (:mod:`forgekit.course.claims`) are collected into the result;
     ``strict_claims`` makes an unmet claim fail its cell (the test suite's mode).
     """
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
@@ -98,12 +99,11 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
     claims_file = output.with_suffix(".claims.jsonl")
     claims_file.unlink(missing_ok=True)
     job = {"notebook": str(notebook), "output": str(output), "parameters": parameters or {}}
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()},
-           CLAIMS_FILE_ENV: str(claims_file), NOTEBOOK_ENV: notebook.stem,
-           STRICT_ENV: "1" if strict_claims else "0", SOLUTIONS_ENV: "1"}
+    env = child_env({CLAIMS_FILE_ENV: str(claims_file), NOTEBOOK_ENV: notebook.stem,
+                     STRICT_ENV: "1" if strict_claims else "0", SOLUTIONS_ENV: "1"})
     started = time.perf_counter()
     # A new session so a timeout can kill the worker *and* its kernel in one signal.
-    proc = subprocess.Popen([sys.executable, "-m", "forgekit.runner", "--worker", json.dumps(job)],
+    proc = subprocess.Popen([sys.executable, "-m", "forgekit.course.runner", "--worker", json.dumps(job)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     try:
@@ -220,23 +220,24 @@ def render_html(executed: Path, site: Path) -> Path:
 
 
 def summary_table(results: Sequence[RunResult]) -> str:
-    """A fixed-width table: notebook, status, seconds, peak RSS (largest process, tree), claims."""
-    width = max([len("notebook")] + [len(r.notebook) for r in results])
-    lines = [f"{'notebook':<{width}}  status  seconds  peak RSS (MiB)  tree RSS (MiB)  claims"]
+    """A fixed-width table: notebook, status, seconds, peak RSS (largest process, tree), claims;
+    failures and claims that do not hold listed below it."""
+    table = Table(["notebook", "status", "seconds", "peak RSS (MiB)", "tree RSS (MiB)",
+                   "claims"], max_width=200)
     for r in results:
-        rss = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb is not None else "-"
-        tree = f"{r.peak_tree_rss_mb:.0f}" if r.peak_tree_rss_mb is not None else "-"
         failed = sum(1 for c in r.claims if not c.get("holds"))
-        claims = f"{len(r.claims)}" + (f" ({failed} ✗)" if failed else "")
-        lines.append(f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:>7.1f}  {rss:>14}  "
-                     f"{tree:>14}  {claims:>6}")
+        table.add(r.notebook, r.status, f"{r.seconds:.1f}", _mib(r.peak_rss_mb),
+                  _mib(r.peak_tree_rss_mb), f"{len(r.claims)}" + (f" ({failed} ✗)" if failed else ""))
     for r in results:
         if not r.ok:
-            lines.append(f"FAILED {r.notebook}: {r.failed_cell}")
-        for c in r.claims:
-            if not c.get("holds"):
-                lines.append(f"CLAIM DOES NOT HOLD {r.notebook}: {c.get('text')}")
-    return "\n".join(lines)
+            table.notes.append(f"FAILED {r.notebook}: {r.failed_cell}")
+        table.notes += [f"CLAIM DOES NOT HOLD {r.notebook}: {c.get('text')}"
+                        for c in r.claims if not c.get("holds")]
+    return str(table)
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def run_course(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] = "build",

@@ -9,19 +9,24 @@ and as plain text elsewhere. Nothing here is asserted from documentation: every 
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from forgekit.artifacts.kinds import KINDS
+from forgekit.measure.compare import (  # re-exported: lessons call them from here
+    captured_logs,  # noqa: F401
+    config_differences,
+    fixed_inputs,
+    max_abs_diff,
+)
 from forgekit.outcome import first_line
 from forgekit.table import Table, human_bytes
 
@@ -30,24 +35,20 @@ DEFAULT_KINDS = ("keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint
 _NAMES = {"keras": "model.keras", "h5_model": "model.h5", "weights_h5": "model.weights.h5",
           "savedmodel": "export", "tf_checkpoint": "ckpt/ckpt", "tflite": "model.tflite",
           "json_architecture": "model.json", "serving_base": "serving"}
-# How each kind is reloaded, shown in the table so the learner can repeat it.
-RELOAD_CALL = {
-    "keras": "keras.models.load_model(path)",
-    "h5_model": "keras.models.load_model(path)",
-    "weights_h5": "same architecture from code, compile, model.load_weights(path)",
-    "tf_checkpoint": "same architecture from code, compile, tf.train.Checkpoint(...).restore",
-    "savedmodel": "tf.saved_model.load(path)",
-    "serving_base": "tf.saved_model.load(path/<latest>)",
-    "tflite": "tf.lite.Interpreter(model_path=path)",
-    "json_architecture": "keras.models.model_from_json(text)",
-}
+# How each kind is reloaded (the kinds registry), shown in the table so the learner can repeat it.
+RELOAD_CALL = {k.name: k.reload for k in KINDS.values() if k.reload}
 TFLITE_ATOL = 1e-5  # TFLite kernels differ from TF's in float rounding only
 
 
 @dataclass
 class ProbeResult:
-    """What one format brought back, measured. ``None`` means "not comparable" (for example
-    TFLite folds weights into its own tensors, so only its predictions can be compared)."""
+    """What one format brought back, measured.
+
+    ``None`` means the column cannot apply to this kind, shown as ``n/a`` and explained in
+    :attr:`not_applicable` (a ``tf.saved_model.load`` object has no optimizer to compare; TFLite
+    folds the weights into its own tensors, so only its predictions can be compared). A
+    ``False`` is always a measurement.
+    """
 
     kind: str
     path: Path
@@ -64,6 +65,11 @@ class ProbeResult:
     save_seconds: float = 0.0
     load_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    not_applicable: dict[str, str] = field(default_factory=dict)  # column -> why it cannot apply
+
+    def _cannot_apply(self, why: str, *columns: str) -> None:
+        for column in columns:
+            self.not_applicable[column] = why
 
     @property
     def weights_equal(self) -> bool | None:
@@ -100,67 +106,6 @@ class ProbeResult:
 
 # --------------------------------------------------------------------------------------------
 # comparisons
-
-
-@contextlib.contextmanager
-def captured_logs(name: str = "absl", level: int = logging.WARNING) -> Iterator[list[str]]:
-    """Collect the messages logged to ``name`` during the block (Keras warns through absl).
-
-    ``forgekit.quiet_tf()`` raises that logger's level to hide start-up chatter; inside the block
-    the level is lowered so a lesson can show the warning a call really emits.
-    """
-    logger = logging.getLogger(name)
-    messages: list[str] = []
-    handler = logging.Handler(level)
-    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore
-    saved_level, saved_propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False  # shown by the lesson, not printed twice
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved_level)
-        logger.propagate = saved_propagate
-
-
-def fixed_inputs(model: Any, n: int = 16, seed: int = 0) -> np.ndarray:
-    """Reproducible inputs for a single-input model (standard normal, float32)."""
-    shape = tuple(model.inputs[0].shape[1:])
-    if len(model.inputs) != 1 or None in shape:
-        raise ValueError("pass x= explicitly: the model has several inputs or a dynamic shape")
-    return np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32)
-
-
-def max_abs_diff(a: Sequence[Any], b: Sequence[Any]) -> float:
-    """Largest absolute difference between two lists of arrays; ``inf`` if they do not align."""
-    if len(a) != len(b):
-        return float("inf")
-    worst = 0.0
-    for x, y in zip(a, b, strict=True):
-        x, y = np.asarray(x), np.asarray(y)
-        if x.shape != y.shape:
-            return float("inf")
-        if x.size:
-            worst = max(worst, float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))))
-    return worst
-
-
-def config_differences(a: Any, b: Any, where: str = "") -> list[str]:
-    """Paths at which two nested configs differ (empty list: equal)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b), key=str):
-            if key not in a or key not in b:
-                out.append(f"{where}/{key} only in {'saved' if key in a else 'reloaded'}")
-            else:
-                out += config_differences(a[key], b[key], f"{where}/{key}")
-        return out
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
-                for d in config_differences(x, y, f"{where}[{i}]")]
-    return [] if a == b else [f"{where or '/'}: {a!r} != {b!r}"[:160]]
 
 
 def _optimizer_state(model: Any) -> tuple[int, list[np.ndarray]] | None:
@@ -254,7 +199,7 @@ def _rebuild(model: Any) -> Any:
 
 
 def _reload(kind: str, model: Any, info: Any, result: ProbeResult, x: np.ndarray) -> None:
-    from forgekit.saving import load
+    from forgekit.keras_io.saving import load
 
     path = info.load_path
     if kind in ("keras", "h5_model"):
@@ -277,17 +222,20 @@ def _reload(kind: str, model: Any, info: Any, result: ProbeResult, x: np.ndarray
         load(path, model=clone)
         result.load_seconds = time.perf_counter() - start
         _compare_keras_model(result, model, clone, x, from_file=False)
-        result.notes.append("architecture and compile config come from your code, not the file")
+        result._cannot_apply("architecture and compile config come from your code, not the file",
+                             "architecture", "compile config")
     elif kind in ("savedmodel", "serving_base"):
         import tensorflow as tf
 
         start = time.perf_counter()
         obj = tf.saved_model.load(os.fspath(path))
         result.load_seconds = time.perf_counter() - start
-        result.architecture_restored = hasattr(obj, "get_config")
-        result.compile_restored = hasattr(obj, "compile")
-        result.optimizer_restored = hasattr(obj, "optimizer")
-        result.optimizer_detail = "the reloaded object has no optimizer attribute"
+        if hasattr(obj, "get_config") or hasattr(obj, "optimizer"):  # measured, not assumed
+            result.notes.append("the tf.saved_model.load object unexpectedly has Keras attributes")
+        result._cannot_apply("a tf.saved_model.load object is not a Keras model: it has no "
+                             "Keras config, optimizer or compile config to compare",
+                             "architecture", "optimizer state", "compile config")
+        result.optimizer_detail = "not a Keras model"
         variables = list(getattr(obj, "variables", []))
         result.weights_max_abs_diff = max_abs_diff(model.weights, variables)
         endpoint = "serve" if "serve" in result.signatures else None
@@ -304,8 +252,9 @@ def _reload(kind: str, model: Any, info: Any, result: ProbeResult, x: np.ndarray
         (name,) = runner.get_input_details()
         outputs = runner(**{name: x})
         (output,) = outputs.values()
-        result.architecture_restored = result.compile_restored = False
-        result.optimizer_restored = False
+        result._cannot_apply("an inference-only flatbuffer: no Keras config, optimizer or "
+                             "compile config; weights folded into TFLite tensors",
+                             "architecture", "weights", "optimizer state", "compile config")
         result.optimizer_detail = "inference-only flatbuffer"
         result.prediction_tolerance = TFLITE_ATOL
         result.predictions_max_abs_diff = max_abs_diff([model.predict(x, verbose=0)], [output])
@@ -352,8 +301,8 @@ def roundtrip(
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="forgekit-probe-") as tmp:
             return roundtrip(model, kind, tmp, x)
-    from forgekit.formats import detect_format
-    from forgekit.saving import save
+    from forgekit.artifacts.detect import detect_format
+    from forgekit.keras_io.saving import save
 
     target = Path(directory) / _NAMES[kind]
     start = time.perf_counter()
@@ -374,12 +323,12 @@ def roundtrip(
 
 
 def _mark(value: bool | None) -> str:
-    return {True: "✓", False: "✗", None: "—"}[value]
+    return {True: "✓", False: "✗", None: "n/a"}[value]
 
 
 def _diff_cell(diff: float | None, ok: bool | None) -> str:
     if diff is None:
-        return "—"
+        return "n/a"
     if diff == 0.0:
         return "✓ identical"
     if diff == float("inf"):
@@ -427,8 +376,15 @@ class ProbeMatrix:
         ]
 
     def notes(self) -> list[str]:
-        """Every result's notes, each prefixed with its kind (shown under the table)."""
-        return [f"{r.kind}: {note}" for r in self.results for note in r.notes]
+        """Every result's notes and n/a reasons, each prefixed with its kind (under the table)."""
+        out = []
+        for r in self.results:
+            out += [f"{r.kind}: {note}" for note in r.notes]
+            reasons: dict[str, list[str]] = {}
+            for column, why in r.not_applicable.items():
+                reasons.setdefault(why, []).append(column)
+            out += [f"{r.kind}: n/a ({', '.join(cols)}): {why}" for why, cols in reasons.items()]
+        return out
 
     def table(self) -> Table:
         """The matrix as a :class:`~forgekit.table.Table`, notes below it."""

@@ -47,7 +47,7 @@ LESSONS: tuple[Lesson, ...] = (
 
 def available(notebooks_dir: str | Path | None = None) -> set[str]:
     """Names of the lessons whose notebook exists in ``notebooks_dir``."""
-    folder = Path(notebooks_dir) if notebooks_dir else Path(__file__).resolve().parents[1] / "notebooks"
+    folder = Path(notebooks_dir) if notebooks_dir else Path(__file__).resolve().parents[2] / "notebooks"
     return {p.stem for p in folder.glob("*.ipynb")}
 
 

@@ -1,6 +1,6 @@
 """The child process behind :func:`forgekit.training.run_training`.
 
-Run as ``python -m forgekit._train_worker CONFIG LOG``. Every event is appended to LOG as one
+Run as ``python -m forgekit.training._worker CONFIG LOG``. Every event is appended to LOG as one
 JSON line and flushed at once: a flushed line is in the kernel's page cache, which a SIGKILL of
 this process does not touch, so the parent reads everything that happened up to the kill.
 
@@ -27,7 +27,8 @@ quiet_tf()  # the parent already set the quiet environment; this also mutes TF's
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from forgekit import checkpoints, training  # noqa: E402
+from forgekit.training import checkpoints  # noqa: E402
+from forgekit.training import tasks as training  # noqa: E402
 
 
 def _die() -> None:

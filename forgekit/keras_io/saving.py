@@ -1,7 +1,7 @@
 """Save and load every model format through the real Keras/TF API, chosen by content.
 
 ``forgekit.save(model, path, kind)`` calls the one Keras/TF function that writes that kind and
-returns what :func:`~forgekit.formats.detect_format` then sees on disk.
+returns what :func:`~forgekit.artifacts.detect.detect_format` then sees on disk.
 ``forgekit.load(path)`` detects the kind from the content and calls the loader that fits; a
 caller's expectation (``expect=``) or choice (``loader=``) that does not fit the content raises
 :class:`~forgekit.errors.WrongFormatError` naming the call that would work, and a damaged
@@ -23,29 +23,27 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from forgekit.artifacts.detect import detect_format
+from forgekit.artifacts.info import FormatInfo
+from forgekit.artifacts.kinds import (
+    KINDS,
+    endpoint_for,
+    extension_kinds,
+    keras_reads_name,
+    keras_suffix,
+)
+from forgekit.artifacts.serving_base import version_numbers
 from forgekit.errors import (
     RESAVE,
     CorruptArtifactError,
     ForgekitError,
     IncompatibleArtifactError,
     WrongFormatError,
+    read_failed,
     unreadable,
-)
-from forgekit.formats import (
-    FormatInfo,
-    detect_format,
-    endpoint_for,
-    extension_kinds,
-    keras_reads_name,
-    keras_suffix,
-    version_numbers,
 )
 from forgekit.outcome import first_line
 from forgekit.quiet import quiet_absl
-
-# The kinds saved as one file, whose kind an extension can name (save(kind=None)).
-_FILE_KINDS = ("keras", "h5_model", "weights_h5", "tflite", "json_architecture")
-
 
 # --------------------------------------------------------------------------------------------
 # save
@@ -145,7 +143,7 @@ WRITABLE_KINDS = tuple(_SAVERS)
 
 def _kind_from_name(path: Path) -> str | None:
     kinds = extension_kinds(path)
-    return kinds[0] if kinds and kinds[0] in _FILE_KINDS else None
+    return kinds[0] if kinds and KINDS[kinds[0]].one_file else None  # save(kind=None)
 
 
 def _check_save_path(path: Path, kind: str) -> None:
@@ -165,7 +163,7 @@ def _check_save_path(path: Path, kind: str) -> None:
                 expected=kind,
                 fix=f"forgekit.save(model, {os.fspath(path.with_name(good))!r}, kind={kind!r})",
             )
-    elif kind in ("savedmodel", "serving_base", "tf_checkpoint") and promised:
+    elif not KINDS[kind].one_file and promised:
         raise WrongFormatError(
             f"kind={kind!r} writes a folder or a prefix, but the name has a file extension",
             path=path,
@@ -242,16 +240,19 @@ def _load_tfsm_layer(info: FormatInfo, **kw: Any) -> Any:
     return keras.layers.TFSMLayer(os.fspath(info.load_path), **kw)
 
 
+def _needs_model(info: FormatInfo, reason: str) -> WrongFormatError:
+    """The error for weights or a checkpoint loaded without the model to restore them into."""
+    return WrongFormatError(
+        reason, path=info.path, found=info.kind, expected="a whole model",
+        fix=f"model = <build the same architecture, compiled like the one saved>; "
+            f"{KINDS[info.kind].forgekit_call(info.path)}",
+    )
+
+
 def _load_weights(info: FormatInfo, model: Any = None, **kw: Any) -> Any:
     if model is None:
-        raise WrongFormatError(
-            "weights only: there is no architecture in this file to build a model from",
-            path=info.path,
-            found=info.kind,
-            expected="a whole model",
-            fix=f"model = <build the same architecture>; "
-            f"forgekit.load({os.fspath(info.path)!r}, model=model)",
-        )
+        raise _needs_model(info, "weights only: there is no architecture in this file to build "
+                                 "a model from")
     optimizer = getattr(model, "optimizer", None)
     if info.has_optimizer and optimizer is not None and not optimizer.built:
         # Keras 3 skips saved optimizer slots (with only a warning) unless the optimizer already
@@ -269,20 +270,43 @@ def _load_checkpoint(
 
     if objects is None:
         if model is None:
-            raise WrongFormatError(
-                "a checkpoint holds variables only; restoring needs the objects they belong to",
-                path=info.path,
-                found=info.kind,
-                expected="a whole model",
-                fix=f"forgekit.load({os.fspath(info.path)!r}, model=model)  "
-                "# model built (and compiled) like the one saved",
-            )
+            raise _needs_model(info, "a checkpoint holds variables only; restoring needs the "
+                                     "objects they belong to")
         objects = {"model": model}
         if getattr(model, "optimizer", None) is not None:
             objects["optimizer"] = model.optimizer
+    # restore() is lazy and matches by name: objects the checkpoint does not hold are skipped
+    # silently, and the model came back untouched. At least the model (else one of the
+    # objects) must be in it; partial is fine (optimizer slots restore when it builds).
+    held = _root_objects(info.load_path)
+    wanted = ["model"] if model is not None else list(objects)
+    if not held & set(wanted):
+        raise WrongFormatError(
+            f"nothing in this checkpoint belongs to {' or '.join(wanted)}: it holds "
+            f"{', '.join(sorted(held)) or 'no variables'}",
+            path=info.path, found=f"{info.kind} of other objects",
+            expected=f"a checkpoint of {', '.join(objects)}",
+            fix=f"tf.saved_model.load({os.fspath(info.path.parent)!r})  # variables/ of an export"
+            if info.path.name == "variables" else
+            "restore with the objects it was saved from, under the same names: "
+            "tf.train.Checkpoint(<name>=...).restore(path)",
+        )
     status = tf.train.Checkpoint(**objects).restore(os.fspath(info.load_path), **kw)
-    status.expect_partial()  # e.g. optimizer slots restore later, when the optimizer builds
+    status.expect_partial()
     return model if model is not None else objects
+
+
+def _root_objects(prefix: str | os.PathLike[str]) -> set[str]:
+    """The names a checkpoint's root object holds (``model``, ``optimizer``, ``save_counter``):
+    the ``Checkpoint(name=...)`` keywords it was saved with. Its variables' keys do not tell:
+    Keras 3 files a model's variables under the first object that reaches them."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    reader = tf.train.load_checkpoint(os.fspath(prefix))
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    return {child.local_name for child in graph.nodes[0].children} if graph.nodes else set()
 
 
 def _load_tflite(info: FormatInfo, **kw: Any) -> Any:
@@ -317,16 +341,11 @@ LOADERS: dict[str, tuple[tuple[str, ...], Callable[..., Any], str]] = {
     "json": (("json_architecture",), _load_json, "keras.models.model_from_json"),
 }
 
-DEFAULT_LOADER = {
-    "keras": "keras", "h5_model": "keras", "savedmodel": "saved_model", "weights_h5": "weights",
-    "tf_checkpoint": "checkpoint", "tflite": "tflite", "json_architecture": "json",
-}
 
 
 def _fix_for(info: FormatInfo) -> str:
-    forgekit_call = f"forgekit.load({os.fspath(info.path)!r})"
-    if info.kind in ("weights_h5", "tf_checkpoint"):
-        forgekit_call = f"forgekit.load({os.fspath(info.path)!r}, model=model)"
+    """The fix for a wrong call: the plain call for this kind (registry), or forgekit.load."""
+    forgekit_call = KINDS[info.kind].forgekit_call(info.path)
     if not info.how_to_load or info.how_to_load.startswith("forgekit.load("):
         return info.how_to_load or forgekit_call
     return f"{info.how_to_load}  (or {forgekit_call})"
@@ -378,7 +397,7 @@ def load(
             expected=" or ".join(promised) or "a model artifact",
             fix="forgekit.detect_format(path) shows what is there; save the model again",
         )
-    if info.kind == "serving_base":
+    if KINDS[info.kind].loader is None:  # serving_base
         latest = info.details.get("load_path")
         raise WrongFormatError(
             "a serving base holds several model versions; load one of them",
@@ -387,7 +406,7 @@ def load(
             expected="savedmodel",
             fix=f"forgekit.load({latest!r})" if latest else "export a version into it first",
         )
-    name = loader or DEFAULT_LOADER[info.kind]
+    name = loader or KINDS[info.kind].loader
     if name not in LOADERS:
         raise WrongFormatError(
             f"no loader named {name!r} (choose from {', '.join(LOADERS)})",
@@ -413,8 +432,10 @@ def load(
             raise unreadable(path, exc, found=info.kind, expected=info.kind) from exc
         if _is_corruption(exc):
             raise _corrupt(info, exc) from exc
-        if info.kind in ("keras", "h5_model", "json_architecture"):  # custom objects, Lambda
-            from forgekit.custom_objects import explain_load_error
+        if isinstance(exc, OSError) and exc.errno is not None:  # ENOSPC, EMFILE, EIO: the system
+            raise read_failed(path, exc, found=info.kind, expected=info.kind) from exc
+        if KINDS[info.kind].stores_config:  # custom objects, Lambda
+            from forgekit.keras_io.custom_objects import explain_load_error
 
             explained = explain_load_error(path, exc, kwargs.get("custom_objects"))
             if explained is not None:
@@ -433,7 +454,14 @@ def load(
 
 
 def _is_corruption(exc: BaseException) -> bool:
-    """Low-level read failures (damaged bytes), as opposed to Keras's own, meaningful errors."""
+    """Low-level read failures (damaged bytes), as opposed to Keras's own, meaningful errors.
+
+    An ``OSError`` with an ``errno`` (disk full, too many open files, I/O error) is the system
+    failing, not the artifact: :func:`load` reports it as such before asking this. h5py's
+    format errors are ``OSError`` without an errno.
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return False
     if isinstance(exc, OSError | EOFError | zipfile.BadZipFile | struct.error | UnicodeDecodeError):
         return True
     if isinstance(exc, IndexError) and "Read less bytes" in str(exc):
@@ -465,7 +493,7 @@ def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:
 def _proper_name(info: FormatInfo, weights: bool = False) -> Iterator[str]:
     """Yield a path whose extension matches the content, for loaders that pick by extension.
 
-    Keras 3 chooses its reader from the file name (see :func:`forgekit.formats.keras_reads_name`;
+    Keras 3 chooses its reader from the file name (see :func:`forgekit.artifacts.kinds.keras_reads_name`;
     ``weights`` for ``load_weights``). A misnamed artifact is read through a link with the right
     name in a temporary folder; the artifact itself is never renamed or touched.
     """

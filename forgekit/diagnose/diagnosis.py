@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.environment import EnvironmentReport, environment_report
+from forgekit.artifacts.detect import detect_format
+from forgekit.artifacts.info import FormatInfo
+from forgekit.artifacts.kinds import KINDS, how_to_load, keras_reads_name, keras_suffix, kind
+from forgekit.diagnose.environment import EnvironmentReport, environment_report
 from forgekit.errors import ForgekitError
-from forgekit.formats import (
-    FormatInfo,
-    detect_format,
-    how_to_load,
-    keras_reads_name,
-    keras_suffix,
-)
+from forgekit.outcome import first_line
 from forgekit.table import Fields
 
 
@@ -39,14 +37,6 @@ def doctor(path: str | os.PathLike[str] | None = None,
     return environment_report(check_devices=check_devices)
 
 
-# The loader each kind is normally read with (keys of forgekit.failures.LOADERS).
-PRIMARY_LOADER = {
-    "keras": "load_model", "h5_model": "load_model", "savedmodel": "saved_model_load",
-    "weights_h5": "load_weights", "tf_checkpoint": "checkpoint_restore", "tflite": "tflite",
-    "json_architecture": "model_from_json",
-}
-
-
 @dataclass(repr=False)
 class ArtifactDiagnosis:
     """What :func:`doctor` found at a path. Prints as text; renders as an HTML table.
@@ -54,7 +44,7 @@ class ArtifactDiagnosis:
     ``path`` is the path exactly as given (a trailing slash matters to Keras). ``target`` is the
     path a loader should be given (the SavedModel above ``variables/``, a serving base's latest
     version, a checkpoint's prefix). ``works_with`` lists the loaders (keys of
-    :data:`forgekit.failures.LOADERS`) predicted to work on ``path`` as given, ``fix`` is the one
+    :data:`forgekit.diagnose.failures.LOADERS`) predicted to work on ``path`` as given, ``fix`` is the one
     call that loads the artifact, ``problems`` what stops its usual loader here.
     """
 
@@ -83,7 +73,7 @@ class ArtifactDiagnosis:
     def ok(self) -> bool:
         """True when the artifact loads as given with its usual loader, in this process."""
         return (self.error is None and not self.problems
-                and PRIMARY_LOADER.get(self.kind) in self.works_with)
+                and kind(self.kind).lab_loader in self.works_with)
 
     @property
     def bytecode_lambdas(self) -> bool:
@@ -121,7 +111,7 @@ class ArtifactDiagnosis:
         if info.mismatch:
             rows.append(("warning", info.mismatch))
         rows += [("problem", p) for p in self.problems]
-        from forgekit.failures import LOADERS
+        from forgekit.diagnose.failures import LOADERS
 
         calls = [LOADERS[key].name for key in self.works_with]
         rows.append(("loaders that work", ", ".join(calls) if calls else "none, as given"))
@@ -148,20 +138,27 @@ def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:
     except ForgekitError as exc:
         diagnosis.error = exc
         return diagnosis
+    except Exception as exc:  # noqa: BLE001 - doctor reports, it never shows a traceback
+        diagnosis.error = ForgekitError(
+            f"could not be inspected ({type(exc).__name__}: {first_line(str(exc), 160)})",
+            path=raw, found="uninspectable", expected="a model artifact",
+            fix=f"python -c \"import forgekit; forgekit.detect_format({raw!r})\" shows the "
+                "traceback; please report it")
+        return diagnosis
     diagnosis.info = info
     _path_traps(diagnosis, raw, info)
     _config_checks(diagnosis, info)
-    from forgekit.keras_versions import compare
+    from forgekit.keras_io.keras_versions import compare
 
     if info.keras_version:
         diagnosis.version = compare(info.keras_version)
         if not diagnosis.version.ok:
             diagnosis.problems.append(diagnosis.version.message)
-    from forgekit.failures import LOADERS
+    from forgekit.diagnose.failures import LOADERS
 
     diagnosis.works_with = [key for key, loader in LOADERS.items() if loader.works(diagnosis)]
     diagnosis.fix = _fix(diagnosis)
-    primary = PRIMARY_LOADER.get(info.kind)
+    primary = KINDS[info.kind].lab_loader
     if info.kind == "unknown":
         diagnosis.problems.append("the content matches no model format forgekit knows")
     elif primary and primary not in diagnosis.works_with and not diagnosis.problems:
@@ -200,13 +197,15 @@ def _path_traps(d: ArtifactDiagnosis, raw: str, info: FormatInfo) -> None:
 
 def _config_checks(d: ArtifactDiagnosis, info: FormatInfo) -> None:
     """Custom objects, Lambda layers and the stored compile config (needs Keras imported)."""
-    if info.kind not in ("keras", "h5_model", "json_architecture"):
+    if not KINDS[info.kind].stores_config:
         return
-    from forgekit import custom_objects as co
+    from forgekit.keras_io import custom_objects as co
 
     try:
         scan = co.scan_file(info.path)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, RecursionError, zipfile.BadZipFile) as exc:
+        d.notes.append(f"custom objects, Lambda layers and compile config: could not check "
+                       f"({type(exc).__name__}: {first_line(str(exc), 160)})")
         return
     d.lambda_layers = scan.lambda_layers
     if scan.custom_objects:
@@ -223,36 +222,37 @@ def _config_checks(d: ArtifactDiagnosis, info: FormatInfo) -> None:
         if d.subclassed:
             d.problems.append(f"{co.subclassed_h5_reason(d.subclassed)}; build it in code and "
                               "use model.load_weights, or save it as .keras")
-        # with custom objects missing the dry run would only fail on them again
-        d.compile_problem = None if d.missing_objects else _legacy_compile_problem(
-            co.read_configs(info.path)[1])
+        if not d.missing_objects:  # with custom objects missing it would only fail on them again
+            d.compile_problem, unchecked = _legacy_compile_problem(co.read_configs(info.path)[1])
+            if unchecked:
+                d.notes.append(f"the stored compile config: could not check ({unchecked})")
         if d.compile_problem:
             d.notes.append(f"the stored compile config does not deserialize here "
                            f"({d.compile_problem}): load with compile=False, then compile again")
 
 
-def _legacy_compile_problem(config: dict[str, Any] | None) -> str | None:
+def _legacy_compile_problem(config: dict[str, Any] | None) -> tuple[str | None, str | None]:
     """Dry-run a legacy H5 ``training_config`` the way ``load_model`` will (no weights read).
 
     Keras 3's legacy reader rebuilds the loss and metrics from ``training_config`` with its
-    own helper; some strings Keras 2 and Keras 3 both write (``"mse"``) fail there. Returns the
-    error's first line, or None when it deserializes (or cannot be checked).
+    own helper; some strings Keras 2 and Keras 3 both write (``"mse"``) fail there. Returns
+    ``(problem, unchecked)``: the error's first line (None when it deserializes), and why the
+    dry run could not be made (None when it was).
     """
-    from forgekit.outcome import first_line
-
     if config is None:
-        return None
-    try:
+        return None, None
+    helper = "keras.src.legacy.saving.saving_utils.compile_args_from_training_config"
+    try:  # a private helper: another Keras may have moved it
         from keras.src.legacy.saving.saving_utils import compile_args_from_training_config
-    except ImportError:  # a Keras without that helper: nothing to dry-run
-        return None
+    except ImportError as exc:
+        return None, f"this Keras has no {helper} ({first_line(str(exc), 120)})"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             compile_args_from_training_config(config)
     except Exception as exc:  # whatever Keras raises is what load_model would raise
-        return f"{type(exc).__name__}: {first_line(str(exc), 160)}"
-    return None
+        return f"{type(exc).__name__}: {first_line(str(exc), 160)}", None
+    return None, None
 
 
 def _fix(d: ArtifactDiagnosis) -> str:
@@ -284,7 +284,7 @@ def _fix(d: ArtifactDiagnosis) -> str:
     else:
         return how_to_load("savedmodel" if kind == "serving_base" else kind, target)
     if d.missing_objects:
-        from forgekit.custom_objects import fix_for
+        from forgekit.keras_io.custom_objects import fix_for
 
         return fix_for(d.missing_objects, call)
     return call
@@ -292,14 +292,7 @@ def _fix(d: ArtifactDiagnosis) -> str:
 
 def _kind_line(info: FormatInfo) -> str:
     writer = info.details.get("writer")
-    labels = {
-        "keras": "Keras native .keras zip", "savedmodel": "SavedModel folder",
-        "h5_model": "legacy HDF5 whole model", "weights_h5": "HDF5 weights only",
-        "tf_checkpoint": "tf.train.Checkpoint", "tflite": "TFLite flatbuffer",
-        "json_architecture": "JSON architecture (no weights)",
-        "serving_base": "TF Serving base folder (numbered versions)", "unknown": "unknown",
-    }
-    text = f"{info.kind} ({labels.get(info.kind, info.kind)})"
+    text = f"{info.kind} ({kind(info.kind).label})"
     return f"{text}, written by {writer}" if writer else text
 
 

@@ -1,0 +1,2 @@
+"""Keras and TensorFlow in and out: save and load every kind through the real API, the custom
+objects a file needs, and which Keras (2 or 3) wrote or reads it."""
