@@ -509,7 +509,7 @@ def test_params_are_stored_as_sorted_json(store):
 @pytest.mark.slow
 def test_lesson_08_runs_unchanged_on_postgresql(postgres, tmp_path, monkeypatch):
     """Same cells, other database: the lesson with $FORGEKIT_AUDIT_DSN naming the server."""
-    from forgekit.runner import ci_parameters, run_notebook
+    from forgekit.course.runner import ci_parameters, run_notebook
 
     notebook = ROOT / "notebooks" / "08_audit_trail.ipynb"
     monkeypatch.setenv("FORGEKIT_AUDIT_DSN", postgres.dsn)

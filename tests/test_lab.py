@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from forgekit.course.lab import PORTABLE_LANGUAGE_INFO, CourseContentsManager, kernel_language_info
-from forgekit.runner import discover
+from forgekit.course.runner import discover
 from tests.conftest import ROOT
 from tools import setup_lab
 

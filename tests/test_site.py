@@ -9,7 +9,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from forgekit.course import LESSONS
-from forgekit.runner import RunResult, run_course
+from forgekit.course.runner import RunResult, run_course
 from forgekit.course.site import BINDER_URL, write_site
 from tests.conftest import ROOT
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from forgekit.artifacts.info import FormatInfo
 from forgekit.artifacts.kinds import extension_kinds, keras_reads_name
-from forgekit.versions import parse_version
 from forgekit.errors import RESAVE, CorruptArtifactError, is_system_error
+from forgekit.versions import parse_version
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 OFFSETS = (0, 512, 1024, 2048)  # an HDF5 file may start after a user block

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts.kinds import kind, keras_reads_name, keras_suffix
+from forgekit.artifacts.kinds import keras_reads_name, keras_suffix, kind
 from forgekit.table import Fields
 
 

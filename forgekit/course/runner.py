@@ -29,10 +29,10 @@ from forgekit.course.claims import (
     read_claims,
     write_claims_json,
 )
+from forgekit.course.site import write_site
 from forgekit.exercises import SOLUTIONS_ENV
 from forgekit.quiet import child_env
 from forgekit.table import Table
-from forgekit.course.site import write_site
 
 DEFAULT_TIMEOUT = 1800  # seconds for a whole notebook; CI parameters keep lessons far below
 

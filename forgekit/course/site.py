@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from forgekit.course import LESSONS
 
 if TYPE_CHECKING:
-    from forgekit.runner import RunResult
+    from forgekit.course.runner import RunResult
 
 BINDER_URL = ("https://mybinder.org/v2/gh/forgekit/forgekit/main"
               "?urlpath=lab/tree/notebooks/00_start_here.ipynb")
