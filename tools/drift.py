@@ -190,7 +190,8 @@ def install(requirements: Path, venv: Path) -> Path:
     uv = lock.uv()
     if not python.exists():
         _run([uv, "venv", "--quiet", "--python", sys.executable, venv])
-    _run([uv, "pip", "sync", "--quiet", "--python", python, "--require-hashes", requirements])
+    _run([uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", python,
+          "--require-hashes", requirements])  # .pyc now: `make` forbids writing them later
     _run([uv, "pip", "install", "--quiet", "--python", python, "--no-deps", "-e", ROOT])
     _run([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
          stdout=subprocess.DEVNULL)
