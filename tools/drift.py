@@ -199,7 +199,8 @@ def install(requirements: Path, venv: Path) -> Path:
         [python, "-c", "from jupyter_client.kernelspec import KernelSpecManager as K;"
          "print(K().get_kernel_spec('python3').argv[0])"],
         capture_output=True, text=True, check=True).stdout.strip()
-    if not Path(kernel).resolve().is_relative_to(venv.resolve()):
+    # abspath, not resolve(): a venv's python is a symlink to the base interpreter.
+    if not Path(os.path.abspath(kernel)).is_relative_to(os.path.abspath(venv)):
         raise RuntimeError(f"the python3 kernel of {venv} runs {kernel}, not {python}: a user-wide "
                            "kernelspec shadows it (jupyter kernelspec list)")
     return python
