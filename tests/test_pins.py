@@ -91,3 +91,18 @@ def test_binder_installs_the_lock_and_the_package():
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
     assert lock.parse(ROOT / "binder" / "requirements.txt") == lock.parse(LOCK)
     assert "pip install --no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_a_lock_not_written_by_make_lock_is_refused_with_the_expected_format(tmp_path):
+    bad = tmp_path / "requirements.lock"
+    bad.write_text("numpy>=2\n")
+    with pytest.raises(ValueError, match=r"requirements.lock:1: expected 'name==version"):
+        lock.parse(bad)
+    marker = tmp_path / "marker.lock"
+    marker.write_text("appnope==1.0.0 ; sys_platform == 'darwin' \\\n    --hash=sha256:" + "a" * 64
+                      + "\n")
+    [entry] = lock.parse(marker)
+    assert (entry.name, entry.version, entry.marker) == ("appnope", "1.0.0",
+                                                         "sys_platform == 'darwin'")
+    assert entry.applies({"sys_platform": "darwin"}) is True
+    assert entry.applies({"sys_platform": "linux"}) is False
