@@ -37,6 +37,11 @@ PINNED_CLAIMS = [
 def test_identical_runs_change_nothing():
     result = drift.compare(PINNED_REPORT, PINNED_CLAIMS, PINNED_REPORT, PINNED_CLAIMS)
     assert not any(n["changed"] for n in result["notebooks"])
+    report = {"requested": [], "pinned": {}, "tried": {}, "moved": {"keras": ["1", "2"]},
+              "same_as_pinned": False, "comparison": result}
+    assert "No notebook checked a claim" not in drift.render(report)
+    no_claims = drift.compare(PINNED_REPORT, [], PINNED_REPORT, [])
+    assert "No notebook checked a claim" in drift.render({**report, "comparison": no_claims})
     assert result["claims_changed"] == [] and result["claims_unchanged"] == 4
     assert result["claims_only_pinned"] == result["claims_only_tried"] == []
 

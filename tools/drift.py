@@ -135,9 +135,13 @@ def render(report: Mapping[str, Any]) -> str:
               f"{len(result['claims_changed'])} claim(s) changed verdict**, "
               f"{result['claims_unchanged']} claim(s) kept theirs; "
               f"{len(result['claims_only_pinned'])} claim(s) were not reached on the version "
-              f"tried, {len(result['claims_only_tried'])} appeared only there.", "",
-              "## Notebooks", "", "| notebook | pinned | tried | seconds (pinned / tried) | "
-              "failed cell (tried) |", "|---|---|---|---|---|"]
+              f"tried, {len(result['claims_only_tried'])} appeared only there.", ""]
+    if not (result["claims_unchanged"] or result["claims_changed"] or result["claims_only_pinned"]
+            or result["claims_only_tried"]):
+        lines += ["No notebook checked a claim in either run: only their status was compared.", ""]
+    lines += ["## Notebooks", "",
+              "| notebook | pinned | tried | seconds (pinned / tried) | failed cell (tried) |",
+              "|---|---|---|---|---|"]
     for n in result["notebooks"]:
         mark = " ⚠" if n["changed"] else ""
         secs = " / ".join("-" if s is None else f"{s:.1f}" for s in n["seconds"])
