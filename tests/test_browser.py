@@ -1,7 +1,7 @@
 """Lesson 00 as a learner meets it: JupyterLab started by `make lab`, the notebook opened in a real
 (headless) Chromium, Run All Cells, and nothing in the way.
 
-Playwright drives Debian's `chromium` (tools/install_browser.sh installs it) through
+Playwright drives Debian's `chromium` (tools/system_packages.sh installs it) through
 `executable_path`; Playwright's own browser download is never used. JupyterLab gets a fresh
 settings and workspace folder, so the test sees what a first-time learner sees. Screenshots go
 to build/screenshots/.
@@ -65,7 +65,7 @@ def _unavailable(reason: str):
 @pytest.fixture(scope="session")
 def chromium() -> str:
     if not os.access(CHROMIUM, os.X_OK):
-        done = subprocess.run(["bash", str(ROOT / "tools" / "install_browser.sh")],
+        done = subprocess.run(["bash", str(ROOT / "tools" / "system_packages.sh")],
                               capture_output=True, text=True, timeout=600)
         if done.returncode or not os.access(CHROMIUM, os.X_OK):
             _unavailable(f"no browser at {CHROMIUM}: {done.stderr.strip()[-500:]}")
