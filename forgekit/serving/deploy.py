@@ -56,8 +56,10 @@ class PublishRecord:
 
     ``fingerprint`` is a SHA-256 of the model's weights (order, shapes, dtypes and bytes): the
     value the served ``forgekit_identity`` signature answers. ``saved_model_fingerprint`` is
-    TensorFlow's own ``fingerprint.pb`` singleprint of the exported folder; it cannot be the
-    served identity, because it is computed from files that include that identity.
+    TensorFlow's own ``fingerprint.pb`` singleprint of the exported folder. That one identifies
+    an *export*, not the weights (two exports of the same weights get different checkpoint
+    hashes), and it is computed from files that include the identity signature, so it cannot
+    be what the signature answers; it is kept to recognise the folder on disk.
     """
 
     model_name: str
@@ -92,7 +94,7 @@ class PublishRecord:
 
     def __str__(self) -> str:
         return (f"{self.model_name} version {self.version} -> {self.path}\n"
-                f"  fingerprint {self.fingerprint[:19]}…  published {self.published_at}\n"
+                f"  fingerprint {self.fingerprint[:23]}…  published {self.published_at}\n"
                 f"  canary {self.canary_path}")
 
 
@@ -136,11 +138,15 @@ def fingerprint(model: Any) -> str:
     Names are left out on purpose: Keras numbers layer names per session (``dense_3``), and
     two identical models must get the same fingerprint.
     """
+    return _hash_arrays([np.asarray(w) for w in model.weights])
+
+
+def _hash_arrays(arrays: Sequence[np.ndarray]) -> str:
     digest = hashlib.sha256()
-    for i, w in enumerate(model.weights):
-        a = np.ascontiguousarray(np.asarray(w))
+    for i, a in enumerate(arrays):
+        a = np.ascontiguousarray(a)
         digest.update(f"{i}:{a.dtype.str}:{a.shape};".encode())
-        digest.update(a.tobytes())
+        digest.update(memoryview(a).cast("B"))  # no copy; hashlib releases the GIL here
     return "sha256:" + digest.hexdigest()
 
 
@@ -155,19 +161,26 @@ def next_version(base_path: str | os.PathLike[str]) -> int:
 # --------------------------------------------------------------------------- export
 
 
-def _export_with_identity(model: Any, path: Path, identity: str, version: int) -> Any:
-    """``model.export(path)`` plus the ``forgekit_identity`` signature; returns the archive.
+def _export_with_identity(model: Any, path: Path, version: int) -> tuple[Any, str]:
+    """``model.export(path)`` plus the ``forgekit_identity`` signature: (archive, fingerprint).
 
     The archive is built exactly as Keras 3's ``model.export`` builds it (same input
     signature, same ``serve`` endpoint, which becomes ``serving_default``), then one endpoint
-    is added that answers this model's fingerprint and version for any batch of probes.
+    is added that answers this model's fingerprint and version for any batch of probes. The
+    weights are hashed on a thread while the model is traced (hashlib runs without the GIL).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import keras
     import tensorflow as tf
     from keras.src.export.export_utils import get_input_signature
 
+    arrays = [np.asarray(w) for w in model.weights]
     archive = keras.export.ExportArchive()
-    archive.track_and_add_endpoint("serve", model, get_input_signature(model))
+    with ThreadPoolExecutor(1) as pool:
+        hashing = pool.submit(_hash_arrays, arrays)
+        archive.track_and_add_endpoint("serve", model, get_input_signature(model))
+        identity = hashing.result()
 
     def forgekit_identity(probe):
         n = tf.shape(probe)[0:1]
@@ -177,7 +190,7 @@ def _export_with_identity(model: Any, path: Path, identity: str, version: int) -
     archive.add_endpoint(IDENTITY_SIGNATURE, tf.function(forgekit_identity),
                          input_signature=[tf.TensorSpec([None], tf.int32, name="probe")])
     archive.write_out(str(path), verbose=False)
-    return archive
+    return archive, identity
 
 
 def _signature_summary(export_dir: Path) -> dict[str, Any]:
@@ -240,8 +253,9 @@ def _canary(model: Any, archive: Any, export_dir: Path, signature: Mapping[str, 
         # The traced function the export holds, called in this process: no reload needed.
         # Its result is named the way TF names signature outputs; anything else falls back.
         args = inputs[names[0]] if len(names) == 1 else inputs
+        endpoints = getattr(archive, "_tf_trackable", archive)  # where Keras keeps them
         with contextlib.suppress(Exception):
-            result = archive.serve(tf.constant(args) if len(names) == 1 else
+            result = endpoints.serve(tf.constant(args) if len(names) == 1 else
                                    {k: tf.constant(v) for k, v in args.items()})
             outputs = _named(result, list(signature["outputs"]))
     if outputs is None:
@@ -380,8 +394,7 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
     final = base / str(version)
     temp = base / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        identity = fingerprint(model)
-        archive = _export_with_identity(model, temp, identity, version)
+        archive, identity = _export_with_identity(model, temp, version)
         signature = _signature_summary(temp)
         canary = _canary(model, archive, temp, signature, canary_inputs, canary_size, seed)
         tf_print = _saved_model_fingerprint(temp)
@@ -437,12 +450,12 @@ def record_for(model: Any, base_path: str | os.PathLike[str], version: int, *,
     base = Path(base_path).absolute()
     with tempfile.TemporaryDirectory(prefix="forgekit-expect-") as tmp:
         export = Path(tmp) / "export"
-        archive = _export_with_identity(model, export, fingerprint(model), int(version))
+        archive, identity = _export_with_identity(model, export, int(version))
         signature = _signature_summary(export)
         canary = _canary(model, archive, export, signature, canary_inputs, canary_size, seed)
     _write_atomic(Path(canary_path), canary.to_json())
     return PublishRecord(model_name or base.name, str(base), int(version),
-                         str(base / str(int(version))), fingerprint(model),
+                         str(base / str(int(version))), identity,
                          str(Path(canary_path).absolute()), _now(), "", signature)
 
 
