@@ -334,3 +334,19 @@ def test_publish_killed_at_random_points_never_shows_a_broken_version(tmp_path):
     assert plain_broken >= 1, "no plain export was killed mid-write: the kills prove nothing"
     print(f"\npublish: {killed}/20 killed, {committed} committed; plain export: "
           f"{plain_broken}/3 left a version that failed to load; {len(answers)} answers")
+
+
+def test_in_process_server_reports_a_start_up_failure_and_stops_cleanly(tmp_path):
+    with pytest.raises(RuntimeError, match="NOT_FOUND.*missing.config"):
+        InProcessServer(model_config_file=tmp_path / "missing.config").start()
+    dp.publish(tiny(), tmp_path / "m")
+    server = InProcessServer(tmp_path / "m", model_name="m").start()
+    assert server.running and server.pid == os.getpid()
+    assert server.stop() == 0 and not server.running
+    assert "Successfully loaded servable version {name: m version: 1}" in server.log_text()
+
+
+def test_verify_and_its_cli_import_no_tensorflow():
+    code = ("import sys, forgekit.cli, forgekit.serving.verify, forgekit.serving.deploy; "
+            "sys.exit('tensorflow' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
