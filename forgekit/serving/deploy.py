@@ -381,42 +381,40 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
     base.mkdir(parents=True, exist_ok=True)
     name = model_name or base.name
     _remove_stale_temps(base)
-    if version is None:
-        version = next_version(base)
-    elif int(version) < 1 or (base / str(int(version))).exists():
-        existing = (base / str(int(version)))
-        raise DeployError(
-            f"{existing}: version {version} " + ("already exists; TF Serving never reloads a "
-            "version number it has loaded, so overwriting it would leave the old model "
-            "answering. Publish without version= to get the next number "
-            f"({next_version(base)})." if existing.exists() else "is not a positive number."))
-    version = int(version)
+    version = _reserve(base, version)
     final = base / str(version)
     temp = base / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    records = base / RECORDS_DIR
+    committed = False
     try:
         archive, identity = _export_with_identity(model, temp, version)
         signature = _signature_summary(temp)
         canary = _canary(model, archive, temp, signature, canary_inputs, canary_size, seed)
         tf_print = _saved_model_fingerprint(temp)
         _fsync_tree(temp)
-        records = base / RECORDS_DIR
         canary_path = records / f"{version}.canary.json"
         record = PublishRecord(name, str(base), version, str(final), identity, str(canary_path),
                                _now(), tf_print, signature)
         _write_atomic(canary_path, canary.to_json())  # beside the export, never inside it
-        record.save()
+        record.save()  # replaces the reservation
         try:
-            # The commit point. rename() refuses a non-empty target, so a version another
-            # publisher committed meanwhile is never replaced.
+            # The commit point. rename() refuses a non-empty target, so a version that
+            # appeared meanwhile (another tool writing numbers) is never replaced.
             os.rename(temp, final)
         except OSError as exc:
             raise DeployError(f"{final}: could not move the export into place ({exc}); "
-                              "another publisher may have taken this version. Publish again "
+                              "something else wrote this version meanwhile. Publish again "
                               "without version=.") from None
+        committed = True
         _fsync_dir(base)
     finally:
         if temp.exists():
             shutil.rmtree(temp, ignore_errors=True)
+        if not committed:  # a clean failure gives its number back (a kill cannot)
+            for leftover in (records / f"{version}.record.json",
+                             records / f"{version}.canary.json"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
     if store is not None:
         record.deployment_id = store.record_deployment(
             model_name=name, version=version, path=str(final), fingerprint=identity,
@@ -424,6 +422,39 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
         if record.deployment_id is not None:
             record.save()
     return record
+
+
+def _reserve(base: Path, version: int | None) -> int:
+    """Claim a version number by creating its record file exclusively; returns the number.
+
+    Two publishers into one base path never pick the same number, and a number whose
+    publish was killed part-way (its reservation left behind) is skipped, never reused.
+    """
+    records = base / RECORDS_DIR
+    records.mkdir(parents=True, exist_ok=True)
+    auto = version is None
+    number = next_version(base) if auto else int(version)
+    if number < 1:
+        raise DeployError(f"version {version} is not a positive number.")
+    while True:
+        folder, reservation = base / str(number), records / f"{number}.record.json"
+        if not folder.exists():
+            try:
+                fd = os.open(reservation, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump({"reserved_by_pid": os.getpid(), "reserved_at": _now()}, fh)
+                return number
+        if not auto:
+            why = ("already exists; TF Serving never reloads a version number it has loaded, "
+                   "so overwriting it would leave the old model answering" if folder.exists()
+                   else f"was claimed by another publish ({reservation} exists: one in "
+                   "progress, or one killed part-way)")
+            raise DeployError(f"{folder}: version {number} {why}. Publish without version= "
+                              "to get the next free number.")
+        number += 1
 
 
 def _saved_model_fingerprint(export_dir: Path) -> str:
@@ -468,6 +499,10 @@ def load_record(path: str | os.PathLike[str], version: int | None = None) -> Pub
         raise DeployError(f"{p} is a folder; pass a .record.json file, or the base path and "
                           "version=N")
     doc = _read_json(p, "a publish record (<base>/_forgekit/<version>.record.json)")
+    if "reserved_by_pid" in doc and "fingerprint" not in doc:
+        raise DeployError(f"{p}: the publish that claimed this version (process "
+                          f"{doc['reserved_by_pid']}, {doc.get('reserved_at', '?')}) never "
+                          "completed; nothing was deployed under this number.")
     known = set(PublishRecord.__dataclass_fields__)
     missing = {"model_name", "version", "fingerprint", "canary_path"} - set(doc)
     if missing:
