@@ -166,8 +166,10 @@ def _export_with_identity(model: Any, path: Path, version: int) -> tuple[Any, st
 
     The archive is built exactly as Keras 3's ``model.export`` builds it (same input
     signature, same ``serve`` endpoint, which becomes ``serving_default``), then one endpoint
-    is added that answers this model's fingerprint and version for any batch of probes. The
-    weights are hashed on a thread while the model is traced (hashlib runs without the GIL).
+    is added that answers this model's fingerprint and version for any batch of probes.
+
+    The weights are hashed on a thread while ``write_out`` traces the model (hashlib runs
+    without the GIL); the identity function, traced after ``serve``, waits for the digest.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -180,17 +182,16 @@ def _export_with_identity(model: Any, path: Path, version: int) -> tuple[Any, st
     with ThreadPoolExecutor(1) as pool:
         hashing = pool.submit(_hash_arrays, arrays)
         archive.track_and_add_endpoint("serve", model, get_input_signature(model))
-        identity = hashing.result()
 
-    def forgekit_identity(probe):
-        n = tf.shape(probe)[0:1]
-        return {"fingerprint": tf.fill(n, tf.constant(identity)),
-                "version": tf.fill(n, tf.constant(version, tf.int64))}
+        def forgekit_identity(probe):
+            n = tf.shape(probe)[0:1]  # Python below runs once, when this is traced
+            return {"fingerprint": tf.fill(n, tf.constant(hashing.result())),
+                    "version": tf.fill(n, tf.constant(version, tf.int64))}
 
-    archive.add_endpoint(IDENTITY_SIGNATURE, tf.function(forgekit_identity),
-                         input_signature=[tf.TensorSpec([None], tf.int32, name="probe")])
-    archive.write_out(str(path), verbose=False)
-    return archive, identity
+        archive.add_endpoint(IDENTITY_SIGNATURE, tf.function(forgekit_identity),
+                             input_signature=[tf.TensorSpec([None], tf.int32, name="probe")])
+        archive.write_out(str(path), verbose=False)
+        return archive, hashing.result()
 
 
 def _signature_summary(export_dir: Path) -> dict[str, Any]:
@@ -301,7 +302,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, *, sync_dir: bool = True) -> None:
     """Write ``text`` to a temporary name, fsync it, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -310,7 +311,8 @@ def _write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -395,7 +397,8 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
         canary_path = records / f"{version}.canary.json"
         record = PublishRecord(name, str(base), version, str(final), identity, str(canary_path),
                                _now(), tf_print, signature)
-        _write_atomic(canary_path, canary.to_json())  # beside the export, never inside it
+        # beside the export, never inside it; one folder fsync (in save) covers both renames
+        _write_atomic(canary_path, canary.to_json(), sync_dir=False)
         record.save()  # replaces the reservation
         try:
             # The commit point. rename() refuses a non-empty target, so a version that
