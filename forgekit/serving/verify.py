@@ -31,7 +31,7 @@ from forgekit.serving.errors import ServingError
 # Problems a server still picking up a new version or config shows for a moment: with ``wait``,
 # a report that has one of them is retried (its other problems may be their consequence).
 TRANSIENT = frozenset({"version_missing", "version_loading", "version_not_loaded",
-                       "stale_version", "label_unknown"})
+                       "stale_version", "label_unknown", "server_unreachable"})
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def _verify_once(client: Any, model_name: str, record: PublishRecord, label: str
 
     # 1. status: is the expected version there and loaded?
     try:
-        statuses = client.status(model_name)["model_version_status"]
+        statuses = list(client.status(model_name).get("model_version_status", []))
     except ServingError as err:
         name = "model_missing" if err.code == "NOT_FOUND" else "server_unreachable"
         add(Check(name, False, f"status of {model_name!r}: {err.code}: {err.message}"))
@@ -174,7 +174,12 @@ def _verify_once(client: Any, model_name: str, record: PublishRecord, label: str
         add(Check("label_unknown" if unknown else "metadata_failed", False,
                   f"metadata: {err.code}: {err.message}"))
         return report
-    report.answering_version = int(meta["model_spec"]["version"])
+    try:
+        report.answering_version = int(meta["model_spec"]["version"])
+    except (KeyError, TypeError, ValueError):
+        add(Check("metadata_failed", False, f"metadata has no model_spec.version: "
+                  f"{str(meta)[:200]}"))
+        return report
     addressed = f"label {label!r}" if label else "requests without a version"
     if report.answering_version == expected:
         add(Check("answering_version", True, f"metadata model_spec.version = "
@@ -232,6 +237,9 @@ def _verify_once(client: Any, model_name: str, record: PublishRecord, label: str
             add(Check("identity_missing", False, f"the served model has no usable "
                       f"{IDENTITY_SIGNATURE} signature ({err.code}: {err.message[:120]}); it "
                       "was not exported by publish()"))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            add(Check("identity_missing", False, f"{IDENTITY_SIGNATURE} answered something "
+                      f"else than a fingerprint and a version ({type(exc).__name__}: {exc})"))
     return report
 
 
