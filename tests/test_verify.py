@@ -115,3 +115,14 @@ def test_forgekit_verify_exit_codes(world, tmp_path):
     (tmp_path / "junk.json").write_text("not json")
     junk = _verify_cli("--url", server.rest_url, "--expect", str(tmp_path / "junk.json"))
     assert junk.returncode == 2 and "junk.json: not JSON" in junk.stderr
+
+
+def test_an_unreachable_server_is_named_not_raised():
+    from forgekit.serving import Client
+    from forgekit.serving.process import free_port
+
+    record = dp.PublishRecord("m", "/srv/m", 1, "/srv/m/1", "sha256:0", "/srv/c.json", "t")
+    with Client(f"http://127.0.0.1:{free_port()}", timeout=2) as client:
+        report = verify_deployment(client, "m", record, wait=0.3)
+    assert report.problems == ["server_unreachable"] and not report.ok
+    assert "UNAVAILABLE" in report.text()
