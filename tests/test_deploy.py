@@ -368,3 +368,17 @@ def test_version_numbers_are_claimed_once_and_a_killed_claim_is_skipped(tmp_path
         dp.load_record(base, 2)
     record = dp.publish(tiny(), base)  # 1-3 were claimed by publishes that never finished
     assert record.version == 4 and dp_versions(base) == [4]
+
+
+def test_publish_killed_just_before_its_rename_leaves_nothing_numbered(tmp_path):
+    from forgekit.serving.crash import killed_deploy
+
+    base = tmp_path / "m"
+    dp.publish(tiny(1.0), base)
+    tiny(2.0).save(tmp_path / "new.keras")
+    run = killed_deploy(tmp_path / "new.keras", base, how="publish", kill_at="commit")
+    assert run.killed, run.stderr
+    assert dp_versions(base) == [1]  # the export was complete, but never renamed into place
+    assert any(name.startswith(dp.TEMP_PREFIX) for name in run.entries)
+    assert dp.publish(tiny(3.0), base).version == 3  # number 2 was claimed: skipped, not reused
+    assert not any(p.name.startswith(dp.TEMP_PREFIX) for p in base.iterdir())
