@@ -138,7 +138,12 @@ def fingerprint(model: Any) -> str:
     Names are left out on purpose: Keras numbers layer names per session (``dense_3``), and
     two identical models must get the same fingerprint.
     """
-    return _hash_arrays([np.asarray(w) for w in model.weights])
+    return _hash_arrays([_array(w) for w in model.weights])
+
+
+def _array(weight: Any) -> np.ndarray:
+    """A weight's value as numpy (Keras variables have ``.numpy()``; avoids ``__array__``)."""
+    return np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
 
 
 def _hash_arrays(arrays: Sequence[np.ndarray]) -> str:
@@ -177,7 +182,7 @@ def _export_with_identity(model: Any, path: Path, version: int) -> tuple[Any, st
     import tensorflow as tf
     from keras.src.export.export_utils import get_input_signature
 
-    arrays = [np.asarray(w) for w in model.weights]
+    arrays = [_array(w) for w in model.weights]
     archive = keras.export.ExportArchive()
     with ThreadPoolExecutor(1) as pool:
         hashing = pool.submit(_hash_arrays, arrays)
