@@ -142,7 +142,23 @@ def fingerprint(model: Any) -> str:
 
 
 def _array(weight: Any) -> np.ndarray:
-    """A weight's value as numpy (Keras variables have ``.numpy()``; avoids ``__array__``)."""
+    """A weight's value as numpy, read without copying when TensorFlow holds it on the CPU.
+
+    ``.numpy()`` copies (40 MB for a 10M-parameter model, 20-70 ms with the page faults);
+    ``memoryview`` of the variable's tensor is TensorFlow's documented zero-copy view. The
+    tensor keeps its buffer alive, and a later assignment to the variable copies first, so
+    the view stays valid. Anything else (another backend, a dtype without a buffer format,
+    such as bfloat16) falls back to ``.numpy()``.
+    """
+    try:
+        import tensorflow as tf
+
+        tensor = tf.convert_to_tensor(getattr(weight, "value", weight))
+        view = np.asarray(memoryview(tensor))
+        if view.dtype == tensor.dtype.as_numpy_dtype and view.shape == tuple(tensor.shape):
+            return view
+    except (TypeError, ValueError, AttributeError, NotImplementedError):
+        pass
     return np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
 
 
@@ -151,7 +167,9 @@ def _hash_arrays(arrays: Sequence[np.ndarray]) -> str:
     for i, a in enumerate(arrays):
         a = np.ascontiguousarray(a)
         digest.update(f"{i}:{a.dtype.str}:{a.shape};".encode())
-        digest.update(memoryview(a).cast("B"))  # no copy; hashlib releases the GIL here
+        # bytes as uint8, no copy (memoryview cannot cast ml_dtypes such as bfloat16);
+        # hashlib releases the GIL while it hashes a large buffer
+        digest.update(a.reshape(-1).view(np.uint8))
     return "sha256:" + digest.hexdigest()
 
 
