@@ -211,7 +211,10 @@ def _export_with_identity(model: Any, path: Path, version: int) -> tuple[Any, st
             return {"fingerprint": tf.fill(n, tf.constant(hashing.result())),
                     "version": tf.fill(n, tf.constant(version, tf.int64))}
 
-        archive.add_endpoint(IDENTITY_SIGNATURE, tf.function(forgekit_identity),
+        # A plain Python function: add_endpoint wraps it in one tf.function (no autograph).
+        # Wrapping it in tf.function here too would nest a second function in the graph
+        # (a call op plus one more function to trace, serialize and load) and run autograph.
+        archive.add_endpoint(IDENTITY_SIGNATURE, forgekit_identity,
                              input_signature=[tf.TensorSpec([None], tf.int32, name="probe")])
         archive.write_out(str(path), verbose=False)
         return archive, hashing.result()
