@@ -411,6 +411,7 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
             seeded random rows shaped like ``serving_default``'s inputs.
     """
     import shutil
+    from concurrent.futures import ThreadPoolExecutor
 
     base = Path(base_path).absolute()
     base.mkdir(parents=True, exist_ok=True)
@@ -423,16 +424,20 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
     committed = False
     try:
         archive, identity = _export_with_identity(model, temp, version)
-        signature = _signature_summary(temp)
-        canary = _canary(model, archive, temp, signature, canary_inputs, canary_size, seed)
-        tf_print = _saved_model_fingerprint(temp)
-        _fsync_tree(temp)
-        canary_path = records / f"{version}.canary.json"
-        record = PublishRecord(name, str(base), version, str(final), identity, str(canary_path),
-                               _now(), tf_print, signature)
-        # beside the export, never inside it; one folder fsync (in save) covers both renames
-        _write_atomic(canary_path, canary.to_json(), sync_dir=False)
-        record.save()  # replaces the reservation
+        # The export's fsync waits on the disk while the canary runs the model: overlap them.
+        # The rename below waits for both, so nothing becomes visible before it is durable.
+        with ThreadPoolExecutor(1) as pool:
+            syncing = pool.submit(_fsync_tree, temp)
+            signature = _signature_summary(temp)
+            canary = _canary(model, archive, temp, signature, canary_inputs, canary_size, seed)
+            tf_print = _saved_model_fingerprint(temp)
+            canary_path = records / f"{version}.canary.json"
+            record = PublishRecord(name, str(base), version, str(final), identity,
+                                   str(canary_path), _now(), tf_print, signature)
+            # beside the export, never inside it; one folder fsync (in save) covers both
+            _write_atomic(canary_path, canary.to_json(), sync_dir=False)
+            record.save()  # replaces the reservation
+            syncing.result()
         try:
             # The commit point. rename() refuses a non-empty target, so a version that
             # appeared meanwhile (another tool writing numbers) is never replaced.
