@@ -13,6 +13,7 @@ Then a server watching the base path at TF Serving's default poll interval (1 s,
 answering the metadata endpoint is scan wait + load.
 
     .venv/bin/python benchmarks/bench_deploy.py [--repeats 5] [--width 2048] [--poll 1]
+        [--no-server]
 
 A benchmark, not a test: it prints numbers and asserts nothing.
 """
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=2048)
     parser.add_argument("--poll", type=float, default=1.0,
                         help="server's --file_system_poll_wait_seconds (TF Serving default 1)")
+    parser.add_argument("--no-server", action="store_true",
+                        help="only the write costs; skip publish -> AVAILABLE")
     args = parser.parse_args()
     quiet_tf()
     from forgekit.serving import InProcessServer, deploy
@@ -67,13 +70,16 @@ def main() -> None:
             deploy.publish(model, pub_base)
             published.append(time.perf_counter() - start)
         p, d, q = (statistics.median(t) for t in (plain, durable, published))
-        print(f"{'':30}{'median s':>10}{'min s':>9}{'max s':>9}")
+        print(f"n = {args.repeats} alternating repetitions each\n"
+              f"{'':30}{'median s':>10}{'min s':>9}{'max s':>9}")
         for name, t in (("model.export (plain)", plain), ("model.export + fsync", durable),
                         ("publish (atomic, canary, id)", published)):
             print(f"{name:30}{statistics.median(t):10.3f}{min(t):9.3f}{max(t):9.3f}")
         print(f"publish / export: {q / p:.3f} (overhead {100 * (q / p - 1):+.1f} %); "
               f"publish / (export + fsync): {q / d:.3f} ({100 * (q / d - 1):+.1f} %)")
 
+        if args.no_server:
+            return
         server = InProcessServer(pub_base, model_name="pub",
                                  file_system_poll_wait_seconds=args.poll)
         with server, server.client() as client:
