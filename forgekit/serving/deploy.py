@@ -207,7 +207,10 @@ def _export_with_identity(model: Any, path: Path, version: int) -> tuple[Any, st
         archive.track_and_add_endpoint("serve", model, get_input_signature(model))
 
         def forgekit_identity(probe):
-            n = tf.shape(probe)[0:1]  # Python below runs once, when this is traced
+            # Runs only while saving traces it (twice: TF's variable-creation check, then the
+            # saved graph), never per request. probe is 1-D, so its shape is already [n]:
+            # no slice op to trace.
+            n = tf.shape(probe)
             return {"fingerprint": tf.fill(n, tf.constant(hashing.result())),
                     "version": tf.fill(n, tf.constant(version, tf.int64))}
 
