@@ -1,4 +1,4 @@
-"""The ``forgekit`` command: ``doctor``, ``run``, ``serve`` and ``audit``."""
+"""The ``forgekit`` command: ``doctor``, ``run``, ``serve``, ``verify`` and ``audit``."""
 
 from __future__ import annotations
 
@@ -37,6 +37,28 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def _verify(args: argparse.Namespace) -> int:
+    """Post-deployment check: exit 0 when the expected model answers, 1 on any problem."""
+    from pathlib import Path
+
+    from forgekit.serving.client import Client
+    from forgekit.serving.deploy import DeployError, load_record
+    from forgekit.serving.verify import verify_deployment
+
+    try:
+        record = load_record(args.expect)
+    except DeployError as err:
+        print(f"forgekit verify: {err}", file=sys.stderr)
+        return 2
+    with Client(args.url, timeout=args.timeout) as client:
+        report = verify_deployment(client, args.model or record.model_name, record,
+                                   label=args.label, wait=args.wait)
+    print(report.text())
+    if args.html:
+        Path(args.html).write_text(report.html(), encoding="utf-8")
+    return 0 if report.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``forgekit`` command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -61,6 +83,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="inject a parameter into every notebook (JSON value, else string)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per notebook")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("verify", help="check that a deployed model is the one a publish record "
+                                      "describes (exit 0 OK, 1 problems, 2 bad record)")
+    p.add_argument("--url", default=None,
+                   help="server URL, http://HOST:PORT or grpc://HOST:PORT "
+                        "(default $FORGEKIT_SERVING_URL, else http://127.0.0.1:8501)")
+    p.add_argument("--model", default=None, help="served model name (default: the record's)")
+    p.add_argument("--expect", required=True, metavar="RECORD",
+                   help="the publish record, <base>/_forgekit/<version>.record.json")
+    p.add_argument("--label", default=None, help="check the version this label points at")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help="keep retrying for S seconds while the version is not yet picked up")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    p.add_argument("--html", default=None, metavar="FILE", help="also write the report as HTML")
+    p.set_defaults(func=_verify)
 
     sub.add_parser("serve", help="TF-Serving-compatible model server (forgekit serve --help)")
 

@@ -6,6 +6,10 @@
   against forgekit's server or a real tensorflow/serving container (``$FORGEKIT_SERVING_URL``).
 * :func:`export_demo_model` and :func:`export_half_plus_two` write small SavedModels to serve
   (the latter is TF Serving's own test model, with classify and regress signatures).
+* :class:`InProcessServer` is the same server on a thread of the calling process (lessons).
+* :func:`publish` deploys a Keras model as a new version, atomically, with a canary and a
+  fingerprint; :func:`verify_deployment` checks what a server answers against that record;
+  :func:`rollback` serves an earlier version again through a ``models.config``.
 
 Importing this package does not import TensorFlow: names resolve lazily, and only the gRPC
 client and the server itself need it. Reference: docs/serving.md.
@@ -24,6 +28,17 @@ _LAZY = {
     "export_demo_model": "forgekit.serving.demo",
     "export_half_plus_two": "forgekit.serving.demo",
     "main": "forgekit.serving.server",
+    "InProcessServer": "forgekit.serving.process",
+    "publish": "forgekit.serving.deploy",
+    "record_for": "forgekit.serving.deploy",
+    "load_record": "forgekit.serving.deploy",
+    "rollback": "forgekit.serving.deploy",
+    "write_model_config": "forgekit.serving.deploy",
+    "ModelEntry": "forgekit.serving.deploy",
+    "PublishRecord": "forgekit.serving.deploy",
+    "DeployError": "forgekit.serving.deploy",
+    "verify_deployment": "forgekit.serving.verify",
+    "VerificationReport": "forgekit.serving.verify",
 }
 
 __all__ = sorted(_LAZY)

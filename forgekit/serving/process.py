@@ -7,6 +7,11 @@
 The server runs in its own process (as TF Serving would), logging to a temporary file that
 :meth:`ModelServer.log_text` returns. Free ports are picked unless given. Stopping sends
 SIGTERM, then SIGKILL after ``grace_period`` seconds.
+
+:class:`InProcessServer` runs the same ``serve()`` code, flags and protocol on a thread of the
+calling process instead: a notebook kernel that already imported TensorFlow then pays no second
+TensorFlow (a ``forgekit serve`` process idles at several hundred MiB), which keeps a lesson
+within Binder's memory limit.
 """
 
 from __future__ import annotations
@@ -214,3 +219,112 @@ class ModelServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class InProcessServer(ModelServer):
+    """The same server as :class:`ModelServer`, run on a thread of this process.
+
+    Same arguments, addresses, clients and flags; only the process differs. ``stop()`` asks
+    ``serve()`` to shut down (what SIGTERM does to the subprocess) and waits for it; a kernel
+    restart ends it with the kernel. Log records of ``forgekit.serving`` are kept for
+    :meth:`log_text`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._thread: Any = None
+        self._stop_event: Any = None
+        self._error: BaseException | None = None
+        self._handler: Any = None
+        self._lines: list[str] = []
+
+    def start(self) -> InProcessServer:
+        """Start ``serve()`` on a daemon thread and wait until it answers."""
+        import logging
+        import threading
+
+        from forgekit.serving.config import parse_flags
+        from forgekit.serving.server import serve
+
+        if self._thread is not None:
+            raise RuntimeError("server already started")
+        if self.port is None:
+            self.port = free_port(self.host)
+        if self.rest_api_port is None:
+            self.rest_api_port = free_port(self.host)
+            while self.rest_api_port == self.port:
+                self.rest_api_port = free_port(self.host)
+        options = parse_flags(self.args())
+        lines = self._lines
+
+        class _Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                lines.append(self.format(record))
+
+        self._handler = _Keep()
+        self._handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname).1s forgekit.serving] %(message)s"))
+        logger = logging.getLogger("forgekit.serving")
+        logger.addHandler(self._handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+        logger.propagate = False  # the kernel's own log handlers would print every line
+        self._stop_event = threading.Event()
+
+        def run() -> None:
+            try:
+                self.returncode = serve(options, self._stop_event)
+            except BaseException as exc:  # reported by start() / stop(), never lost
+                self._error = exc
+                self.returncode = 1
+
+        self._thread = threading.Thread(target=run, name="forgekit-serve", daemon=True)
+        self._thread.start()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"forgekit serve (in-process) stopped while starting: "
+                                   f"{self._error!r}\n" + self._tail())
+            if self._answers():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"forgekit serve (in-process) did not answer within "
+                           f"{self.startup_timeout:g}s:\n" + self._tail())
+
+    def stop(self) -> int | None:
+        """Shut the server down cleanly (like SIGTERM) and wait for its thread."""
+        import logging
+
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop_event.set()
+            thread.join(self.grace_period + 10)
+        if self._handler is not None:
+            logger = logging.getLogger("forgekit.serving")
+            logger.removeHandler(self._handler)
+            if not logger.handlers:
+                logger.propagate = True
+            self._handler = None
+        return self.returncode
+
+    @property
+    def pid(self) -> int | None:
+        """This process's id while the server thread runs (it shares the process)."""
+        return os.getpid() if self.running else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def log_text(self) -> str:
+        """Everything the server has logged so far (kept after :meth:`stop`)."""
+        return "\n".join(self._lines)

@@ -1,0 +1,128 @@
+"""verify_deployment and ``forgekit verify``: each broken deployment fails for its named reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from forgekit.serving import InProcessServer
+from forgekit.serving import deploy as dp
+from forgekit.serving.verify import verify_deployment
+from tests.conftest import ROOT
+from tests.test_deploy import FakeStore, tiny
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Models deployed right and wrong, served by one in-process server.
+
+    flat: v1 published, the new model saved as model.h5 beside it (the article's incident);
+    inplace: v1 published, the new model exported over folder 1; broken: v2 half-written;
+    plain: v1 exported with plain model.export (no identity signature).
+    """
+    root = tmp_path_factory.mktemp("served")
+    old, new = tiny(1.0), tiny(2.0)
+    records = {name: dp.publish(old, root / name) for name in ("flat", "inplace", "broken")}
+    old.export(str(root / "plain" / "1"), verbose=False)
+    records["plain"] = dp.record_for(old, root / "plain", 1, canary_path=root / "plain.json")
+    records["flat_new"] = dp.record_for(new, root / "flat", 2, canary_path=root / "f2.json")
+    records["inplace_new"] = dp.record_for(new, root / "inplace", 1, canary_path=root / "i.json")
+    records["broken_new"] = dp.record_for(new, root / "broken", 2, canary_path=root / "b.json")
+    config = root / "models.config"
+    dp.write_model_config(config, [dp.ModelEntry(n, root / n)
+                                   for n in ("flat", "inplace", "broken", "plain")])
+    server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05)
+    with server, server.client() as client:
+        # months later, while v1 serves: the new model deployed the wrong ways
+        new.save(root / "flat" / "model.h5")
+        new.export(str(root / "inplace" / "1"), verbose=False)
+        (root / "broken" / "2" / "variables").mkdir(parents=True)  # an export killed mid-write
+        time.sleep(0.3)
+        yield root, client, server, records, new
+
+
+def test_the_flat_file_incident_is_a_stale_version(world):
+    _, client, _, records, _ = world
+    report = verify_deployment(client, "flat", records["flat_new"], wait=0.3)
+    assert not report.ok and report.answering_version == 1
+    assert {"version_missing", "stale_version", "canary_mismatch",
+            "fingerprint_mismatch"} == set(report.problems), report
+    assert report.max_canary_diff > 0.01
+    assert "metadata model_spec.version = 1 for requests without a version, expected 2" \
+        in report.text()
+
+
+def test_an_in_place_overwrite_passes_the_version_check_and_fails_the_canary(world):
+    _, client, _, records, _ = world
+    report = verify_deployment(client, "inplace", records["inplace_new"])
+    assert report.answering_version == 1 == report.expected_version
+    assert set(report.problems) == {"canary_mismatch", "fingerprint_mismatch"}, report
+    assert verify_deployment(client, "inplace", records["inplace"]).ok  # the old one answers
+
+
+def test_a_failed_load_is_reported_with_the_servers_error(world):
+    _, client, _, records, _ = world
+    report = verify_deployment(client, "broken", records["broken_new"])
+    assert "version_failed" in report.problems and "stale_version" in report.problems
+    failed = next(c for c in report.checks if c.name == "version_failed")
+    assert "NOT_FOUND: Could not find SavedModel .pb" in failed.detail
+
+
+def test_missing_model_and_missing_identity_are_named(world):
+    _, client, _, records, _ = world
+    assert verify_deployment(client, "nope", records["flat"]).problems == ["model_missing"]
+    plain = verify_deployment(client, "plain", records["plain"])
+    assert plain.problems == ["identity_missing"], plain  # canary and version do match
+
+
+def test_the_fix_passes_over_rest_and_grpc_and_reaches_the_store(world):
+    root, client, server, _, new = world
+    fixed = dp.publish(new, root / "flat")
+    store = FakeStore()
+    report = verify_deployment(client, "flat", fixed, wait=10, store=store)
+    assert report.ok and report.problems == [], report
+    with server.client("grpc") as grpc_client:
+        assert verify_deployment(grpc_client, "flat", fixed).ok
+    assert store.calls == [("record_verification", {
+        "model_name": "flat", "version": 2, "ok": True, "detail": report.text()})]
+    assert report.html().count("✓") == len(report.checks)
+
+
+def test_a_changed_signature_is_named(world, tmp_path):
+    root, client, _, records, _ = world
+    wider = dp.record_for(tiny(1.0), root / "inplace", 1, canary_path=tmp_path / "c.json")
+    wider.signature = {**wider.signature, "inputs": {"x": ["DT_FLOAT", [-1, 5]]}}
+    assert "signature_changed" in verify_deployment(client, "inplace", wider).problems
+
+
+def _verify_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "forgekit.cli", "verify", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_forgekit_verify_exit_codes(world, tmp_path):
+    root, _, server, records, _ = world
+    good = _verify_cli("--url", server.rest_url, "--expect", str(records["inplace"].record_path),
+                       "--model", "inplace", "--html", str(tmp_path / "r.html"))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert ": OK" in good.stdout and (tmp_path / "r.html").read_text().startswith("<div")
+    records["inplace_new"].save(tmp_path / "new.record.json")
+    bad = _verify_cli("--url", server.grpc_url, "--expect", str(tmp_path / "new.record.json"))
+    assert bad.returncode == 1 and "fingerprint_mismatch" in bad.stdout, bad.stdout + bad.stderr
+    (tmp_path / "junk.json").write_text("not json")
+    junk = _verify_cli("--url", server.rest_url, "--expect", str(tmp_path / "junk.json"))
+    assert junk.returncode == 2 and "junk.json: not JSON" in junk.stderr
+
+
+def test_an_unreachable_server_is_named_not_raised():
+    from forgekit.serving import Client
+    from forgekit.serving.process import free_port
+
+    record = dp.PublishRecord("m", "/srv/m", 1, "/srv/m/1", "sha256:0", "/srv/c.json", "t")
+    with Client(f"http://127.0.0.1:{free_port()}", timeout=2) as client:
+        report = verify_deployment(client, "m", record, wait=0.3)
+    assert report.problems == ["server_unreachable"] and not report.ok
+    assert "UNAVAILABLE" in report.text()
