@@ -68,3 +68,25 @@ def test_checkpoint_checker_requires_the_resume_and_midsave_fixes(tmp_path):
     for why, answer in verdicts.items():
         feedback = check_callbacks(answer)
         assert not feedback.passed and why in feedback.message, (why, feedback.message)
+
+
+def test_inference_files_checker_requires_no_optimizer_and_the_measured_ratio(small_model, tmp_path):
+    import keras
+
+    from forgekit.exercises.weights_and_architecture import check_inference_files
+
+    arch, full = tmp_path / "arch.json", tmp_path / "full.weights.h5"
+    arch.write_text(small_model.to_json())
+    small_model.save_weights(full)
+    assert check_inference_files(arch, full, None, small_model, full) is NOT_ANSWERED
+    verdict = check_inference_files(arch, full, 1.0, small_model, full)
+    assert not verdict.passed and "optimizer arrays" in verdict.message
+    bare = keras.Sequential.from_config(small_model.get_config())
+    bare.set_weights(small_model.get_weights())
+    lean = tmp_path / "lean.weights.h5"
+    bare.save_weights(lean)
+    ratio = full.stat().st_size / lean.stat().st_size
+    assert "not what the two files say" in check_inference_files(
+        arch, lean, ratio * 1.1, small_model, full).message
+    assert "a number" in check_inference_files(arch, lean, "big", small_model, full).message
+    assert check_inference_files(arch, lean, ratio, small_model, full).passed
