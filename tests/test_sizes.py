@@ -64,3 +64,18 @@ def test_stacked_bars_draws_one_bar_per_artifact_and_part(saved):
     fig = stacked_bars(parts, title="bytes by part")
     ax = fig.axes[0]
     assert len(ax.patches) == len(parts) * len(PARTS) and ax.get_title() == "bytes by part"
+
+
+def test_details_collapses_html_and_text():
+    from forgekit.details import details
+
+    class Rich:
+        def _repr_html_(self):
+            return "<table><tr><td>x</td></tr></table>"
+
+    closed = details("what each loader said", Rich())._repr_html_()
+    assert closed.startswith("<details><summary><b>what each loader said</b>")
+    assert "<table>" in closed and closed.endswith("</details>")
+    plain = details("a <b>", "line one\nline two")
+    assert "&lt;b&gt;" in plain._repr_html_() and "<pre" in plain._repr_html_()
+    assert str(plain) == "a <b>\nline one\nline two"
