@@ -86,5 +86,6 @@ def check_step_count(my_files: Any, my_prediction: Any, model: Any) -> Feedback:
     if misses:
         return wrong(f"Your prediction missed: {', '.join(misses)}. Measured: {measured}.")
     return correct(f"Your prediction matches the measurement. {measured}. A .keras file and a "
-                   "Keras 3 .weights.h5 carry the optimizer's variables; the legacy .h5 reload "
-                   "that works here (compile=False) starts the optimizer from zero.")
+                   "Keras 3 .weights.h5 carry the optimizer's variables and give them back. The "
+                   "legacy .h5 stores them too, but a reload that cannot recompile the file "
+                   "(compile=False) comes back without an optimizer: lesson 01 shows why.")
