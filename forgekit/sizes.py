@@ -112,9 +112,9 @@ def stacked_bars(breakdowns: dict[str, SizeBreakdown], *, title: str, ax: Any = 
     returns the matplotlib Figure."""
     import matplotlib.pyplot as plt
 
-    from forgekit.plots import _unit_for
-
-    unit, scale = _unit_for(max(b.total for b in breakdowns.values()))
+    largest = max(b.total for b in breakdowns.values())
+    unit, scale = next((u, s) for u, s in (("MB", 2**20), ("KB", 2**10), ("B", 1)) if largest >= s
+                       or s == 1)
     if ax is None:
         fig, ax = plt.subplots(figsize=(8, 0.5 * len(breakdowns) + 1.8))
     else:
