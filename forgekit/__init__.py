@@ -36,9 +36,9 @@ _LAZY = {
     "claim": "forgekit.course.claims",
 }
 _SUBMODULES = {
-    "artifacts", "audit", "cli", "course", "crosslang", "diagnose", "errors", "exercises", "keras_io",
-    "measure", "outcome", "paths", "plots", "quiet", "serving", "table", "tflite", "training",
-    "versions", "zoo",
+    "artifacts", "audit", "cli", "course", "crosslang", "details", "diagnose", "errors", "exercises",
+    "keras_io", "measure", "outcome", "paths", "plots", "quiet", "serving", "sizes", "table",
+    "tflite", "training", "versions", "zoo",
 }
 # Old module paths -> where the module lives now. ``forgekit.probe``, ``import forgekit.probe``
 # and ``from forgekit.probe import matrix`` all give the module at its new path.

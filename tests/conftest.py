@@ -27,7 +27,7 @@ def pytest_runtest_logreport(report):
         return
     for key, value in report.user_properties:
         if key == NOTEBOOK_PROPERTY:
-            from forgekit.runner import RunResult
+            from forgekit.course.runner import RunResult
 
             NOTEBOOK_RESULTS.append(RunResult(**value))
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from forgekit import training
-from forgekit.exercises.checkpoints_and_resume import check_callbacks
 
 KILL_IN_SAVE = 3  # saves 1 and 2 complete: there is a previous best to lose
 TASK = {"n_val": 256}
@@ -159,29 +158,3 @@ def test_backup_dir_shared_with_model_checkpoint_deletes_the_best_model(tmp_path
                       best.stat().st_size if best.exists() else 0))])
     assert written[0] > 0, "ModelCheckpoint never wrote the best model"  # it existed...
     assert not best.exists()  # ...and BackupAndRestore's cleanup of its folder deleted it
-
-
-def test_exercise_checker_explains_each_mistake(tmp_path):
-    import keras
-
-    from forgekit.exercises import NOT_ANSWERED
-
-    def callbacks(backup="backup", best="best/best.keras", **kwargs):
-        freq = kwargs.pop("save_freq", "epoch")
-        return [keras.callbacks.BackupAndRestore(tmp_path / backup, save_freq=freq),
-                keras.callbacks.ModelCheckpoint(tmp_path / best, **{
-                    "monitor": "val_loss", "save_best_only": True, **kwargs})]
-
-    assert check_callbacks(None) is NOT_ANSWERED
-    assert check_callbacks(callbacks()).passed
-    verdicts = {
-        "inside backup_dir": callbacks(best="backup/best.keras"),
-        "save_best_only=True": callbacks(save_best_only=False),
-        "'val_loss'": callbacks(monitor="loss"),
-        "applied twice": callbacks(save_freq=10),
-        "not a full .keras": callbacks(best="best/best.weights.h5", save_weights_only=True),
-        "you need exactly one": callbacks()[1:],
-    }
-    for why, answer in verdicts.items():
-        feedback = check_callbacks(answer)
-        assert not feedback.passed and why in feedback.message, (why, feedback.message)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from forgekit.course.map import LESSONS, course_map
-from forgekit.exercises.start_here import check_first_save
 from forgekit.outcome import attempt, captured
 from forgekit.paths import MARKER, output_dir, project_root, tree
 from tests.conftest import ROOT
@@ -98,21 +97,6 @@ def test_outcome_keeps_type_and_first_line():
         raise KeyError("line one\nline two")
     assert out.error_type == "KeyError" and "line two" not in out.message
     assert attempt(int, "3").value == 3
-
-
-def test_start_here_checker_says_why(tmp_path):
-    import zipfile
-
-    assert not check_first_save(None)
-    assert "no file" in check_first_save(tmp_path / "nope.keras").message.lower()
-    h5 = tmp_path / "m.weights.h5"
-    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
-    assert "weights only" in check_first_save(h5).message
-    fake = tmp_path / "fake.keras"
-    with zipfile.ZipFile(fake, "w") as zf:
-        zf.writestr("notes.txt", "hi")
-    assert "not a Keras model file" in check_first_save(fake).message
-    assert "folder" in check_first_save(tmp_path).message
 
 
 def test_readme_status_matches_notebooks_on_disk():

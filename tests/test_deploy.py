@@ -267,7 +267,7 @@ class Zygote:
 
 
 def dp_versions(base):
-    from forgekit.formats import version_numbers
+    from forgekit.artifacts.serving_base import version_numbers
 
     return version_numbers(base)
 

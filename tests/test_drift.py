@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from forgekit.claims import Claim
+from forgekit.course.claims import Claim
 from tools import drift
 
 

@@ -17,8 +17,9 @@ def check_callbacks(callbacks: Any) -> Feedback:
     """Check a callback list meant to make a long run crash-safe.
 
     The run must (1) keep its best epoch by validation loss as a full ``.keras`` model,
-    (2) resume after a kill and end exactly where an uninterrupted run ends, and (3) still
-    have its best checkpoint once training has finished.
+    (2) resume after a kill and end exactly where an uninterrupted run ends, (3) still have its
+    best checkpoint once training has finished, (4) not overwrite the best checkpoint with the
+    first epoch after a resume, and (5) never leave a half-written best checkpoint.
     """
     if callbacks is None or callbacks is Ellipsis:
         return NOT_ANSWERED
@@ -57,5 +58,19 @@ def check_callbacks(callbacks: Any) -> Feedback:
         return wrong(f"{path.name} lives inside backup_dir. When training finishes, "
                      "BackupAndRestore deletes backup_dir and everything in it, your best model "
                      "included. Give the checkpoint its own folder.")
+    if isinstance(best, keras.callbacks.ModelCheckpoint):
+        # Keras keeps initial_value_threshold as the callback's starting `best` (None: none given)
+        if getattr(best, "best", None) is None:
+            return wrong("After a resume this new ModelCheckpoint starts with no best value (best = infinity), so "
+                         "the first epoch after the resume overwrites best.keras even when it is "
+                         "worse (section 4 measured it). It would need initial_value_threshold= "
+                         "the best value so far, and it still writes in place: see requirement 5.")
+        return wrong("initial_value_threshold fixes the resume trap, but ModelCheckpoint writes "
+                     "best.keras in place: section 5 showed a kill during that save leaving a "
+                     "file load_model cannot read, with the previous best already gone. Use a "
+                     "checkpoint that writes a temporary file and os.replace()s it, and stores "
+                     "its best value: checkpoints.AtomicCheckpoint(..., save_best_only=True).")
     return correct("A kill costs at most the epoch in progress, the resumed run repeats the "
-                   "uninterrupted one exactly, and the best model survives the end of training.")
+                   "uninterrupted one exactly, AtomicCheckpoint reads its best value back from "
+                   "best.keras when training starts again, and its rename never leaves the file "
+                   "half-written; the best model survives the end of training in its own folder.")

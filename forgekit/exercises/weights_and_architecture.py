@@ -74,3 +74,44 @@ def _rebuild_and_compare(arch: Path, weights: Path, model: Any) -> Feedback:
     return correct(f"model_from_json({arch.name}) + load_weights({weights.name}) rebuilds a model "
                    "whose predictions equal the original's exactly. The JSON can live in git; "
                    "the weights belong in artifact storage.")
+
+
+def check_inference_files(
+    my_architecture: str | os.PathLike[str] | None,
+    my_weights: str | os.PathLike[str] | None,
+    my_ratio: Any,
+    model: Any,
+    full_weights: str | os.PathLike[str],
+) -> Feedback:
+    """Architecture JSON + a weights file *without optimizer state*, and the measured size ratio.
+
+    ``my_ratio`` must be the size of ``full_weights`` (a weights file with optimizer state)
+    divided by the size of ``my_weights``, within 2%.
+    """
+    if my_architecture is None or my_weights is None or my_ratio is None:
+        return NOT_ANSWERED
+    split = check_split_model(my_architecture, my_weights, model)
+    if not split.passed:
+        return split
+    from forgekit.sizes import breakdown
+
+    parts = breakdown(my_weights)
+    if parts.optimizer:
+        return wrong(f"{Path(my_weights).name} still holds {parts.optimizer:,} bytes of optimizer "
+                     "arrays: save_weights writes the optimizer of the model it is called on. "
+                     "Save from a model that has no optimizer (built from the architecture, never "
+                     "compiled), with `model`'s weights set into it.")
+    try:
+        ratio = float(my_ratio)
+    except (TypeError, ValueError):
+        return wrong(f"my_ratio should be a number, got {my_ratio!r}.")
+    measured = Path(full_weights).stat().st_size / Path(my_weights).stat().st_size
+    if abs(ratio - measured) > 0.02 * measured:
+        return wrong(f"my_ratio = {ratio:.3g} is not what the two files say. Measure it: "
+                     "Path(...).stat().st_size of each file, the one with optimizer state divided "
+                     "by yours.")
+    return correct(f"Your weights file holds the weights and no optimizer arrays "
+                   f"({parts.weights:,} bytes of weights, {parts.overhead:,} of structure); the "
+                   f"file with Adam's state is {measured:.2f}x larger, because Adam keeps two "
+                   "values per weight. The architecture JSON plus this file rebuilds the model's "
+                   "predictions exactly.")

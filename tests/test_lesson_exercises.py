@@ -1,0 +1,92 @@
+"""Exercise checkers of lessons 00-05: the right answer passes (the notebooks prove it on the
+real artifacts); each wrong answer is refused with the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from forgekit.exercises import NOT_ANSWERED
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, x[:, :1], epochs=1, batch_size=16, verbose=0)
+    return model
+
+
+def test_start_here_step_count_checker(small_model, tmp_path):
+    from forgekit.exercises.start_here import check_step_count
+
+    files = [tmp_path / "m.keras", tmp_path / "m.h5", tmp_path / "m.weights.h5"]
+    assert check_step_count(None, None, small_model) is NOT_ANSWERED
+    assert "no file" in check_step_count(files, {}, small_model).message.lower()
+    small_model.save(files[0])
+    small_model.save(files[1])
+    small_model.save_weights(files[2])
+    assert "Missing a file ending in .h5" in check_step_count(files[::2], {}, small_model).message
+    assert "should map" in check_step_count(files, {".keras": True}, small_model).message
+    everything = {".keras": True, ".h5": True, ".weights.h5": True}
+    verdict = check_step_count(files, everything, small_model)
+    assert not verdict.passed and ".h5 does not restore them" in verdict.message
+    measured = {".keras": True, ".h5": False, ".weights.h5": True}
+    assert check_step_count(files, measured, small_model).passed
+
+
+def test_checkpoint_checker_requires_the_resume_and_midsave_fixes(tmp_path):
+    import keras
+
+    from forgekit.exercises.checkpoints_and_resume import check_callbacks
+    from forgekit.training.checkpoints import AtomicCheckpoint
+
+    def callbacks(backup="backup", best="best/best.keras", save_freq="epoch", plain=False, **kw):
+        kw = {"monitor": "val_loss", "save_best_only": True, **kw}
+        if plain or "save_weights_only" in kw or "initial_value_threshold" in kw:
+            checkpoint = keras.callbacks.ModelCheckpoint(tmp_path / best, **kw)
+        else:
+            checkpoint = AtomicCheckpoint(tmp_path / best, **kw)
+        return [keras.callbacks.BackupAndRestore(tmp_path / backup, save_freq=save_freq), checkpoint]
+
+    assert check_callbacks(None) is NOT_ANSWERED
+    assert check_callbacks(callbacks()).passed
+    verdicts = {
+        "inside backup_dir": callbacks(best="backup/best.keras"),
+        "save_best_only=True": callbacks(save_best_only=False),
+        "'val_loss'": callbacks(monitor="loss"),
+        "applied twice": callbacks(save_freq=10),
+        "not a full .keras": callbacks(best="best/best.weights.h5", save_weights_only=True),
+        "you need exactly one": callbacks()[1:],
+        "best = infinity": callbacks(plain=True),
+        "writes best.keras in place": callbacks(initial_value_threshold=0.5),
+    }
+    for why, answer in verdicts.items():
+        feedback = check_callbacks(answer)
+        assert not feedback.passed and why in feedback.message, (why, feedback.message)
+
+
+def test_inference_files_checker_requires_no_optimizer_and_the_measured_ratio(small_model, tmp_path):
+    import keras
+
+    from forgekit.exercises.weights_and_architecture import check_inference_files
+
+    arch, full = tmp_path / "arch.json", tmp_path / "full.weights.h5"
+    arch.write_text(small_model.to_json())
+    small_model.save_weights(full)
+    assert check_inference_files(arch, full, None, small_model, full) is NOT_ANSWERED
+    verdict = check_inference_files(arch, full, 1.0, small_model, full)
+    assert not verdict.passed and "optimizer arrays" in verdict.message
+    bare = keras.Sequential.from_config(small_model.get_config())
+    bare.set_weights(small_model.get_weights())
+    lean = tmp_path / "lean.weights.h5"
+    bare.save_weights(lean)
+    ratio = full.stat().st_size / lean.stat().st_size
+    assert "not what the two files say" in check_inference_files(
+        arch, lean, ratio * 1.1, small_model, full).message
+    assert "a number" in check_inference_files(arch, lean, "big", small_model, full).message
+    assert check_inference_files(arch, lean, ratio, small_model, full).passed
