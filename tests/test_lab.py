@@ -4,6 +4,7 @@ prompt, and a lesson opened in JupyterLab is not marked modified (tools/setup_la
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 
 import nbformat
@@ -13,6 +14,14 @@ from forgekit.course.lab import PORTABLE_LANGUAGE_INFO, CourseContentsManager, k
 from forgekit.course.runner import discover
 from tests.conftest import ROOT
 from tools import setup_lab
+
+
+def _run(coroutine):
+    """Run a coroutine on a thread of its own: an earlier test (Playwright's sync API) may leave
+    an event loop running in this one, where asyncio.run() refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
 
 NOTEBOOKS = discover([ROOT / "notebooks"])
 
@@ -84,14 +93,14 @@ def test_contents_manager_fills_on_read_and_stores_the_stub_on_save(tmp_path):
     nbformat.write(nb, tmp_path / "lesson.ipynb")
     manager = CourseContentsManager(root_dir=str(tmp_path))
 
-    model = asyncio.run(manager.get("lesson.ipynb"))
+    model = _run(manager.get("lesson.ipynb"))
     assert model["content"]["metadata"]["language_info"] == kernel_language_info()
-    asyncio.run(manager.save({"type": "notebook", "format": "json",
+    _run(manager.save({"type": "notebook", "format": "json",
                               "content": model["content"]}, "lesson.ipynb"))
     saved = nbformat.read(tmp_path / "lesson.ipynb", as_version=4)
     assert saved.metadata.language_info == PORTABLE_LANGUAGE_INFO
     assert saved.cells[0].source == "1 + 1"
-    listing = asyncio.run(manager.get(""))  # folders and other files pass through untouched
+    listing = _run(manager.get(""))  # folders and other files pass through untouched
     assert [item["name"] for item in listing["content"]] == ["lesson.ipynb"]
 
 
