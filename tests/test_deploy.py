@@ -96,8 +96,7 @@ def test_publish_reports_to_the_store_with_the_agreed_call(tmp_path):
     store = FakeStore()
     record = dp.publish(tiny(), tmp_path / "m", model_name="demo", store=store, run_id="run-7")
     assert store.calls == [("record_deployment", {
-        "model_name": "demo", "version": 1, "path": str(tmp_path / "m" / "1"),
-        "fingerprint": record.fingerprint, "run_id": "run-7"})]
+        "model_name": "demo", "version": 1, "path": str(tmp_path / "m" / "1"), "run_id": "run-7"})]
     assert record.deployment_id == 41 and dp.load_record(record.record_path).deployment_id == 41
 
 

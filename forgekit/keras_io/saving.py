@@ -174,7 +174,8 @@ def _check_save_path(path: Path, kind: str) -> None:
 
 
 def save(
-    model: Any, path: str | os.PathLike[str], kind: str | None = None, **kwargs: Any
+    model: Any, path: str | os.PathLike[str], kind: str | None = None, *, store: Any = None,
+    run_id: int | None = None, **kwargs: Any
 ) -> FormatInfo:
     """Save ``model`` as ``kind`` with the real Keras/TF API and return what is now on disk.
 
@@ -185,7 +186,8 @@ def save(
     ``"json_architecture"`` ``model.to_json``; ``"serving_base"`` ``model.export`` into
     ``path/<version>`` (``version=`` or the next number).
     ``kind=None`` infers it from a file extension (.keras, .h5, .weights.h5, .tflite, .json).
-    Extra keyword arguments go to the underlying call.
+    ``store`` (a :class:`forgekit.audit.AuditStore`) records what was written as an artifact of
+    run ``run_id``. Extra keyword arguments go to the underlying call.
 
     Raises:
         WrongFormatError: unknown kind, or a path whose name does not fit the kind.
@@ -204,7 +206,10 @@ def save(
     if path.parent != Path(""):
         path.parent.mkdir(parents=True, exist_ok=True)
     written = _SAVERS[kind](model, path, **kwargs)
-    return detect_format(written)
+    info = detect_format(written)
+    if store is not None:
+        store.record_artifact(written, run_id=run_id, kind=info.kind)
+    return info
 
 
 # --------------------------------------------------------------------------------------------

@@ -460,9 +460,10 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
                 with contextlib.suppress(OSError):
                     leftover.unlink()
     if store is not None:
+        # The store fingerprints the files itself (sha256 of the folder, for its "changed on
+        # disk" check); ``identity`` is a weights hash, a different thing, kept in the record.
         record.deployment_id = store.record_deployment(
-            model_name=name, version=version, path=str(final), fingerprint=identity,
-            run_id=run_id)
+            model_name=name, version=version, path=str(final), run_id=run_id)
         if record.deployment_id is not None:
             record.save()
     return record
