@@ -17,8 +17,7 @@ client and the server itself need it. Reference: docs/serving.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from forgekit._lazy import lazy_names
 
 _LAZY = {
     "Client": "forgekit.serving.client",
@@ -42,15 +41,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'forgekit.serving' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -113,16 +113,20 @@ class ModelServer:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> ModelServer:
-        """Start the server and wait until it answers; raises if it exits or times out."""
-        if self._proc is not None:
-            raise RuntimeError("server already started")
+    def _choose_ports(self) -> None:
+        """Free, distinct gRPC and REST ports for those not given."""
         if self.port is None:
             self.port = free_port(self.host)
         if self.rest_api_port is None:
             self.rest_api_port = free_port(self.host)
             while self.rest_api_port == self.port:
                 self.rest_api_port = free_port(self.host)
+
+    def start(self) -> ModelServer:
+        """Start the server and wait until it answers; raises if it exits or times out."""
+        if self._proc is not None:
+            raise RuntimeError("server already started")
+        self._choose_ports()
         fd, name = tempfile.mkstemp(prefix="forgekit-serve-", suffix=".log")
         self._log_path = Path(name)
         env = dict(os.environ)
@@ -248,12 +252,7 @@ class InProcessServer(ModelServer):
 
         if self._thread is not None:
             raise RuntimeError("server already started")
-        if self.port is None:
-            self.port = free_port(self.host)
-        if self.rest_api_port is None:
-            self.rest_api_port = free_port(self.host)
-            while self.rest_api_port == self.port:
-                self.rest_api_port = free_port(self.host)
+        self._choose_ports()
         options = parse_flags(self.args())
         lines = self._lines
 
