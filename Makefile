@@ -11,8 +11,9 @@ LOCK   := requirements.lock
 # uv installs the lock; its own pin lives in pyproject.toml like every other one.
 UV_PIN := $(shell sed -n 's/^ *"\(uv==[^"]*\)".*/\1/p' pyproject.toml)
 UV     := $(BIN)/uv
-# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-n 2"` (pytest-xdist) or "-k pins".
-PYTEST_ARGS ?=
+# pytest arguments. Two xdist workers: on this course's 2-core machines the whole suite took
+# 5 min 38 s with -n 2 against 8 min 28 s serial. `make test PYTEST_ARGS=` runs it serially.
+PYTEST_ARGS ?= -n 2
 PORT       ?= 8888
 NO_BROWSER ?=
 # Quiet TensorFlow for everything started from here (kernels inherit it).
