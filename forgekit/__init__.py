@@ -23,8 +23,8 @@ _LAZY = {
     "quiet_tf": "forgekit.quiet",
     "environment_report": "forgekit.diagnose.environment",
     "doctor": "forgekit.diagnose.diagnosis",
-    "detect_format": "forgekit.artifacts.detect",
-    "FormatInfo": "forgekit.artifacts.info",
+    "detect_format": "forgekit.formats.detect",
+    "FormatInfo": "forgekit.formats.info",
     "load": "forgekit.keras_io.saving",
     "save": "forgekit.keras_io.saving",
     "ForgekitError": "forgekit.errors",
@@ -36,14 +36,13 @@ _LAZY = {
     "claim": "forgekit.course.claims",
 }
 _SUBMODULES = {
-    "artifacts", "audit", "cli", "course", "crosslang", "details", "diagnose", "errors", "exercises",
+    "audit", "cli", "course", "crosslang", "details", "diagnose", "errors", "exercises", "formats",
     "keras_io", "measure", "outcome", "paths", "plots", "quiet", "serving", "sizes", "table",
     "tflite", "training", "versions", "zoo",
 }
 # Old module paths -> where the module lives now. ``forgekit.probe``, ``import forgekit.probe``
 # and ``from forgekit.probe import matrix`` all give the module at its new path.
 MOVED = {
-    "formats": "forgekit.artifacts",
     "saving": "forgekit.keras_io.saving",
     "custom_objects": "forgekit.keras_io.custom_objects",
     "keras_versions": "forgekit.keras_io.keras_versions",

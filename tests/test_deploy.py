@@ -266,7 +266,7 @@ class Zygote:
 
 
 def dp_versions(base):
-    from forgekit.artifacts.serving_base import version_numbers
+    from forgekit.formats.serving_base import version_numbers
 
     return version_numbers(base)
 

@@ -252,7 +252,7 @@ def test_deeply_nested_json_is_diagnosed_not_a_traceback(tmp_path):
                                      RecursionError("maximum recursion depth exceeded")])
 def test_a_config_scan_that_fails_says_could_not_check(good, monkeypatch, failure):
     """The custom-object scan failing used to leave no trace: a silent ✓."""
-    from forgekit.artifacts import configs
+    from forgekit.formats import configs
     from forgekit.keras_io import custom_objects
 
     def failing(path):

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 
 import forgekit
-from forgekit.artifacts.detect import detect_format
-from forgekit.artifacts.kinds import KINDS, extension_kinds, keras_reads_name, keras_suffix
 from forgekit.errors import (
     ArtifactNotFoundError,
     CorruptArtifactError,
@@ -20,6 +18,8 @@ from forgekit.errors import (
     UnreadableArtifactError,
     WrongFormatError,
 )
+from forgekit.formats.detect import detect_format
+from forgekit.formats.kinds import KINDS, extension_kinds, keras_reads_name, keras_suffix
 from tests.conftest import as_nobody, locked_copy, small_model
 
 

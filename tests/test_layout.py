@@ -72,7 +72,7 @@ def test_no_import_cycles():
             visit(module, [module])
     assert not cycles, f"import cycles: {cycles}"
     # and the checker sees real edges (a parse that found nothing would pass vacuously)
-    assert "forgekit.artifacts.kinds" in graph["forgekit.artifacts.detect"]
+    assert "forgekit.formats.kinds" in graph["forgekit.formats.detect"]
 
 
 def test_every_module_imports_on_its_own():
@@ -98,7 +98,7 @@ def test_every_module_imports_on_its_own():
 
 
 def test_each_subpackage_says_what_lives_there():
-    for name in ("artifacts", "keras_io", "diagnose", "measure", "training", "course"):
+    for name in ("formats", "keras_io", "diagnose", "measure", "training", "course"):
         init = PACKAGE / name / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc and len(doc.splitlines()) <= 3, f"{init.parent.name}/__init__.py: say it in two lines"

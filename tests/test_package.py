@@ -22,7 +22,7 @@ def test_import_forgekit_does_not_import_tensorflow():
         "import sys, forgekit\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
         "import forgekit.cli, forgekit.course.runner, forgekit.diagnose.environment\n"
-        "import forgekit.artifacts.detect, forgekit.keras_io.saving, forgekit.diagnose.diagnosis\n"
+        "import forgekit.formats.detect, forgekit.keras_io.saving, forgekit.diagnose.diagnosis\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.split("\n")[:2] == ["[]", "[]"], probe.stdout

@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from forgekit.artifacts.detect import detect_format
+from forgekit.formats.detect import detect_format
 
 _CHUNK = 1 << 20
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts.detect import detect_format
-from forgekit.artifacts.info import FormatInfo
-from forgekit.artifacts.kinds import KINDS, how_to_load, keras_reads_name, keras_suffix, kind
 from forgekit.diagnose.environment import EnvironmentReport, environment_report
 from forgekit.errors import ForgekitError
+from forgekit.formats.detect import detect_format
+from forgekit.formats.info import FormatInfo
+from forgekit.formats.kinds import KINDS, how_to_load, keras_reads_name, keras_suffix, kind
 from forgekit.outcome import first_line
 from forgekit.table import Fields
 

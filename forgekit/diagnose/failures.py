@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forgekit.artifacts.kinds import keras_reads_name, kind
+from forgekit.formats.kinds import keras_reads_name, kind
 from forgekit.outcome import Outcome, attempt
 from forgekit.quiet import muted_stderr, quiet_absl
 from forgekit.table import Table

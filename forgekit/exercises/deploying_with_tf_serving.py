@@ -20,7 +20,7 @@ def check_label_config(text: str | None, base_path: str | os.PathLike[str]) -> F
     """Judge a ``model_config_list`` text for the model ``forecast`` under ``base_path``."""
     if text is None or text is Ellipsis or not str(text).strip():
         return NOT_ANSWERED
-    from forgekit.artifacts.serving_base import version_numbers
+    from forgekit.formats.serving_base import version_numbers
     from forgekit.serving.config import parse_model_config
     from forgekit.serving.errors import ServingError
 

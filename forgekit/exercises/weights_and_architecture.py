@@ -7,9 +7,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts.detect import detect_format
 from forgekit.errors import ForgekitError
 from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
+from forgekit.formats.detect import detect_format
 
 
 def check_split_model(

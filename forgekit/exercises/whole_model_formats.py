@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.artifacts.detect import detect_format
 from forgekit.errors import ForgekitError
 from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
+from forgekit.formats.detect import detect_format
 
 
 def check_serving_artifact(

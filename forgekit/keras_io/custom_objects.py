@@ -1,6 +1,6 @@
 """Which custom classes and functions does a saved model need, and does this process have them?
 
-:mod:`forgekit.artifacts.configs` lists what a file's config names without importing anything;
+:mod:`forgekit.formats.configs` lists what a file's config names without importing anything;
 here the names are resolved against the running Keras: :func:`resolve` drops the plain names
 Keras knows as built-ins (the file alone cannot tell them from unregistered custom ones),
 :func:`missing` says which this process cannot find, :func:`explain_load_error` turns Keras's
@@ -17,7 +17,8 @@ import zipfile
 from collections.abc import Mapping
 from typing import Any
 
-from forgekit.artifacts.configs import (  # re-exported: lessons call them from here
+from forgekit.errors import ForgekitError, WrongFormatError
+from forgekit.formats.configs import (  # re-exported: lessons call them from here
     STRUCTURAL,
     ConfigScan,
     CustomObject,
@@ -27,7 +28,6 @@ from forgekit.artifacts.configs import (  # re-exported: lessons call them from 
     scan_file,
     stored_configs,  # noqa: F401
 )
-from forgekit.errors import ForgekitError, WrongFormatError
 
 # Where Keras 3 searches a plain function name ("relu", "mse") before calling it unknown.
 _FUNCTION_NAMESPACES = ("activations", "losses", "metrics", "initializers", "regularizers",

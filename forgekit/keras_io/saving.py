@@ -1,7 +1,7 @@
 """Save and load every model format through the real Keras/TF API, chosen by content.
 
 ``forgekit.save(model, path, kind)`` calls the one Keras/TF function that writes that kind and
-returns what :func:`~forgekit.artifacts.detect.detect_format` then sees on disk.
+returns what :func:`~forgekit.formats.detect.detect_format` then sees on disk.
 ``forgekit.load(path)`` detects the kind from the content and calls the loader that fits; a
 caller's expectation (``expect=``) or choice (``loader=``) that does not fit the content raises
 :class:`~forgekit.errors.WrongFormatError` naming the call that would work, and a damaged
@@ -23,16 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts.detect import detect_format
-from forgekit.artifacts.info import FormatInfo
-from forgekit.artifacts.kinds import (
-    KINDS,
-    endpoint_for,
-    extension_kinds,
-    keras_reads_name,
-    keras_suffix,
-)
-from forgekit.artifacts.serving_base import version_numbers
 from forgekit.errors import (
     RESAVE,
     CorruptArtifactError,
@@ -42,6 +32,16 @@ from forgekit.errors import (
     read_failed,
     unreadable,
 )
+from forgekit.formats.detect import detect_format
+from forgekit.formats.info import FormatInfo
+from forgekit.formats.kinds import (
+    KINDS,
+    endpoint_for,
+    extension_kinds,
+    keras_reads_name,
+    keras_suffix,
+)
+from forgekit.formats.serving_base import version_numbers
 from forgekit.outcome import first_line
 from forgekit.quiet import quiet_absl
 
@@ -498,7 +498,7 @@ def _corrupt(info: FormatInfo, exc: BaseException) -> CorruptArtifactError:
 def _proper_name(info: FormatInfo, weights: bool = False) -> Iterator[str]:
     """Yield a path whose extension matches the content, for loaders that pick by extension.
 
-    Keras 3 chooses its reader from the file name (see :func:`forgekit.artifacts.kinds.keras_reads_name`;
+    Keras 3 chooses its reader from the file name (see :func:`forgekit.formats.kinds.keras_reads_name`;
     ``weights`` for ``load_weights``). A misnamed artifact is read through a link with the right
     name in a temporary folder; the artifact itself is never renamed or touched.
     """

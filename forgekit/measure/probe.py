@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.artifacts.kinds import KINDS
+from forgekit.formats.kinds import KINDS
 from forgekit.measure.compare import (  # re-exported: lessons call them from here
     captured_logs,  # noqa: F401
     config_differences,
@@ -301,7 +301,7 @@ def roundtrip(
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="forgekit-probe-") as tmp:
             return roundtrip(model, kind, tmp, x)
-    from forgekit.artifacts.detect import detect_format
+    from forgekit.formats.detect import detect_format
     from forgekit.keras_io.saving import save
 
     target = Path(directory) / _NAMES[kind]

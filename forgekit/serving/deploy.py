@@ -175,7 +175,7 @@ def _hash_arrays(arrays: Sequence[np.ndarray]) -> str:
 
 def next_version(base_path: str | os.PathLike[str]) -> int:
     """The version :func:`publish` would use: one more than the highest numeric folder (or 1)."""
-    from forgekit.artifacts.serving_base import version_numbers
+    from forgekit.formats.serving_base import version_numbers
 
     base = Path(base_path)
     return (max(version_numbers(base), default=0) + 1) if base.is_dir() else 1
@@ -707,7 +707,7 @@ def rollback(config_file: str | os.PathLike[str], model_name: str, version: int,
 
 def _served_by(entry: ModelEntry, base: Path) -> set[int]:
     """The versions ``entry``'s policy serves given the folders on disk."""
-    from forgekit.artifacts.serving_base import version_numbers
+    from forgekit.formats.serving_base import version_numbers
 
     on_disk = version_numbers(base) if base.is_dir() else []
     if entry.policy == "all":

@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts.kinds import keras_reads_name, keras_suffix, kind
+from forgekit.formats.kinds import keras_reads_name, keras_suffix, kind
 from forgekit.table import Fields
 
 
 @dataclass
 class FormatInfo:
-    """What :func:`~forgekit.artifacts.detect.detect_format` found at a path.
+    """What :func:`~forgekit.formats.detect.detect_format` found at a path.
 
-    ``kind`` is a key of :data:`~forgekit.artifacts.kinds.KINDS`. ``keras_version`` and
+    ``kind`` is a key of :data:`~forgekit.formats.kinds.KINDS`. ``keras_version`` and
     ``has_optimizer`` are ``None`` when the artifact does not record them. ``signatures`` lists SavedModel serving signatures.
     ``mismatch`` says when the extension promises another kind than the content. ``details``
     holds kind-specific facts (zip entries, writer, prefix, versions, ...).

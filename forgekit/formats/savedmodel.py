@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from forgekit.artifacts import protobuf
-from forgekit.artifacts.checkpoint import check_table
-from forgekit.artifacts.info import FormatInfo, dir_size
 from forgekit.errors import CorruptArtifactError
+from forgekit.formats import protobuf
+from forgekit.formats.checkpoint import check_table
+from forgekit.formats.info import FormatInfo, dir_size
 
 
 def matches_dir(p: Path) -> bool:

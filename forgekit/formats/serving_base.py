@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts import savedmodel
-from forgekit.artifacts.info import FormatInfo, dir_size
+from forgekit.formats import savedmodel
+from forgekit.formats.info import FormatInfo, dir_size
 
 
 def is_version_name(name: str) -> bool:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts import hdf5, keras_zip
-from forgekit.artifacts.info import FormatInfo
+from forgekit.formats import hdf5, keras_zip
+from forgekit.formats.info import FormatInfo
 
 # Packages whose objects Keras rebuilds by importing them itself: built-ins, not custom.
 _KERAS_PACKAGES = ("keras", "keras_hub", "keras_cv", "keras_nlp")
@@ -219,10 +219,10 @@ def is_keras(module: str) -> bool:
 def read_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The stored model config and compile/training config of a ``.keras``, ``.h5`` or JSON file.
 
-    Decided by content, with the same predicates as :func:`~forgekit.artifacts.detect.detect_format`; reads no weights and
+    Decided by content, with the same predicates as :func:`~forgekit.formats.detect.detect_format`; reads no weights and
     imports no TensorFlow. Raises ``ValueError`` for anything that holds no model config (a
     weights file, a SavedModel, ...) and ``OSError`` / ``zipfile.BadZipFile`` for unreadable
-    bytes (callers that need a forgekit error run :func:`~forgekit.artifacts.detect.detect_format` first).
+    bytes (callers that need a forgekit error run :func:`~forgekit.formats.detect.detect_format` first).
     """
     return stored_configs(path)[1:]
 
@@ -257,7 +257,7 @@ def stored_configs(
 
 
 def annotate(info: FormatInfo) -> None:
-    """Add custom objects and Lambda layers to a :class:`~forgekit.artifacts.info.FormatInfo`.
+    """Add custom objects and Lambda layers to a :class:`~forgekit.formats.info.FormatInfo`.
 
     Called by :func:`forgekit.detect_format` for ``keras``, ``h5_model`` and
     ``json_architecture``. Fills ``details["custom_objects"]`` (names Keras will look up that

@@ -12,9 +12,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts.hdf5 import keras3_group_has_vars
-from forgekit.artifacts.info import FormatInfo
 from forgekit.errors import RESAVE, CorruptArtifactError, is_system_error
+from forgekit.formats.hdf5 import keras3_group_has_vars
+from forgekit.formats.info import FormatInfo
 
 SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 

@@ -1,4 +1,4 @@
-"""What a saved model is, decided by content: the registry of artifact kinds, detection, and one
+"""What format a saved model is in, decided by content: the registry of artifact kinds, detection, and one
 parser per container (.keras zip, HDF5, SavedModel protobuf, checkpoint index, serving base, ...)."""
 
 from forgekit._lazy import lazy_names

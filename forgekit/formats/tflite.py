@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from forgekit.artifacts.info import FormatInfo
 from forgekit.errors import CorruptArtifactError
+from forgekit.formats.info import FormatInfo
 
 
 def matches(head: bytes) -> bool:

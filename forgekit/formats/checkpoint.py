@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from forgekit.artifacts.info import FormatInfo
-from forgekit.artifacts.kinds import DATA_SHARD
 from forgekit.errors import CorruptArtifactError
+from forgekit.formats.info import FormatInfo
+from forgekit.formats.kinds import DATA_SHARD
 
 # TensorFlow's table files (checkpoint and SavedModel variable indexes) end with this magic.
 TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")

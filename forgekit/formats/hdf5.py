@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from forgekit.artifacts.info import FormatInfo
-from forgekit.artifacts.kinds import extension_kinds, keras_reads_name
 from forgekit.errors import RESAVE, CorruptArtifactError, is_system_error
+from forgekit.formats.info import FormatInfo
+from forgekit.formats.kinds import extension_kinds, keras_reads_name
 from forgekit.versions import parse_version
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -2,11 +2,11 @@
 
 :func:`detect_format` reads only what is cheap to read (zip directory, HDF5 attributes and group
 names, the SavedModel protobuf, a checkpoint's index, a flatbuffer identifier, JSON keys) and
-returns a :class:`~forgekit.artifacts.info.FormatInfo`. The extension is used only to warn when it
+returns a :class:`~forgekit.formats.info.FormatInfo`. The extension is used only to warn when it
 disagrees with the content (a ``.keras`` file that is really HDF5 loads with the wrong reader in
 Keras 3).
 
-The parsers are those the kinds registry (:mod:`forgekit.artifacts.kinds`) names, tried in its
+The parsers are those the kinds registry (:mod:`forgekit.formats.kinds`) names, tried in its
 order: a cheap ``matches`` on the first bytes (or the folder), then ``inspect``, which fills a
 ``FormatInfo`` or raises :class:`~forgekit.errors.CorruptArtifactError` when the content claims a
 format but is broken.
@@ -27,10 +27,6 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-from forgekit.artifacts import checkpoint, savedmodel
-from forgekit.artifacts.configs import annotate
-from forgekit.artifacts.info import FormatInfo, dir_size
-from forgekit.artifacts.kinds import DATA_SHARD, KINDS, extension_kinds
 from forgekit.errors import (
     RESAVE,
     ArtifactNotFoundError,
@@ -39,6 +35,10 @@ from forgekit.errors import (
     read_failed,
     unreadable,
 )
+from forgekit.formats import checkpoint, savedmodel
+from forgekit.formats.configs import annotate
+from forgekit.formats.info import FormatInfo, dir_size
+from forgekit.formats.kinds import DATA_SHARD, KINDS, extension_kinds
 
 HEAD_BYTES = 2056  # enough for every signature, HDF5's after a 2048-byte user block included
 
@@ -47,7 +47,7 @@ HEAD_BYTES = 2056  # enough for every signature, HDF5's after a 2048-byte user b
 def parsers(folder: bool) -> tuple[ModuleType, ...]:
     """The registry's parser modules for files (``folder=False``) or folders, in its order."""
     names = dict.fromkeys(k.parser for k in KINDS.values() if k.parser)
-    modules = [importlib.import_module(f"forgekit.artifacts.{name}") for name in names]
+    modules = [importlib.import_module(f"forgekit.formats.{name}") for name in names]
     return tuple(m for m in modules if hasattr(m, "matches_dir" if folder else "matches"))
 
 

@@ -27,7 +27,7 @@ class Kind:
 
     name: str
     label: str  # in words, for reports
-    parser: str | None  # module of forgekit.artifacts that recognises and reads it
+    parser: str | None  # module of forgekit.formats that recognises and reads it
     call: str
     loader: str | None
     lab_loader: str | None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from forgekit.artifacts.info import FormatInfo
 from forgekit.errors import CorruptArtifactError
+from forgekit.formats.info import FormatInfo
 
 LIMIT = 64 * 1024 * 1024  # larger JSON is not inspected
 
