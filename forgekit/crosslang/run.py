@@ -24,7 +24,7 @@ import numpy as np
 
 from forgekit.crosslang.builder import Build
 from forgekit.errors import ForgekitError, WrongFormatError
-from forgekit.quiet import QUIET_ENV
+from forgekit.quiet import child_env
 
 # TensorFlow's own log lines (glog/absl prefixes) are noise around the loader's message.
 _LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl|To enable the "
@@ -200,7 +200,7 @@ def parse_outputs(text: str) -> dict[str, np.ndarray]:
 
 
 def _run(language: str, argv: list[str], cwd: Path) -> LoaderRun:
-    env = {**os.environ, **QUIET_ENV}
+    env = child_env()
     out_path, err_path = cwd / f"{language}.stdout", cwd / f"{language}.stderr"
     rss_path = cwd / f"{language}.maxrss"
     start = time.perf_counter()

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgekit.quiet import QUIET_ENV
+from forgekit.quiet import child_env
 
 KILL_POINTS = ("saved_model.pb", "commit")
 
@@ -60,7 +60,7 @@ def killed_deploy(model_file: str | os.PathLike[str], base_path: str | os.PathLi
     base = Path(base_path).absolute()
     job = {"model": str(Path(model_file).absolute()), "base": str(base), "how": how,
            "kill_at": kill_at}
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in QUIET_ENV.items()}}
+    env = child_env()
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "forgekit.serving.crash", json.dumps(job)],
                           capture_output=True, text=True, timeout=timeout, env=env)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from forgekit.quiet import QUIET_ENV
+from forgekit.quiet import child_env
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -129,11 +129,8 @@ class ModelServer:
         self._choose_ports()
         fd, name = tempfile.mkstemp(prefix="forgekit-serve-", suffix=".log")
         self._log_path = Path(name)
-        env = dict(os.environ)
-        for key, value in QUIET_ENV.items():
-            env.setdefault(key, value)
-        env["PYTHONUNBUFFERED"] = "1"
-        env["FORGEKIT_SERVE_PARENT_PID"] = str(os.getpid())  # server exits if we die
+        env = child_env({"PYTHONUNBUFFERED": "1",
+                         "FORGEKIT_SERVE_PARENT_PID": str(os.getpid())})  # exits if we die
         with os.fdopen(fd, "wb") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "forgekit.serving", *self.args()],
