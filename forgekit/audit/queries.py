@@ -101,8 +101,23 @@ def _metrics_text(values: dict[str, float]) -> str:
 # lineage
 
 
+class _Shown:
+    """A query result shown as its table, in a terminal and in a notebook."""
+
+    def table(self) -> Table | Fields:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return str(self.table())
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
+
+
 @dataclass(repr=False)
-class Lineage:
+class Lineage(_Shown):
     """A served version traced back: deployment -> artifact -> run -> metrics."""
 
     model: str
@@ -145,13 +160,7 @@ class Lineage:
             ("metrics", epoch + _metrics_text(self.final_metrics)),
         ], code=("published",))
 
-    def __str__(self) -> str:
-        return str(self.fields())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return self.fields()._repr_html_()
+    table = fields  # shown by _Shown
 
 
 def _disk_state(path: str, recorded: str) -> tuple[str | None, str]:
@@ -199,7 +208,7 @@ def lineage(store: AuditStore, model: str, version: int | None = None) -> Lineag
 
 
 @dataclass(repr=False)
-class BestRun:
+class BestRun(_Shown):
     """Every run ranked by a metric at its last epoch, and whether the best one is served."""
 
     metric: str
@@ -225,14 +234,6 @@ class BestRun:
                       if r["run_id"] == self.deployed_run_id else "")
             t.add(i, f"#{r['run_id']}", r["run_name"], f"{r['value']:.4f}", r["epoch"], served)
         return t
-
-    def __str__(self) -> str:
-        return str(self.table())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return self.table()._repr_html_()
 
 
 def ranked_runs_sql(mode: str = "max") -> str:
@@ -272,7 +273,7 @@ def best_run(store: AuditStore, metric: str, *, model: str | None = None,
 
 
 @dataclass(repr=False)
-class ArtifactCheck:
+class ArtifactCheck(_Shown):
     """Each recorded artifact path re-fingerprinted: ``ok``, ``changed`` or ``missing``."""
 
     rows: list[dict[str, Any]]
@@ -293,14 +294,6 @@ class ArtifactCheck:
             t.add(f"#{r['id']}", r["kind"], r["path"], r["fingerprint"][:12],
                   (r["now"] or "-")[:12], mark)
         return t
-
-    def __str__(self) -> str:
-        return str(self.table())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return self.table()._repr_html_()
 
 
 def check_artifacts(store: AuditStore) -> ArtifactCheck:

@@ -19,7 +19,7 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -253,10 +253,13 @@ class AuditStore:
         return f"AuditStore({self.backend}: {self.where})"
 
     @contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
+    def _transaction(self, write: bool) -> Iterator[sa.Connection]:
+        """One transaction; database errors become forgekit errors that say what to do."""
         try:
-            with self.engine.connect().execution_options(forgekit_write=True) as conn, \
-                    conn.begin():
+            conn = self.engine.connect()
+            if write:
+                conn = conn.execution_options(forgekit_write=True)
+            with conn, conn.begin():
                 yield conn
         except sa.exc.DBAPIError as exc:
             err = _translate(exc, self.url)
@@ -264,16 +267,11 @@ class AuditStore:
                 raise
             raise err from exc
 
-    @contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        try:
-            with self.engine.connect() as conn, conn.begin():
-                yield conn
-        except sa.exc.DBAPIError as exc:
-            err = _translate(exc, self.url)
-            if err is None:
-                raise
-            raise err from exc
+    def _write(self) -> AbstractContextManager[sa.Connection]:
+        return self._transaction(write=True)
+
+    def _read(self) -> AbstractContextManager[sa.Connection]:
+        return self._transaction(write=False)
 
     def query(self, sql: str | sa.TextClause, **params: Any) -> list[dict[str, Any]]:
         """Run one SQL query (text with ``:name`` parameters) and return its rows as dicts."""
