@@ -29,7 +29,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("03_checkpoints_and_resume", "Checkpoints and resume",
            "Keep the best epoch, resume with optimizer state, survive a killed process."),
     Lesson("04_tflite", "TFLite",
-           "Convert an export to TFLite and compare its predictions with the original."),
+           "Convert an export four ways and run it with LiteRT: size, accuracy and speed measured."),
     Lesson("05_wrong_path_failures", "Wrong-path failures",
            "Every loader against every format, version mismatches, moved folders, unsafe files."),
     Lesson("06_serving_incident", "The serving incident",
@@ -39,7 +39,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("08_audit_trail", "Audit trail",
            "Record every artifact and its metrics in SQL (SQLite, or PostgreSQL by DSN)."),
     Lesson("09_cross_language", "Cross-language loading",
-           "Load the same SavedModel outside Keras and check the answers agree."),
+           "Load the same SavedModel from C and from Java, and compare the answers with Python's."),
     Lesson("10_explorer_and_claims", "Explorer and claims",
            "Interactive explorers and every claim of the original article, re-measured."),
 )
