@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from forgekit.quiet import child_env
 
@@ -136,6 +136,10 @@ class ModelServer:
                 [sys.executable, "-m", "forgekit.serving", *self.args()],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True)  # a Ctrl-C in the notebook is not the server's
+        return self._ready_or_stopped()
+
+    def _ready_or_stopped(self) -> Self:
+        """Wait until the server answers; stop it (and re-raise) if it never does."""
         try:
             self._wait_until_ready()
         except BaseException:
@@ -276,12 +280,7 @@ class InProcessServer(ModelServer):
 
         self._thread = threading.Thread(target=run, name="forgekit-serve", daemon=True)
         self._thread.start()
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        return self._ready_or_stopped()
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
