@@ -1,0 +1,180 @@
+"""Pages of the course site: the shell every page shares (style, navigation) and the lesson pages.
+
+A lesson page is its executed notebook rendered by nbconvert's ``lab`` template, with three
+changes a static page needs: the ``<title>`` is the lesson's ``# NN · Title``; a header and a
+footer link the course home, the previous and next lesson *of this build*, the claims and the
+run report; and what cannot work without a kernel is replaced - a ``%%solution`` cell becomes a
+closed ``<details>`` without its output, and an ipywidgets output becomes a note sending the
+learner to JupyterLab or Binder (a static page would show an empty box or ``VBox(children=...)``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forgekit.course.map import LESSONS
+
+HOME_PAGE = "index.html"
+REPORT_PAGE = "report.html"
+CLAIMS_PAGE = "claims.html"
+BINDER_REPO = "https://mybinder.org/v2/gh/forgekit/forgekit/main"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = "Interactive explorer: run this notebook in JupyterLab or on Binder"
+
+STYLE = """
+body { font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+       color: #1f2328; }
+table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
+th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d7de;
+         vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code, pre { background: #f6f8fa; border-radius: 4px; font-size: 90%; }
+code { padding: .1rem .3rem; } pre { padding: .8rem; overflow-x: auto; }
+.ok { color: #1a7f37; } .failed { color: #b42318; } .coming, .partly { color: #9a6700; }
+footer { margin-top: 2rem; color: #6e7781; font-size: 90%; }
+"""
+# Navigation bars: also on nbconvert's lesson pages, so they must not rely on the style above.
+NAV_STYLE = """
+nav.fk-nav { font: 15px/1.6 system-ui, sans-serif; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem;
+  padding: .6rem 1rem; margin: 0 0 1rem; background: #f6f8fa; border: 1px solid #d0d7de;
+  border-radius: 6px; }
+nav.fk-nav a { color: #0969da; text-decoration: none; } nav.fk-nav a:hover { text-decoration: underline; }
+nav.fk-nav .fk-pager { margin-left: auto; display: flex; gap: 1.2rem; }
+.fk-widget-note { padding: .6rem .9rem; border: 1px dashed #9a6700; border-radius: 6px;
+  background: #fff8c5; color: #1f2328; font: 15px/1.5 system-ui, sans-serif; }
+"""
+
+
+def binder_url(notebook: str = "00_start_here") -> str:
+    """The Binder link that opens ``notebooks/<notebook>.ipynb`` in JupyterLab."""
+    return f"{BINDER_REPO}?urlpath=lab/tree/notebooks/{Path(notebook).stem}.ipynb"
+
+
+@dataclass(frozen=True)
+class PageLink:
+    """A page of this build: its file name and what a link to it says."""
+
+    href: str
+    label: str
+
+
+def nav_bar(prev: PageLink | None = None, next_: PageLink | None = None) -> str:
+    """The header/footer bar: course home, claims, run report, and previous/next lesson if any."""
+    pager = []
+    if prev:
+        pager.append(f"<a rel='prev' href='{html.escape(prev.href)}'>&larr; "
+                     f"{html.escape(prev.label)}</a>")
+    if next_:
+        pager.append(f"<a rel='next' href='{html.escape(next_.href)}'>"
+                     f"{html.escape(next_.label)} &rarr;</a>")
+    return (f"<nav class='fk-nav'><a href='{HOME_PAGE}'>forgekit course</a>"
+            f"<a href='{CLAIMS_PAGE}'>Claims</a><a href='{REPORT_PAGE}'>Run report</a>"
+            f"<span class='fk-pager'>{''.join(pager)}</span></nav>")
+
+
+def shell(title: str, body: str) -> str:
+    """A whole site page (landing, report, claims) around ``body``, with the navigation bar."""
+    return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><style>{STYLE}{NAV_STYLE}</style></head>\n"
+            f"<body>\n{nav_bar()}\n{body}\n</body></html>\n")
+
+
+def lesson_title(nb: Any, stem: str) -> str:
+    """``NN · Title`` from the notebook's first ``# `` heading, else from the course map."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            heading = re.search(r"^#\s+(.+?)\s*$", cell.source, re.M)
+            if heading:
+                return heading.group(1)
+            break
+    lesson = next((lsn for lsn in LESSONS if lsn.notebook == stem), None)
+    return f"{lesson.number} · {lesson.title}" if lesson else stem
+
+
+def collapse_solutions(nb: Any) -> None:
+    """Show each solution cell closed and without its output ("✓ Correct" would give it away)."""
+    import nbformat
+
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell.metadata.get("jupyter", {}).get("source_hidden"):
+            code = html.escape(cell.source)
+            nb.cells[i] = nbformat.v4.new_markdown_cell(
+                "<details><summary>Solution (open it after you tried)</summary>\n\n"
+                f"<pre><code>{code}</code></pre>\n\n</details>")
+
+
+def degrade_widgets(nb: Any, notebook: str) -> int:
+    """Replace every ipywidgets output by a note with the Binder link; returns how many.
+
+    The widget state is dropped too, so nbconvert does not load the widget manager from a CDN.
+    """
+    note = (f"<div class='fk-widget-note'>{WIDGET_NOTE} (<a href='{html.escape(binder_url(notebook))}'>"
+            "open this lesson on Binder</a>). A static page cannot run Python, so the widget is "
+            "not shown here.</div>")
+    replaced = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if WIDGET_MIME in output.get("data", {}):
+                output["data"] = {"text/html": note,
+                                  "text/plain": f"{WIDGET_NOTE}: {binder_url(notebook)}"}
+                replaced += 1
+    nb.metadata.pop("widgets", None)
+    return replaced
+
+
+# Extends nbconvert's lab page: our title and navigation, no require.js or widget manager from
+# a CDN (nothing on these pages uses them, and the site must work offline).
+_LESSON_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{% block extra_css %}<style type="text/css">{{ resources.forgekit.style }}</style>{% endblock extra_css %}
+{%- block body_header -%}{{ super() }}{{ resources.forgekit.nav }}{%- endblock body_header -%}
+{% block body_footer %}<footer class="fk-footer">{{ resources.forgekit.nav }}</footer>{{ super() }}{% endblock body_footer %}
+"""
+
+
+def render_lesson(executed: str | Path, site: str | Path, prev: PageLink | None = None,
+                  next_: PageLink | None = None) -> Path:
+    """Render the executed notebook ``executed`` to ``site/<stem>.html``; returns the page."""
+    import jinja2
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    executed, site = Path(executed), Path(site)
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata["title"] = lesson_title(nb, executed.stem)
+    collapse_solutions(nb)
+    degrade_widgets(nb, executed.stem)
+    exporter = HTMLExporter(template_name="lab", template_file="forgekit_lesson.html.j2",
+                            extra_loaders=[jinja2.DictLoader(
+                                {"forgekit_lesson.html.j2": _LESSON_TEMPLATE})])
+    resources = {"forgekit": {"nav": nav_bar(prev, next_), "style": NAV_STYLE}}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    site.mkdir(parents=True, exist_ok=True)
+    page = site / f"{executed.stem}.html"
+    page.write_text(body, encoding="utf-8")
+    return page
+
+
+def render_lessons(executed: Sequence[str | Path], site: str | Path) -> dict[str, PageLink]:
+    """Render every executed notebook that exists, in course order, each linked to its neighbours
+    among *these* pages; returns ``{stem: PageLink}`` of the pages written."""
+    import nbformat
+
+    order = {lesson.notebook: i for i, lesson in enumerate(LESSONS)}
+    paths = sorted((Path(p) for p in executed if Path(p).is_file()),
+                   key=lambda p: (order.get(p.stem, len(order)), p.stem))
+    links = []
+    for p in paths:
+        title = lesson_title(nbformat.read(p, as_version=4), p.stem)
+        links.append(PageLink(f"{p.stem}.html", title))
+    for i, p in enumerate(paths):
+        render_lesson(p, site, links[i - 1] if i else None,
+                      links[i + 1] if i + 1 < len(links) else None)
+    return {p.stem: link for p, link in zip(paths, links, strict=True)}
