@@ -158,9 +158,9 @@ def test_navigation_skips_lessons_missing_from_the_build_and_every_local_link_re
                 assert (site / target.split("#")[0]).is_file(), f"{page.name}: <{tag}> {target}"
                 checked += 1
     assert checked > 20, "the pages link each other"
-    # No page pulls require.js or the widget manager from a CDN: the site works offline.
+    # No page pulls a script from a CDN (require.js, the widget manager, MathJax without math).
     for page in site.glob("*.html"):
-        assert "require.min.js" not in page.read_text() and "html-manager" not in page.read_text()
+        assert not re.findall(r"<script[^>]+src=", page.read_text()), page.name
 
 
 def test_claims_page_lists_every_article_row_and_every_course_claim(tmp_path):
@@ -298,3 +298,10 @@ def test_forgekit_site_rebuilds_from_the_last_run_and_names_a_missing_one(tmp_pa
     assert main(["site", "--out", str(out)]) == 0
     assert (out / "site" / f"{LESSONS[1].notebook}.html").is_file()
     assert "No article claims were measured" in (out / "site" / "claims.html").read_text()
+
+
+def test_mathjax_is_loaded_only_for_a_page_with_math(tmp_path):
+    plain = render_lesson(_stand_in(tmp_path, LESSONS[0]), tmp_path / "site").read_text()
+    math = render_lesson(_stand_in(tmp_path, LESSONS[1], [new_markdown_cell("Loss $L = x^2$.")]),
+                         tmp_path / "site").read_text()
+    assert "mathjax" not in plain.lower() and "mathjax" in math.lower()

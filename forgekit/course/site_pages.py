@@ -128,10 +128,12 @@ def degrade_widgets(nb: Any, notebook: str) -> int:
     return replaced
 
 
-# Extends nbconvert's lab page: our title and navigation, no require.js or widget manager from
-# a CDN (nothing on these pages uses them, and the site must work offline).
+# Extends nbconvert's lab page: our title and navigation; no require.js or widget manager from a
+# CDN (nothing on these pages uses them), MathJax only for a page with math, so a lesson reads
+# offline.
 _LESSON_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{% if resources.forgekit.math %}{{ super() }}{% endif %}{%- endblock html_head_js_mathjax -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
 {% block extra_css %}<style type="text/css">{{ resources.forgekit.style }}</style>{% endblock extra_css %}
 {%- block body_header -%}{{ super() }}{{ resources.forgekit.nav }}{%- endblock body_header -%}
@@ -154,7 +156,9 @@ def render_lesson(executed: str | Path, site: str | Path, prev: PageLink | None 
     exporter = HTMLExporter(template_name="lab", template_file="forgekit_lesson.html.j2",
                             extra_loaders=[jinja2.DictLoader(
                                 {"forgekit_lesson.html.j2": _LESSON_TEMPLATE})])
-    resources = {"forgekit": {"nav": nav_bar(prev, next_), "style": NAV_STYLE}}
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    math = bool(re.search(r"\$[^$\n]+\$|\\\(|\\\[", markdown))
+    resources = {"forgekit": {"nav": nav_bar(prev, next_), "style": NAV_STYLE, "math": math}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     site.mkdir(parents=True, exist_ok=True)
     page = site / f"{executed.stem}.html"
