@@ -236,7 +236,7 @@ def test_solution_cells_stay_collapsed_without_their_output(tmp_path):
                              outputs=[new_output("stream", name="stdout", text="SOLVED 42\n")])
     page = render_lesson(_stand_in(tmp_path, LESSONS[4], [solution]), tmp_path / "site")
     body = page.read_text()
-    assert "<details><summary>Solution (open it after you tried)" in body
+    assert "<details><summary>Solution (click to show)" in body
     assert "SOLVED 42" not in body and "print('SOLVED', answer)" in body
 
 

@@ -19,7 +19,7 @@ from forgekit.course.site_pages import PageLink, shell
 
 # Evidence keys that describe an article row rather than measure it.
 ARTICLE_KEYS = ("article_row", "article_claim", "measured_verdict", "reason", "experiment",
-                "lesson", "expected")
+                "lesson", "expected", "seconds")
 _VERDICT_CLASS = {"holds": "ok", "does not hold": "failed", "partly": "partly", "error": "failed"}
 
 
@@ -54,7 +54,9 @@ def article_table(rows: Sequence[Mapping[str, Any]], pages: Mapping[str, PageLin
         out.append(
             f"<tr id='article-{html.escape(row_id)}'><td>{html.escape(row_id)}</td>"
             f"<td>{html.escape(str(ev.get('article_claim', row.get('text', ''))))}</td>"
-            f"<td><code>{html.escape(str(ev.get('experiment', '')))}</code></td>"
+            f"<td><code>{html.escape(str(ev.get('experiment', '')))}</code>"
+            + (f"<br><small>{_shown(ev['seconds'])} s</small>" if "seconds" in ev else "")
+            + "</td>"
             f"<td>{_numbers(ev, ARTICLE_KEYS)}</td>"
             f"<td class='{_VERDICT_CLASS.get(verdict, '')}'><b>{html.escape(verdict)}</b>{changed}</td>"
             f"<td>{html.escape(str(ev.get('reason', '')))}</td>"
@@ -70,17 +72,25 @@ def course_claims(rows: Sequence[Mapping[str, Any]], pages: Mapping[str, PageLin
     groups: dict[str | None, list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row.get("notebook"), []).append(row)
-    out = []
+    out, summary = [], []
     for stem in sorted(groups, key=lambda s: (s is None, order.get(s or "", len(order)), s or "")):
         held = sum(1 for r in groups[stem] if r.get("holds"))
+        anchor = f"claims-{html.escape(stem or 'none')}"
+        label = html.escape(pages[stem].label if stem in pages else stem or "outside a lesson")
+        summary.append(f"<tr><td><a href='#{anchor}'>{label}</a></td>"
+                       f"<td class='num'>{len(groups[stem])}</td><td class='num "
+                       f"{'ok' if held == len(groups[stem]) else 'failed'}'>{held}</td></tr>")
         items = "".join(
             f"<li class='{'ok' if r.get('holds') else 'failed'}'>"
             f"<b>{'✓' if r.get('holds') else '✗'}</b> <span style='color:#1f2328'>"
             f"{html.escape(str(r.get('text', '')))}</span><br><small>"
             f"{_numbers(r.get('evidence') or {})}</small></li>" for r in groups[stem])
-        out.append(f"<h3>{_lesson_link(stem, pages)} <small>({held} of {len(groups[stem])} "
-                   f"hold)</small></h3><ul class='claims'>{items}</ul>")
-    return "".join(out)
+        out.append(f"<h3 id='{anchor}'>{_lesson_link(stem, pages)} <small>({held} of "
+                   f"{len(groups[stem])} hold)</small></h3><ul class='claims'>{items}</ul>")
+    if not out:
+        return ""
+    return ("<table class='claims-summary'><thead><tr><th>lesson</th><th>claims</th><th>hold</th>"
+            f"</tr></thead><tbody>{''.join(summary)}</tbody></table>{''.join(out)}")
 
 
 def claims_page(rows: Sequence[Mapping[str, Any]], pages: Mapping[str, PageLink],

@@ -105,7 +105,7 @@ def collapse_solutions(nb: Any) -> None:
         if cell.cell_type == "code" and cell.metadata.get("jupyter", {}).get("source_hidden"):
             code = html.escape(cell.source)
             nb.cells[i] = nbformat.v4.new_markdown_cell(
-                "<details><summary>Solution (open it after you tried)</summary>\n\n"
+                "<details><summary>Solution (click to show)</summary>\n\n"
                 f"<pre><code>{code}</code></pre>\n\n</details>")
 
 
