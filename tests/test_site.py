@@ -87,18 +87,18 @@ def _claims_fixture() -> list[dict]:
              "times smaller than the whole model", "measured_verdict": "does not hold",
              "reason": "ratio 1.1x: both files hold the same float32 weights",
              "experiment": "forgekit.sizes.breakdown", "lesson": "02_weights_and_architecture",
-             "ratio": 1.1, "expected": "does not hold"}, "10_explorer_and_claims"),
+             "ratio": 1.1, "expected_verdict": "does not hold", "seconds": 0.52}, "10_explorer_and_claims"),
         row("article: SavedModel keeps the optimizer", True,
             {"article_row": "savedmodel_optimizer", "article_claim": "A SavedModel keeps the "
              "optimizer state", "measured_verdict": "partly", "reason": "model.export drops it",
              "experiment": "forgekit.measure.probe.matrix", "lesson": "01_whole_model_formats",
-             "optimizer_restored": 0, "expected": "partly"}, "10_explorer_and_claims"),
+             "optimizer_restored": 0, "expected_verdict": "partly"}, "10_explorer_and_claims"),
         row("article: flat paths serve the wrong version", False,
             {"article_row": "flat_path", "article_claim": "A model saved at a flat path is "
              "served as the wrong version", "measured_verdict": "error",
              "reason": "RuntimeError: server did not start", "experiment":
              "forgekit.serving.deploy.publish", "lesson": "06_serving_incident",
-             "expected": "holds"}, "10_explorer_and_claims"),
+             "expected_verdict": "holds"}, "10_explorer_and_claims"),
     ]
     course = [
         row("the .keras file restores the optimizer", True, {"slots": 4},
@@ -184,6 +184,7 @@ def test_claims_page_lists_every_article_row_and_every_course_claim(tmp_path):
             assert ev[key] in cells, (ev["article_row"], key)
         assert f"href='{ev['lesson']}.html'" in tr.group(1), "the row links its lesson's page"
     assert "ratio = 1.1" in text and "optimizer_restored = 0" in text, "measured numbers shown"
+    assert "expected_verdict =" not in text and "0.52 s" in text
     assert "✗ differs from the verdict the course states (holds)" in text
     assert text.count("article: ") == 0, "article rows are shown in the course's words"
     own = [c for c in claims if "article_row" not in c["evidence"]]

@@ -19,7 +19,7 @@ from forgekit.course.site_pages import PageLink, shell
 
 # Evidence keys that describe an article row rather than measure it.
 ARTICLE_KEYS = ("article_row", "article_claim", "measured_verdict", "reason", "experiment",
-                "lesson", "expected", "seconds")
+                "lesson", "expected", "expected_verdict", "seconds")
 _VERDICT_CLASS = {"holds": "ok", "does not hold": "failed", "partly": "partly", "error": "failed"}
 
 
@@ -48,21 +48,22 @@ def article_table(rows: Sequence[Mapping[str, Any]], pages: Mapping[str, PageLin
     for row_id, row in latest.items():
         ev = row["evidence"]
         verdict = str(ev.get("measured_verdict", row.get("verdict", "")))
+        expected = ev.get("expected_verdict", ev.get("expected"))
         changed = "" if row.get("holds", True) else (
             "<br><small class='failed'>✗ differs from the verdict the course states"
-            + (f" ({html.escape(str(ev['expected']))})" if "expected" in ev else "") + "</small>")
+            + (f" ({html.escape(str(expected))})" if expected else "") + "</small>")
         out.append(
-            f"<tr id='article-{html.escape(row_id)}'><td>{html.escape(row_id)}</td>"
-            f"<td>{html.escape(str(ev.get('article_claim', row.get('text', ''))))}</td>"
-            f"<td><code>{html.escape(str(ev.get('experiment', '')))}</code>"
-            + (f"<br><small>{_shown(ev['seconds'])} s</small>" if "seconds" in ev else "")
-            + "</td>"
-            f"<td>{_numbers(ev, ARTICLE_KEYS)}</td>"
+            f"<tr id='article-{html.escape(row_id)}'>"
+            f"<td>{html.escape(str(ev.get('article_claim', row.get('text', ''))))}"
+            f"<br><small class='coming'>{html.escape(row_id)}</small></td>"
             f"<td class='{_VERDICT_CLASS.get(verdict, '')}'><b>{html.escape(verdict)}</b>{changed}</td>"
             f"<td>{html.escape(str(ev.get('reason', '')))}</td>"
-            f"<td>{_lesson_link(ev.get('lesson') or row.get('notebook'), pages)}</td></tr>")
-    return ("<table class='article'><thead><tr><th>#</th><th>The article's claim (in the course's "
-            "words)</th><th>Experiment</th><th>Measured</th><th>Verdict</th><th>Why</th>"
+            f"<td><small>{_numbers(ev, ARTICLE_KEYS)}</small></td>"
+            f"<td><code>{html.escape(str(ev.get('experiment', '')))}</code>"
+            + (f"<br><small>{_shown(ev['seconds'])} s</small>" if "seconds" in ev else "")
+            + f"</td><td>{_lesson_link(ev.get('lesson') or row.get('notebook'), pages)}</td></tr>")
+    return ("<table class='article'><thead><tr><th>The article's claim, in the course's words</th>"
+            "<th>Verdict</th><th>Why (from the numbers)</th><th>Measured</th><th>Experiment</th>"
             f"<th>Lesson</th></tr></thead><tbody>{''.join(out)}</tbody></table>")
 
 

@@ -37,6 +37,8 @@ code, pre { background: #f6f8fa; border-radius: 4px; font-size: 90%; }
 code { padding: .1rem .3rem; } pre { padding: .8rem; overflow-x: auto; }
 .ok { color: #1a7f37; } .failed { color: #b42318; } .coming, .partly { color: #9a6700; }
 footer { margin-top: 2rem; color: #6e7781; font-size: 90%; }
+table.article { font-size: 90%; } table.article code { overflow-wrap: anywhere; }
+table.article td:nth-child(2) { white-space: nowrap; } table.article td:nth-child(4) { min-width: 14rem; }
 """
 # Navigation bars: also on nbconvert's lesson pages, so they must not rely on the style above.
 NAV_STYLE = """
