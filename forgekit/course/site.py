@@ -47,11 +47,11 @@ def _version(package: str) -> str:
         return "(not installed)"
 
 
-def _page_name(result: RunResult) -> str:
-    return Path(result.notebook).stem + ".html"
+def _stem(result: RunResult) -> str:
+    return Path(result.notebook).stem
 
 
-def _lesson_rows(results: Sequence[RunResult], site: Path) -> str:
+def _lesson_rows(results: Sequence[RunResult], pages: Mapping[str, PageLink]) -> str:
     by_stem = {Path(r.notebook).stem: r for r in results}
     rows = []
     for lesson in LESSONS:
@@ -60,8 +60,8 @@ def _lesson_rows(results: Sequence[RunResult], site: Path) -> str:
         if result is None:
             state = "<span class='coming'>coming</span>"
         else:
-            if (site / _page_name(result)).exists():
-                title = f"<a href='{html.escape(_page_name(result))}'>{title}</a>"
+            if lesson.notebook in pages:
+                title = f"<a href='{html.escape(pages[lesson.notebook].href)}'>{title}</a>"
             state = ("<span class='ok'>ready</span>" if result.ok else
                      f"<span class='failed'>failed in this build</span> "
                      f"(<a href='{REPORT_PAGE}'>report</a>)")
@@ -70,14 +70,16 @@ def _lesson_rows(results: Sequence[RunResult], site: Path) -> str:
     return "".join(rows)
 
 
-def landing_page(results: Sequence[RunResult], site: Path) -> str:
-    """``index.html``: what the course is, the lesson map and how to run it."""
+def landing_page(results: Sequence[RunResult], pages: Mapping[str, PageLink]) -> str:
+    """``index.html``: what the course is, the lesson map (linking ``pages``, the lesson pages
+    this build wrote) and how to run it."""
     lessons = {lesson.notebook for lesson in LESSONS}
     others = [r for r in results if Path(r.notebook).stem not in lessons]
     extra = ""
     if others:
-        items = "".join(f"<li><a href='{html.escape(_page_name(r))}'>{html.escape(r.notebook)}"
-                        f"</a></li>" for r in others if (site / _page_name(r)).exists())
+        items = "".join(f"<li><a href='{html.escape(pages[_stem(r)].href)}'>"
+                        f"{html.escape(pages[_stem(r)].label)}</a></li>"
+                        for r in others if _stem(r) in pages)
         extra = f"<h3>Other notebooks in this build</h3><ul>{items}</ul>" if items else ""
     body = f"""
 <h1>forgekit: save, load, version and serve TensorFlow/Keras models</h1>
@@ -88,7 +90,7 @@ lessons as this build executed them, outputs included.</p>
 
 <h2>Lessons</h2>
 <table><thead><tr><th>#</th><th>Lesson</th><th>What you will see</th><th></th></tr></thead>
-<tbody>{_lesson_rows(results, site)}</tbody></table>
+<tbody>{_lesson_rows(results, pages)}</tbody></table>
 {extra}
 <h2>Run it yourself</h2>
 <p><strong>In the browser, nothing to install:</strong> <a href="{html.escape(BINDER_URL)}">open
@@ -108,15 +110,15 @@ checked claims of each notebook in this build).</footer>
     return shell("forgekit course", body)
 
 
-def report_page(results: Sequence[RunResult], site: Path) -> str:
+def report_page(results: Sequence[RunResult], pages: Mapping[str, PageLink]) -> str:
     """``report.html``: status, seconds, peak memory and claims of each notebook run."""
     rows = []
     for r in results:
         failed = [c for c in r.claims if not c.get("holds")]
         claims = f"{len(r.claims)}" + (f" ({len(failed)} do not hold)" if failed else "")
         name = html.escape(r.notebook)
-        if (site / _page_name(r)).exists():
-            name = f"<a href='{html.escape(_page_name(r))}'>{name}</a>"
+        if _stem(r) in pages:
+            name = f"<a href='{html.escape(pages[_stem(r)].href)}'>{name}</a>"
         rows.append(
             f"<tr><td>{name}</td>"
             f"<td class='{'ok' if r.ok else 'failed'}'>{html.escape(r.status)}</td>"
@@ -151,16 +153,14 @@ def write_site(site: str | Path, results: Sequence[RunResult],
     """
     site = Path(site)
     site.mkdir(parents=True, exist_ok=True)
+    # Only pages written now are linked: one left by an earlier build is not this build's.
     pages = render_lessons([r.output for r in results if r.output], site)
-    # Pages already in the folder (an earlier render) still count as this build's lessons.
-    pages = {**{Path(r.notebook).stem: PageLink(_page_name(r), Path(r.notebook).stem)
-                for r in results if (site / _page_name(r)).exists()}, **pages}
     rows = list(claims) if claims is not None else [c for r in results for c in r.claims]
     versions = {"TensorFlow": _version("tensorflow"), "Keras": _version("keras")}
     (site / CLAIMS_PAGE).write_text(claims_page(rows, pages, versions), encoding="utf-8")
-    (site / REPORT_PAGE).write_text(report_page(results, site), encoding="utf-8")
+    (site / REPORT_PAGE).write_text(report_page(results, pages), encoding="utf-8")
     index = site / "index.html"
-    index.write_text(landing_page(results, site), encoding="utf-8")
+    index.write_text(landing_page(results, pages), encoding="utf-8")
     return index
 
 
