@@ -137,7 +137,7 @@ def test_every_lesson_gets_a_titled_page_linked_to_its_neighbours(tmp_path):
         assert rel.get("next") == (f"{LESSONS[i + 1].notebook}.html" if i + 1 < len(LESSONS)
                                    else None)
         links = {t for _, t in _parse(page).links}
-        assert {"index.html", "claims.html", "report.html"} <= links
+        assert {"index.html", "claims.html", "report.html", binder_url(lesson.notebook)} <= links
     index = (site / "index.html").read_text()
     assert {f"{lesson.notebook}.html" for lesson in LESSONS} | {"claims.html"} <= _links(index)
     assert "claims.html" in _links((site / "report.html").read_text())

@@ -65,8 +65,11 @@ class PageLink:
     label: str
 
 
-def nav_bar(prev: PageLink | None = None, next_: PageLink | None = None) -> str:
-    """The header/footer bar: course home, claims, run report, and previous/next lesson if any."""
+def nav_bar(prev: PageLink | None = None, next_: PageLink | None = None,
+            binder: str | None = None) -> str:
+    """The header/footer bar: course home, claims, run report, the lesson on Binder, and the
+    previous/next lesson if any."""
+    run = f"<a href='{html.escape(binder)}'>Run it on Binder</a>" if binder else ""
     pager = []
     if prev:
         pager.append(f"<a rel='prev' href='{html.escape(prev.href)}'>&larr; "
@@ -75,7 +78,7 @@ def nav_bar(prev: PageLink | None = None, next_: PageLink | None = None) -> str:
         pager.append(f"<a rel='next' href='{html.escape(next_.href)}'>"
                      f"{html.escape(next_.label)} &rarr;</a>")
     return (f"<nav class='fk-nav'><a href='{HOME_PAGE}'>forgekit course</a>"
-            f"<a href='{CLAIMS_PAGE}'>Claims</a><a href='{REPORT_PAGE}'>Run report</a>"
+            f"<a href='{CLAIMS_PAGE}'>Claims</a><a href='{REPORT_PAGE}'>Run report</a>{run}"
             f"<span class='fk-pager'>{''.join(pager)}</span></nav>")
 
 
@@ -160,7 +163,7 @@ def render_lesson(executed: str | Path, site: str | Path, prev: PageLink | None 
                                 {"forgekit_lesson.html.j2": _LESSON_TEMPLATE})])
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     math = bool(re.search(r"\$[^$\n]+\$|\\\(|\\\[", markdown))
-    resources = {"forgekit": {"nav": nav_bar(prev, next_), "style": NAV_STYLE, "math": math}}
+    resources = {"forgekit": {"nav": nav_bar(prev, next_, binder_url(executed.stem)), "style": NAV_STYLE, "math": math}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     site.mkdir(parents=True, exist_ok=True)
     page = site / f"{executed.stem}.html"
