@@ -43,7 +43,7 @@ def _site(args: argparse.Namespace) -> int:
 
     try:
         index = build_site(args.out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # no run yet, or not a run's files
         print(f"forgekit site: {err}", file=sys.stderr)
         return 2
     print(f"HTML: {index}   claims: {index.parent / 'claims.html'}")

@@ -308,3 +308,19 @@ def test_mathjax_is_loaded_only_for_a_page_with_math(tmp_path):
     math = render_lesson(_stand_in(tmp_path, LESSONS[1], [new_markdown_cell("Loss $L = x^2$.")]),
                          tmp_path / "site").read_text()
     assert "mathjax" not in plain.lower() and "mathjax" in math.lower()
+
+
+def test_a_broken_executed_notebook_costs_its_page_not_the_site(tmp_path):
+    import pytest
+
+    out = _fake_build(tmp_path, LESSONS[:3])
+    broken = out / "executed" / f"{LESSONS[1].notebook}.ipynb"
+    broken.write_text(broken.read_text()[:200])  # a run killed while writing it
+    with pytest.warns(UserWarning, match=rf"{broken.name}.*not a readable notebook.*forgekit run"):
+        site = build_site(out).parent
+    assert not (site / f"{LESSONS[1].notebook}.html").exists()
+    assert _parse(site / f"{LESSONS[0].notebook}.html").rel == {
+        "next": f"{LESSONS[2].notebook}.html"}, "navigation skips the missing page"
+    (out / "report.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"report\.json.*found not JSON.*expected the report"):
+        build_site(out)

@@ -174,12 +174,27 @@ def build_site(out: str | Path = "build") -> Path:
     if not report.is_file():
         raise FileNotFoundError(f"{report}: no run report; `forgekit run NOTEBOOKS --out {out}` "
                                 "executes the notebooks and writes it")
-    rows = json.loads(claims.read_text(encoding="utf-8")) if claims.is_file() else []
+    rows = _read_json(claims, "the claims.json `forgekit run` writes (a list of claim rows)") \
+        if claims.is_file() else []
     results = []
-    for row in json.loads(report.read_text(encoding="utf-8")):
+    for row in _read_json(report, "the report.json `forgekit run` writes (a list of runs)"):
         stem = Path(row["notebook"]).stem
         results.append(RunResult(
             row["notebook"], row["status"], row["seconds"], row.get("peak_rss_mb"),
             row.get("failed_cell"), str(out / "executed" / row["notebook"]),
             row.get("peak_tree_rss_mb"), [c for c in rows if c.get("notebook") == stem]))
     return write_site(out / "site", results, rows)
+
+
+def _read_json(path: Path, expected: str) -> list[dict[str, Any]]:
+    from forgekit.errors import WrongFormatError
+
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(rows, list) and all(isinstance(r, dict) and "notebook" in r for r in rows):
+            return rows
+        found = f"JSON {type(rows).__name__} without a notebook per row"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        found = f"not JSON ({exc})"
+    raise WrongFormatError("cannot rebuild the site from it", path=path, found=found,
+                           expected=expected, fix="run `forgekit run NOTEBOOKS --out OUT` again")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,15 +147,31 @@ _LESSON_TEMPLATE = """{%- extends 'index.html.j2' -%}
 """
 
 
+def read_executed(path: str | Path) -> Any:
+    """The executed notebook at ``path``; a file that is not one raises
+    :class:`~forgekit.errors.WrongFormatError` naming it (not nbformat's traceback)."""
+    import nbformat
+
+    from forgekit.errors import WrongFormatError
+
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as exc:  # JSON, schema or version errors: all mean "not a notebook we read"
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise WrongFormatError(
+            f"cannot render it as a lesson page ({type(exc).__name__}: {detail})", path=path,
+            found="not a readable notebook", expected="an executed Jupyter notebook (nbformat 4)",
+            fix="execute it again with `forgekit run NOTEBOOK --out OUT`") from exc
+
+
 def render_lesson(executed: str | Path, site: str | Path, prev: PageLink | None = None,
                   next_: PageLink | None = None) -> Path:
     """Render the executed notebook ``executed`` to ``site/<stem>.html``; returns the page."""
     import jinja2
-    import nbformat
     from nbconvert import HTMLExporter
 
     executed, site = Path(executed), Path(site)
-    nb = nbformat.read(executed, as_version=4)
+    nb = read_executed(executed)
     nb.metadata["title"] = lesson_title(nb, executed.stem)
     collapse_solutions(nb)
     degrade_widgets(nb, executed.stem)
@@ -173,16 +190,23 @@ def render_lesson(executed: str | Path, site: str | Path, prev: PageLink | None 
 
 def render_lessons(executed: Sequence[str | Path], site: str | Path) -> dict[str, PageLink]:
     """Render every executed notebook that exists, in course order, each linked to its neighbours
-    among *these* pages; returns ``{stem: PageLink}`` of the pages written."""
-    import nbformat
+    among *these* pages; returns ``{stem: PageLink}`` of the pages written.
+
+    One unreadable notebook (a run killed while writing it) costs its page, with a warning
+    naming it, not the whole site.
+    """
+    from forgekit.errors import WrongFormatError
 
     order = {lesson.notebook: i for i, lesson in enumerate(LESSONS)}
-    paths = sorted((Path(p) for p in executed if Path(p).is_file()),
-                   key=lambda p: (order.get(p.stem, len(order)), p.stem))
-    links = []
-    for p in paths:
-        title = lesson_title(nbformat.read(p, as_version=4), p.stem)
-        links.append(PageLink(f"{p.stem}.html", title))
+    paths, links = [], []
+    for p in sorted((Path(p) for p in executed if Path(p).is_file()),
+                    key=lambda p: (order.get(p.stem, len(order)), p.stem)):
+        try:
+            links.append(PageLink(f"{p.stem}.html", lesson_title(read_executed(p), p.stem)))
+        except WrongFormatError as err:
+            warnings.warn(f"no page for it: {err}", stacklevel=2)
+            continue
+        paths.append(p)
     for i, p in enumerate(paths):
         render_lesson(p, site, links[i - 1] if i else None,
                       links[i + 1] if i + 1 < len(links) else None)
