@@ -87,7 +87,8 @@ def _claims_fixture() -> list[dict]:
              "times smaller than the whole model", "measured_verdict": "does not hold",
              "reason": "ratio 1.1x: both files hold the same float32 weights",
              "experiment": "forgekit.sizes.breakdown", "lesson": "02_weights_and_architecture",
-             "ratio": 1.1, "expected_verdict": "does not hold", "seconds": 0.52}, "10_explorer_and_claims"),
+             "ratio": 1.1, "expected_verdict": "does not hold", "seconds": 0.52},
+            "10_explorer_and_claims"),
         row("article: SavedModel keeps the optimizer", True,
             {"article_row": "savedmodel_optimizer", "article_claim": "A SavedModel keeps the "
              "optimizer state", "measured_verdict": "partly", "reason": "model.export drops it",
@@ -206,7 +207,8 @@ def test_landing_page_links_executed_lessons_and_the_report(tmp_path):
     stale = site / f"{LESSONS[3].notebook}.html"
     stale.write_text("<p>from an earlier build</p>")
     results = [_result(f"{ran[0].notebook}.ipynb", output=str(_stand_in(tmp_path, ran[0]))),
-               _result(f"{ran[1].notebook}.ipynb", "failed", output=str(_stand_in(tmp_path, ran[1])),
+               _result(f"{ran[1].notebook}.ipynb", "failed",
+                       output=str(_stand_in(tmp_path, ran[1])),
                        claims=[{"text": "the file is smaller", "holds": False}]),
                _result(f"{LESSONS[3].notebook}.ipynb", "failed")]  # crashed: no executed notebook
     index = write_site(site, results).read_text()

@@ -84,8 +84,8 @@ def landing_page(results: Sequence[RunResult], pages: Mapping[str, PageLink]) ->
     body = f"""
 <h1>forgekit: save, load, version and serve TensorFlow/Keras models</h1>
 <p>A hands-on course in Jupyter notebooks. Each lesson runs real experiments on TensorFlow
-{_version("tensorflow")} and Keras {_version("keras")}: it saves models in every format, reloads them, breaks them on purpose and serves them,
-and every statement it makes is checked by the code that measured it. The pages below are the
+{_version("tensorflow")} and Keras {_version("keras")}: it saves models in every format, reloads
+them, breaks them on purpose and serves them, and every statement it makes is checked by the code that measured it. The pages below are the
 lessons as this build executed them, outputs included.</p>
 
 <h2>Lessons</h2>

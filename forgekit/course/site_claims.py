@@ -52,19 +52,24 @@ def article_table(rows: Sequence[Mapping[str, Any]], pages: Mapping[str, PageLin
         changed = "" if row.get("holds", True) else (
             "<br><small class='failed'>✗ differs from the verdict the course states"
             + (f" ({html.escape(str(expected))})" if expected else "") + "</small>")
-        out.append(
-            f"<tr id='article-{html.escape(row_id)}'>"
-            f"<td>{html.escape(str(ev.get('article_claim', row.get('text', ''))))}"
-            f"<br><small class='coming'>{html.escape(row_id)}</small></td>"
-            f"<td class='{_VERDICT_CLASS.get(verdict, '')}'><b>{html.escape(verdict)}</b>{changed}</td>"
-            f"<td>{html.escape(str(ev.get('reason', '')))}</td>"
-            f"<td><small>{_numbers(ev, ARTICLE_KEYS)}</small></td>"
-            f"<td><code>{html.escape(str(ev.get('experiment', '')))}</code>"
-            + (f"<br><small>{_shown(ev['seconds'])} s</small>" if "seconds" in ev else "")
-            + f"</td><td>{_lesson_link(ev.get('lesson') or row.get('notebook'), pages)}</td></tr>")
-    return ("<table class='article'><thead><tr><th>The article's claim, in the course's words</th>"
-            "<th>Verdict</th><th>Why (from the numbers)</th><th>Measured</th><th>Experiment</th>"
-            f"<th>Lesson</th></tr></thead><tbody>{''.join(out)}</tbody></table>")
+        claim = html.escape(str(ev.get("article_claim", row.get("text", ""))))
+        experiment = f"<code>{html.escape(str(ev.get('experiment', '')))}</code>"
+        if "seconds" in ev:
+            experiment += f"<br><small>{_shown(ev['seconds'])} s</small>"
+        cells = [
+            f"<td>{claim}<br><small class='coming'>{html.escape(row_id)}</small></td>",
+            f"<td class='{_VERDICT_CLASS.get(verdict, '')}'><b>{html.escape(verdict)}</b>"
+            f"{changed}</td>",
+            f"<td>{html.escape(str(ev.get('reason', '')))}</td>",
+            f"<td><small>{_numbers(ev, ARTICLE_KEYS)}</small></td>",
+            f"<td>{experiment}</td>",
+            f"<td>{_lesson_link(ev.get('lesson') or row.get('notebook'), pages)}</td>",
+        ]
+        out.append(f"<tr id='article-{html.escape(row_id)}'>{''.join(cells)}</tr>")
+    return ("<table class='article'><thead><tr>"
+            "<th>The article's claim, in the course's words</th><th>Verdict</th>"
+            "<th>Why (from the numbers)</th><th>Measured</th><th>Experiment</th><th>Lesson</th>"
+            f"</tr></thead><tbody>{''.join(out)}</tbody></table>")
 
 
 def course_claims(rows: Sequence[Mapping[str, Any]], pages: Mapping[str, PageLink]) -> str:
@@ -113,8 +118,8 @@ are in <code>claims.json</code> next to this site's folder.</p>
 experiment (the same one its lesson uses) and judged from the numbers.</p>
 {article_part}
 <h2>The course's own claims</h2>
-<p>Every statement a lesson makes is checked next to its measurement (✓ holds, ✗ does not hold on
-this installation).</p>
+<p>Every statement a lesson makes is checked next to its measurement (✓ holds, ✗ does not hold
+on this installation).</p>
 {course_claims(own, pages) or "<p class='coming'>No lesson recorded a claim in this build.</p>"}
 """
     return shell("forgekit claims, measured", body)

@@ -39,14 +39,16 @@ code { padding: .1rem .3rem; } pre { padding: .8rem; overflow-x: auto; }
 .ok { color: #1a7f37; } .failed { color: #b42318; } .coming, .partly { color: #9a6700; }
 footer { margin-top: 2rem; color: #6e7781; font-size: 90%; }
 table.article { font-size: 90%; } table.article code { overflow-wrap: anywhere; }
-table.article td:nth-child(2) { white-space: nowrap; } table.article td:nth-child(4) { min-width: 14rem; }
+table.article td:nth-child(2) { white-space: nowrap; }
+table.article td:nth-child(4) { min-width: 14rem; }
 """
 # Navigation bars: also on nbconvert's lesson pages, so they must not rely on the style above.
 NAV_STYLE = """
-nav.fk-nav { font: 15px/1.6 system-ui, sans-serif; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem;
-  padding: .6rem 1rem; margin: 0 0 1rem; background: #f6f8fa; border: 1px solid #d0d7de;
-  border-radius: 6px; }
-nav.fk-nav a { color: #0969da; text-decoration: none; } nav.fk-nav a:hover { text-decoration: underline; }
+nav.fk-nav { font: 15px/1.6 system-ui, sans-serif; display: flex; flex-wrap: wrap;
+  gap: .3rem 1.2rem; padding: .6rem 1rem; margin: 0 0 1rem; background: #f6f8fa;
+  border: 1px solid #d0d7de; border-radius: 6px; }
+nav.fk-nav a { color: #0969da; text-decoration: none; }
+nav.fk-nav a:hover { text-decoration: underline; }
 nav.fk-nav .fk-pager { margin-left: auto; display: flex; gap: 1.2rem; }
 .fk-widget-note { padding: .6rem .9rem; border: 1px dashed #9a6700; border-radius: 6px;
   background: #fff8c5; color: #1f2328; font: 15px/1.5 system-ui, sans-serif; }
@@ -120,9 +122,9 @@ def degrade_widgets(nb: Any, notebook: str) -> int:
 
     The widget state is dropped too, so nbconvert does not load the widget manager from a CDN.
     """
-    note = (f"<div class='fk-widget-note'>{WIDGET_NOTE} (<a href='{html.escape(binder_url(notebook))}'>"
-            "open this lesson on Binder</a>). A static page cannot run Python, so the widget is "
-            "not shown here.</div>")
+    link = html.escape(binder_url(notebook))
+    note = (f"<div class='fk-widget-note'>{WIDGET_NOTE} (<a href='{link}'>open this lesson on "
+            "Binder</a>). A static page cannot run Python, so the widget is not shown here.</div>")
     replaced = 0
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -139,11 +141,15 @@ def degrade_widgets(nb: Any, notebook: str) -> int:
 # offline.
 _LESSON_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}{% if resources.forgekit.math %}{{ super() }}{% endif %}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mathjax -%}
+  {% if resources.forgekit.math %}{{ super() }}{% endif %}
+{%- endblock html_head_js_mathjax -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
-{% block extra_css %}<style type="text/css">{{ resources.forgekit.style }}</style>{% endblock extra_css %}
+{% block extra_css %}<style>{{ resources.forgekit.style }}</style>{% endblock extra_css %}
 {%- block body_header -%}{{ super() }}{{ resources.forgekit.nav }}{%- endblock body_header -%}
-{% block body_footer %}<footer class="fk-footer">{{ resources.forgekit.nav }}</footer>{{ super() }}{% endblock body_footer %}
+{% block body_footer %}
+<footer class="fk-footer">{{ resources.forgekit.nav }}</footer>{{ super() }}
+{% endblock body_footer %}
 """
 
 
@@ -180,7 +186,8 @@ def render_lesson(executed: str | Path, site: str | Path, prev: PageLink | None 
                                 {"forgekit_lesson.html.j2": _LESSON_TEMPLATE})])
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     math = bool(re.search(r"\$[^$\n]+\$|\\\(|\\\[", markdown))
-    resources = {"forgekit": {"nav": nav_bar(prev, next_, binder_url(executed.stem)), "style": NAV_STYLE, "math": math}}
+    nav = nav_bar(prev, next_, binder_url(executed.stem))
+    resources = {"forgekit": {"nav": nav, "style": NAV_STYLE, "math": math}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     site.mkdir(parents=True, exist_ok=True)
     page = site / f"{executed.stem}.html"
