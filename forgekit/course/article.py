@@ -150,7 +150,7 @@ class AuditRow:
         return {"article_row": self.id, "article_claim": self.statement,
                 "measured_verdict": self.verdict, "reason": self.reason,
                 "experiment": self.experiment, "lesson": self.lesson,
-                "expected_verdict": self.expected, "seconds": round(self.seconds, 2),
+                "expected": self.expected, "seconds": round(self.seconds, 2),
                 **self.measured}
 
 
@@ -971,7 +971,7 @@ def _rows() -> tuple[ArticleClaim, ...]:
             _m_h5_savedmodel_mixup, _j_h5_savedmodel_mixup),
         ArticleClaim(
             "weights_5_10x_smaller",
-            "A weights-only file is 5 to 10 times smaller on disk than the whole saved model.",
+            "A weights-only file takes 5 to 10 times less disk space than the whole model.",
             "02_weights_and_architecture", sizes.breakdown, "does not hold",
             _m_weights_smaller, _j_weights_smaller),
         ArticleClaim(
@@ -992,12 +992,12 @@ def _rows() -> tuple[ArticleClaim, ...]:
             _m_json_yaml, _j_json_yaml),
         ArticleClaim(
             "tflite_from_savedmodel",
-            "A .tflite model is produced by converting a SavedModel, not saved directly.",
+            "A .tflite model comes from converting a SavedModel; Keras does not write one itself.",
             "04_tflite", tflite.convert, "holds",
             _m_tflite, _j_tflite),
         ArticleClaim(
             "checkpoint_loses_one_epoch",
-            "With a ModelCheckpoint callback, an interrupted run loses one epoch of work at most.",
+            "With a ModelCheckpoint callback, an interruption costs at most the epoch in progress.",
             "03_checkpoints_and_resume", run.run_training, "partly",
             _m_checkpoint_loses_one_epoch, _j_checkpoint_loses_one_epoch),
         ArticleClaim(
@@ -1030,7 +1030,8 @@ def _rows() -> tuple[ArticleClaim, ...]:
             _m_keras_versions, _j_keras_versions),
         ArticleClaim(
             "absolute_paths_break",
-            "Absolute paths typed into save and load calls break once the project moves.",
+            "Hard-coding a model's absolute path in a script breaks the script once the project "
+            "moves elsewhere.",
             "05_wrong_path_failures", project_path, "holds",
             _m_absolute_paths, _j_absolute_paths),
         ArticleClaim(
@@ -1041,8 +1042,8 @@ def _rows() -> tuple[ArticleClaim, ...]:
             _m_flat_path, _j_flat_path),
         ArticleClaim(
             "metadata_and_known_input_catch_it",
-            "Reading the served version from the metadata endpoint and sending a known input "
-            "after each deployment catch a wrong version.",
+            "Asking the server which version answers (its metadata endpoint) and comparing its "
+            "answer to a fixed input with the expected output catch a wrong version.",
             "06_serving_incident", verify_deployment, "holds",
             _m_checks_catch, _j_checks_catch),
     )
