@@ -232,6 +232,18 @@ def test_a_failed_shared_step_fails_each_user_without_a_retry(tmp_path):
     assert len(calls) == 1
 
 
+def test_a_shared_artifact_is_prepared_once(tmp_path):
+    lab = Lab(tmp_path, AuditSettings.ci())
+
+    def write():
+        folder = lab.folder("probe")
+        (folder / "model.h5").write_text("kept")
+        return folder / "model.h5"
+
+    first = lab.shared("probe", write)
+    assert lab.shared("probe", write) == first and first.read_text() == "kept"
+
+
 def test_the_audit_renders_and_round_trips(tmp_path):
     import matplotlib
 

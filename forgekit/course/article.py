@@ -302,12 +302,13 @@ class Lab:
         path.mkdir(parents=True)
         return path
 
-    def shared(self, key: str, make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``make(*args, **kwargs)`` the first time ``key`` is asked for; the same value (or the
-        same exception) after that."""
+    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()`` the first time ``key`` is asked for; the same value (or the same
+        exception) after that. ``make`` takes no arguments, so nothing it needs (a fresh
+        folder, a trained model) is prepared again when the value is already there."""
         if key not in self._memo:
             try:
-                self._memo[key] = (True, make(*args, **kwargs))
+                self._memo[key] = (True, make())
             except Exception as exc:  # kept: every row that needs it reports this error
                 self._memo[key] = (False, exc)
         ok, value = self._memo[key]
@@ -332,8 +333,8 @@ class Lab:
         from forgekit.training import make_task
 
         s = self.settings
-        return self.shared("task", make_task, "regress", n_train=s.samples, n_val=64,
-                           n_features=s.features)
+        return self.shared("task", lambda: make_task("regress", n_train=s.samples, n_val=64,
+                                                     n_features=s.features))
 
     def build(self) -> Any:
         """A fresh compiled model with the shared model's architecture (Adam, ``loss="mse"``)."""
@@ -370,7 +371,7 @@ class Lab:
         """Fixed inputs every prediction comparison uses."""
         from forgekit.measure.compare import fixed_inputs
 
-        return self.shared("inputs", fixed_inputs, self.model())
+        return self.shared("inputs", lambda: fixed_inputs(self.model()))
 
     def export(self) -> Path:
         """The shared model exported as a SavedModel (``model.export``)."""
@@ -391,8 +392,8 @@ PROBE_KINDS = ("keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint",
 
 def _probe(experiment: Callable[..., Any], lab: Lab) -> Any:
     """The shared probe of every whole-model and weights format (lessons 01 and 02)."""
-    return lab.shared("probe", experiment, lab.model(), PROBE_KINDS, lab.folder("probe"),
-                      x=lab.inputs())
+    return lab.shared("probe", lambda: experiment(lab.model(), PROBE_KINDS, lab.folder("probe"),
+                                                  x=lab.inputs()))
 
 
 def _probe_kinds(lab: Lab) -> Any:
@@ -721,8 +722,8 @@ def _j_best_only(n: Numbers) -> Judgement:
 
 def _resumes(compare: Callable[..., Any], lab: Lab) -> Any:
     s = lab.settings
-    return lab.shared("resume", compare, lab.folder("resume"), epochs=s.resume_epochs,
-                      resume_at=s.resume_at, width=s.checkpoint_units)
+    return lab.shared("resume", lambda: compare(lab.folder("resume"), epochs=s.resume_epochs,
+                                                resume_at=s.resume_at, width=s.checkpoint_units))
 
 
 def _m_save_resume(compare: Callable[..., Any], lab: Lab) -> Numbers:
