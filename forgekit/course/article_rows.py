@@ -277,36 +277,56 @@ def _interrupted(run_training: Callable[..., Any], lab: Lab) -> dict[str, Any]:
     """A real SIGKILL in the middle of the last epoch of an overfitting run that keeps both a
     whole-state backup (BackupAndRestore) and a best-only ModelCheckpoint, then the resume."""
     def run() -> dict[str, Any]:
-        import math
-
         s = lab.settings
         folder = lab.folder("interrupted")
-        task = {"n_val": 256}
         model = {"width": s.checkpoint_units, "learning_rate": 3e-3}  # overfits within epochs
-        steps = math.ceil(256 / 32)  # make_task's default n_train, batch 32
+        steps = _checkpoint_task().steps_per_epoch(32)
         kill_at = (s.checkpoint_epochs - 1) * steps + steps // 2  # mid-way through the last
-        killed = run_training(folder, s.checkpoint_epochs, task=task, model=model,
+        killed = run_training(folder, s.checkpoint_epochs, task={"n_val": 256}, model=model,
                               backup_dir="backup", checkpoint="best.keras",
                               kill_after_batches=kill_at)
-        resumed = run_training(folder, s.checkpoint_epochs, task=task, model=model,
-                               backup_dir="backup")
-        return {"killed": killed, "resumed": resumed, "steps": steps, "folder": folder}
+        return {"killed": killed, "steps": steps, "folder": folder,
+                "restarted_at": _resume_from_backup(folder / "backup", model, lab)}
 
     return lab.shared("interrupted", run)
 
 
+def _checkpoint_task() -> Any:
+    from forgekit.training import make_task
+
+    return make_task(n_val=256)  # what run_training(task={"n_val": 256}) trains on
+
+
+def _resume_from_backup(backup: Any, model_args: dict[str, Any], lab: Lab) -> int:
+    """Restart the killed run the way BackupAndRestore is meant to be used (same folder, same
+    fit); returns the epoch (0-based) the restarted fit begins with. In this process: only the
+    kill needs a process of its own."""
+    import keras
+
+    from forgekit.training import build_model
+
+    task, started = _checkpoint_task(), []
+    build_model(task, **model_args).fit(
+        task.x_train, task.y_train, validation_data=task.validation_data, batch_size=32,
+        shuffle=False, epochs=lab.settings.checkpoint_epochs, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(backup),
+            keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: started.append(e))])
+    return started[0] if started else lab.settings.checkpoint_epochs
+
+
 def _m_checkpoint_loses_one_epoch(run_training: Callable[..., Any], lab: Lab) -> Numbers:
     runs = _interrupted(run_training, lab)
-    killed, resumed, steps = runs["killed"], runs["resumed"], runs["steps"]
+    killed, restarted, steps = runs["killed"], runs["restarted_at"], runs["steps"]
     val = killed.history["val_loss"]
+    # save_best_only writes on each new lowest val_loss: the file holds the last such epoch
     improvements = [i for i, v in enumerate(val) if v < min(val[:i], default=float("inf"))]
-    best_epoch = improvements[-1]  # 0-based: the last epoch save_best_only wrote
-    saves = sum(1 for s in killed.saves if s["phase"] == "written")
+    best_epoch = improvements[-1]  # 0-based
     return {"killed_by_sigkill": killed.killed, "batches_per_epoch": steps,
-            "batches_done_at_kill": killed.batches,
-            "backup_restarts_after_epochs": resumed.initial_epoch,
-            "batches_lost_with_backup": killed.batches - resumed.initial_epoch * steps,
-            "best_only_file_epoch": best_epoch + 1, "best_only_saves": saves,
+            "batches_done_at_kill": killed.batches, "backup_restarts_after_epochs": restarted,
+            "batches_lost_with_backup": killed.batches - restarted * steps,
+            "best_only_file_epoch": best_epoch + 1,
+            "best_only_saves": sum(1 for s in killed.saves if s["phase"] == "written"),
+            "val_loss_improvements": len(improvements),
             "batches_lost_with_best_only": killed.batches - (best_epoch + 1) * steps}
 
 
@@ -326,10 +346,8 @@ def _j_checkpoint_loses_one_epoch(n: Numbers) -> Judgement:
 def _m_best_only(run_training: Callable[..., Any], lab: Lab) -> Numbers:
     import keras
 
-    from forgekit.training import make_task
-
     runs = _interrupted(run_training, lab)
-    task = make_task(n_val=256)
+    task = _checkpoint_task()
     kept = keras.models.load_model(runs["folder"] / "best.keras")
     val = runs["killed"].history["val_loss"]
     return {"best_file_val_loss": float(kept.evaluate(task.x_val, task.y_val, batch_size=32,
