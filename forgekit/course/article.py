@@ -238,24 +238,27 @@ class ArticleAudit:
                 f"<p style='font-size:90%'>{note}</p>")
 
     def plot(self, ax: Any = None) -> Any:
-        """Seconds per experiment, one bar per claim, coloured by its measured verdict;
-        returns the matplotlib Figure."""
+        """One bar per claim: its experiment's seconds, coloured and labelled by the measured
+        verdict; returns the matplotlib Figure."""
         import matplotlib.pyplot as plt
-        from matplotlib.patches import Patch
 
         if ax is None:
-            fig, ax = plt.subplots(figsize=(8, 0.32 * len(self.rows) + 1.4))
+            fig, ax = plt.subplots(figsize=(10, 0.3 * len(self.rows) + 1.2))
         else:
             fig = ax.figure
-        ids = [r.id for r in self.rows]
-        ax.barh(ids, [r.seconds for r in self.rows],
+        seconds = [r.seconds for r in self.rows]
+        ax.barh([r.id for r in self.rows], seconds,
                 color=[_COLORS[r.verdict] for r in self.rows])
+        for i, r in enumerate(self.rows):
+            ax.text(r.seconds, i, f"  {r.verdict}" + ("" if r.as_expected else
+                                                       f" (course says {r.expected})"),
+                    va="center", fontsize=8, color=_COLORS[r.verdict])
         ax.invert_yaxis()
-        ax.set(xlabel="seconds (shared artifacts are built by the first row that needs them)",
-               title="Each article claim: its experiment's seconds, coloured by measured verdict")
-        present = [v for v in (*VERDICTS, ERROR) if any(r.verdict == v for r in self.rows)]
-        ax.legend(handles=[Patch(color=_COLORS[v], label=v) for v in present],
-                  loc="lower right", fontsize=8)
+        ax.set_xlim(0, max(seconds, default=1.0) * 1.5 or 1.0)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set(xlabel="seconds of the experiment (shared artifacts count in the first row "
+                      "that needs them)",
+               title=f"Measured verdict and seconds per article claim ({self._on()})")
         fig.tight_layout()
         return fig
 
