@@ -294,3 +294,14 @@ def test_cheap_rows_measure_the_course_verdicts(tmp_path, claims_file):
     assert result.row("save_weights_tf_checkpoint").measured["weights_kind"] == "weights_h5"
     assert all(c["holds"] for c in read_claims(claims_file))
     assert len(read_claims(claims_file)) == len(ids)
+
+
+def test_cross_language_row_judges_java_only_where_a_jdk_is():
+    c_only = {"c_exit_code": 0, "c_max_abs_diff": 0.0, "c_seconds": 0.8, "c_exit_code_on_h5": 1,
+              "java": "not installed"}
+    checks, reason = _row("savedmodel_cross_language").judge(c_only)
+    assert len(checks) == 1 and verdict_of(checks) == "holds" and "no JDK" in reason
+    java_fails = {**c_only, "java": "run", "java_exit_code": 1,
+                  "java_max_abs_diff": float("inf"), "java_seconds": 1.0}
+    checks, reason = _row("savedmodel_cross_language").judge(java_fails)
+    assert verdict_of(checks) == "partly" and "Java loader (JNI) exits 1" in reason
