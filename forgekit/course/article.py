@@ -359,19 +359,32 @@ class Lab:
 
         return self.shared("model", train)
 
-    def retrained(self) -> Any:
-        """A second model of the same architecture trained on other data: the 'new version'."""
-        def train() -> Any:
-            from forgekit.training import build_model, make_task
+    def served_models(self) -> tuple[Any, Any]:
+        """Two versions of one served model: the one in production and its retrained successor
+        (other data), built by the same code, so their signatures match (input ``x``) and only
+        their answers differ, as in the incident."""
+        def train() -> tuple[Any, Any]:
+            import keras
+
+            from forgekit.training import make_task
 
             s = self.settings
-            task = make_task("regress", n_train=s.samples, n_val=64, n_features=s.features,
-                             noise=0.3, seed=1)
-            model = build_model(task, width=s.units, seed=1)
-            model.fit(task.x_train, task.y_train, epochs=s.epochs, batch_size=32, verbose=0)
-            return model
 
-        return self.shared("retrained", train)
+            def version(seed: int, noise: float) -> Any:
+                task = make_task("regress", n_train=s.samples, n_val=64, n_features=s.features,
+                                 noise=noise, seed=seed)
+                init = keras.initializers.GlorotUniform(seed=seed)
+                model = keras.Sequential([
+                    keras.Input((s.features,), name="x"),
+                    keras.layers.Dense(s.units, activation="relu", kernel_initializer=init),
+                    keras.layers.Dense(1, kernel_initializer=init)], name="forecast")
+                model.compile(optimizer="adam", loss="mse")
+                model.fit(task.x_train, task.y_train, epochs=s.epochs, batch_size=32, verbose=0)
+                return model
+
+            return version(0, 0.1), version(1, 0.3)
+
+        return self.shared("served_models", train)
 
     def inputs(self) -> Any:
         """Fixed inputs every prediction comparison uses."""
