@@ -263,6 +263,8 @@ def test_the_audit_renders_and_round_trips(tmp_path):
     assert saved["rows"][0]["measured"] == {"ratio": 1.07} and saved["settings"]["units"] == 32
     fig = result.plot()
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b"]
+    tiles = [t.get_text() for t in fig.axes[0].texts]
+    assert tiles == ["does not hold", "error (course: holds)"]  # visible however fast the row
     with pytest.raises(KeyError):
         result.row("c")
 
