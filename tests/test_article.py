@@ -269,6 +269,12 @@ def test_the_audit_renders_and_round_trips(tmp_path):
         result.row("c")
 
 
+def test_an_unknown_row_id_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="no article row 'weights_tiny'.*weights_5_10x_smaller"):
+        audit(tmp_path / "audit", rows=["weights_tiny"])
+    assert not (tmp_path / "audit").exists()
+
+
 def test_settings_by_name():
     assert AuditSettings.named("ci") == AuditSettings.ci()
     assert AuditSettings.named("workshop") == AuditSettings()

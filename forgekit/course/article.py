@@ -484,8 +484,12 @@ def audit(workdir: str | os.PathLike[str], *, rows: Iterable[ArticleClaim | str]
     from forgekit.course.claims import ClaimError, claim
 
     by_id = {r.id: r for r in all_rows()}
-    chosen = list(by_id.values()) if rows is None else [
-        by_id[r] if isinstance(r, str) else r for r in rows]
+    wanted = list(by_id.values()) if rows is None else list(rows)
+    unknown = [r for r in wanted if isinstance(r, str) and r not in by_id]
+    if unknown:
+        raise ValueError(f"no article row {', '.join(map(repr, unknown))}; the rows are "
+                         f"{', '.join(by_id)}")
+    chosen = [by_id[r] if isinstance(r, str) else r for r in wanted]
     settings = settings or AuditSettings()
     lab = Lab(workdir, settings)
     lab.workdir.mkdir(parents=True, exist_ok=True)
