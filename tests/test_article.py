@@ -250,13 +250,15 @@ def test_the_audit_renders_and_round_trips(tmp_path):
 
     matplotlib.use("Agg")
     rows = [AuditRow("a", "Claim A.", "forgekit.sizes.breakdown", "02_weights_and_architecture",
-                     {"ratio": 1.07}, "does not hold", "ratio 1.07x", "does not hold", 0.5),
+                     {"ratio": 1.07}, "does not hold", "ratio 1.07x", "does not hold", 0.5,
+                     {"the ratio is 5-10x": False}),
             AuditRow("b", "Claim B.", "forgekit.tflite.convert", "04_tflite", {},
                      ERROR, "the experiment raised OSError: gone", "holds", 0.1)]
     result = ArticleAudit(rows, {"TensorFlow": "2.21.0", "Keras": "3.15.1"}, AuditSettings.ci())
     text, page = str(result.table()), result._repr_html_()
     assert "✗ does not hold" in text and "✗ error" in text and "TensorFlow 2.21.0" in text
     assert "ratio 1.07x" in page and "forgekit.tflite.convert" in page
+    assert "✗ the ratio is 5-10x" in page  # the checks behind the verdict
     assert result.counts()["does not hold"] == 1 and result.counts()[ERROR] == 1
     saved = json.loads(result.to_json(tmp_path / "audit.json").read_text())
     assert [r["id"] for r in saved["rows"]] == ["a", "b"]

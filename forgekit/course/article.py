@@ -15,6 +15,11 @@ Each row is three pieces: the experiment (a forgekit function, never defined her
 numbers, and a ``judge`` that turns those numbers into named checks and a reason; the pairs live
 in :mod:`forgekit.course.article_rows`. The verdict is the same rule for every row
 (:func:`verdict_of`): every check true, none, or some.
+
+To audit another claim: write its ``measure``/``judge`` pair in ``article_rows.py`` around the
+forgekit function the lesson on that topic uses (move it into forgekit first if it only exists in
+a notebook), add the :class:`ArticleClaim` to ``build_rows()``, and state its verdict in the
+lesson's prose; ``tests/test_article.py`` checks the registry.
 """
 
 from __future__ import annotations
@@ -223,7 +228,7 @@ class ArticleAudit:
                 f"<td style='text-align:left'>{html.escape(r.statement)}<br><small><code>"
                 f"{html.escape(r.experiment)}</code> · lesson {html.escape(r.lesson)}</small></td>"
                 f"<td style='text-align:left;color:{color};white-space:nowrap'><b>"
-                f"{html.escape(_MARKS[r.verdict])}</b></td>"
+                f"{html.escape(_MARKS[r.verdict])}</b>{_checks_html(r.checks)}</td>"
                 f"<td style='text-align:left'>{html.escape(r.reason)}<br><small>"
                 f"{html.escape(numbers)}</small></td>"
                 f"<td style='text-align:left;color:{'#1a7f37' if r.as_expected else '#b42318'}'>"
@@ -280,6 +285,13 @@ class ArticleAudit:
         target.write_text(json.dumps(_plain(self.as_dict()), indent=2, ensure_ascii=False) + "\n",
                           encoding="utf-8")
         return target
+
+
+def _checks_html(checks: Mapping[str, bool]) -> str:
+    """The checks a verdict was computed from, one per line, ✓ or ✗."""
+    return "".join(f"<br><small style='color:{_COLORS['holds' if ok else 'does not hold']};"
+                   f"white-space:normal'>{'✓' if ok else '✗'} {html.escape(name)}</small>"
+                   for name, ok in checks.items())
 
 
 def _short(value: Any) -> str:
