@@ -277,6 +277,14 @@ def test_an_unknown_row_id_is_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "audit").exists()
 
 
+@pytest.mark.parametrize("resume_at", [0, 4, 9])
+def test_compare_resumes_refuses_a_stop_outside_the_run(tmp_path, resume_at):
+    from forgekit.training import compare_resumes
+
+    with pytest.raises(ValueError, match="between 1 and epochs - 1"):
+        compare_resumes(tmp_path, epochs=4, resume_at=resume_at)
+
+
 def test_settings_by_name():
     assert AuditSettings.named("ci") == AuditSettings.ci()
     assert AuditSettings.named("workshop") == AuditSettings()
