@@ -154,12 +154,12 @@ class AuditRow:
         return self.verdict == self.expected
 
     def evidence(self) -> dict[str, Any]:
-        """The claim's evidence: the fixed keys, then the numbers."""
-        return {"article_row": self.id, "article_claim": self.statement,
-                "measured_verdict": self.verdict, "reason": self.reason,
-                "experiment": self.experiment, "lesson": self.lesson,
-                "expected": self.expected, "seconds": round(self.seconds, 2),
-                **self.measured}
+        """The claim's evidence: the fixed keys, then the numbers (never over a fixed key)."""
+        fixed = {"article_row": self.id, "article_claim": self.statement,
+                 "measured_verdict": self.verdict, "reason": self.reason,
+                 "experiment": self.experiment, "lesson": self.lesson,
+                 "expected": self.expected, "seconds": round(self.seconds, 2)}
+        return fixed | {k: v for k, v in self.measured.items() if k not in fixed}
 
 
 def verdict_of(checks: Mapping[str, bool]) -> str:
@@ -342,7 +342,8 @@ class Lab:
         self._cleanups.append(fn)
 
     def close(self) -> None:
-        """Run the cleanups, newest first; never raises."""
+        """Run the cleanups, newest first, and let go of the shared artifacts; never raises."""
+        self._memo.clear()
         while self._cleanups:
             with contextlib.suppress(Exception):  # a cleanup must not hide the audit's result
                 self._cleanups.pop()()
