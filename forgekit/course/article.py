@@ -1,0 +1,527 @@
+"""The original article's factual claims, each re-measured on the installed TensorFlow.
+
+The course grew out of a Keras-2-era article on saving and serving models. :data:`ROWS` holds
+every factual claim it makes, restated in the course's own words (:class:`ArticleClaim`), with
+the forgekit function a lesson uses to measure that topic (``experiment``) and the verdict the
+course's prose states for the pinned versions (``expected``). :func:`audit` runs each
+experiment, turns the numbers into a verdict by code (``holds``, ``does not hold``, ``partly``;
+``error`` when the experiment itself failed) with a reason computed from the same numbers, and
+records each row as a course claim (:func:`forgekit.claim`): the claim holds while the measured
+verdict is the one the course states, so a TensorFlow release that changes a verdict fails the
+build and sends someone back to the prose.
+
+Each row is three pieces: the experiment (a forgekit function, never defined here), a
+``measure`` step that calls it on the audit's shared artifacts (:class:`Lab`) and returns plain
+numbers, and a ``judge`` that turns those numbers into named checks and a reason; the pairs live
+in :mod:`forgekit.course.article_rows`. The verdict is the same rule for every row
+(:func:`verdict_of`): every check true, none, or some.
+
+To audit another claim: write its ``measure``/``judge`` pair in ``article_rows.py`` around the
+forgekit function the lesson on that topic uses (move it into forgekit first if it only exists in
+a notebook), add the :class:`ArticleClaim` to ``build_rows()``, and state its verdict in the
+lesson's prose; ``tests/test_article.py`` checks the registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forgekit.table import Table
+
+VERDICTS = ("holds", "does not hold", "partly")
+ERROR = "error"  # the experiment raised: no verdict was measured
+# The evidence keys each row's claim carries (the site's claims page reads exactly these).
+EVIDENCE_KEYS = ("article_row", "article_claim", "measured_verdict", "reason", "experiment",
+                 "lesson")
+
+# The audit's own modules: an experiment defined here would be the audit measuring itself.
+_HERE = (__name__, f"{__name__}_rows")
+Numbers = dict[str, Any]  # measured values: numbers, booleans, short strings
+Judgement = tuple[dict[str, bool], str]  # named checks, the reason in words
+
+
+# --------------------------------------------------------------------------------------------
+# the data model
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Sizes of the audit's experiments. ``AuditSettings()`` is the workshop size,
+    :meth:`ci` the small one the tests use; :meth:`named` picks one by name."""
+
+    samples: int = 1024  # training rows of the shared regression model
+    features: int = 16
+    units: int = 128  # width of its two hidden layers
+    epochs: int = 5
+    checkpoint_units: int = 64  # the interrupted classification run (an overfitting task)
+    checkpoint_epochs: int = 8
+    resume_epochs: int = 6  # the stop-and-resume comparison
+    resume_at: int = 3
+    poll_seconds: float = 0.5  # how often the local model server scans its base path
+
+    @classmethod
+    def ci(cls) -> AuditSettings:
+        """Small sizes: the whole audit in well under a minute on two cores."""
+        return cls(samples=256, units=32, epochs=2, checkpoint_epochs=6, resume_epochs=4,
+                   resume_at=2, poll_seconds=0.2)
+
+    @classmethod
+    def named(cls, name: str) -> AuditSettings:
+        """``"workshop"`` or ``"ci"``."""
+        if name not in ("workshop", "ci"):
+            raise ValueError(f"audit size must be 'workshop' or 'ci', not {name!r}")
+        return cls() if name == "workshop" else cls.ci()
+
+
+def _dotted(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+@dataclass(frozen=True)
+class ArticleClaim:
+    """One claim of the article: the statement in the course's words, the lesson that teaches
+    it, the forgekit function that measures it, and the verdict the course states.
+
+    ``measure(experiment, lab)`` calls ``experiment`` on the audit's shared artifacts and
+    returns the numbers; ``judge(numbers)`` returns named checks and the reason. Registration
+    refuses a row without a real forgekit experiment.
+    """
+
+    id: str
+    statement: str
+    lesson: str
+    experiment: Callable[..., Any]
+    expected: str
+    measure: Callable[[Callable[..., Any], Lab], Numbers] = field(repr=False)
+    judge: Callable[[Numbers], Judgement] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        from forgekit.course.map import LESSONS
+
+        where = f"article row {self.id!r}"
+        fn = self.experiment
+        if fn is None or not callable(fn):
+            raise ValueError(f"{where} has no experiment: give the forgekit function that "
+                             "measures it")
+        module, name = getattr(fn, "__module__", "") or "", getattr(fn, "__qualname__", "")
+        if not module.startswith("forgekit.") or module in _HERE or "<" in name:
+            raise ValueError(f"{where}: the experiment must be a named forgekit function a "
+                             f"lesson uses, not {module}.{name or fn!r}")
+        if self.expected not in VERDICTS:
+            raise ValueError(f"{where}: expected must be one of {VERDICTS}, not "
+                             f"{self.expected!r}")
+        if self.lesson not in {lesson.notebook for lesson in LESSONS}:
+            raise ValueError(f"{where}: {self.lesson!r} is not a lesson of the course map")
+
+    @property
+    def experiment_name(self) -> str:
+        """The experiment's dotted name (``forgekit.sizes.breakdown``)."""
+        return _dotted(self.experiment)
+
+    @property
+    def claim_text(self) -> str:
+        """The fixed text of this row's course claim (numbers go in its evidence)."""
+        return f"article row {self.id}: the measured verdict is still '{self.expected}'"
+
+
+@dataclass
+class AuditRow:
+    """One claim as measured: numbers, the verdict they give, and why."""
+
+    id: str
+    statement: str
+    experiment: str
+    lesson: str
+    measured: Numbers
+    verdict: str
+    reason: str
+    expected: str
+    seconds: float
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def as_expected(self) -> bool:
+        """The measured verdict is the one the course's prose states."""
+        return self.verdict == self.expected
+
+    def evidence(self) -> dict[str, Any]:
+        """The claim's evidence: the fixed keys, then the numbers (never over a fixed key)."""
+        fixed = {"article_row": self.id, "article_claim": self.statement,
+                 "measured_verdict": self.verdict, "reason": self.reason,
+                 "experiment": self.experiment, "lesson": self.lesson,
+                 "expected": self.expected, "seconds": round(self.seconds, 2)}
+        return fixed | {k: v for k, v in self.measured.items() if k not in fixed}
+
+
+def verdict_of(checks: Mapping[str, bool]) -> str:
+    """``holds`` when every check is true, ``does not hold`` when none is, else ``partly``."""
+    if not checks:
+        raise ValueError("a verdict needs at least one check")
+    passed = sum(bool(v) for v in checks.values())
+    return "holds" if passed == len(checks) else "does not hold" if passed == 0 else "partly"
+
+
+_MARKS = {"holds": "✓ holds", "does not hold": "✗ does not hold", "partly": "◐ partly",
+          ERROR: "✗ error"}
+_COLORS = {"holds": "#1a7f37", "does not hold": "#b42318", "partly": "#bf8700", ERROR: "#6e7781"}
+
+
+@dataclass
+class ArticleAudit:
+    """Every audited row, the versions it ran on and the settings it used."""
+
+    rows: list[AuditRow]
+    versions: dict[str, str | None]
+    settings: AuditSettings
+    seconds: float = 0.0
+
+    def row(self, row_id: str) -> AuditRow:
+        """The row with id ``row_id``."""
+        for r in self.rows:
+            if r.id == row_id:
+                return r
+        raise KeyError(f"no audited row {row_id!r}; have {[r.id for r in self.rows]}")
+
+    def counts(self) -> dict[str, int]:
+        """Rows per verdict."""
+        return {v: sum(r.verdict == v for r in self.rows) for v in (*VERDICTS, ERROR)}
+
+    def _on(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.versions.items() if v)
+
+    def table(self) -> Table:
+        """One line per claim: statement, verdict, reason, what the course says, seconds."""
+        table = Table(["claim (in the course's words)", "verdict", "reason", "lesson",
+                       "course says", "s"], title=f"The article's claims, measured on {self._on()}",
+                      max_width=110)
+        for r in self.rows:
+            mark = _MARKS[r.verdict]
+            table.add(r.statement, mark, r.reason, r.lesson[:2],
+                      ("✓ " if r.as_expected else "✗ ") + r.expected, f"{r.seconds:.1f}")
+        counts = ", ".join(f"{n} {v}" for v, n in self.counts().items() if n)
+        table.notes = [f"{len(self.rows)} claims: {counts}; {self.seconds:.0f} s in all.",
+                       "Each verdict is computed from the measured numbers (see each row's "
+                       "evidence); 'course says' is the verdict the lessons' prose states."]
+        return table
+
+    def __str__(self) -> str:
+        return str(self.table())
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for r in self.rows:
+            color = _COLORS[r.verdict]
+            numbers = ", ".join(f"{k} = {_short(v)}" for k, v in r.measured.items())
+            rows.append(
+                "<tr style='vertical-align:top'>"
+                f"<td style='text-align:left'>{html.escape(r.statement)}<br><small><code>"
+                f"{html.escape(r.experiment)}</code> · lesson {html.escape(r.lesson)}</small></td>"
+                f"<td style='text-align:left;color:{color};white-space:nowrap'><b>"
+                f"{html.escape(_MARKS[r.verdict])}</b>{_checks_html(r.checks)}</td>"
+                f"<td style='text-align:left'>{html.escape(r.reason)}<br><small>"
+                f"{html.escape(numbers)}</small></td>"
+                f"<td style='text-align:left;color:{'#1a7f37' if r.as_expected else '#b42318'}'>"
+                f"{'✓' if r.as_expected else '✗'} {html.escape(r.expected)}</td>"
+                f"<td>{r.seconds:.1f}</td></tr>")
+        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in
+                       ("claim, experiment, lesson", "verdict", "reason and numbers",
+                        "course says", "s"))
+        note = html.escape(self.table().notes[0])
+        return (f"<table><caption style='text-align:left'><b>The article's claims, measured on "
+                f"{html.escape(self._on())}</b></caption><tr>{head}</tr>{''.join(rows)}</table>"
+                f"<p style='font-size:90%'>{note}</p>")
+
+    def plot(self, ax: Any = None) -> Any:
+        """The verdict of each claim, one coloured tile per row, and (without ``ax``) its
+        experiment's seconds beside it; returns the matplotlib Figure."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, (ax, timing) = plt.subplots(
+                1, 2, sharey=True, figsize=(10, 0.3 * len(self.rows) + 1.4),
+                gridspec_kw={"width_ratios": [1, 2]}, layout="constrained")
+        else:
+            fig, timing = ax.figure, None
+        ids = [r.id for r in self.rows]
+        colors = [_COLORS[r.verdict] for r in self.rows]
+        ax.barh(ids, [1.0] * len(ids), color=colors)
+        for i, r in enumerate(self.rows):
+            ax.text(0.5, i, r.verdict if r.as_expected else f"{r.verdict} (course: {r.expected})",
+                    ha="center", va="center", fontsize=8, color="white")
+        ax.set_xlim(0, 1)
+        ax.set_xticks([])
+        ax.invert_yaxis()
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_title(f"Measured verdict ({self._on()})", fontsize=10)
+        if timing is not None:
+            timing.barh(ids, [r.seconds for r in self.rows], color=colors)
+            timing.set(xlabel="seconds (shared artifacts count in the first row that needs them)")
+            timing.set_title("Seconds of each experiment", fontsize=10)
+        return fig
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data: versions, settings, seconds and every row with its evidence."""
+        return {"versions": self.versions, "settings": asdict(self.settings),
+                "seconds": round(self.seconds, 2),
+                "rows": [{**asdict(r), "seconds": round(r.seconds, 2)} for r in self.rows]}
+
+    def to_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`as_dict` as JSON to ``path``."""
+        from forgekit.course.claims import _plain
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(_plain(self.as_dict()), indent=2, ensure_ascii=False) + "\n",
+                          encoding="utf-8")
+        return target
+
+
+def _checks_html(checks: Mapping[str, bool]) -> str:
+    """The checks a verdict was computed from, one per line, ✓ or ✗."""
+    return "".join(f"<br><small style='color:{_COLORS['holds' if ok else 'does not hold']};"
+                   f"white-space:normal'>{'✓' if ok else '✗'} {html.escape(name)}</small>"
+                   for name, ok in checks.items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# the lab: artifacts shared by several rows, built once per audit
+
+
+class Lab:
+    """The audit's working folder and the artifacts several rows share (one trained model, its
+    export, one probe of every format...), each built on first use. A shared step that failed
+    fails every row that needs it, with the same exception, without being retried."""
+
+    def __init__(self, workdir: str | os.PathLike[str], settings: AuditSettings) -> None:
+        self.workdir = Path(workdir)
+        self.settings = settings
+        self._memo: dict[str, Any] = {}
+        self._cleanups: list[Callable[[], Any]] = []
+
+    def folder(self, name: str) -> Path:
+        """A fresh folder for one experiment under the workdir."""
+        path = self.workdir / name
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()`` the first time ``key`` is asked for; the same value (or the same
+        exception) after that. ``make`` takes no arguments, so nothing it needs (a fresh
+        folder, a trained model) is prepared again when the value is already there."""
+        if key not in self._memo:
+            try:
+                self._memo[key] = (True, make())
+            except Exception as exc:  # kept: every row that needs it reports this error
+                self._memo[key] = (False, exc)
+        ok, value = self._memo[key]
+        if not ok:
+            raise value
+        return value
+
+    def on_close(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` when the audit ends (stop a server)."""
+        self._cleanups.append(fn)
+
+    def close(self) -> None:
+        """Run the cleanups, newest first, and let go of the shared artifacts; never raises."""
+        self._memo.clear()
+        while self._cleanups:
+            with contextlib.suppress(Exception):  # a cleanup must not hide the audit's result
+                self._cleanups.pop()()
+
+    # the shared artifacts ---------------------------------------------------------------
+
+    def task(self) -> Any:
+        """The regression task of the shared model."""
+        from forgekit.training import make_task
+
+        s = self.settings
+        return self.shared("task", lambda: make_task("regress", n_train=s.samples, n_val=64,
+                                                     n_features=s.features))
+
+    def build(self) -> Any:
+        """A fresh compiled model with the shared model's architecture (Adam, ``loss="mse"``)."""
+        from forgekit.training import build_model
+
+        return build_model(self.task(), width=self.settings.units)
+
+    def model(self) -> Any:
+        """The shared model, trained, so it has optimizer state worth keeping."""
+        def train() -> Any:
+            model = self.build()
+            task = self.task()
+            model.fit(task.x_train, task.y_train, epochs=self.settings.epochs, batch_size=32,
+                      verbose=0)
+            return model
+
+        return self.shared("model", train)
+
+    def served_models(self) -> tuple[Any, Any]:
+        """Two versions of one served model: the one in production and its retrained successor
+        (other data), built by the same code, so their signatures match (input ``x``) and only
+        their answers differ, as in the incident."""
+        def train() -> tuple[Any, Any]:
+            import keras
+
+            from forgekit.training import make_task
+
+            s = self.settings
+
+            def version(seed: int, noise: float) -> Any:
+                task = make_task("regress", n_train=s.samples, n_val=64, n_features=s.features,
+                                 noise=noise, seed=seed)
+                init = keras.initializers.GlorotUniform(seed=seed)
+                model = keras.Sequential([
+                    keras.Input((s.features,), name="x"),
+                    keras.layers.Dense(s.units, activation="relu", kernel_initializer=init),
+                    keras.layers.Dense(1, kernel_initializer=init)], name="forecast")
+                model.compile(optimizer="adam", loss="mse")
+                model.fit(task.x_train, task.y_train, epochs=s.epochs, batch_size=32, verbose=0)
+                return model
+
+            return version(0, 0.1), version(1, 0.3)
+
+        return self.shared("served_models", train)
+
+    def inputs(self) -> Any:
+        """Fixed inputs every prediction comparison uses."""
+        from forgekit.measure.compare import fixed_inputs
+
+        return self.shared("inputs", lambda: fixed_inputs(self.model()))
+
+    def export(self) -> Path:
+        """The shared model exported as a SavedModel (``model.export``)."""
+        def export() -> Path:
+            path = self.folder("export") / "export"
+            self.model().export(path, verbose=False)
+            return path
+
+        return self.shared("export", export)
+
+
+# ROWS is built on first use (module __getattr__): the registry names forgekit functions
+# from serving, crosslang, training..., and importing them all is not free.
+_ROWS: tuple[ArticleClaim, ...] | None = None
+
+
+def all_rows() -> tuple[ArticleClaim, ...]:
+    """Every article claim (the same tuple as :data:`ROWS`)."""
+    global _ROWS
+    if _ROWS is None:
+        from forgekit.course.article_rows import build_rows
+
+        built = build_rows()
+        ids = [r.id for r in built]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"article rows registered twice: {duplicates}")
+        _ROWS = built
+    return _ROWS
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ROWS":
+        return all_rows()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# the audit
+
+
+def _versions() -> dict[str, str | None]:
+    from forgekit.versions import installed_version
+
+    return {"TensorFlow": installed_version("tensorflow"), "Keras": installed_version("keras")}
+
+
+def run_row(row: ArticleClaim, lab: Lab) -> AuditRow:
+    """Measure one row. An exception in its experiment gives the verdict ``error``, naming it."""
+    import warnings
+
+    from forgekit.outcome import first_line
+    from forgekit.quiet import muted_stderr, quiet_absl
+
+    started = time.perf_counter()
+    measured: Numbers = {}
+    try:
+        # The rows report numbers; what Keras, absl and TFLite's C++ print along the way (legacy
+        # HDF5, skipped optimizer variables, the XNNPACK delegate) is noise around the table.
+        with warnings.catch_warnings(), quiet_absl(), muted_stderr():
+            warnings.simplefilter("ignore")
+            measured = row.measure(row.experiment, lab)
+        checks, reason = row.judge(measured)
+        verdict = verdict_of(checks)
+    except Exception as exc:  # one row's failure must not lose the others
+        checks, verdict = {}, ERROR
+        reason = f"the experiment raised {type(exc).__name__}: {first_line(str(exc), 200)}"
+    return AuditRow(row.id, row.statement, row.experiment_name, row.lesson, measured, verdict,
+                    reason, row.expected, time.perf_counter() - started, checks)
+
+
+def audit(workdir: str | os.PathLike[str], *, rows: Iterable[ArticleClaim | str] | None = None,
+          settings: AuditSettings | None = None,
+          progress: Callable[[int, int, str], Any] | None = None) -> ArticleAudit:
+    """Re-measure the article's claims, one experiment at a time, and record each as a claim.
+
+    Args:
+        workdir: folder for every file the experiments write (created; sub-folders replaced).
+        rows: the rows (or their ids) to run; default every row of :data:`ROWS`.
+        settings: sizes; default :class:`AuditSettings` (workshop), ``AuditSettings.ci()`` small.
+        progress: called as ``progress(i, n, row_id)`` before row ``i`` (0-based) of ``n``.
+
+    Each row becomes ``forgekit.claim(row.claim_text, measured verdict == expected, evidence)``
+    with the evidence keys of :data:`EVIDENCE_KEYS` plus the numbers. Under strict claims
+    (the test suite) every row is still measured and recorded before the first disagreement is
+    raised, naming every row that disagreed.
+    """
+    from forgekit.course.claims import ClaimError, claim
+
+    by_id = {r.id: r for r in all_rows()}
+    wanted = list(by_id.values()) if rows is None else list(rows)
+    unknown = [r for r in wanted if isinstance(r, str) and r not in by_id]
+    if unknown:
+        raise ValueError(f"no article row {', '.join(map(repr, unknown))}; the rows are "
+                         f"{', '.join(by_id)}")
+    chosen = [by_id[r] if isinstance(r, str) else r for r in wanted]
+    settings = settings or AuditSettings()
+    lab = Lab(workdir, settings)
+    lab.workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    measured: list[AuditRow] = []
+    try:
+        for i, row in enumerate(chosen):
+            if progress is not None:
+                progress(i, len(chosen), row.id)
+            measured.append(run_row(row, lab))
+    finally:
+        lab.close()
+    result = ArticleAudit(measured, _versions(), settings, time.perf_counter() - started)
+    disagreements = []
+    for row, done in zip(chosen, measured, strict=True):
+        try:
+            claim(row.claim_text, done.as_expected, evidence=done.evidence())
+        except ClaimError as exc:
+            disagreements.append(str(exc))
+    if disagreements:
+        raise ClaimError("\n".join(disagreements))
+    return result
