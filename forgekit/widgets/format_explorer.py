@@ -191,6 +191,7 @@ class FormatExplorer(Explorer):
         ``fmt`` is a kind (``"keras"``, ``"h5_model"``, ...) or its label (``".keras"``).
         """
         from forgekit.measure.probe import roundtrip
+        from forgekit.quiet import quiet_absl
 
         started = time.perf_counter()
         units = self._check_units(self.units if units is None else units)
@@ -205,7 +206,8 @@ class FormatExplorer(Explorer):
         shutil.rmtree(where, ignore_errors=True)  # a re-run writes afresh
         self._step(1, total, f"saving and reloading {spec.label}")
         kwargs = {"include_optimizer": include_optimizer} if spec.switch != "none" else {}
-        probe = roundtrip(model, kind, where, save_kwargs=kwargs)
+        with quiet_absl():  # Keras's legacy-HDF5 notices; the probe's notes say what matters
+            probe = roundtrip(model, kind, where, save_kwargs=kwargs)
         sizes = self._sizes.setdefault((units, include_optimizer), {})
         sizes[spec.label] = probe.size_bytes
         for i, other in enumerate(others, start=2):
@@ -224,12 +226,14 @@ class FormatExplorer(Explorer):
         """Bytes of ``model`` saved as ``kind`` (written, measured, removed)."""
         from forgekit.keras_io.saving import save
         from forgekit.measure.probe import _NAMES
+        from forgekit.quiet import quiet_absl
 
         folder = self.root / "sizes" / f"{units}-{include_optimizer}-{kind}"
         shutil.rmtree(folder, ignore_errors=True)
         kwargs = ({"include_optimizer": include_optimizer}
                   if self.formats[kind].switch != "none" else {})
-        size = save(model, folder / _NAMES[kind], kind=kind, **kwargs).size_bytes
+        with quiet_absl():
+            size = save(model, folder / _NAMES[kind], kind=kind, **kwargs).size_bytes
         shutil.rmtree(folder, ignore_errors=True)
         return size
 

@@ -194,13 +194,15 @@ class ServingTimeline(Explorer):
 
     def plant_flat_deploy(self) -> TimelineStep:
         """The incident: a new model saved as ``model.h5`` beside the version folders."""
+        from forgekit.quiet import quiet_absl
         from forgekit.serving.deploy import next_version
 
         self.start()
         self._step(0, 3, "saving the new model as a flat model.h5 in the base path")
         model = self._new_model()
         model.compile(optimizer="adam", loss="mse")  # a trained model would be compiled
-        model.save(self.base / "model.h5")  # the plain Keras call the incident used
+        with quiet_absl():  # Keras's "HDF5 is legacy" warning: the lesson is elsewhere
+            model.save(self.base / "model.h5")  # the plain Keras call the incident used
         intended = next_version(self.base)
         self._remember(f"flat model.h5 (meant as v{intended})", model)
         self.expected = self._expect(model, intended, "flat")
