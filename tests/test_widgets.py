@@ -40,7 +40,7 @@ def test_importing_the_widgets_imports_neither_tensorflow_nor_ipywidgets():
 
 
 def test_display_gives_the_widget_and_a_static_fallback(tmp_path):
-    with LoaderPlayground(tmp_path) as lp:
+    with LoaderPlayground(tmp_path, prefetch=False) as lp:
         bundle = lp._repr_mimebundle_()
         assert "model_id" in bundle["application/vnd.jupyter.widget-view+json"]
         assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == lp.ui.model_id
@@ -59,7 +59,7 @@ def test_bad_input_names_what_and_the_fix(tmp_path, monkeypatch):
     with pytest.raises(WidgetError) as err:
         FormatExplorer(tmp_path, formats=["keras", "pickle"])
     assert "'pickle'" in str(err.value) and "h5_model" in err.value.expected
-    with LoaderPlayground(tmp_path) as lp:
+    with LoaderPlayground(tmp_path, prefetch=False) as lp:
         with pytest.raises(WidgetError) as err:
             lp.try_load("keras", "torch.load")
         assert "load_model" in err.value.expected and err.value.fix

@@ -131,13 +131,15 @@ class LoaderPlayground(Explorer):
         workdir: a writable folder; the playground writes under ``workdir/loaders/`` only.
         artifacts: the artifact keys offered (default: all of :data:`ARTIFACTS`).
         timeout: seconds the fresh process that writes the Keras 2 file may take.
+        prefetch: start writing the Keras 2 file at once, on a background thread (the fresh
+            process imports TensorFlow for several seconds; the kernel stays free meanwhile).
     """
 
     title = "Loader playground"
     folder = "loaders"
 
     def __init__(self, workdir: str | os.PathLike[str], *, artifacts: list[str] | None = None,
-                 timeout: float = 180.0) -> None:
+                 timeout: float = 180.0, prefetch: bool = True) -> None:
         super().__init__(workdir)
         from forgekit.diagnose.failures import LOADERS
 
@@ -148,6 +150,14 @@ class LoaderPlayground(Explorer):
         self.timeout = timeout
         self.history: list[LoadAttempt] = []
         self._model: Any = None
+        self._keras2: Any = None  # the thread writing the Keras 2 file, when prefetching
+        self._keras2_error: BaseException | None = None
+        if prefetch and "keras2" in self.artifacts:
+            import threading
+
+            self._keras2 = threading.Thread(target=self._prefetch_keras2, daemon=True,
+                                            name="forgekit-keras2-file")
+            self._keras2.start()
 
     # ------------------------------------------------------------------ artifacts
 
@@ -187,14 +197,33 @@ class LoaderPlayground(Explorer):
             save(self._model, self.root / "model.weights.h5", kind="weights_h5")
             shutil.copy(self.root / "model.h5", self.root / "model_h5.keras")  # the misnamed one
 
+    def _prefetch_keras2(self) -> None:
+        try:
+            self._write_keras2()
+        except BaseException as exc:  # raised again by the first try_load that needs it
+            self._keras2_error = exc
+
     def _make_keras2(self) -> None:
+        if self._keras2 is not None:
+            if self._keras2.is_alive():
+                self._step(0, 2, "waiting for the fresh tf-keras process writing the Keras 2 "
+                                 "file (started in the background)")
+            self._keras2.join()
+            self._keras2 = None
+            if self._keras2_error is not None:
+                error, self._keras2_error = self._keras2_error, None
+                raise error
+        if not (self.root / ARTIFACTS["keras2"].name).exists():
+            self._step(0, 2, "writing the Keras 2 file in a fresh process (tf-keras), once")
+        self._write_keras2()
+
+    def _write_keras2(self) -> None:
         from forgekit.measure.fresh import run_fresh
 
         target = self.root / ARTIFACTS["keras2"].name
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        self._step(0, 2, "writing the Keras 2 file in a fresh process (tf-keras), once")
         made = run_fresh(f"PATH = {os.fspath(target)!r}\n" + _KERAS2_SNIPPET,
                          timeout=self.timeout)
         if not made.ok or not target.exists():
@@ -202,6 +231,10 @@ class LoaderPlayground(Explorer):
                               f"({made})", path=target, found="no file",
                               expected="an HDF5 model written by tf-keras",
                               fix="check that tf-keras is installed: python -c 'import tf_keras'")
+
+    def _release(self) -> None:
+        if self._keras2 is not None:  # let the fresh process finish before its folder goes
+            self._keras2.join(self.timeout)
 
     # ------------------------------------------------------------------ logic
 
