@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -134,6 +135,16 @@ def test_loader_playground_runs_the_real_call_beside_the_diagnosis(tmp_path):
         (a.artifact.key, a.loader.key) for a in lp.history if not a.agrees]
 
     assert lp.ui is not None  # builds the view
+    busy = threading.Event()
+    writer, lp._keras2 = lp._keras2, threading.Thread(target=busy.wait)  # a write in progress
+    lp._keras2.start()
+    lp.artifact_picker.value, lp.loader_picker.value = "keras2", "load_model"
+    before = len(lp.history)
+    lp.button.click()  # returns at once: the kernel is not blocked on the fresh process
+    assert len(lp.history) == before and "still being written" in lp.status_text
+    busy.set()
+    lp._keras2.join()
+    lp._keras2 = writer
     lp.artifact_picker.value, lp.loader_picker.value = "too_low", "tfsm_layer"
     lp.button.click()
     assert lp.history[-1].loader.key == "tfsm_layer" and not lp.history[-1].ok

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.table import Table, human_bytes
-from forgekit.widgets.base import Explorer, choose, figure_png
+from forgekit.widgets.base import Explorer, WidgetError, choose, figure_png
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,6 @@ class FormatExplorer(Explorer):
 
     @staticmethod
     def _check_units(units: int) -> int:
-        from forgekit.widgets.base import WidgetError
-
         if not isinstance(units, int) or units < 1:
             raise WidgetError(f"units={units!r} is not a positive number of hidden units",
                               expected="an int such as 32", fix="FormatExplorer.run(units=32)")
