@@ -165,6 +165,10 @@ def test_serving_timeline_against_a_real_server(tmp_path):
     tl = ServingTimeline(tmp_path, model_name="demo", poll_seconds=0.2)
     port = tl.server.rest_api_port
     assert _port_open(port)
+    assert tl.ui is not None  # builds the view
+    tl.buttons["roll back"].click()  # nothing to roll back to: the error is shown, not raised
+    assert "WidgetError" in tl.report.value and "no earlier published version" in tl.report.value
+    assert tl.status_text == "failed: WidgetError" and not tl.history
     v1, v2 = tl.publish(), tl.publish()
     assert (v1.answering_version, v1.verified, v1.answers_like) == (1, True, "v1")
     assert (v2.answering_version, v2.verified, v2.answers_like) == (2, True, "v2")
@@ -177,7 +181,6 @@ def test_serving_timeline_against_a_real_server(tmp_path):
     back = tl.rollback()  # to the version before the newest: 1
     assert back.verified and back.answering_version == 1 and back.answers_like == "v1"
 
-    assert tl.ui is not None  # builds the view
     tl.buttons["check"].click()
     assert tl.history[-1].action == "check" and tl.history[-1].verified
     assert bytes(tl.chart.value).startswith(PNG) and "verify_deployment" in tl.steps.value
