@@ -99,6 +99,7 @@ def test_format_explorer_saves_for_real_and_measures(tmp_path):
 
     with_opt = fx.run(units=8, fmt="legacy .h5", include_optimizer=True)
     assert with_opt.size_bytes > without.size_bytes  # the optimizer's slots are in the file
+    assert with_opt.probe.compile_restored and not without.probe.compile_restored
 
     # .keras accepts include_optimizer and ignores it: the state still comes back
     fx._measure = None  # the sizes at (8, False) are cached: no other format is saved again
