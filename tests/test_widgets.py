@@ -49,6 +49,10 @@ def test_display_gives_the_widget_and_a_static_fallback(tmp_path):
         assert "forgekit-widget-fallback" in bundle["text/html"]
         assert "JupyterLab or on Binder" in bundle["text/html"]
     assert lp.closed and not (tmp_path / "loaders").exists()
+    first = LoaderPlayground(tmp_path, prefetch=False)
+    again = LoaderPlayground(tmp_path, prefetch=False)  # the same cell run twice
+    assert first.closed and not again.closed and again.root.is_dir()
+    again.close()
 
 
 def test_bad_input_names_what_and_the_fix(tmp_path, monkeypatch):

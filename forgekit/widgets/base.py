@@ -79,6 +79,8 @@ class Explorer:
     def __init__(self, workdir: str | os.PathLike[str]) -> None:
         self.workdir = writable_dir(workdir)
         self.root = self.workdir / self.folder
+        for other in [e for e in _OPEN if e.root.resolve() == self.root.resolve()]:
+            other.close()  # a re-run cell replaces its explorer; two never share a folder
         self.root.mkdir(exist_ok=True)
         self.status_text = "ready"
         self.closed = False
