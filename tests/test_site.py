@@ -310,6 +310,9 @@ def test_mathjax_is_loaded_only_for_a_page_with_math(tmp_path):
     math = render_lesson(_stand_in(tmp_path, LESSONS[1], [new_markdown_cell("Loss $L = x^2$.")]),
                          tmp_path / "site").read_text()
     assert "mathjax" not in plain.lower() and "mathjax" in math.lower()
+    dollars = new_code_cell("%%solution\nprice = '$5' + '$6'", metadata={"jupyter": {"source_hidden": True}})
+    solved = render_lesson(_stand_in(tmp_path, LESSONS[2], [dollars]), tmp_path / "site").read_text()
+    assert "price" in solved and "mathjax" not in solved.lower(), "dollars in a solution are not math"
 
 
 def test_a_broken_executed_notebook_costs_its_page_not_the_site(tmp_path):
@@ -321,6 +324,8 @@ def test_a_broken_executed_notebook_costs_its_page_not_the_site(tmp_path):
     with pytest.warns(UserWarning, match=rf"{broken.name}.*not a readable notebook.*forgekit run"):
         site = build_site(out).parent
     assert not (site / f"{LESSONS[1].notebook}.html").exists()
+    index = (site / "index.html").read_text()
+    assert "no page: its executed notebook could not be read" in index, "not called ready"
     assert _parse(site / f"{LESSONS[0].notebook}.html").rel == {
         "next": f"{LESSONS[2].notebook}.html"}, "navigation skips the missing page"
     (out / "report.json").write_text("{not json")
