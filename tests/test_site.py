@@ -6,6 +6,7 @@ test executes a real ipywidgets output with nbclient, and the last test runs ``r
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -310,6 +311,9 @@ def test_mathjax_is_loaded_only_for_a_page_with_math(tmp_path):
     math = render_lesson(_stand_in(tmp_path, LESSONS[1], [new_markdown_cell("Loss $L = x^2$.")]),
                          tmp_path / "site").read_text()
     assert "mathjax" not in plain.lower() and "mathjax" in math.lower()
+    dollars = new_code_cell("%%solution\nprice = '$5' + '$6'", metadata={"jupyter": {"source_hidden": True}})
+    solved = render_lesson(_stand_in(tmp_path, LESSONS[2], [dollars]), tmp_path / "site").read_text()
+    assert "price" in solved and "mathjax" not in solved.lower(), "dollars in a solution are not math"
 
 
 def test_a_broken_executed_notebook_costs_its_page_not_the_site(tmp_path):
@@ -321,8 +325,32 @@ def test_a_broken_executed_notebook_costs_its_page_not_the_site(tmp_path):
     with pytest.warns(UserWarning, match=rf"{broken.name}.*not a readable notebook.*forgekit run"):
         site = build_site(out).parent
     assert not (site / f"{LESSONS[1].notebook}.html").exists()
+    index = (site / "index.html").read_text()
+    assert "no page: its executed notebook could not be read" in index, "not called ready"
     assert _parse(site / f"{LESSONS[0].notebook}.html").rel == {
         "next": f"{LESSONS[2].notebook}.html"}, "navigation skips the missing page"
     (out / "report.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"report\.json.*found not JSON.*expected the report"):
         build_site(out)
+
+
+def test_the_claims_page_lists_every_row_of_the_article_audit(tmp_path):
+    """Built from the records the audit itself writes (forgekit.course.article), not a fixture:
+    a row the audit adds or a key it renames cannot silently drop off the page."""
+    from forgekit.course import article
+    from forgekit.course.claims import Claim
+    from forgekit.course.site_claims import claims_page
+
+    records = []
+    for i, spec in enumerate(article.ROWS):
+        verdict = article.VERDICTS[i % len(article.VERDICTS)]
+        row = article.AuditRow(spec.id, spec.statement, spec.experiment_name, spec.lesson,
+                               {"measured <number>": i}, verdict, f"reason {i} & more",
+                               spec.expected, 0.1 * i)
+        records.append(Claim(spec.claim_text, row.as_expected, row.evidence(),
+                             f"{LESSONS[-1].notebook}.ipynb").as_record())
+    page = claims_page(records, {}, {"TensorFlow": "2.x"})
+    for spec in article.ROWS:
+        assert spec.id in page and html.escape(spec.statement) in page, spec.id
+    assert page.count("measured &lt;number&gt;") == len(article.ROWS)
+    assert "reason 0 &amp; more" in page

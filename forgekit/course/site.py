@@ -62,9 +62,14 @@ def _lesson_rows(results: Sequence[RunResult], pages: Mapping[str, PageLink]) ->
         else:
             if lesson.notebook in pages:
                 title = f"<a href='{html.escape(pages[lesson.notebook].href)}'>{title}</a>"
-            state = ("<span class='ok'>ready</span>" if result.ok else
-                     f"<span class='failed'>failed in this build</span> "
-                     f"(<a href='{REPORT_PAGE}'>report</a>)")
+            if not result.ok:
+                state = (f"<span class='failed'>failed in this build</span> "
+                         f"(<a href='{REPORT_PAGE}'>report</a>)")
+            elif lesson.notebook not in pages:  # ran, but its executed notebook was unreadable
+                state = ("<span class='failed'>no page: its executed notebook could not be "
+                         f"read</span> (<a href='{REPORT_PAGE}'>report</a>)")
+            else:
+                state = "<span class='ok'>ready</span>"
         rows.append(f"<tr><td>{lesson.number}</td><td>{title}</td>"
                     f"<td>{_inline(lesson.summary)}</td><td>{state}</td></tr>")
     return "".join(rows)

@@ -179,13 +179,15 @@ def render_lesson(executed: str | Path, site: str | Path, prev: PageLink | None 
     executed, site = Path(executed), Path(site)
     nb = read_executed(executed)
     nb.metadata["title"] = lesson_title(nb, executed.stem)
+    # Math is looked for in the lesson's own prose, before solutions become markdown: a `$` in
+    # solution code must not pull MathJax from a CDN onto a page that otherwise reads offline.
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    math = bool(re.search(r"\$[^$\n]+\$|\\\(|\\\[", markdown))
     collapse_solutions(nb)
     degrade_widgets(nb, executed.stem)
     exporter = HTMLExporter(template_name="lab", template_file="forgekit_lesson.html.j2",
                             extra_loaders=[jinja2.DictLoader(
                                 {"forgekit_lesson.html.j2": _LESSON_TEMPLATE})])
-    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    math = bool(re.search(r"\$[^$\n]+\$|\\\(|\\\[", markdown))
     nav = nav_bar(prev, next_, binder_url(executed.stem))
     resources = {"forgekit": {"nav": nav, "style": NAV_STYLE, "math": math}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
