@@ -213,3 +213,46 @@ def test_lesson_00_runs_all_cells_in_jupyterlab(chromium, playwright_api, lab, t
         context.close()
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
     assert (ROOT / LESSON).read_bytes() == on_disk, "JupyterLab wrote to the lesson file"
+
+
+def test_an_explorer_renders_as_a_live_widget_and_answers_a_click(chromium, playwright_api, lab,
+                                                                    tmp_path):
+    """The headless widget tests drive the Python side; this one checks the other half: in a real
+    JupyterLab the format explorer shows as live controls (not its static-page fallback) and a
+    click on Save and reload comes back from the kernel with the files and the size chart."""
+    base, token, _ = lab
+    scratch = ROOT / "build" / "browser" / f"explorer-{secrets.token_hex(4)}"
+    scratch.mkdir(parents=True)
+    notebook_path = scratch / "explorer.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import forgekit\nforgekit.quiet_tf()\nfrom forgekit.widgets import FormatExplorer\n"
+        f"explorer = FormatExplorer({str(scratch / 'work')!r}, units=16)\nexplorer")],
+        metadata={"kernelspec": {"name": "python3", "display_name": KERNEL_DISPLAY_NAME,
+                                 "language": "python"}}), notebook_path)
+    context = playwright_api.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"), executable_path=chromium, headless=True,
+        args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(f"{base}/lab/tree/{notebook_path.relative_to(ROOT).as_posix()}?token={token}")
+        page.get_by_text(f"{KERNEL_DISPLAY_NAME} | Idle", exact=True).wait_for(timeout=90_000)
+        panel = page.locator(".jp-NotebookPanel").first
+        panel.locator(".jp-Cell").first.click()
+        page.keyboard.press("Shift+Enter")
+
+        button = panel.get_by_role("button", name="Save and reload")
+        button.wait_for(timeout=120_000)  # the kernel imported forgekit and the view rendered
+        assert panel.locator(".forgekit-widget-fallback").count() == 0, (
+            "the static fallback shows in JupyterLab: the widget view did not render")
+        button.click()
+        # The result comes back through the kernel: the file tree, then the size chart.
+        panel.locator(".widget-html pre", has_text="model.keras").wait_for(timeout=120_000)
+        chart = panel.locator(".widget-image").first
+        chart.wait_for(timeout=30_000)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                               arg=chart.element_handle(), timeout=30_000)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        panel.screenshot(path=str(SCREENSHOTS / "explorer_after_click.png"))
+    finally:
+        context.close()
+        shutil.rmtree(scratch, ignore_errors=True)
