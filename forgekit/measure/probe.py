@@ -285,6 +285,8 @@ def roundtrip(
     kind: str,
     directory: str | os.PathLike[str] | None = None,
     x: np.ndarray | None = None,
+    *,
+    save_kwargs: dict[str, Any] | None = None,
 ) -> ProbeResult:
     """Save ``model`` as ``kind``, reload it the way the format allows, and measure.
 
@@ -293,6 +295,7 @@ def roundtrip(
         kind: one of :data:`RELOAD_CALL`'s keys (the writable kinds of ``forgekit.save``).
         directory: where to write (kept for inspection); a temporary folder when ``None``.
         x: fixed inputs for the prediction check; default :func:`fixed_inputs`.
+        save_kwargs: passed to the saving call (e.g. ``include_optimizer=False`` for .h5).
     """
     if kind not in RELOAD_CALL:
         raise ValueError(f"no probe for kind {kind!r}; choose from {', '.join(RELOAD_CALL)}")
@@ -300,13 +303,13 @@ def roundtrip(
         x = fixed_inputs(model)
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="forgekit-probe-") as tmp:
-            return roundtrip(model, kind, tmp, x)
+            return roundtrip(model, kind, tmp, x, save_kwargs=save_kwargs)
     from forgekit.formats.detect import detect_format
     from forgekit.keras_io.saving import save
 
     target = Path(directory) / _NAMES[kind]
     start = time.perf_counter()
-    info = save(model, target, kind=kind)
+    info = save(model, target, kind=kind, **(save_kwargs or {}))
     save_seconds = time.perf_counter() - start
     result = ProbeResult(kind, info.path, RELOAD_CALL[kind], size_bytes=info.size_bytes,
                          save_seconds=save_seconds, signatures=list(info.signatures))

@@ -8,5 +8,6 @@ __getattr__, __dir__ = lazy_names(__name__, {
                      "batch_loss_recorder"), "tasks"),
     **dict.fromkeys(("BOOKKEEPING", "SAVE_PHASES", "RunSpec", "TrainingRun",
                      "TrainingProcessError", "run_training"), "run"),
+    **dict.fromkeys(("ResumeComparison", "compare_resumes"), "resume"),
     "plot_curves": "forgekit.plots", "max_abs_diff": "forgekit.measure.compare",
 })

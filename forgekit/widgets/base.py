@@ -1,0 +1,189 @@
+"""What every explorer shares: a checked work folder, a progress line, the static fallback,
+and a registry that closes explorers (and their servers) at kernel exit."""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import html
+import io
+import os
+import shutil
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from forgekit.errors import ForgekitError
+
+FALLBACK = ("Interactive explorer — run this notebook in JupyterLab or on Binder to use it "
+            "(a static page cannot run widgets).")
+# Strong references on purpose: an explorer whose server still runs must be found at exit (or by
+# the next explorer) even if the notebook dropped its variable.
+_OPEN: list[Explorer] = []
+
+
+class WidgetError(ForgekitError):
+    """An explorer was given something it cannot use; the message names it and the fix."""
+
+
+def writable_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a folder this process can write to (created if missing), else WidgetError."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".forgekit-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise WidgetError(f"cannot write there ({type(exc).__name__}: {exc.strerror or exc})",
+                          path=folder, found="a path this process cannot write to",
+                          expected="a writable folder for the explorer's files",
+                          fix="pass a folder you own, e.g. forgekit.paths.output_dir("
+                              "'../artifacts/10_explorer_and_claims') / 'explorer'") from None
+    return folder
+
+
+def choose(value: str, choices: dict[str, Any], what: str, call: str) -> str:
+    """The key of ``choices`` named by ``value`` (a key, or a label in ``choices``' values)."""
+    if value in choices:
+        return value
+    for key, item in choices.items():
+        if value == getattr(item, "label", item if isinstance(item, str) else None):
+            return key
+    raise WidgetError(f"unknown {what} {value!r}", found=repr(value),
+                      expected=" | ".join(choices),
+                      fix=f"{call}({next(iter(choices))!r}, ...)  # one of the names above")
+
+
+def figure_png(fig: Any) -> bytes:
+    """A matplotlib Figure as PNG bytes (for an ``ipywidgets.Image``: no pyplot state kept)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def png_html(png: bytes, alt: str) -> str:
+    """An inline <img> of PNG bytes."""
+    return (f'<img alt="{html.escape(alt)}" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode()}"/>')
+
+
+def error_html(exc: BaseException) -> str:
+    """An exception shown whole (type and full message), for an explorer's output area."""
+    text = f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, ForgekitError):  # a bug or an unexpected failure: keep where
+        text += "\n\n" + "".join(traceback.format_exception(exc)[-4:])
+    return (f'<pre style="white-space:pre-wrap;color:#b42318">{html.escape(text)}</pre>')
+
+
+class Explorer:
+    """Base of the explorers: ``workdir`` checked, ``.ui`` built on first use, ``close()``."""
+
+    title = "explorer"
+    folder = "explorer"  # the sub-folder of workdir this explorer writes, removed by close()
+
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        self.workdir = writable_dir(workdir)
+        self.root = self.workdir / self.folder
+        self.root.mkdir(exist_ok=True)
+        self.status_text = "ready"
+        self.closed = False
+        self._ui: Any = None
+        self._progress: Any = None
+        self._status: Any = None
+        _OPEN.append(self)
+
+    # ------------------------------------------------------------------ progress
+
+    def _step(self, done: int, total: int, text: str) -> None:
+        """Report progress: kept in :attr:`status_text`, shown live when the UI exists."""
+        self.status_text = text
+        if self._progress is not None:
+            self._progress.max = max(total, 1)
+            self._progress.value = min(done, total)
+            self._progress.bar_style = "success" if done >= total else "info"
+        if self._status is not None:
+            self._status.value = text
+
+    def _status_widgets(self) -> list[Any]:
+        import ipywidgets as w
+
+        self._progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="160px"))
+        self._status = w.Label(self.status_text)
+        return [self._progress, self._status]
+
+    def _run_safely(self, action: Callable[[], Any], show: Callable[[Any], None],
+                    fail: Callable[[str], None]) -> None:
+        """Run a button's action; show its result, or its error whole instead of a traceback
+        in the kernel log (a widget callback's exception is otherwise invisible)."""
+        try:
+            result = action()
+        except Exception as exc:
+            self._step(0, 1, f"failed: {type(exc).__name__}")
+            fail(error_html(exc))
+            return
+        show(result)
+
+    # ------------------------------------------------------------------ display
+
+    @property
+    def ui(self) -> Any:
+        """The ipywidgets view (built on first access)."""
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _build_ui(self) -> Any:
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The live widget for Jupyter, and a static note for anything that cannot run it."""
+        bundle = dict(self.ui._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["text/plain"] = f"{self.title}. {FALLBACK}"
+        bundle["text/html"] = (
+            '<div class="forgekit-widget-fallback" style="border:1px dashed #888;'
+            f'padding:8px"><b>{html.escape(self.title)}</b><br>{html.escape(FALLBACK)}</div>')
+        return bundle
+
+    # ------------------------------------------------------------------ cleanup
+
+    def close(self) -> None:
+        """Remove the files this explorer wrote (its folder under ``workdir``). Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        if self in _OPEN:
+            _OPEN.remove(self)
+        self._release()
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self._ui is not None:
+            _disable(self._ui)
+        self._step(0, 1, "closed: files removed")
+
+    def _release(self) -> None:
+        """Subclasses free what they hold (a server) before the files go."""
+
+    def __enter__(self) -> Explorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+
+def _disable(widget: Any) -> None:
+    """Disable every control of a closed explorer's view (its files and server are gone)."""
+    if hasattr(widget, "disabled"):
+        widget.disabled = True
+    for child in getattr(widget, "children", ()):
+        _disable(child)
+
+
+def close_all() -> None:
+    """Close every open explorer (registered at exit: no server outlives the kernel)."""
+    for explorer in list(_OPEN):
+        explorer.close()
+
+
+atexit.register(close_all)

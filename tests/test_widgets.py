@@ -1,0 +1,184 @@
+"""forgekit.widgets, headless: set the controls, click the buttons, check state, files, outputs.
+
+The serving timeline runs against a real local server (in-process, as lessons 06 and 07 run it).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from forgekit.quiet import child_env
+from forgekit.widgets import (
+    FormatExplorer,
+    LoaderPlayground,
+    ServingTimeline,
+    WidgetError,
+    close_all,
+)
+from forgekit.widgets.base import FALLBACK
+
+PNG = b"\x89PNG"
+
+
+def test_importing_the_widgets_imports_neither_tensorflow_nor_ipywidgets():
+    code = ("import sys, json, forgekit, forgekit.widgets as w\n"
+            "w.FormatExplorer, w.LoaderPlayground, w.ServingTimeline\n"
+            "print(json.dumps([m for m in ('tensorflow', 'keras', 'ipywidgets') "
+            "if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=child_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+    import forgekit
+
+    assert "widgets" in dir(forgekit)
+
+
+def test_display_gives_the_widget_and_a_static_fallback(tmp_path):
+    with LoaderPlayground(tmp_path, prefetch=False) as lp:
+        bundle = lp._repr_mimebundle_()
+        assert "model_id" in bundle["application/vnd.jupyter.widget-view+json"]
+        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == lp.ui.model_id
+        assert FALLBACK in bundle["text/plain"] and "Loader playground" in bundle["text/plain"]
+        assert "forgekit-widget-fallback" in bundle["text/html"]
+        assert "JupyterLab or on Binder" in bundle["text/html"]
+    assert lp.closed and not (tmp_path / "loaders").exists()
+
+
+def test_bad_input_names_what_and_the_fix(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(WidgetError) as err:
+        FormatExplorer(blocker / "explorer")
+    assert str(blocker) in str(err.value) and err.value.fix
+    with pytest.raises(WidgetError) as err:
+        FormatExplorer(tmp_path, formats=["keras", "pickle"])
+    assert "'pickle'" in str(err.value) and "h5_model" in err.value.expected
+    with LoaderPlayground(tmp_path, prefetch=False) as lp:
+        with pytest.raises(WidgetError) as err:
+            lp.try_load("keras", "torch.load")
+        assert "load_model" in err.value.expected and err.value.fix
+        with pytest.raises(WidgetError) as err:
+            lp.try_load("model.pkl", "load_model")
+        assert "misnamed" in err.value.expected
+
+    from forgekit.serving import process
+
+    def refuse(self):
+        raise RuntimeError("forgekit serve (in-process) stopped while starting: port in use")
+
+    monkeypatch.setattr(process.InProcessServer, "start", refuse)
+    with pytest.raises(WidgetError) as err:
+        ServingTimeline(tmp_path / "t")
+    assert "did not start" in str(err.value) and "port in use" in str(err.value)
+    assert err.value.fix
+    close_all()
+
+
+def test_format_explorer_saves_for_real_and_measures(tmp_path):
+    fx = FormatExplorer(tmp_path, units=8)
+    ui = fx.ui
+    fx.size_slider.value, fx.format_picker.value, fx.optimizer_box.value = 8, "h5_model", False
+    fx.button.click()
+    without = fx.history[-1]
+    assert ui is fx.ui and fx.status_text.startswith("done")
+    assert without.path.is_file() and without.path.stat().st_size == without.size_bytes
+    assert without.files == [("model.h5", without.size_bytes)]
+    assert without.probe.optimizer_restored is False
+    assert "passed to legacy .h5 and used" in fx.note.value
+    assert "What survived" in fx.result.value and bytes(fx.chart.value).startswith(PNG)
+    # every offered format measured at this size, for the chart
+    assert set(without.sizes) == {f.label for f in fx.formats.values()}
+    assert all(size > 0 for size in without.sizes.values())
+
+    with_opt = fx.run(units=8, fmt="legacy .h5", include_optimizer=True)
+    assert with_opt.size_bytes > without.size_bytes  # the optimizer's slots are in the file
+
+    # .keras accepts include_optimizer and ignores it: the state still comes back
+    fx._measure = None  # the sizes at (8, False) are cached: no other format is saved again
+    keras_run = fx.run(units=8, fmt="keras", include_optimizer=False)
+    assert keras_run.probe.optimizer_restored is True
+    assert "IGNORED" in keras_run.optimizer_note
+    assert keras_run.survived().rows[0][1] == "✓"  # architecture
+    assert "model.keras" in keras_run.tree()
+    fig = keras_run.figure()
+    colors = [bar.get_facecolor() for bar in fig.axes[0].patches]
+    mine = colors[list(keras_run.sizes).index(".keras")]
+    assert colors.count(mine) == 1 and len(colors) == len(keras_run.sizes)  # this run stands out
+    fx.close()
+    fx.close()
+    assert not (tmp_path / "formats").exists() and fx.button.disabled
+
+
+def test_loader_playground_runs_the_real_call_beside_the_diagnosis(tmp_path):
+    lp = LoaderPlayground(tmp_path)
+    right = lp.try_load("keras", "load_model")
+    assert right.ok and "the same predictions as the model that was saved" in right.returned
+    wrong = lp.try_load("savedmodel", "keras.models.load_model")  # a name works as well as a key
+    assert not wrong.ok and wrong.error_type == "ValueError"
+    assert "TFSMLayer" in wrong.message and "this is savedmodel" in wrong.forgekit_says
+    misnamed = lp.try_load("misnamed", "load_model")
+    assert not misnamed.ok and misnamed.diagnosis.kind == "h5_model"
+    too_low = lp.try_load("too_low", "saved_model_load")
+    assert not too_low.ok and too_low.diagnosis.fix.endswith("export')")
+    keras2 = lp.try_load("keras2", "load_model")  # the file is written in a fresh process
+    assert not keras2.ok and keras2.diagnosis.info.keras2
+    bridge = lp.try_load("keras2", "load_weights")
+    assert bridge.ok and "the same predictions" in bridge.returned
+    assert all(attempt.agrees for attempt in lp.history), [
+        (a.artifact.key, a.loader.key) for a in lp.history if not a.agrees]
+
+    assert lp.ui is not None  # builds the view
+    lp.artifact_picker.value, lp.loader_picker.value = "too_low", "tfsm_layer"
+    lp.button.click()
+    assert lp.history[-1].loader.key == "tfsm_layer" and not lp.history[-1].ok
+    assert "What really happened" in lp.result.value and "forgekit doctor" in lp.result.value
+    assert lp.history[-1].message[:40] in lp.result.value.replace("&#x27;", "'")
+    lp.close()
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_serving_timeline_against_a_real_server(tmp_path):
+    tl = ServingTimeline(tmp_path, model_name="demo", poll_seconds=0.2)
+    port = tl.server.rest_api_port
+    assert _port_open(port)
+    v1, v2 = tl.publish(), tl.publish()
+    assert (v1.answering_version, v1.verified, v1.answers_like) == (1, True, "v1")
+    assert (v2.answering_version, v2.verified, v2.answers_like) == (2, True, "v2")
+
+    flat = tl.plant_flat_deploy()
+    assert (tl.base / "model.h5").is_file()
+    assert not flat.verified and flat.answering_version == 2 and flat.expected_version == 3
+    assert {"stale_version", "canary_mismatch"} <= set(flat.problems)
+
+    back = tl.rollback()  # to the version before the newest: 1
+    assert back.verified and back.answering_version == 1 and back.answers_like == "v1"
+
+    assert tl.ui is not None  # builds the view
+    tl.buttons["check"].click()
+    assert tl.history[-1].action == "check" and tl.history[-1].verified
+    assert bytes(tl.chart.value).startswith(PNG) and "verify_deployment" in tl.steps.value
+    assert [s.step for s in tl.history] == [1, 2, 3, 4, 5]
+    fig = tl.plot()
+    assert len(fig.axes[0].texts) == len(tl.history)  # one action label per step
+
+    with ServingTimeline(tmp_path / "second", poll_seconds=0.2) as second:
+        assert tl.closed, "a second timeline closes the first: one server at a time"
+        assert not _port_open(port) and not (tmp_path / "serving").exists()
+        second_port = second.server.rest_api_port
+    assert second.closed and not _port_open(second_port)
+    tl.close()  # idempotent
+    with pytest.raises(WidgetError):
+        tl.publish()
