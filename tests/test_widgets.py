@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -48,6 +49,10 @@ def test_display_gives_the_widget_and_a_static_fallback(tmp_path):
         assert "forgekit-widget-fallback" in bundle["text/html"]
         assert "JupyterLab or on Binder" in bundle["text/html"]
     assert lp.closed and not (tmp_path / "loaders").exists()
+    first = LoaderPlayground(tmp_path, prefetch=False)
+    again = LoaderPlayground(tmp_path, prefetch=False)  # the same cell run twice
+    assert first.closed and not again.closed and again.root.is_dir()
+    again.close()
 
 
 def test_bad_input_names_what_and_the_fix(tmp_path, monkeypatch):
@@ -98,6 +103,7 @@ def test_format_explorer_saves_for_real_and_measures(tmp_path):
 
     with_opt = fx.run(units=8, fmt="legacy .h5", include_optimizer=True)
     assert with_opt.size_bytes > without.size_bytes  # the optimizer's slots are in the file
+    assert with_opt.probe.compile_restored and not without.probe.compile_restored
 
     # .keras accepts include_optimizer and ignores it: the state still comes back
     fx._measure = None  # the sizes at (8, False) are cached: no other format is saved again
@@ -134,6 +140,16 @@ def test_loader_playground_runs_the_real_call_beside_the_diagnosis(tmp_path):
         (a.artifact.key, a.loader.key) for a in lp.history if not a.agrees]
 
     assert lp.ui is not None  # builds the view
+    busy = threading.Event()
+    writer, lp._keras2 = lp._keras2, threading.Thread(target=busy.wait)  # a write in progress
+    lp._keras2.start()
+    lp.artifact_picker.value, lp.loader_picker.value = "keras2", "load_model"
+    before = len(lp.history)
+    lp.button.click()  # returns at once: the kernel is not blocked on the fresh process
+    assert len(lp.history) == before and "still being written" in lp.status_text
+    busy.set()
+    lp._keras2.join()
+    lp._keras2 = writer
     lp.artifact_picker.value, lp.loader_picker.value = "too_low", "tfsm_layer"
     lp.button.click()
     assert lp.history[-1].loader.key == "tfsm_layer" and not lp.history[-1].ok
@@ -154,6 +170,10 @@ def test_serving_timeline_against_a_real_server(tmp_path):
     tl = ServingTimeline(tmp_path, model_name="demo", poll_seconds=0.2)
     port = tl.server.rest_api_port
     assert _port_open(port)
+    assert tl.ui is not None  # builds the view
+    tl.buttons["roll back"].click()  # nothing to roll back to: the error is shown, not raised
+    assert "WidgetError" in tl.report.value and "no earlier published version" in tl.report.value
+    assert tl.status_text == "failed: WidgetError" and not tl.history
     v1, v2 = tl.publish(), tl.publish()
     assert (v1.answering_version, v1.verified, v1.answers_like) == (1, True, "v1")
     assert (v2.answering_version, v2.verified, v2.answers_like) == (2, True, "v2")
@@ -166,7 +186,6 @@ def test_serving_timeline_against_a_real_server(tmp_path):
     back = tl.rollback()  # to the version before the newest: 1
     assert back.verified and back.answering_version == 1 and back.answers_like == "v1"
 
-    assert tl.ui is not None  # builds the view
     tl.buttons["check"].click()
     assert tl.history[-1].action == "check" and tl.history[-1].verified
     assert bytes(tl.chart.value).startswith(PNG) and "verify_deployment" in tl.steps.value

@@ -4,7 +4,6 @@ and a registry that closes explorers (and their servers) at kernel exit."""
 from __future__ import annotations
 
 import atexit
-import base64
 import html
 import io
 import os
@@ -63,16 +62,10 @@ def figure_png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def png_html(png: bytes, alt: str) -> str:
-    """An inline <img> of PNG bytes."""
-    return (f'<img alt="{html.escape(alt)}" '
-            f'src="data:image/png;base64,{base64.b64encode(png).decode()}"/>')
-
-
 def error_html(exc: BaseException) -> str:
     """An exception shown whole (type and full message), for an explorer's output area."""
     text = f"{type(exc).__name__}: {exc}"
-    if not isinstance(exc, ForgekitError):  # a bug or an unexpected failure: keep where
+    if not isinstance(exc, ForgekitError):  # unexpected: show where it came from too
         text += "\n\n" + "".join(traceback.format_exception(exc)[-4:])
     return (f'<pre style="white-space:pre-wrap;color:#b42318">{html.escape(text)}</pre>')
 
@@ -86,6 +79,8 @@ class Explorer:
     def __init__(self, workdir: str | os.PathLike[str]) -> None:
         self.workdir = writable_dir(workdir)
         self.root = self.workdir / self.folder
+        for other in [e for e in _OPEN if e.root.resolve() == self.root.resolve()]:
+            other.close()  # a re-run cell replaces its explorer; two never share a folder
         self.root.mkdir(exist_ok=True)
         self.status_text = "ready"
         self.closed = False

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.table import Table, human_bytes
-from forgekit.widgets.base import Explorer, choose, figure_png
+from forgekit.widgets.base import Explorer, WidgetError, choose, figure_png
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ class FormatRun:
             head = f"include_optimizer={self.include_optimizer}: IGNORED by {f.label} ({f.why})"
         else:
             head = f"include_optimizer: does not apply to {f.label} ({f.why})"
-        return f"{head}; measured optimizer state after reload: {restored}"
+        detail = f" ({self.probe.optimizer_detail})" if self.probe.optimizer_detail else ""
+        return f"{head}; measured optimizer state after reload: {restored}{detail}"
 
     def survived(self) -> Table:
         """What came back, one row per column of the probe (n/a says why it cannot apply)."""
@@ -156,8 +157,6 @@ class FormatExplorer(Explorer):
 
     @staticmethod
     def _check_units(units: int) -> int:
-        from forgekit.widgets.base import WidgetError
-
         if not isinstance(units, int) or units < 1:
             raise WidgetError(f"units={units!r} is not a positive number of hidden units",
                               expected="an int such as 32", fix="FormatExplorer.run(units=32)")
@@ -171,13 +170,19 @@ class FormatExplorer(Explorer):
             import keras
             import numpy as np
 
-            keras.utils.set_random_seed(units)
-            model = keras.Sequential([
-                keras.Input((FEATURES,), name="x"),
-                keras.layers.Dense(units, activation="relu"),
-                keras.layers.Dense(units, activation="relu"),
-                keras.layers.Dense(2)], name=f"mlp_{units}")
-            model.compile(optimizer="adam", loss="mse")
+            def dense(n: int, i: int, activation: str | None = None) -> Any:
+                # seeded per layer: the same weights every time, without touching the
+                # kernel's global random state
+                return keras.layers.Dense(n, activation=activation,
+                                          kernel_initializer=keras.initializers.GlorotUniform(
+                                              seed=units * 10 + i))
+
+            model = keras.Sequential([keras.Input((FEATURES,), name="x"),
+                                      dense(units, 0, "relu"), dense(units, 1, "relu"),
+                                      dense(2, 2)], name=f"mlp_{units}")
+            # a loss object: the string "mse" trips Keras 3's legacy .h5 reader (lesson 05's
+            # trap), which would hide what include_optimizer does
+            model.compile(optimizer="adam", loss=keras.losses.MeanSquaredError())
             rng = np.random.default_rng(units)
             x = rng.normal(size=(self.samples, FEATURES)).astype("float32")
             model.fit(x, x[:, :2] * 2.0, epochs=1, batch_size=32, verbose=0)  # optimizer state

@@ -152,12 +152,14 @@ class LoaderPlayground(Explorer):
         self._model: Any = None
         self._keras2: Any = None  # the thread writing the Keras 2 file, when prefetching
         self._keras2_error: BaseException | None = None
+        self._keras2_started = 0.0
         if prefetch and "keras2" in self.artifacts:
             import threading
 
             self._keras2 = threading.Thread(target=self._prefetch_keras2, daemon=True,
                                             name="forgekit-keras2-file")
             self._keras2.start()
+            self._keras2_started = time.monotonic()
 
     # ------------------------------------------------------------------ artifacts
 
@@ -323,6 +325,14 @@ class LoaderPlayground(Explorer):
                        w.HBox([self.button, *self._status_widgets()]), self.result])
 
     def _clicked(self, _button: Any = None) -> None:
+        if self.artifact_picker.value == "keras2" and self._keras2 is not None \
+                and self._keras2.is_alive():
+            # Never block the kernel on the fresh process: say so, and let the learner go on.
+            waited = time.monotonic() - self._keras2_started
+            self._step(0, 1, f"the Keras 2 file is still being written by a fresh tf-keras "
+                             f"process (started {waited:.0f} s ago); click again in a few "
+                             "seconds")
+            return
         self.button.disabled = True
         try:
             self._run_safely(

@@ -70,13 +70,13 @@ class ServingTimeline(Explorer):
 
     def __init__(self, workdir: str | os.PathLike[str], model_name: str = "demo", *,
                  poll_seconds: float = 0.5, wait: float = 10.0, start: bool = True) -> None:
-        for other in [e for e in _OPEN if isinstance(e, ServingTimeline)]:
-            other.close()  # one server at a time (memory, and no server left behind)
-        super().__init__(workdir)
         if not model_name.replace("_", "").replace("-", "").isalnum():
             raise WidgetError(f"model name {model_name!r} cannot be used in a URL",
                               expected="letters, digits, - and _",
                               fix="ServingTimeline(workdir, model_name='demo')")
+        for other in [e for e in _OPEN if isinstance(e, ServingTimeline)]:
+            other.close()  # one server at a time (memory, and no server left behind)
+        super().__init__(workdir)
         self.model_name = model_name
         self.poll_seconds = poll_seconds
         self.wait = wait
