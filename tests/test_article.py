@@ -250,21 +250,39 @@ def test_the_audit_renders_and_round_trips(tmp_path):
 
     matplotlib.use("Agg")
     rows = [AuditRow("a", "Claim A.", "forgekit.sizes.breakdown", "02_weights_and_architecture",
-                     {"ratio": 1.07}, "does not hold", "ratio 1.07x", "does not hold", 0.5),
+                     {"ratio": 1.07}, "does not hold", "ratio 1.07x", "does not hold", 0.5,
+                     {"the ratio is 5-10x": False}),
             AuditRow("b", "Claim B.", "forgekit.tflite.convert", "04_tflite", {},
                      ERROR, "the experiment raised OSError: gone", "holds", 0.1)]
     result = ArticleAudit(rows, {"TensorFlow": "2.21.0", "Keras": "3.15.1"}, AuditSettings.ci())
     text, page = str(result.table()), result._repr_html_()
     assert "✗ does not hold" in text and "✗ error" in text and "TensorFlow 2.21.0" in text
     assert "ratio 1.07x" in page and "forgekit.tflite.convert" in page
+    assert "✗ the ratio is 5-10x" in page  # the checks behind the verdict
     assert result.counts()["does not hold"] == 1 and result.counts()[ERROR] == 1
     saved = json.loads(result.to_json(tmp_path / "audit.json").read_text())
     assert [r["id"] for r in saved["rows"]] == ["a", "b"]
     assert saved["rows"][0]["measured"] == {"ratio": 1.07} and saved["settings"]["units"] == 32
     fig = result.plot()
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b"]
+    tiles = [t.get_text() for t in fig.axes[0].texts]
+    assert tiles == ["does not hold", "error (course: holds)"]  # visible however fast the row
     with pytest.raises(KeyError):
         result.row("c")
+
+
+def test_an_unknown_row_id_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="no article row 'weights_tiny'.*weights_5_10x_smaller"):
+        audit(tmp_path / "audit", rows=["weights_tiny"])
+    assert not (tmp_path / "audit").exists()
+
+
+@pytest.mark.parametrize("resume_at", [0, 4, 9])
+def test_compare_resumes_refuses_a_stop_outside_the_run(tmp_path, resume_at):
+    from forgekit.training import compare_resumes
+
+    with pytest.raises(ValueError, match="between 1 and epochs - 1"):
+        compare_resumes(tmp_path, epochs=4, resume_at=resume_at)
 
 
 def test_settings_by_name():

@@ -15,6 +15,11 @@ Each row is three pieces: the experiment (a forgekit function, never defined her
 numbers, and a ``judge`` that turns those numbers into named checks and a reason; the pairs live
 in :mod:`forgekit.course.article_rows`. The verdict is the same rule for every row
 (:func:`verdict_of`): every check true, none, or some.
+
+To audit another claim: write its ``measure``/``judge`` pair in ``article_rows.py`` around the
+forgekit function the lesson on that topic uses (move it into forgekit first if it only exists in
+a notebook), add the :class:`ArticleClaim` to ``build_rows()``, and state its verdict in the
+lesson's prose; ``tests/test_article.py`` checks the registry.
 """
 
 from __future__ import annotations
@@ -149,12 +154,12 @@ class AuditRow:
         return self.verdict == self.expected
 
     def evidence(self) -> dict[str, Any]:
-        """The claim's evidence: the fixed keys, then the numbers."""
-        return {"article_row": self.id, "article_claim": self.statement,
-                "measured_verdict": self.verdict, "reason": self.reason,
-                "experiment": self.experiment, "lesson": self.lesson,
-                "expected": self.expected, "seconds": round(self.seconds, 2),
-                **self.measured}
+        """The claim's evidence: the fixed keys, then the numbers (never over a fixed key)."""
+        fixed = {"article_row": self.id, "article_claim": self.statement,
+                 "measured_verdict": self.verdict, "reason": self.reason,
+                 "experiment": self.experiment, "lesson": self.lesson,
+                 "expected": self.expected, "seconds": round(self.seconds, 2)}
+        return fixed | {k: v for k, v in self.measured.items() if k not in fixed}
 
 
 def verdict_of(checks: Mapping[str, bool]) -> str:
@@ -223,7 +228,7 @@ class ArticleAudit:
                 f"<td style='text-align:left'>{html.escape(r.statement)}<br><small><code>"
                 f"{html.escape(r.experiment)}</code> · lesson {html.escape(r.lesson)}</small></td>"
                 f"<td style='text-align:left;color:{color};white-space:nowrap'><b>"
-                f"{html.escape(_MARKS[r.verdict])}</b></td>"
+                f"{html.escape(_MARKS[r.verdict])}</b>{_checks_html(r.checks)}</td>"
                 f"<td style='text-align:left'>{html.escape(r.reason)}<br><small>"
                 f"{html.escape(numbers)}</small></td>"
                 f"<td style='text-align:left;color:{'#1a7f37' if r.as_expected else '#b42318'}'>"
@@ -238,28 +243,31 @@ class ArticleAudit:
                 f"<p style='font-size:90%'>{note}</p>")
 
     def plot(self, ax: Any = None) -> Any:
-        """One bar per claim: its experiment's seconds, coloured and labelled by the measured
-        verdict; returns the matplotlib Figure."""
+        """The verdict of each claim, one coloured tile per row, and (without ``ax``) its
+        experiment's seconds beside it; returns the matplotlib Figure."""
         import matplotlib.pyplot as plt
 
         if ax is None:
-            fig, ax = plt.subplots(figsize=(10, 0.3 * len(self.rows) + 1.2))
+            fig, (ax, timing) = plt.subplots(
+                1, 2, sharey=True, figsize=(10, 0.3 * len(self.rows) + 1.4),
+                gridspec_kw={"width_ratios": [1, 2]}, layout="constrained")
         else:
-            fig = ax.figure
-        seconds = [r.seconds for r in self.rows]
-        ax.barh([r.id for r in self.rows], seconds,
-                color=[_COLORS[r.verdict] for r in self.rows])
+            fig, timing = ax.figure, None
+        ids = [r.id for r in self.rows]
+        colors = [_COLORS[r.verdict] for r in self.rows]
+        ax.barh(ids, [1.0] * len(ids), color=colors)
         for i, r in enumerate(self.rows):
-            ax.text(r.seconds, i, f"  {r.verdict}" + ("" if r.as_expected else
-                                                       f" (course says {r.expected})"),
-                    va="center", fontsize=8, color=_COLORS[r.verdict])
+            ax.text(0.5, i, r.verdict if r.as_expected else f"{r.verdict} (course: {r.expected})",
+                    ha="center", va="center", fontsize=8, color="white")
+        ax.set_xlim(0, 1)
+        ax.set_xticks([])
         ax.invert_yaxis()
-        ax.set_xlim(0, max(seconds, default=1.0) * 1.5 or 1.0)
         ax.tick_params(axis="y", labelsize=8)
-        ax.set(xlabel="seconds of the experiment (shared artifacts count in the first row "
-                      "that needs them)",
-               title=f"Measured verdict and seconds per article claim ({self._on()})")
-        fig.tight_layout()
+        ax.set_title(f"Measured verdict ({self._on()})", fontsize=10)
+        if timing is not None:
+            timing.barh(ids, [r.seconds for r in self.rows], color=colors)
+            timing.set(xlabel="seconds (shared artifacts count in the first row that needs them)")
+            timing.set_title("Seconds of each experiment", fontsize=10)
         return fig
 
     def as_dict(self) -> dict[str, Any]:
@@ -277,6 +285,13 @@ class ArticleAudit:
         target.write_text(json.dumps(_plain(self.as_dict()), indent=2, ensure_ascii=False) + "\n",
                           encoding="utf-8")
         return target
+
+
+def _checks_html(checks: Mapping[str, bool]) -> str:
+    """The checks a verdict was computed from, one per line, ✓ or ✗."""
+    return "".join(f"<br><small style='color:{_COLORS['holds' if ok else 'does not hold']};"
+                   f"white-space:normal'>{'✓' if ok else '✗'} {html.escape(name)}</small>"
+                   for name, ok in checks.items())
 
 
 def _short(value: Any) -> str:
@@ -327,7 +342,8 @@ class Lab:
         self._cleanups.append(fn)
 
     def close(self) -> None:
-        """Run the cleanups, newest first; never raises."""
+        """Run the cleanups, newest first, and let go of the shared artifacts; never raises."""
+        self._memo.clear()
         while self._cleanups:
             with contextlib.suppress(Exception):  # a cleanup must not hide the audit's result
                 self._cleanups.pop()()
@@ -440,12 +456,19 @@ def _versions() -> dict[str, str | None]:
 
 def run_row(row: ArticleClaim, lab: Lab) -> AuditRow:
     """Measure one row. An exception in its experiment gives the verdict ``error``, naming it."""
+    import warnings
+
     from forgekit.outcome import first_line
+    from forgekit.quiet import muted_stderr, quiet_absl
 
     started = time.perf_counter()
     measured: Numbers = {}
     try:
-        measured = row.measure(row.experiment, lab)
+        # The rows report numbers; what Keras, absl and TFLite's C++ print along the way (legacy
+        # HDF5, skipped optimizer variables, the XNNPACK delegate) is noise around the table.
+        with warnings.catch_warnings(), quiet_absl(), muted_stderr():
+            warnings.simplefilter("ignore")
+            measured = row.measure(row.experiment, lab)
         checks, reason = row.judge(measured)
         verdict = verdict_of(checks)
     except Exception as exc:  # one row's failure must not lose the others
@@ -474,8 +497,12 @@ def audit(workdir: str | os.PathLike[str], *, rows: Iterable[ArticleClaim | str]
     from forgekit.course.claims import ClaimError, claim
 
     by_id = {r.id: r for r in all_rows()}
-    chosen = list(by_id.values()) if rows is None else [
-        by_id[r] if isinstance(r, str) else r for r in rows]
+    wanted = list(by_id.values()) if rows is None else list(rows)
+    unknown = [r for r in wanted if isinstance(r, str) and r not in by_id]
+    if unknown:
+        raise ValueError(f"no article row {', '.join(map(repr, unknown))}; the rows are "
+                         f"{', '.join(by_id)}")
+    chosen = [by_id[r] if isinstance(r, str) else r for r in wanted]
     settings = settings or AuditSettings()
     lab = Lab(workdir, settings)
     lab.workdir.mkdir(parents=True, exist_ok=True)

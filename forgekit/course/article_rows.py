@@ -172,11 +172,12 @@ def _j_weights_smaller(n: Numbers) -> Judgement:
     checks = {".keras / .weights.h5 is 5-10x": _in(n["ratio"], 5, 10),
               ".keras / a weights file without optimizer is 5-10x":
               _in(n["ratio_without_optimizer"], 5, 10)}
-    reason = (f"ratio {n['ratio']:.2f}x, not 5-10x: Keras 3's .weights.h5 holds the optimizer's "
-              f"slots too ({n['optimizer_over_weights']:.1f}x the weights); a weights file "
-              f"without them gives {n['ratio_without_optimizer']:.2f}x")
-    if all(checks.values()):
-        reason = f"ratio {n['ratio']:.2f}x, without optimizer {n['ratio_without_optimizer']:.2f}x"
+    slots = n["optimizer_over_weights"]
+    reason = (f"ratio {n['ratio']:.2f}x, {'' if checks['.keras / .weights.h5 is 5-10x'] else 'not '}"
+              "within 5-10x: " + (f"Keras 3's .weights.h5 holds the optimizer's slots too "
+                                  f"({slots:.1f}x the weights)" if slots else
+                                  "the .weights.h5 holds no optimizer slots")
+              + f"; a weights file without them gives {n['ratio_without_optimizer']:.2f}x")
     return checks, reason
 
 
@@ -193,9 +194,8 @@ def _m_save_weights_format(detect: Callable[..., Any], lab: Lab) -> Numbers:
 def _j_save_weights_format(n: Numbers) -> Judgement:
     checks = {"save_weights writes a TF checkpoint": n["weights_kind"] == "tf_checkpoint",
               "save_weights accepts a checkpoint prefix": not n["checkpoint_prefix_refused"]}
-    reason = (f"save_weights writes {n['weights_kind']} (HDF5); a checkpoint-style prefix "
-              f"{'raises ' + n['checkpoint_prefix_error'] if n['checkpoint_prefix_refused'] else 'works'}"
-              "; TensorFlow checkpoints come from tf.train.Checkpoint")
+    reason = (f"save_weights('model.weights.h5') writes {n['weights_kind']}; a checkpoint-style "
+              f"prefix {'raises ' + n['checkpoint_prefix_error'] if n['checkpoint_prefix_refused'] else 'works'}")
     return checks, reason
 
 

@@ -50,13 +50,13 @@ def compare_resumes(workdir: str | os.PathLike[str], *, epochs: int = 6, resume_
     ``task`` defaults to ``make_task(n_val=256)``; models come from
     :func:`~forgekit.training.tasks.build_model` with ``width`` and ``seed``.
     """
+    if not 0 < resume_at < epochs:
+        raise ValueError(f"resume_at must be between 1 and epochs - 1, got {resume_at} of {epochs}")
     import keras
 
     from forgekit.measure.compare import max_abs_diff
     from forgekit.training.tasks import build_model, make_task
 
-    if not 0 < resume_at < epochs:
-        raise ValueError(f"resume_at must be between 1 and epochs - 1, got {resume_at} of {epochs}")
     task = task if task is not None else make_task(n_val=256)
     folder = Path(workdir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ class FormatRun:
         for column, cell in zip(ProbeMatrix.COLUMNS[1:7], row[1:7], strict=True):
             why = self.probe.not_applicable.get(column)
             table.add(column, f"{cell} ({why})" if why and cell == "n/a" else cell)
-        table.notes = [*self.probe.notes, self.optimizer_note]
+        table.notes = list(self.probe.notes)
         return table
 
     def tree(self) -> str:
@@ -124,10 +124,14 @@ class FormatRun:
     def __str__(self) -> str:
         return "\n\n".join([
             f"{self.format.label}: {human_bytes(self.size_bytes)} at {self.path.name} "
-            f"({self.seconds:.2f} s)", self.tree(), str(self.survived())])
+            f"({self.seconds:.2f} s)", self.optimizer_note, self.tree(), str(self.survived())])
 
     def _repr_html_(self) -> str:
-        return (f"<pre>{html.escape(self.tree())}</pre>" + self.survived()._repr_html_())
+        return f"<p>{html.escape(self.optimizer_note)}</p>" + self._details_html()
+
+    def _details_html(self) -> str:
+        """The on-disk tree and what survived (the view shows the optimizer note above)."""
+        return f"<pre>{html.escape(self.tree())}</pre>" + self.survived()._repr_html_()
 
 
 class FormatExplorer(Explorer):
@@ -248,8 +252,9 @@ class FormatExplorer(Explorer):
         import ipywidgets as w
 
         sizes = sorted({*SIZES, self.units})
+        wide = {"description_width": "initial"}
         self.size_slider = w.SelectionSlider(options=sizes, value=self.units,
-                                             description="hidden units")
+                                             description="hidden units", style=wide)
         self.format_picker = w.Dropdown(
             options=[(f.label, k) for k, f in self.formats.items()], description="format")
         self.optimizer_box = w.Checkbox(value=True, description="include_optimizer")
@@ -277,7 +282,7 @@ class FormatExplorer(Explorer):
     def _show(self, run: FormatRun) -> None:
         self.note.value = (f"<b>{html.escape(run.format.call)}</b> — "
                            f"{html.escape(run.optimizer_note)}")
-        self.result.value = run._repr_html_()
+        self.result.value = run._details_html()
         self.chart.value = figure_png(run.figure())
 
     def _fail(self, shown: str) -> None:
