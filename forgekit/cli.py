@@ -1,4 +1,4 @@
-"""The ``forgekit`` command: ``doctor``, ``run``, ``serve``, ``verify`` and ``audit``."""
+"""The ``forgekit`` command: ``doctor``, ``run``, ``site``, ``serve``, ``verify`` and ``audit``."""
 
 from __future__ import annotations
 
@@ -33,8 +33,21 @@ def _run(args: argparse.Namespace) -> int:
                          timeout=args.timeout)
     print()
     print(summary_table(results))
-    print(f"\nHTML: {args.out}/site/index.html   report: {args.out}/report.json")
+    print(f"\nHTML: {args.out}/site/index.html   claims: {args.out}/site/claims.html   "
+          f"report: {args.out}/report.json")
     return 0 if all(r.ok for r in results) else 1
+
+
+def _site(args: argparse.Namespace) -> int:
+    from forgekit.course.site import build_site
+
+    try:
+        index = build_site(args.out)
+    except (FileNotFoundError, ValueError) as err:  # no run yet, or not a run's files
+        print(f"forgekit site: {err}", file=sys.stderr)
+        return 2
+    print(f"HTML: {index}   claims: {index.parent / 'claims.html'}")
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -83,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="inject a parameter into every notebook (JSON value, else string)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per notebook")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("site", help="rebuild OUT/site from the last `forgekit run --out OUT` "
+                                    "(executes nothing)")
+    p.add_argument("--out", default="build")
+    p.set_defaults(func=_site)
 
     p = sub.add_parser("verify", help="check that a deployed model is the one a publish record "
                                       "describes (exit 0 OK, 1 problems, 2 bad record)")

@@ -11,11 +11,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from forgekit.course.runner import (
     ci_parameters,
     discover,
-    render_html,
     run_course,
     run_notebook,
     summary_table,
 )
+from forgekit.course.site_pages import render_lesson
 
 
 def _write(path, *sources, ci=None):
@@ -124,7 +124,7 @@ def test_solution_cells_run_under_the_runner_and_render_collapsed(tmp_path):
     assert result.ok, result.failed_cell
     executed = nbformat.read(tmp_path / "sol.out.ipynb", as_version=4)
     assert "SOLVED 42" in str(executed.cells[-1].outputs)
-    page = render_html(tmp_path / "sol.out.ipynb", tmp_path).read_text()
+    page = render_lesson(tmp_path / "sol.out.ipynb", tmp_path).read_text()
     assert "<details><summary>Solution" in page and "SOLVED 42" not in page.replace(
         "print(&#x27;SOLVED&#x27;, answer)", "")
 

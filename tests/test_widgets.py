@@ -6,10 +6,12 @@ The serving timeline runs against a real local server (in-process, as lessons 06
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -19,9 +21,11 @@ from forgekit.widgets import (
     LoaderPlayground,
     ServingTimeline,
     WidgetError,
+    base,
     close_all,
 )
-from forgekit.widgets.base import FALLBACK
+from forgekit.widgets.base import FALLBACK, Explorer
+from forgekit.widgets.loader_playground import _describe
 
 PNG = b"\x89PNG"
 
@@ -82,7 +86,49 @@ def test_bad_input_names_what_and_the_fix(tmp_path, monkeypatch):
         ServingTimeline(tmp_path / "t")
     assert "did not start" in str(err.value) and "port in use" in str(err.value)
     assert err.value.fix
+    # the half-built timeline is not left registered, nor its folder
+    assert not any(isinstance(e, ServingTimeline) for e in base._OPEN)
+    assert not (tmp_path / "t" / "serving").exists()
     close_all()
+
+
+def test_a_failing_constructor_leaves_the_open_explorer_alone(tmp_path):
+    fx = FormatExplorer(tmp_path)
+    (fx.root / "kept.txt").write_text("the learner's explorer is still working")
+    with pytest.raises(WidgetError):
+        FormatExplorer(tmp_path, formats=["keras", "nope"])
+    with pytest.raises(WidgetError):
+        FormatExplorer(tmp_path, units=0)
+    assert not fx.closed and (fx.root / "kept.txt").is_file()
+    assert [e for e in base._OPEN if isinstance(e, FormatExplorer)] == [fx]  # nothing half-built
+    lp = LoaderPlayground(tmp_path, prefetch=False)
+    with pytest.raises(WidgetError):
+        LoaderPlayground(tmp_path, artifacts=["keras", "model.pkl"])
+    assert not lp.closed and [e for e in base._OPEN if isinstance(e, LoaderPlayground)] == [lp]
+    fx.close()
+    lp.close()
+
+
+def test_close_all_closes_every_explorer_even_when_one_fails_to_release(tmp_path):
+    class Stuck(Explorer):
+        folder = "stuck"
+
+        def _release(self):
+            raise RuntimeError("the server did not stop")
+
+    stuck, fine = Stuck(tmp_path), LoaderPlayground(tmp_path, prefetch=False)
+    with pytest.raises(WidgetError) as err:
+        close_all()
+    assert "the server did not stop" in str(err.value)
+    assert stuck.closed and fine.closed and not base._OPEN
+    assert not stuck.root.exists() and not fine.root.exists()  # folders removed all the same
+
+
+def test_reading_predictions_allows_float_noise():
+    same = _describe(object(), lambda value: 1.19e-07)  # a SavedModel graph's rounding
+    assert "the same predictions as the model that was saved (max |Δ| 1.2e-07)" in same
+    differ = _describe(object(), lambda value: 1e-3)
+    assert "predictions differ from those of the model that was saved by up to 0.001" in differ
 
 
 def test_format_explorer_saves_for_real_and_measures(tmp_path):
@@ -155,7 +201,31 @@ def test_loader_playground_runs_the_real_call_beside_the_diagnosis(tmp_path):
     assert lp.history[-1].loader.key == "tfsm_layer" and not lp.history[-1].ok
     assert "What really happened" in lp.result.value and "forgekit doctor" in lp.result.value
     assert lp.history[-1].message[:40] in lp.result.value.replace("&#x27;", "'")
+    served = lp.try_load("savedmodel", "tfsm_layer")  # another graph: float noise at most
+    assert served.ok and "the same predictions" in served.returned, served.returned
     lp.close()
+
+
+def test_a_rerun_playground_kills_the_keras2_writer_instead_of_waiting(tmp_path):
+    lp = LoaderPlayground(tmp_path)  # prefetch: a fresh tf-keras process starts at once
+    deadline = time.monotonic() + 60
+    while lp._writer is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    writer = lp._writer
+    assert writer is not None and writer.poll() is None  # importing TF: seconds from done
+    started = time.perf_counter()
+    again = LoaderPlayground(tmp_path, prefetch=False)  # the same cell run again
+    print(f"re-run while the writer runs: {time.perf_counter() - started:.2f} s")
+    assert lp.closed and writer.returncode == -signal.SIGKILL  # killed, not waited for
+    assert not lp._keras2.is_alive() and lp._writer is None
+    assert "closed" in str(lp._keras2_error)
+    assert again.root.is_dir() and not (again.root / "keras2").exists()
+    again.close()
+
+    early = LoaderPlayground(tmp_path)  # closed before its thread may even start the process
+    early.close()
+    assert not early._keras2.is_alive() and early._writer is None
+    assert not early.root.exists()
 
 
 def _port_open(port: int) -> bool:
@@ -166,10 +236,15 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def test_serving_timeline_against_a_real_server(tmp_path):
+def test_serving_timeline_against_a_real_server(tmp_path, monkeypatch):
     tl = ServingTimeline(tmp_path, model_name="demo", poll_seconds=0.2)
     port = tl.server.rest_api_port
     assert _port_open(port)
+    for bad in ({"workdir": tmp_path / "a-file" / "x"}, {"model_name": "a b"}):
+        (tmp_path / "a-file").write_text("not a folder")
+        with pytest.raises(WidgetError):  # a bad argument does not stop the running server
+            ServingTimeline(**{"workdir": tmp_path, **bad})
+        assert not tl.closed and _port_open(port)
     assert tl.ui is not None  # builds the view
     tl.buttons["roll back"].click()  # nothing to roll back to: the error is shown, not raised
     assert "WidgetError" in tl.report.value and "no earlier published version" in tl.report.value
@@ -193,6 +268,22 @@ def test_serving_timeline_against_a_real_server(tmp_path):
     fig = tl.plot()
     assert len(fig.axes[0].texts) == len(tl.history)  # one action label per step
 
+    # A label rollback whose wait times out: models.config already serves v2 (no label yet).
+    def too_slow(*args, **kwargs):
+        raise TimeoutError("demo version 2 not AVAILABLE after 10s")
+
+    monkeypatch.setattr(tl.client, "wait_until_available", too_slow)
+    slow = tl.set_label("stable", 2)
+    monkeypatch.undo()
+    from forgekit.serving.deploy import read_model_config
+
+    (entry,) = read_model_config(tl.config)
+    assert tl.history[-1] is slow and not slow.verified and "action_failed" in slow.problems
+    assert "stable" not in entry.labels and tl.label is None  # the timeline follows the config
+    assert entry.versions == (1, 2) and tl.expected.version == 2 == slow.expected_version
+    after = tl.check()  # the server catches up: what the timeline expects is what answers
+    assert after.verified and after.answering_version == 2 and after.answers_like == "v2"
+
     with ServingTimeline(tmp_path / "second", poll_seconds=0.2) as second:
         assert tl.closed, "a second timeline closes the first: one server at a time"
         assert not _port_open(port) and not (tmp_path / "serving").exists()
@@ -201,3 +292,16 @@ def test_serving_timeline_against_a_real_server(tmp_path):
     tl.close()  # idempotent
     with pytest.raises(WidgetError):
         tl.publish()
+
+    third = ServingTimeline(tmp_path / "third", poll_seconds=0.2)
+    third_port, stop = third.server.rest_api_port, third.server.stop
+
+    def stop_then_fail():
+        stop()
+        raise RuntimeError("the server's thread did not report back")
+
+    monkeypatch.setattr(third.server, "stop", stop_then_fail)
+    with pytest.raises(RuntimeError):
+        third.close()
+    assert third.closed and not (tmp_path / "third" / "serving").exists()  # folder removed
+    assert not _port_open(third_port) and third not in base._OPEN

@@ -198,27 +198,6 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
             "peak_tree_rss_mb": round(tree.peak_mb, 1)}
 
 
-def render_html(executed: Path, site: Path) -> Path:
-    """Render an executed notebook to a standalone HTML page in ``site``."""
-    import html
-
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(executed, as_version=4)
-    for i, cell in enumerate(nb.cells):
-        # A solution is shown collapsed and without its output ("✓ Correct" would give it away).
-        if cell.cell_type == "code" and cell.metadata.get("jupyter", {}).get("source_hidden"):
-            code = html.escape(cell.source)
-            nb.cells[i] = nbformat.v4.new_markdown_cell(
-                "<details><summary>Solution (open it after you tried)</summary>\n\n"
-                f"<pre><code>{code}</code></pre>\n\n</details>")
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    page = site / (executed.stem + ".html")
-    page.write_text(body, encoding="utf-8")
-    return page
-
-
 def summary_table(results: Sequence[RunResult]) -> str:
     """A fixed-width table: notebook, status, seconds, peak RSS (largest process, tree), claims;
     failures and claims that do not hold listed below it."""
@@ -243,7 +222,7 @@ def _mib(value: float | None) -> str:
 def run_course(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] = "build",
                ci: bool = False, parameters: dict[str, Any] | None = None,
                timeout: float = DEFAULT_TIMEOUT) -> list[RunResult]:
-    """Execute notebooks in order into ``out/executed``, render ``out/site``, write the report.
+    """Execute notebooks in order into ``out/executed``, write the report and ``out/site``.
 
     ``ci=True`` injects each notebook's CI parameters (and keeps its artifacts under ``out``).
     """
@@ -259,11 +238,11 @@ def run_course(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         result = run_notebook(nb, executed / nb.name, params, timeout=timeout)
         print(f"{'ok    ' if result.ok else 'FAILED'} {nb.name}  {result.seconds:.1f} s",
               flush=True)
-        if Path(result.output).exists():
-            render_html(Path(result.output), site)
         results.append(result)
-    write_site(site, results)  # index.html for learners, report.html with the numbers
-    write_claims_json([c for r in results for c in r.claims], out / "claims.json")
+    claims = [c for r in results for c in r.claims]
+    write_claims_json(claims, out / "claims.json")
+    # Lesson pages linked to each other, index.html, claims.html, report.html with the numbers.
+    write_site(site, results, claims)
     (out / "report.json").write_text(json.dumps([r.as_report() for r in results], indent=2) + "\n",
                                      encoding="utf-8")
     return results

@@ -1,46 +1,36 @@
-"""The course site in ``build/site``: a landing page for learners and the run report.
+"""The course site in ``build/site``, written by ``make run`` after it executed the notebooks.
 
 ``index.html`` says what the course is, lists the lessons of the course map (linking the ones this
-build executed) and how to run them; ``report.html`` is for maintainers: seconds, memory, claims.
-The runner writes both after executing the notebooks (``make run``).
+build executed) and how to run them; each executed notebook is a page (``site_pages``) linked to
+its neighbours; ``claims.html`` (``site_claims``) is the article's claims re-measured and every
+claim the lessons check; ``report.html`` is for maintainers: seconds, memory, claims per notebook.
+The site is plain static files: nbconvert renders it offline, with no theme to download.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from forgekit.course import LESSONS
+from forgekit.course.map import LESSONS
+from forgekit.course.site_claims import claims_page
+from forgekit.course.site_pages import (
+    CLAIMS_PAGE,
+    REPORT_PAGE,
+    PageLink,
+    binder_url,
+    render_lessons,
+    shell,
+)
 
 if TYPE_CHECKING:
     from forgekit.course.runner import RunResult
 
-BINDER_URL = ("https://mybinder.org/v2/gh/forgekit/forgekit/main"
-              "?urlpath=lab/tree/notebooks/00_start_here.ipynb")
-REPORT_PAGE = "report.html"
-
-_STYLE = """
-body { font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
-       color: #1f2328; }
-table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
-th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d7de;
-         vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-code, pre { background: #f6f8fa; border-radius: 4px; font-size: 90%; }
-code { padding: .1rem .3rem; } pre { padding: .8rem; overflow-x: auto; }
-.ok { color: #1a7f37; } .failed { color: #b42318; } .coming { color: #6e7781; }
-footer { margin-top: 2rem; color: #6e7781; font-size: 90%; }
-"""
-
-
-def _page(title: str, body: str) -> str:
-    return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n"
-            f"<body>\n{body}\n</body></html>\n")
+BINDER_URL = binder_url("00_start_here")
 
 
 def _inline(text: str) -> str:
@@ -57,11 +47,11 @@ def _version(package: str) -> str:
         return "(not installed)"
 
 
-def _page_name(result: RunResult) -> str:
-    return Path(result.notebook).stem + ".html"
+def _stem(result: RunResult) -> str:
+    return Path(result.notebook).stem
 
 
-def _lesson_rows(results: Sequence[RunResult], site: Path) -> str:
+def _lesson_rows(results: Sequence[RunResult], pages: Mapping[str, PageLink]) -> str:
     by_stem = {Path(r.notebook).stem: r for r in results}
     rows = []
     for lesson in LESSONS:
@@ -70,8 +60,8 @@ def _lesson_rows(results: Sequence[RunResult], site: Path) -> str:
         if result is None:
             state = "<span class='coming'>coming</span>"
         else:
-            if (site / _page_name(result)).exists():
-                title = f"<a href='{html.escape(_page_name(result))}'>{title}</a>"
+            if lesson.notebook in pages:
+                title = f"<a href='{html.escape(pages[lesson.notebook].href)}'>{title}</a>"
             state = ("<span class='ok'>ready</span>" if result.ok else
                      f"<span class='failed'>failed in this build</span> "
                      f"(<a href='{REPORT_PAGE}'>report</a>)")
@@ -80,25 +70,27 @@ def _lesson_rows(results: Sequence[RunResult], site: Path) -> str:
     return "".join(rows)
 
 
-def landing_page(results: Sequence[RunResult], site: Path) -> str:
-    """``index.html``: what the course is, the lesson map and how to run it."""
+def landing_page(results: Sequence[RunResult], pages: Mapping[str, PageLink]) -> str:
+    """``index.html``: what the course is, the lesson map (linking ``pages``, the lesson pages
+    this build wrote) and how to run it."""
     lessons = {lesson.notebook for lesson in LESSONS}
     others = [r for r in results if Path(r.notebook).stem not in lessons]
     extra = ""
     if others:
-        items = "".join(f"<li><a href='{html.escape(_page_name(r))}'>{html.escape(r.notebook)}"
-                        f"</a></li>" for r in others if (site / _page_name(r)).exists())
+        items = "".join(f"<li><a href='{html.escape(pages[_stem(r)].href)}'>"
+                        f"{html.escape(pages[_stem(r)].label)}</a></li>"
+                        for r in others if _stem(r) in pages)
         extra = f"<h3>Other notebooks in this build</h3><ul>{items}</ul>" if items else ""
     body = f"""
 <h1>forgekit: save, load, version and serve TensorFlow/Keras models</h1>
 <p>A hands-on course in Jupyter notebooks. Each lesson runs real experiments on TensorFlow
-{_version("tensorflow")} and Keras {_version("keras")}: it saves models in every format, reloads them, breaks them on purpose and serves them,
-and every statement it makes is checked by the code that measured it. The pages below are the
+{_version("tensorflow")} and Keras {_version("keras")}: it saves models in every format, reloads
+them, breaks them on purpose and serves them, and every statement it makes is checked by the code that measured it. The pages below are the
 lessons as this build executed them, outputs included.</p>
 
 <h2>Lessons</h2>
 <table><thead><tr><th>#</th><th>Lesson</th><th>What you will see</th><th></th></tr></thead>
-<tbody>{_lesson_rows(results, site)}</tbody></table>
+<tbody>{_lesson_rows(results, pages)}</tbody></table>
 {extra}
 <h2>Run it yourself</h2>
 <p><strong>In the browser, nothing to install:</strong> <a href="{html.escape(BINDER_URL)}">open
@@ -108,20 +100,27 @@ the course on Binder</a>; it starts in lesson 00. Run the cells top to bottom wi
 <pre>make lab    # creates .venv, installs the pinned versions, opens lesson 00 in JupyterLab
 make run    # executes every lesson headless and rebuilds this site in build/site/</pre>
 <p>Every lesson starts with a <em>parameters</em> cell: lower its sizes on a small machine.</p>
+<h2>Claims, measured</h2>
+<p>Every verdict in these lessons is computed by the cell that measured it. <a
+href="{CLAIMS_PAGE}">The claims page</a> lists them all, with the original article's claims
+re-measured on this build's TensorFlow.</p>
 <footer>For maintainers: <a href="{REPORT_PAGE}">run report</a> (status, seconds, peak memory and
 checked claims of each notebook in this build).</footer>
 """
-    return _page("forgekit course", body)
+    return shell("forgekit course", body)
 
 
-def report_page(results: Sequence[RunResult]) -> str:
+def report_page(results: Sequence[RunResult], pages: Mapping[str, PageLink]) -> str:
     """``report.html``: status, seconds, peak memory and claims of each notebook run."""
     rows = []
     for r in results:
         failed = [c for c in r.claims if not c.get("holds")]
         claims = f"{len(r.claims)}" + (f" ({len(failed)} do not hold)" if failed else "")
+        name = html.escape(r.notebook)
+        if _stem(r) in pages:
+            name = f"<a href='{html.escape(pages[_stem(r)].href)}'>{name}</a>"
         rows.append(
-            f"<tr><td><a href='{html.escape(_page_name(r))}'>{html.escape(r.notebook)}</a></td>"
+            f"<tr><td>{name}</td>"
             f"<td class='{'ok' if r.ok else 'failed'}'>{html.escape(r.status)}</td>"
             f"<td class='num'>{r.seconds:.1f}</td>"
             f"<td class='num'>{'-' if r.peak_rss_mb is None else f'{r.peak_rss_mb:.0f}'}</td>"
@@ -131,7 +130,6 @@ def report_page(results: Sequence[RunResult]) -> str:
     unmet = "".join(f"<li>{html.escape(r.notebook)}: {html.escape(str(c.get('text')))}</li>"
                     for r in results for c in r.claims if not c.get("holds"))
     body = f"""
-<p><a href="index.html">&larr; course</a></p>
 <h1>Run report</h1>
 <table><thead><tr><th>notebook</th><th>status</th><th>seconds</th>
 <th>peak RSS (MiB)</th><th>tree RSS (MiB)</th><th>claims</th><th>failed cell</th></tr></thead>
@@ -140,16 +138,63 @@ def report_page(results: Sequence[RunResult]) -> str:
 <p>Peak RSS is the high-water mark of the largest process of the kernel; tree RSS is the sampled
 sum over the kernel and every process it started. The same numbers are in
 <code>report.json</code> and each claim with its evidence in <code>claims.json</code>, next to
-this site's folder.</p>
+this site's folder; <a href="{CLAIMS_PAGE}">the claims page</a> shows them by lesson.</p>
 """
-    return _page("forgekit run report", body)
+    return shell("forgekit run report", body)
 
 
-def write_site(site: str | Path, results: Sequence[RunResult]) -> Path:
-    """Write ``index.html`` and ``report.html`` into ``site``; returns the landing page."""
+def write_site(site: str | Path, results: Sequence[RunResult],
+               claims: Sequence[Mapping[str, Any]] | None = None) -> Path:
+    """Write the whole site into ``site``; returns the landing page.
+
+    Each result whose executed notebook (``result.output``) exists becomes a lesson page; then
+    ``index.html``, ``report.html`` and ``claims.html`` (from ``claims``, the rows of
+    ``claims.json``; by default the claims the results collected).
+    """
     site = Path(site)
     site.mkdir(parents=True, exist_ok=True)
-    (site / REPORT_PAGE).write_text(report_page(results), encoding="utf-8")
+    # Only pages written now are linked: one left by an earlier build is not this build's.
+    pages = render_lessons([r.output for r in results if r.output], site)
+    rows = list(claims) if claims is not None else [c for r in results for c in r.claims]
+    versions = {"TensorFlow": _version("tensorflow"), "Keras": _version("keras")}
+    (site / CLAIMS_PAGE).write_text(claims_page(rows, pages, versions), encoding="utf-8")
+    (site / REPORT_PAGE).write_text(report_page(results, pages), encoding="utf-8")
     index = site / "index.html"
-    index.write_text(landing_page(results, site), encoding="utf-8")
+    index.write_text(landing_page(results, pages), encoding="utf-8")
     return index
+
+
+def build_site(out: str | Path = "build") -> Path:
+    """Rebuild ``out/site`` from what ``forgekit run`` left in ``out`` (executed notebooks,
+    ``report.json``, ``claims.json``) without executing anything; returns the landing page."""
+    from forgekit.course.runner import RunResult
+
+    out = Path(out)
+    report, claims = out / "report.json", out / "claims.json"
+    if not report.is_file():
+        raise FileNotFoundError(f"{report}: no run report; `forgekit run NOTEBOOKS --out {out}` "
+                                "executes the notebooks and writes it")
+    rows = _read_json(claims, "the claims.json `forgekit run` writes (a list of claim rows)") \
+        if claims.is_file() else []
+    results = []
+    for row in _read_json(report, "the report.json `forgekit run` writes (a list of runs)"):
+        stem = Path(row["notebook"]).stem
+        results.append(RunResult(
+            row["notebook"], row["status"], row["seconds"], row.get("peak_rss_mb"),
+            row.get("failed_cell"), str(out / "executed" / row["notebook"]),
+            row.get("peak_tree_rss_mb"), [c for c in rows if c.get("notebook") == stem]))
+    return write_site(out / "site", results, rows)
+
+
+def _read_json(path: Path, expected: str) -> list[dict[str, Any]]:
+    from forgekit.errors import WrongFormatError
+
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(rows, list) and all(isinstance(r, dict) and "notebook" in r for r in rows):
+            return rows
+        found = f"JSON {type(rows).__name__} without a notebook per row"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        found = f"not JSON ({exc})"
+    raise WrongFormatError("cannot rebuild the site from it", path=path, found=found,
+                           expected=expected, fix="run `forgekit run NOTEBOOKS --out OUT` again")

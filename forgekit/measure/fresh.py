@@ -5,7 +5,8 @@ already registered in that process. :func:`run_fresh` starts a new interpreter (
 virtualenv, quiet CPU-only TensorFlow), runs the snippet, and reports what happened as an
 :class:`~forgekit.outcome.Outcome`: the real exception type and first line, or the value the
 snippet left in ``result``. :func:`run_steps` runs several snippets in one process (one
-outcome each); :func:`run_fresh_many` runs independent jobs two at a time.
+outcome each); :func:`run_fresh_many` runs independent jobs side by side, as many at a time as
+free memory allows (:func:`affordable_workers`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from forgekit.quiet import child_env
 from forgekit.table import Table
 
 DEFAULT_TIMEOUT = 120.0  # seconds; a TensorFlow import alone takes ~3 s on two cores
+# Peak RSS of one fresh process that imports TensorFlow and loads a small model (measured
+# 560-690 MiB on TF 2.21), rounded up: the unit of memory a worker reserves.
+FRESH_PROCESS_MIB = 768
 _MARK = "@@forgekit-fresh@@"
 
 # The child reports one marked JSON line per step on stdout, so prints in the snippet are kept
@@ -138,10 +142,52 @@ def run_steps(
     return outcomes
 
 
+def _cgroup_headroom() -> int | None:
+    """Bytes this container may still use under its cgroup memory limit, or None if unlimited."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as f:
+                limit = f.read().strip()
+            with open(usage_file) as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= 1 << 60:  # cgroup v1 spells "unlimited" as ~2**63
+            return None
+        return max(0, int(limit) - usage)
+    return None
+
+
+def _mem_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def affordable_workers(cap: int = 2, per_process_mib: int = FRESH_PROCESS_MIB) -> int:
+    """How many fresh TensorFlow processes fit in free memory at once: 1 to ``cap``.
+
+    The smaller of the container's cgroup headroom (Binder gives 2 GB in all, and the kernel
+    already holds ~800 MiB of it) and the machine's available memory, divided by what one fresh
+    process peaks at. Two suit a two-core machine with room to spare; Binder gets one.
+    """
+    free = [b for b in (_cgroup_headroom(), _mem_available()) if b is not None]
+    if not free:
+        return 1
+    return max(1, min(cap, min(free) // (per_process_mib * 1024 * 1024)))
+
+
 def run_fresh_many(
     jobs: Mapping[str, str | Mapping[str, str]],
     *,
-    workers: int = 2,
+    workers: int | None = None,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
@@ -150,9 +196,11 @@ def run_fresh_many(
 
     A job is a snippet, or a mapping of step name -> snippet run by :func:`run_steps` in one
     process. Returns one outcome per snippet, keyed by job name (or by step name for a job
-    with steps), in the order given. Two workers suit a two-core machine: each child spends its
-    first seconds importing TensorFlow.
+    with steps), in the order given. ``workers=None`` runs as many at a time as free memory
+    allows (:func:`affordable_workers`): two on a two-core machine with room, one on Binder.
     """
+    if workers is None:
+        workers = affordable_workers()
     def run(job: str | Mapping[str, str], name: str) -> dict[str, FreshOutcome]:
         steps = {name: job} if isinstance(job, str) else job
         return run_steps(steps, cwd=cwd, env=env, timeout=timeout)

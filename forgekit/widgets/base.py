@@ -4,12 +4,13 @@ and a registry that closes explorers (and their servers) at kernel exit."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import html
 import io
 import os
 import shutil
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,17 +78,33 @@ class Explorer:
     folder = "explorer"  # the sub-folder of workdir this explorer writes, removed by close()
 
     def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        # Subclasses check their own arguments BEFORE calling this: it replaces (closes) the
+        # explorer it supersedes, so a bad argument must fail while that one is still open.
         self.workdir = writable_dir(workdir)
         self.root = self.workdir / self.folder
-        for other in [e for e in _OPEN if e.root.resolve() == self.root.resolve()]:
-            other.close()  # a re-run cell replaces its explorer; two never share a folder
-        self.root.mkdir(exist_ok=True)
         self.status_text = "ready"
         self.closed = False
         self._ui: Any = None
         self._progress: Any = None
         self._status: Any = None
+        for other in [e for e in _OPEN if self._replaces(e)]:
+            other.close()
+        self.root.mkdir(exist_ok=True)
         _OPEN.append(self)
+
+    def _replaces(self, other: Explorer) -> bool:
+        """A re-run cell replaces its explorer: two never share a folder."""
+        return other.root.resolve() == self.root.resolve()
+
+    @contextlib.contextmanager
+    def _starting(self) -> Iterator[None]:
+        """Wrap a constructor's work after registration (a server, a writer process): if it
+        fails, this half-built explorer is closed (unregistered, its folder removed)."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ progress
 
@@ -150,11 +167,13 @@ class Explorer:
         self.closed = True
         if self in _OPEN:
             _OPEN.remove(self)
-        self._release()
-        shutil.rmtree(self.root, ignore_errors=True)
-        if self._ui is not None:
-            _disable(self._ui)
-        self._step(0, 1, "closed: files removed")
+        try:
+            self._release()
+        finally:  # the files go even when stopping what the explorer holds failed
+            shutil.rmtree(self.root, ignore_errors=True)
+            if self._ui is not None:
+                _disable(self._ui)
+            self._step(0, 1, "closed: files removed")
 
     def _release(self) -> None:
         """Subclasses free what they hold (a server) before the files go."""
@@ -176,9 +195,21 @@ def _disable(widget: Any) -> None:
 
 
 def close_all() -> None:
-    """Close every open explorer (registered at exit: no server outlives the kernel)."""
+    """Close every open explorer (registered at exit: no server outlives the kernel).
+
+    One that fails to release what it holds does not stop the others from closing; the
+    failures are raised together afterwards.
+    """
+    failed: list[str] = []
     for explorer in list(_OPEN):
-        explorer.close()
+        try:
+            explorer.close()
+        except Exception as exc:
+            failed.append(f"{explorer.title} at {explorer.root}: {type(exc).__name__}: {exc}")
+    if failed:
+        raise WidgetError("some explorers did not close cleanly (their folders are removed)",
+                          found="; ".join(failed), expected="every explorer closed",
+                          fix="restart the kernel if a server still answers")
 
 
 atexit.register(close_all)

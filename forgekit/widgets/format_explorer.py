@@ -149,11 +149,12 @@ class FormatExplorer(Explorer):
 
     def __init__(self, workdir: str | os.PathLike[str], *, units: int = 32,
                  formats: list[str] | None = None, samples: int = 64) -> None:
-        super().__init__(workdir)
         kinds = list(formats) if formats is not None else list(FORMATS)
-        self.formats = {k: FORMATS[choose(k, FORMATS, "format", "FormatExplorer.run")]
-                        for k in kinds}
-        self.units = self._check_units(units)
+        offered = {k: FORMATS[choose(k, FORMATS, "format", "FormatExplorer.run")] for k in kinds}
+        units = self._check_units(units)
+        super().__init__(workdir)  # only once the arguments are good: it replaces the old one
+        self.formats = offered
+        self.units = units
         self.samples = samples
         self.history: list[FormatRun] = []
         self._models: dict[int, Any] = {}

@@ -12,6 +12,9 @@ from __future__ import annotations
 import html
 import os
 import shutil
+import subprocess
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -44,8 +47,11 @@ ARTIFACTS: dict[str, Artifact] = {a.key: a for a in (
              "written by Keras 2 (tf-keras), read here by Keras 3"),
 )}
 
+SAME_ATOL = 1e-5  # max |Δ| of predictions still read as "the same" (as the serving checks)
+
 # Written in a fresh process that imports only tf-keras (Keras 2), like lesson 05's Keras 2 files.
 _KERAS2_SNIPPET = """
+import os
 import numpy as np
 import tf_keras
 model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(16, activation="relu"),
@@ -53,11 +59,11 @@ model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(16, act
 model.compile(optimizer="adam", loss="mse")
 x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
 model.fit(x, x[:, :2], epochs=1, verbose=0)
-model.save(PATH)
+model.save(PATH + ".partial.h5")
 probe = np.random.default_rng(1).normal(size=(8, 4)).astype("float32")
 np.save(PATH + ".inputs.npy", probe)  # so the kernel can compare what it loads with Keras 2's
 np.save(PATH + ".predictions.npy", model.predict(probe, verbose=0))
-result = tf_keras.__version__
+os.replace(PATH + ".partial.h5", PATH)  # last: the file exists only once everything is written
 """
 
 
@@ -140,26 +146,29 @@ class LoaderPlayground(Explorer):
 
     def __init__(self, workdir: str | os.PathLike[str], *, artifacts: list[str] | None = None,
                  timeout: float = 180.0, prefetch: bool = True) -> None:
-        super().__init__(workdir)
         from forgekit.diagnose.failures import LOADERS
 
-        self.loaders = LOADERS
         keys = list(artifacts) if artifacts is not None else list(ARTIFACTS)
-        self.artifacts = {k: ARTIFACTS[choose(k, ARTIFACTS, "artifact",
-                                              "LoaderPlayground.try_load")] for k in keys}
+        offered = {k: ARTIFACTS[choose(k, ARTIFACTS, "artifact", "LoaderPlayground.try_load")]
+                   for k in keys}
+        super().__init__(workdir)  # only once the arguments are good: it replaces the old one
+        self.loaders = LOADERS
+        self.artifacts = offered
         self.timeout = timeout
         self.history: list[LoadAttempt] = []
         self._model: Any = None
         self._keras2: Any = None  # the thread writing the Keras 2 file, when prefetching
         self._keras2_error: BaseException | None = None
         self._keras2_started = 0.0
+        # The fresh tf-keras process, kept so close() can kill it instead of waiting for it.
+        self._writer: subprocess.Popen[str] | None = None
+        self._writer_lock = threading.Lock()
         if prefetch and "keras2" in self.artifacts:
-            import threading
-
-            self._keras2 = threading.Thread(target=self._prefetch_keras2, daemon=True,
-                                            name="forgekit-keras2-file")
-            self._keras2.start()
-            self._keras2_started = time.monotonic()
+            with self._starting():
+                self._keras2 = threading.Thread(target=self._prefetch_keras2, daemon=True,
+                                                name="forgekit-keras2-file")
+                self._keras2.start()
+                self._keras2_started = time.monotonic()
 
     # ------------------------------------------------------------------ artifacts
 
@@ -220,23 +229,50 @@ class LoaderPlayground(Explorer):
         self._write_keras2()
 
     def _write_keras2(self) -> None:
-        from forgekit.measure.fresh import run_fresh
+        from forgekit.quiet import child_env
 
         target = self.root / ARTIFACTS["keras2"].name
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        made = run_fresh(f"PATH = {os.fspath(target)!r}\n" + _KERAS2_SNIPPET,
-                         timeout=self.timeout)
-        if not made.ok or not target.exists():
+        code = f"PATH = {os.fspath(target)!r}\n" + _KERAS2_SNIPPET
+        with self._writer_lock:  # close() must either see this process or stop it starting
+            if self.closed:
+                raise WidgetError("the playground was closed before the Keras 2 file was written",
+                                  path=target, fix="create a new LoaderPlayground(workdir)")
+            # Popen, not forgekit.measure.fresh.run_fresh: close() needs the handle to kill it.
+            self._writer = subprocess.Popen(
+                [sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True,
+                env=child_env(unset=("TF_USE_LEGACY_KERAS",)))
+        writer = self._writer
+        try:
+            _, stderr = writer.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+            _, stderr = writer.communicate()
+            stderr = f"no file within {self.timeout:g} s; the process was killed\n{stderr}"
+        finally:
+            with self._writer_lock:
+                self._writer = None
+        if writer.returncode != 0 or not target.exists():
+            tail = "\n".join(stderr.strip().splitlines()[-3:]) or f"exit code {writer.returncode}"
+            why = ("the playground was closed while it ran" if self.closed else tail)
             raise WidgetError(f"the fresh tf-keras process did not write the Keras 2 file "
-                              f"({made})", path=target, found="no file",
+                              f"({why})", path=target, found="no file",
                               expected="an HDF5 model written by tf-keras",
                               fix="check that tf-keras is installed: python -c 'import tf_keras'")
 
     def _release(self) -> None:
-        if self._keras2 is not None:  # let the fresh process finish before its folder goes
-            self._keras2.join(self.timeout)
+        # Kill the fresh process rather than wait for it (up to `timeout`): a re-run cell,
+        # close_all() and kernel exit must not block on it, nor remove its folder under it.
+        with self._writer_lock:
+            writer = self._writer
+        if writer is not None and writer.poll() is None:
+            writer.kill()
+            writer.wait()
+        if self._keras2 is not None:  # its thread returns once the process is gone
+            self._keras2.join(10.0)
 
     # ------------------------------------------------------------------ logic
 
@@ -372,6 +408,8 @@ def _describe(value: Any, diff: Callable[[Any], float | None]) -> str:
         return f"{what}; calling it on test inputs failed ({type(exc).__name__})"
     if delta is None:
         return what + "; it cannot be compared by predictions"
-    same = "the same predictions as the model that was saved" if delta == 0.0 else \
-        f"predictions differ from those of the model that was saved by up to {delta:.3g}"
+    # float32 noise (a SavedModel or TFLite graph sums in another order) is not a difference
+    same = (f"the same predictions as the model that was saved (max |Δ| {delta:.2g})"
+            if delta <= SAME_ATOL else
+            f"predictions differ from those of the model that was saved by up to {delta:.3g}")
     return f"{what}; {same}"

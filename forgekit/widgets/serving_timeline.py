@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from forgekit.table import Table
-from forgekit.widgets.base import _OPEN, Explorer, WidgetError, figure_png
+from forgekit.widgets.base import Explorer, WidgetError, figure_png
 
 PROBE = np.random.default_rng(12345).normal(size=(3, 4)).astype("float32")  # known inputs
 
@@ -74,9 +74,7 @@ class ServingTimeline(Explorer):
             raise WidgetError(f"model name {model_name!r} cannot be used in a URL",
                               expected="letters, digits, - and _",
                               fix="ServingTimeline(workdir, model_name='demo')")
-        for other in [e for e in _OPEN if isinstance(e, ServingTimeline)]:
-            other.close()  # one server at a time (memory, and no server left behind)
-        super().__init__(workdir)
+        super().__init__(workdir)  # only once the arguments are good: it replaces the old one
         self.model_name = model_name
         self.poll_seconds = poll_seconds
         self.wait = wait
@@ -91,7 +89,12 @@ class ServingTimeline(Explorer):
         self._outputs: dict[str, np.ndarray] = {}  # deployed model -> its answers to PROBE
         self._made = 0
         if start:
-            self.start()
+            with self._starting():  # a server that does not start leaves nothing registered
+                self.start()
+
+    def _replaces(self, other: Explorer) -> bool:
+        # one server at a time (memory, and no server left behind)
+        return isinstance(other, ServingTimeline) or super()._replaces(other)
 
     # ------------------------------------------------------------------ server
 
@@ -132,12 +135,12 @@ class ServingTimeline(Explorer):
         return self.server.rest_url if self.server is not None else None
 
     def _release(self) -> None:
-        if self.client is not None:
+        client, self.client = self.client, None
+        if client is not None:
             with contextlib.suppress(Exception):
-                self.client.close()
+                client.close()
         if self.server is not None:
-            self.server.stop()
-        self.client = None
+            self.server.stop()  # if this raises, close() still removes the folder, then raises
 
     # ------------------------------------------------------------------ models
 
@@ -181,10 +184,12 @@ class ServingTimeline(Explorer):
         self.start()
         self._step(0, 3, "exporting the new version (publish)")
         model = self._new_model()
-        reset = self._reset_policy()
+        # publish first: if it fails, nothing changed (the policy is only reset once a new
+        # version is in place), so the timeline's state still matches models.config
         record = publish(model, self.base, model_name=self.model_name)
         self.records[record.version] = record
         self._remember(f"v{record.version}", model)
+        reset = self._reset_policy()
         self.expected, self.label = record, None
         self._step(1, 3, f"waiting for the server to load version {record.version}")
         with contextlib.suppress(TimeoutError):  # the check below reports it by name
@@ -251,11 +256,37 @@ class ServingTimeline(Explorer):
         version = int(version)
         self._step(0, 2, f"editing models.config: {'label ' + repr(label) if label else 'policy'}"
                          f" -> version {version}")
-        done = rollback(self.config, self.model_name, version, label=label, client=self.client,
-                        wait=self.wait)
-        self.expected, self.label = self.records[version], label
         what = f"label {label} -> v{version}" if label else f"rollback to v{version}"
+        try:
+            done = rollback(self.config, self.model_name, version, label=label,
+                            client=self.client, wait=self.wait)
+        except Exception as exc:
+            # models.config may already be rewritten (a label rollback adds the version to the
+            # policy, then waits for it): follow the config, and record the step as failed
+            self._follow_config()
+            step = self._record(f"{what} (failed)", failure=exc)
+            if isinstance(exc, TimeoutError):  # a measured outcome: the server was too slow
+                return step
+            raise
+        self.expected, self.label = self.records[version], label
         return self._record(what, report=done.report)
+
+    def _follow_config(self) -> None:
+        """Set what a check expects from models.config as it is now (after a failed edit)."""
+        from forgekit.formats.serving_base import version_numbers
+        from forgekit.serving.deploy import read_model_config
+
+        (entry,) = read_model_config(self.config)
+        if self.label is not None and self.label in entry.labels:
+            version = entry.labels[self.label]
+        else:  # un-addressed requests go to the newest version the policy serves
+            self.label = None
+            on_disk = version_numbers(self.base) if self.base.is_dir() else []
+            served = [v for v in on_disk if v in entry.versions] \
+                if entry.policy == "specific" else on_disk
+            version = max(served, default=0)
+        if version in self.records:
+            self.expected = self.records[version]
 
     def set_label(self, label: str, version: int) -> TimelineStep:
         """Point ``label`` at ``version`` (a label flip; see :meth:`rollback`)."""
@@ -293,14 +324,18 @@ class ServingTimeline(Explorer):
                    if out.shape == served.shape and np.allclose(out, served, atol=1e-5)]
         return matches[-1] if matches else "?"
 
-    def _record(self, action: str, *, wait: float = 0.0, report: Any = None) -> TimelineStep:
-        from forgekit.serving.verify import verify_deployment
+    def _record(self, action: str, *, wait: float = 0.0, report: Any = None,
+                failure: BaseException | None = None) -> TimelineStep:
+        from forgekit.serving.verify import Check, verify_deployment
 
         started = time.perf_counter()
         self._step(2, 3, f"{action}: verifying the deployment")
         if report is None:
             report = verify_deployment(self.client, self.model_name, self.expected,
                                        label=self.label, wait=wait)
+        if failure is not None:  # the action itself failed: the step fails, whatever answers
+            report.checks.append(Check("action_failed", False,
+                                       f"{type(failure).__name__}: {failure}"))
         step = TimelineStep(len(self.history) + 1, action, int(self.expected.version),
                             self._answering(), self._answers_like(), report.ok,
                             list(report.problems), self.label,
