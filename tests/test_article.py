@@ -84,6 +84,19 @@ def test_every_row_has_a_forgekit_experiment(row):
     assert row.id in row.claim_text and "{" not in row.claim_text
 
 
+def _code_of(lesson):
+    notebook = json.loads((ROOT / "notebooks" / f"{lesson}.ipynb").read_text())
+    return "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("row", article.all_rows(), ids=lambda r: r.id)
+def test_every_row_experiment_is_called_in_its_lesson(row):
+    """The experiment named for a row is a function its lesson's notebook really calls."""
+    name = row.experiment.__name__
+    assert re.search(rf"\b{re.escape(name)}\s*\(", _code_of(row.lesson)), (
+        f"{row.id}: {row.experiment_name} is never called in {row.lesson}.ipynb")
+
+
 def _experiment_free_measure(experiment, lab):
     return {}
 
@@ -150,17 +163,107 @@ def test_size_row_judges_fake_measurements(ratio, bare, verdict):
     assert f"{ratio:.2f}x" in reason  # the reason quotes the measured number
 
 
-@pytest.mark.parametrize("backup_lost, best_lost, killed, verdict", [
-    (4, 20, True, "partly"), (4, 4, True, "holds"), (12, 20, True, "does not hold"),
-    (4, 4, False, "does not hold")])
-def test_checkpoint_row_judges_fake_measurements(backup_lost, best_lost, killed, verdict):
-    numbers = {"killed_by_sigkill": killed, "batches_per_epoch": 8, "batches_done_at_kill": 44,
-               "backup_restarts_after_epochs": 5, "batches_lost_with_backup": backup_lost,
-               "best_only_file_epoch": 3, "best_only_saves": 3,
-               "batches_lost_with_best_only": best_lost}
+@pytest.mark.parametrize("newest_epoch, steps_in_file, verdict", [
+    (5, 40, "holds"), (4, 32, "partly"), (3, 0, "does not hold")])
+def test_checkpoint_row_judges_fake_measurements(newest_epoch, steps_in_file, verdict):
+    numbers = {"killed_by_sigkill": True, "batches_per_epoch": 8, "batches_done_at_kill": 44,
+               "per_epoch_files": newest_epoch, "newest_file_epoch": newest_epoch,
+               "batches_lost_with_per_epoch_file": 44 - newest_epoch * 8,
+               "optimizer_steps_in_newest_file": steps_in_file,
+               "best_only_file_epoch": 3, "batches_lost_with_best_only": 20}
     checks, reason = _row("checkpoint_loses_one_epoch").judge(numbers)
     assert verdict_of(checks) == verdict
-    assert f"{best_lost} batches behind" in reason
+    assert f"{44 - newest_epoch * 8} batches lost" in reason and "20 batches behind" in reason
+
+
+def test_a_run_that_was_not_killed_or_did_not_overfit_is_not_a_verdict(tmp_path):
+    """No verdict from a scenario that did not happen: both checkpoint rows raise (error)."""
+    from types import SimpleNamespace
+
+    from forgekit.course import article_rows
+
+    lab = Lab(tmp_path, AuditSettings.ci())
+    with pytest.raises(RuntimeError, match="not killed"):
+        article_rows._interrupted(lambda *a, **k: SimpleNamespace(killed=False), lab)
+    lab = Lab(tmp_path, AuditSettings.ci())
+    improving = SimpleNamespace(history={"val_loss": [0.9, 0.8, 0.7]})  # best = last epoch
+    lab.shared("interrupted", lambda: {"killed": improving, "steps": 8, "folder": tmp_path})
+    done = article.run_row(_row("best_only_keeps_best_epoch"), lab)
+    assert done.verdict == ERROR and "did not overfit" in done.reason
+
+
+@pytest.mark.parametrize("row_id, numbers, verdict", [
+    ("save_writes_savedmodel",  # a folder on disk that is not a SavedModel is not one
+     {"save_without_extension_refused": False, "save_without_extension_error": "",
+      "no_extension_kind": "keras", "save_keras_kind": "keras", "export_kind": "savedmodel"},
+     "does not hold"),
+    ("save_writes_savedmodel",
+     {"save_without_extension_refused": False, "save_without_extension_error": "",
+      "no_extension_kind": "savedmodel", "save_keras_kind": "keras", "export_kind": "savedmodel"},
+     "partly"),
+    ("h5_lacks_serving",  # the checks can come out false: a loader that reads the folder
+     {"server_loader_refuses_h5_version": False, "server_loader_error": "",
+      "saved_model_load_refuses_h5_version": False, "saved_model_load_error": "",
+      "export_signatures": 2, "server": "x"}, "does not hold"),
+    ("absolute_paths_break",  # a hard-coded path that found the copy's model: no silent wrong load
+     {"hard_coded_path_inside_copy": False, "hard_coded_diff_vs_original": 0.9,
+      "hard_coded_diff_vs_copy": 0.0, "project_path_inside_copy": True,
+      "project_path_diff_vs_copy": 0.0, "project_path_diff_vs_original": 0.9}, "partly"),
+    ("savedmodel_keeps_training_state",
+     {"export_optimizer_variables": False, "export_optimizer_restored": False,
+      "export_compile_restored": False, "export_weights_max_abs_diff": 0.0,
+      "export_signatures": "serve", "tf_saved_model_save_optimizer_variables": 0,
+      "tf_saved_model_load_keras_optimizer": False, "tf_saved_model_load_compiled": False,
+      "keras_optimizer_restored": True, "keras_compile_restored": True}, "does not hold"),
+])
+def test_rows_judge_fake_measurements_both_ways(row_id, numbers, verdict):
+    checks, reason = _row(row_id).judge(numbers)
+    assert verdict_of(checks) == verdict and reason
+
+
+def _fresh_outcome(ok, error_type=None, value=None):
+    from forgekit.measure.fresh import FreshOutcome
+
+    return FreshOutcome(ok=ok, value=value, error_type=error_type, message=error_type or "")
+
+
+def _keras_versions_with(tmp_path, outcomes, write_file):
+    """Run the keras_version_mismatch row with a stand-in for the fresh Keras 2 process."""
+    from types import SimpleNamespace
+
+    row = _row("keras_version_mismatch")
+    lab = Lab(tmp_path / "lab", AuditSettings.ci())
+    files = {}
+    for kind, name in (("keras", "model.keras"), ("h5_model", "model.h5")):
+        files[kind] = SimpleNamespace(path=tmp_path / name)
+        files[kind].path.write_text("stand-in")
+    lab.shared("probe", lambda: files)
+
+    def fake_run_fresh_many(jobs, **kwargs):
+        if write_file:
+            (lab.workdir / "keras_versions" / "k2_model.h5").write_text("not really")
+        return outcomes
+
+    fake = SimpleNamespace(**{f: getattr(row, f) for f in (
+        "id", "statement", "lesson", "expected", "measure", "judge")},
+        experiment=fake_run_fresh_many, experiment_name="fake")
+    return article.run_row(fake, lab)
+
+
+def test_keras_version_row_is_an_error_when_keras_2_cannot_write(tmp_path):
+    no_tf_keras = {"write": _fresh_outcome(False, "ModuleNotFoundError"),
+                   "keras": _fresh_outcome(False, "NameError"),
+                   "h5": _fresh_outcome(False, "NameError")}
+    done = _keras_versions_with(tmp_path, no_tf_keras, write_file=False)
+    assert done.verdict == ERROR and "could not write" in done.reason
+
+
+def test_keras_version_row_counts_only_real_load_failures(tmp_path):
+    missing = {"write": _fresh_outcome(True, value="2.21.0"),
+               "keras": _fresh_outcome(False, "FileNotFoundError"),
+               "h5": _fresh_outcome(False, "TypeError")}
+    done = _keras_versions_with(tmp_path, missing, write_file=True)
+    assert done.verdict == ERROR and "did not get to read the file" in done.reason
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,8 +410,13 @@ def test_cheap_rows_measure_the_course_verdicts(tmp_path, claims_file):
     assert result.row("weights_5_10x_smaller").reason.startswith(f"ratio {size['ratio']:.2f}x")
     resumed = result.row("save_keeps_optimizer_for_resume").measured
     assert resumed["steps_saved"] == resumed["steps_after_load_model"] > 0
-    assert result.row("weights_only_resume_restarts_optimizer").measured[
-        "steps_after_load_weights"] == 0
+    weights = result.row("weights_only_resume_restarts_optimizer").measured
+    assert weights["steps_after_weights_only"] == 0 < weights["max_abs_diff_weights_only"]
+    # Keras 3's save_weights() file does carry Adam: restored once the optimizer is built
+    assert weights["steps_after_load_weights_built"] == weights["steps_saved"]
+    assert weights["max_abs_diff_load_weights_built"] == 0.0
+    moved = result.row("absolute_paths_break").measured
+    assert moved["hard_coded_diff_vs_original"] == 0.0 < moved["hard_coded_diff_vs_copy"]
     assert result.row("save_weights_tf_checkpoint").measured["weights_kind"] == "weights_h5"
     assert all(c["holds"] for c in read_claims(claims_file))
     assert len(read_claims(claims_file)) == len(ids)
@@ -323,3 +431,14 @@ def test_cross_language_row_judges_java_only_where_a_jdk_is():
                   "java_max_abs_diff": float("inf"), "java_seconds": 1.0}
     checks, reason = _row("savedmodel_cross_language").judge(java_fails)
     assert verdict_of(checks) == "partly" and "Java loader (JNI) exits 1" in reason
+
+
+def test_serving_rows_do_not_depend_on_their_order(tmp_path, claims_file):
+    """Each serving row deploys under its own base path: the checks row publishes version 2
+    and the flat-path row, run after it, still measures its own v1-plus-flat-file deploy."""
+    ids = ["metadata_and_known_input_catch_it", "flat_path_serves_wrong_version"]
+    result = audit(tmp_path / "audit", rows=ids, settings=AuditSettings.ci())
+    assert {r.id: r.verdict for r in result.rows} == {r: _row(r).expected for r in ids}
+    assert result.row("flat_path_serves_wrong_version").measured["answering_version"] == 1
+    assert result.row("metadata_and_known_input_catch_it").measured["published_ok"]
+    assert "InProcessServer" in result.row("flat_path_serves_wrong_version").reason

@@ -10,11 +10,13 @@ records each row as a course claim (:func:`forgekit.claim`): the claim holds whi
 verdict is the one the course states, so a TensorFlow release that changes a verdict fails the
 build and sends someone back to the prose.
 
-Each row is three pieces: the experiment (a forgekit function, never defined here), a
-``measure`` step that calls it on the audit's shared artifacts (:class:`Lab`) and returns plain
-numbers, and a ``judge`` that turns those numbers into named checks and a reason; the pairs live
-in :mod:`forgekit.course.article_rows`. The verdict is the same rule for every row
-(:func:`verdict_of`): every check true, none, or some.
+Each row is three pieces: the experiment (a forgekit function its lesson's notebook calls,
+never defined here), a ``measure`` step that calls it and returns plain numbers, and a ``judge``
+that turns those numbers into named checks and a reason; the pairs live in
+:mod:`forgekit.course.article_rows`. Rows read the audit's shared artifacts (:class:`Lab`) and
+write only into folders of their own, so a row's verdict never depends on the rows before it; a
+row whose scenario did not happen raises (verdict ``error``). The verdict is the same rule for
+every row (:func:`verdict_of`): every check true, none, or some.
 
 To audit another claim: write its ``measure``/``judge`` pair in ``article_rows.py`` around the
 forgekit function the lesson on that topic uses (move it into forgekit first if it only exists in

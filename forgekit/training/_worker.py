@@ -163,6 +163,8 @@ def main(config_path: str, log_path: str) -> None:
     if spec["last_checkpoint"]:
         model, initial_epoch = checkpoints.restore_or_build(spec["last_checkpoint"], build)
         callbacks.append(checkpoints.AtomicCheckpoint(spec["last_checkpoint"]))
+    if spec.get("epoch_checkpoint"):
+        callbacks.append(keras.callbacks.ModelCheckpoint(spec["epoch_checkpoint"]))
     if spec["checkpoint"]:
         if spec["atomic"]:
             callbacks.append(checkpoints.AtomicCheckpoint(

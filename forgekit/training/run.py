@@ -44,6 +44,7 @@ class RunSpec:
     atomic: bool = False
     monitor: str = "val_loss"
     last_checkpoint: str | None = None
+    epoch_checkpoint: str | None = None
     kill_after_epochs: int | None = None
     kill_after_batches: int | None = None
     kill_in_save: int | None = None
@@ -100,6 +101,7 @@ def run_training(workdir: str | os.PathLike[str], epochs: int, *, task: dict[str
                  backup_dir: str | None = None, backup_freq: str | int = "epoch",
                  delete_backup: bool = True, checkpoint: str | None = None, atomic: bool = False,
                  monitor: str = "val_loss", last_checkpoint: str | None = None,
+                 epoch_checkpoint: str | None = None,
                  kill_after_epochs: int | None = None, kill_after_batches: int | None = None,
                  kill_in_save: int | None = None, kill_phase: str = "during_write",
                  timeout: float = 300) -> TrainingRun:
@@ -113,6 +115,8 @@ def run_training(workdir: str | os.PathLike[str], epochs: int, *, task: dict[str
       ``delete_checkpoint=delete_backup``); restores on start if a backup exists.
     - ``last_checkpoint``: forgekit's :class:`~forgekit.training.checkpoints.AtomicCheckpoint` saved every
       epoch; if the file exists the run first resumes from it (model, optimizer, epoch).
+    - ``epoch_checkpoint``: a plain ``keras.callbacks.ModelCheckpoint`` saved at every epoch's
+      end (the path may hold ``{epoch:02d}`` to keep one file per epoch).
     - ``checkpoint``: best-only checkpoint on ``monitor``, ``keras.callbacks.ModelCheckpoint``
       or, with ``atomic=True``, forgekit's ``AtomicCheckpoint``.
 
@@ -131,6 +135,7 @@ def run_training(workdir: str | os.PathLike[str], epochs: int, *, task: dict[str
                    seed=seed, backup_dir=backup_dir, backup_freq=backup_freq,
                    delete_backup=delete_backup, checkpoint=checkpoint, atomic=atomic,
                    monitor=monitor, last_checkpoint=last_checkpoint,
+                   epoch_checkpoint=epoch_checkpoint,
                    kill_after_epochs=kill_after_epochs, kill_after_batches=kill_after_batches,
                    kill_in_save=kill_in_save, kill_phase=kill_phase)
     _validate(spec)
