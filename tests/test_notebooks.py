@@ -13,7 +13,8 @@ NOTEBOOKS = discover([ROOT / "notebooks"])
 RSS_BUDGET_MB = 1024  # 1.0 GiB. TF alone is ~0.6 GiB; a lesson that needs more does too much at once
 # Binder's 2 GB covers JupyterLab, the kernel and every process it starts: lessons that start
 # processes (servers, killed deployments, CLIs) keep the sum over the kernel's tree within this.
-TREE_RSS_BUDGET_MB = {"06_serving_incident": 1536, "07_deploying_with_tf_serving": 1536}
+TREE_RSS_BUDGET_MB = {"06_serving_incident": 1536, "07_deploying_with_tf_serving": 1536,
+                      "10_explorer_and_claims": 1536}
 
 
 @pytest.mark.notebook

@@ -41,7 +41,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("09_cross_language", "Cross-language loading",
            "Load the same SavedModel from C and from Java, and compare the answers with Python's."),
     Lesson("10_explorer_and_claims", "Explorer and claims",
-           "Interactive explorers and every claim of the original article, re-measured."),
+           "Explore formats, loaders and a live deployment; re-measure every claim of the article."),
 )
 
 
