@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.course.article import ArticleClaim, Judgement, Lab, Numbers
+from forgekit.quiet import quiet_absl
 
 PROBE_KINDS = ("keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint",
                "json_architecture")
@@ -548,7 +549,8 @@ def _flat_deploy(server_cls: Callable[..., Any], lab: Lab, name: str) -> Iterato
     try:
         client = server.client()
         client.wait_until_available("forecast", version=1, timeout=30)
-        retrained.save(base / "model.h5")  # the flat save
+        with quiet_absl():  # Keras's "HDF5 is legacy" warning: the row is about that very file
+            retrained.save(base / "model.h5")  # the flat save
         time.sleep(3 * poll)  # three scans of the base path
         yield {"base": base, "v1": v1, "client": client}
     finally:
