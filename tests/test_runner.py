@@ -140,3 +140,31 @@ def test_solution_magic_skips_for_a_learner(monkeypatch, capsys):
     monkeypatch.setenv("FORGEKIT_RUN_SOLUTIONS", "1")
     with pytest.raises(ZeroDivisionError):
         solution("", "1 / 0", ns)
+
+
+def test_a_fork_before_exec_is_not_counted_as_a_second_copy_of_its_parent():
+    """Between fork and exec a child shares its parent's pages; its RSS would count them again."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from forgekit.course.runner import _added_rss
+
+    ballast = bytearray(os.urandom(1)) * (256 * 2**20)  # 256 MiB the parent really holds
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's program, never exec'd
+        time.sleep(30)
+        os._exit(0)
+    try:
+        child = psutil.Process(pid)
+        time.sleep(0.2)
+        assert child.memory_info().rss > 200 * 2**20, "the fork shows the parent's pages as RSS"
+        assert _added_rss(child) < 64 * 2**20, "but adds only its private pages to the tree"
+        own = psutil.Process()
+        assert _added_rss(own) == own.memory_info().rss, "a process of its own counts whole"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        del ballast

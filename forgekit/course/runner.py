@@ -123,6 +123,17 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
     return RunResult(**row, claims=read_claims(claims_file))
 
 
+def _added_rss(child: Any) -> int:
+    """The memory ``child`` adds to the tree. A child still running its parent's program is a
+    fork that has not exec'd yet (or a fork worker): its RSS is mostly pages it shares with the
+    parent, copy-on-write, so only its private pages (USS) count - summing its RSS would count
+    the parent twice (measured: a ~680 MiB kernel forking a subprocess showed up as +680 MiB)."""
+    parent = child.parent()
+    if parent is not None and child.cmdline() == parent.cmdline():
+        return child.memory_full_info().uss
+    return child.memory_info().rss
+
+
 class _TreeSampler:
     """Samples the summed RSS of every descendant of this process on a daemon thread."""
 
@@ -142,7 +153,7 @@ class _TreeSampler:
             total = 0
             for child in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error):  # exited between listing and reading
-                    total += child.memory_info().rss
+                    total += _added_rss(child)
             self.peak_mb = max(self.peak_mb, total / 2**20)
             self._stop.wait(self._interval)
 
