@@ -97,8 +97,11 @@ def _checkpoint_experiment(**checkpoint_options):
     import keras
     import numpy as np
 
+    from forgekit.outcome import attempt
+
     report = checkpoint_options.pop("report", {})
     validate = checkpoint_options.pop("validate", True)
+    name = checkpoint_options.pop("name", None)
 
     def my_experiment(workdir):
         rng = np.random.default_rng(0)
@@ -106,8 +109,8 @@ def _checkpoint_experiment(**checkpoint_options):
         y = x.sum(axis=1, keepdims=True)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
         model.compile(optimizer="adam", loss="mse")
-        path = workdir / ("best.weights.h5" if checkpoint_options.get("save_weights_only")
-                          else "best.keras")
+        path = workdir / (name or ("best.weights.h5" if checkpoint_options.get("save_weights_only")
+                                   else "best.keras"))
         options = {"save_best_only": True, **checkpoint_options}
         model.fit(x[:64], y[:64], validation_data=(x[64:], y[64:]) if validate else None,
                   epochs=2, batch_size=32, verbose=0,
@@ -115,9 +118,13 @@ def _checkpoint_experiment(**checkpoint_options):
         if not path.exists():
             return {"checkpoint": path, "architecture": False, "optimizer_steps": 0,
                     "verdict": "holds"}
-        loaded = keras.models.load_model(path)
-        measured = {"checkpoint": path, "architecture": True,
-                    "optimizer_steps": int(loaded.optimizer.iterations), "verdict": "does not hold"}
+        loaded = attempt(keras.models.load_model, path)  # as the lesson's solution measures
+        if not loaded.ok:  # e.g. an .h5 whose loss="mse" does not deserialize
+            measured = {"checkpoint": path, "architecture": False, "optimizer_steps": 0,
+                        "verdict": "holds"}
+        else:
+            measured = {"checkpoint": path, "architecture": True, "verdict": "does not hold",
+                        "optimizer_steps": int(loaded.value.optimizer.iterations)}
         return {**measured, **report}
 
     return my_experiment
@@ -130,6 +137,9 @@ def test_checkpoint_audit_checker_runs_the_experiment_and_compares_its_numbers(t
     right = check_checkpoint_audit(_checkpoint_experiment(), tmp_path)
     assert right.passed, right.message
     assert "does not hold" in right.message and "4 steps" in right.message
+    h5 = check_checkpoint_audit(_checkpoint_experiment(
+        name="best.h5", report={"architecture": True, "verdict": "does not hold"}), tmp_path)
+    assert h5.passed and "compile=False" in h5.message, h5.message
     verdicts = {
         "save_weights_only=True": _checkpoint_experiment(save_weights_only=True),
         "saves every epoch": _checkpoint_experiment(save_best_only=False),
@@ -141,6 +151,10 @@ def test_checkpoint_audit_checker_runs_the_experiment_and_compares_its_numbers(t
             k: v for k, v in _checkpoint_experiment()(workdir).items() if k != "verdict"},
         "never created a keras.callbacks.ModelCheckpoint": lambda workdir: {},
         "raised ZeroDivisionError": lambda workdir: 1 / 0,
+        # ModelCheckpoint writes a whole HDF5 model under these names: load_model fails on its
+        # compile config (loss="mse"), which is no evidence of a weights-only file
+        "failed on its compile config": _checkpoint_experiment(name="best.h5"),
+        "is a whole model": _checkpoint_experiment(name="best.weights.h5"),
     }
     for why, experiment in verdicts.items():
         feedback = check_checkpoint_audit(experiment, tmp_path)

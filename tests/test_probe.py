@@ -42,6 +42,7 @@ def test_native_keras_brings_everything_back(table):
     assert r.architecture_restored and r.compile_restored and r.optimizer_restored
     assert r.weights_max_abs_diff == 0.0 and r.predictions_max_abs_diff == 0.0
     assert "iterations 1 (saved 1)" in r.optimizer_detail
+    assert "optimizer variables came back unchanged" in r.optimizer_detail
 
 
 def test_export_is_an_inference_artifact(table):

@@ -6,6 +6,7 @@ The serving timeline runs against a real local server (in-process, as lessons 06
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -168,6 +169,8 @@ def test_format_explorer_saves_for_real_and_measures(tmp_path):
 
 
 def test_loader_playground_runs_the_real_call_beside_the_diagnosis(tmp_path):
+    import keras
+
     lp = LoaderPlayground(tmp_path)
     right = lp.try_load("keras", "load_model")
     assert right.ok and "the same predictions as the model that was saved" in right.returned
@@ -176,6 +179,9 @@ def test_loader_playground_runs_the_real_call_beside_the_diagnosis(tmp_path):
     assert "TFSMLayer" in wrong.message and "this is savedmodel" in wrong.forgekit_says
     misnamed = lp.try_load("misnamed", "load_model")
     assert not misnamed.ok and misnamed.diagnosis.kind == "h5_model"
+    assert "File not found" in misnamed.message and "compile" not in misnamed.forgekit_says
+    renamed = shutil.copy(lp.path("misnamed"), tmp_path / "renamed.h5")
+    assert keras.models.load_model(renamed) is not None  # the name was the only problem
     too_low = lp.try_load("too_low", "saved_model_load")
     assert not too_low.ok and too_low.diagnosis.fix.endswith("export')")
     keras2 = lp.try_load("keras2", "load_model")  # the file is written in a fresh process

@@ -6,7 +6,8 @@ The learner writes ``my_experiment(workdir) -> dict`` in plain Keras: train a sm
 measure the file it wrote and return::
 
     {"checkpoint": <path of that file>,
-     "architecture": <bool: load_model rebuilds a model from the file alone>,
+     "architecture": <bool: load_model rebuilds a model from the file alone (compile=False
+                      counts: a compile config that does not deserialize is not a missing model)>,
      "optimizer_steps": <int: the restored optimizer's step count, 0 if none comes back>,
      "verdict": "holds" or "does not hold"}
 
@@ -70,10 +71,14 @@ def _measure(path: Path) -> dict[str, Any]:
 
     with quiet_absl():
         loaded = attempt(keras.models.load_model, path)
+        # A whole model whose compile config does not deserialize (an .h5 compiled with
+        # loss="mse") still holds its architecture: compile=False shows it.
+        rebuilt = loaded if loaded.ok else attempt(keras.models.load_model, path, compile=False)
     optimizer = getattr(loaded.value, "optimizer", None) if loaded.ok else None
-    return {"kind": detect_format(path).kind, "architecture": bool(loaded.ok),
+    return {"kind": detect_format(path).kind, "architecture": bool(rebuilt.ok),
             "optimizer_steps": int(optimizer.iterations) if optimizer is not None else 0,
-            "load_error": loaded.summary if not loaded.ok else ""}
+            "load_error": loaded.summary if not loaded.ok else "",
+            "compile_only": rebuilt.ok and not loaded.ok}
 
 
 def _run(my_experiment: Callable[[Path], Any], folder: Path
@@ -141,6 +146,12 @@ def check_checkpoint_audit(my_experiment: Callable[[Path], Any] | None,
                      "write the checkpoint there, so each run measures its own file.")
     found = _measure(path)
     if bool(result["architecture"]) != found["architecture"]:
+        if found["compile_only"]:
+            return wrong(f"You report architecture={result['architecture']!r}, but {path.name} "
+                         f"is a whole model (forgekit reads it as {found['kind']!r}). "
+                         f"keras.models.load_model failed on its compile config "
+                         f"({found['load_error']}), not for lack of an architecture: "
+                         f"keras.models.load_model({path.name!r}, compile=False) rebuilds it.")
         if found["architecture"]:
             return wrong(f"You report architecture={result['architecture']!r}, but "
                          f"keras.models.load_model({path.name!r}) rebuilds the model from the file "
@@ -169,10 +180,14 @@ def check_checkpoint_audit(my_experiment: Callable[[Path], Any] | None,
                      f"neither, so the verdict that follows is "
                      f"{'holds' if weights_only else 'does not hold'!r}, not {verdict!r}.")
     if weights_only:
-        found_text = "holds no architecture (load_model cannot rebuild a model from it) and no optimizer state"
+        found_text = ("holds no architecture (load_model cannot rebuild a model from it) and no "
+                      "optimizer state")
     else:
-        found_text = (f"{'rebuilds the model with load_model' if found['architecture'] else 'holds no architecture'}"
-                      f" and brings back an optimizer {found['optimizer_steps']} steps in")
+        rebuilds = ("rebuilds the model with load_model(..., compile=False)"
+                    if found["compile_only"] else "rebuilds the model with load_model")
+        found_text = (f"{rebuilds if found['architecture'] else 'holds no architecture'} and "
+                      + (f"brings back an optimizer {found['optimizer_steps']} steps in"
+                         if found["optimizer_steps"] else "brings back no optimizer state"))
     return correct(f"Measured, not quoted: the file ModelCheckpoint wrote ({path.name}, read as "
                    f"{found['kind']!r}) {found_text}, so on this Keras the claim "
                    f"{'holds' if weights_only else 'does not hold'}. Your experiment, its numbers "

@@ -133,10 +133,15 @@ def _compare_optimizer(result: ProbeResult, original: Any, reloaded: Any) -> Non
     iterations, variables = state
     diff = max_abs_diff(before[1], variables)
     result.optimizer_restored = iterations == before[0] and diff == 0.0
-    result.optimizer_detail = (
-        f"iterations {iterations} (saved {before[0]}), "
-        f"{len(variables)} optimizer variables, max |Δ| {diff:.3g}"
-    )
+    saved, found = len(before[1]), len(variables)
+    if found != saved:  # e.g. only the step count and learning rate: the slots were not stored
+        what = (f"{found} of the {saved} saved optimizer variables came back; the optimizer's "
+                "slot variables (Adam's moments) did not")
+    elif diff == 0.0:
+        what = f"all {saved} optimizer variables came back unchanged"
+    else:
+        what = f"all {saved} optimizer variables exist but differ from the saved ones by up to {diff:.3g}"
+    result.optimizer_detail = f"iterations {iterations} (saved {before[0]}); {what}"
 
 
 def _compile_matches(result: ProbeResult, original: Any, reloaded: Any, x: np.ndarray) -> bool:

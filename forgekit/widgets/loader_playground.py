@@ -178,7 +178,9 @@ class LoaderPlayground(Explorer):
 
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="relu"),
                                   keras.layers.Dense(2)])
-        model.compile(optimizer="adam", loss="mse")
+        # A loss object, not "mse": Keras 3 cannot read that string back from an .h5's compile
+        # config, and the misnamed trap should be about its name alone.
+        model.compile(optimizer="adam", loss=keras.losses.MeanSquaredError())
         return model
 
     def path(self, artifact: str) -> str:
