@@ -85,11 +85,11 @@ def test_no_absolute_paths(notebook):
 
 
 def test_parameters_cell_is_labelled(notebook):
-    # A learner sees what the cell is for; `python tools/label_parameters.py` adds the label.
-    from tools.label_parameters import PREFIX
+    # A learner sees what the cell is for; `make strip` adds the label.
+    from tools.strip_notebooks import PREFIX
 
     path, nb = notebook
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert tagged and tagged[0].source.startswith(PREFIX), (
         f"{path.name}: the parameters cell's first line must be a comment starting "
-        f"{PREFIX!r}; run `python tools/label_parameters.py`")
+        f"{PREFIX!r}; run `make strip`")

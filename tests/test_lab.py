@@ -113,3 +113,13 @@ def test_strip_keeps_only_the_portable_language_info(tmp_path):
     assert strip(tmp_path / "n.ipynb") and not strip(tmp_path / "n.ipynb")
     assert nbformat.read(tmp_path / "n.ipynb", as_version=4).metadata.language_info == (
         PORTABLE_LANGUAGE_INFO)
+
+
+def test_strip_labels_the_parameters_cell_once(tmp_path):
+    from tools.strip_notebooks import LABEL, strip
+
+    cell = nbformat.v4.new_code_cell("epochs = 5", metadata={"tags": ["parameters"]})
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), tmp_path / "n.ipynb")
+    assert strip(tmp_path / "n.ipynb") and not strip(tmp_path / "n.ipynb")
+    source = nbformat.read(tmp_path / "n.ipynb", as_version=4).cells[0].source
+    assert source == f"{LABEL}\nepochs = 5"

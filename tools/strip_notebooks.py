@@ -1,5 +1,7 @@
-"""Remove outputs and execution counts from notebooks, keeping cell tags and metadata
-(except the editor's Python version in ``language_info``).
+"""Normalise notebooks before a commit: remove outputs and execution counts, keep cell tags and
+metadata (except the editor's Python version in ``language_info``), and label the parameters
+cell with a comment saying what it is for (a learner sees a bare list of assignments otherwise).
+Idempotent; tests/test_conventions.py checks the result.
 
 Usage: python tools/strip_notebooks.py [NOTEBOOK ...]   (default: notebooks/*.ipynb)
 """
@@ -11,6 +13,9 @@ from pathlib import Path
 
 import nbformat
 
+LABEL = "# Parameters: CI injects small values; change these to explore."
+PREFIX = "# Parameters"  # what the test requires the parameters cell's first line to start with
+
 
 def strip(path: Path) -> bool:
     """Strip one notebook in place; True when it changed."""
@@ -21,6 +26,8 @@ def strip(path: Path) -> bool:
             cell.outputs, cell.execution_count, changed = [], None, True
         for key in ("execution", "papermill"):
             changed |= cell.metadata.pop(key, None) is not None
+        if "parameters" in cell.metadata.get("tags", []) and not cell.source.startswith(PREFIX):
+            cell.source, changed = f"{LABEL}\n{cell.source}", True
     changed |= nb.metadata.pop("papermill", None) is not None
     # An editor stores its own Python version here; JupyterLab then marks the lesson modified
     # on every other machine (see forgekit/course/lab.py). Keep only the portable part.
