@@ -3,13 +3,22 @@
 #   make test   ruff + pytest, notebooks included  (.ci/run calls exactly this)
 # Every target creates .venv and installs what it needs when missing or out of date.
 
-PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Python: PYTHON=... when given (a venv built by another Python is rebuilt), else the venv's own,
+# else the first of these on PATH - TensorFlow 2.21 publishes wheels for exactly these three.
+pyver = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+VENV_PYVER := $(if $(wildcard $(BIN)/python),$(call pyver,$(BIN)/python))
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(firstword $(foreach p,python3.11 python3.12 python3.13,$(if $(call pyver,$(p)),$(p))))
+WANT_PYVER := $(or $(VENV_PYVER),$(call pyver,$(PYTHON)))
+else
+WANT_PYVER := $(call pyver,$(PYTHON))
+endif
 LOCK   := requirements.lock
 # uv installs the lock; its own pin lives in pyproject.toml like every other one.
-UV_PIN := $(shell sed -n 's/^ *"\(uv==[^"]*\)".*/\1/p' pyproject.toml)
+UV_PIN := $(shell sed -n "s/^\(uv==[^ ;]*\).*/\1/p" $(LOCK))
 UV     := $(BIN)/uv
 # pytest arguments. Two xdist workers: on this course's 2-core machines the whole suite took
 # 5 min 38 s with -n 2 against 8 min 28 s serial. `make test PYTEST_ARGS=` runs it serially.
@@ -22,7 +31,7 @@ export TF_ENABLE_ONEDNN_OPTS ?= 0
 export CUDA_VISIBLE_DEVICES ?= -1
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: lab run test lint lock drift actionlint env-files strip doctor clean help
+.PHONY: lab run test lint lock drift actionlint env-files strip doctor clean help FORCE
 help:
 	@echo "make lab   - JupyterLab on the course (PORT=$(PORT), NO_BROWSER=1 for headless)"
 	@echo "make run   - execute every notebook into build/ with workshop defaults"
@@ -34,21 +43,23 @@ help:
 # The venv holds exactly the lock (uv pip sync removes anything else) plus forgekit, editable.
 # --compile-bytecode: this Makefile exports PYTHONDONTWRITEBYTECODE, so without .pyc files written
 # at install time every process would recompile TensorFlow's modules (import time 20 s -> 42 s).
-$(STAMP): $(LOCK) pyproject.toml tools/setup_lab.py | $(UV)
+$(STAMP): $(LOCK) pyproject.toml tools/setup_lab.py tools/venv.sh
+	bash tools/venv.sh "$(PYTHON)" $(VENV) "$(UV_PIN)"
 	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python --require-hashes $(LOCK)
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	$(BIN)/python tools/setup_lab.py  # kernel named as in the notebooks, no news prompt
 	@touch $(STAMP)
 
-$(UV):
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: forgekit needs Python 3.11, $(PYTHON) is " + sys.version.split()[0])'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(UV_PIN)"
+ifneq ($(VENV_PYVER),$(WANT_PYVER))
+$(STAMP): FORCE
+endif
+FORCE:
 
-# Re-resolve after changing a pin in pyproject.toml; commit requirements.lock and the env files.
-lock: $(UV)
-	$(BIN)/python tools/lock.py
+# Re-resolve after changing a range in pyproject.toml (UPGRADE="tensorflow keras" moves those to
+# the newest release the ranges allow); commit requirements.lock and the env files.
+UPGRADE ?=
+lock: $(STAMP)
+	$(BIN)/python tools/lock.py $(UPGRADE)
 	$(BIN)/python tools/sync_env.py
 
 lab: $(STAMP)

@@ -46,3 +46,24 @@ def test_claims_are_appended_to_the_claims_file(tmp_path, monkeypatch):
 def test_a_claim_needs_text():
     with pytest.raises(ValueError):
         claim("  ", True)
+
+
+def test_an_unmet_claim_on_other_versions_is_shown_as_drift(monkeypatch):
+    """On a learner's own TensorFlow (Colab) a ✗ names both versions instead of calling the
+    lesson wrong; under the course's versions it stays a plain ✗."""
+    from forgekit import versions
+    from forgekit.course import claims as claims_module
+
+    monkeypatch.delenv(claims_module.STRICT_ENV, raising=False)
+    monkeypatch.delenv(claims_module.CLAIMS_FILE_ENV, raising=False)
+    here = dict(versions.COURSE_VERSIONS)
+    monkeypatch.setattr(versions, "installed_version", lambda name: here.get(name))
+    same = claims_module.claim("a fact", False, {"n": 3})
+    assert same.drift is None and "CLAIM DOES NOT HOLD" in str(same)
+    here["tensorflow"] = "2.20.0"
+    moved = claims_module.claim("a fact", False, {"n": 3})
+    assert moved.drift == f"TensorFlow 2.20.0 (the course: {versions.COURSE_VERSIONS['tensorflow']})"
+    assert "DRIFT - on your TensorFlow 2.20.0" in str(moved) and "n = 3" in str(moved)
+    assert "Drift: on your TensorFlow 2.20.0" in moved._repr_html_()
+    assert moved.as_record()["drift"] == moved.drift
+    assert claims_module.claim("a fact", True).drift is None

@@ -102,8 +102,12 @@ def test_outcome_keeps_type_and_first_line():
 def test_readme_status_matches_notebooks_on_disk():
     import re
 
+    from forgekit.course.site_pages import colab_url
+
     on_disk = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
-    rows = re.findall(r"^\| \d\d \| `(\w+)` \|.*\| (ready|in progress|coming) \|$", README, re.M)
+    rows = re.findall(r"^\| \d\d \| `(\w+)` \|.*\| (ready|in progress|coming) \| (.*) \|$",
+                      README, re.M)
     assert len(rows) == len(LESSONS)
-    for name, status in rows:
+    for name, status, colab in rows:
         assert (status == "ready") == (name in on_disk), f"README says {name} is {status}"
+        assert colab == f"[Colab]({colab_url(name)})", f"{name}: the map's Colab link"

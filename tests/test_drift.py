@@ -90,7 +90,31 @@ def test_same_versions_say_so_and_write_both_files(tmp_path):
     page = drift.write(report, tmp_path)
     assert "versions tried are the pinned ones" in page.read_text()
     assert "tensorflow 2.21.0, keras 3.15.1, tf-keras 2.21.0 (newest on PyPI)" in page.read_text()
-    assert json.loads((tmp_path / "drift.json").read_text())["same_as_pinned"] is True
+    assert json.loads((tmp_path / "drift.json").read_text())[0]["same_as_pinned"] is True
+
+
+def test_the_matrix_spans_the_supported_range_and_reports_each_variant(tmp_path):
+    """`make drift` with no --with tries both ends of the range; the previous release the way
+    Colab runs it (another Python, TensorFlow preinstalled, forgekit from a wheel)."""
+    names = [v.name for v in drift.MATRIX]
+    assert names == ["previous", "newest"]
+    previous = drift.MATRIX[0]
+    assert previous.colab_like and previous.python == "3.12"
+    assert "tensorflow==2.20.*" in previous.requested and "tf-keras==2.20.*" in previous.requested
+    pins = {"tensorflow": "2.21.0", "keras": "3.15.1", "tf-keras": "2.21.0"}
+    old = {"tensorflow": "2.20.0", "keras": "3.10.0", "tf-keras": "2.20.1"}
+    reports = [
+        {"variant": "previous", "requested": list(previous.requested), "pinned": pins,
+         "tried": old, "moved": drift.moved(pins, old), "same_as_pinned": False,
+         "install": "Python 3.12, ... preinstalled: the TensorFlow stack already there was kept",
+         "comparison": drift.compare(PINNED_REPORT, PINNED_CLAIMS, PINNED_REPORT, PINNED_CLAIMS)},
+        {"variant": "newest", "requested": [], "pinned": pins, "tried": pins,
+         "moved": {}, "same_as_pinned": True, "comparison": None}]
+    text = drift.write(reports, tmp_path).read_text()
+    assert "# `previous`: the course on tensorflow 2.20.0, keras 3.10.0, tf-keras 2.20.1" in text
+    assert "stack already there was kept" in text
+    assert "# `newest`: " in text and "versions tried are the pinned ones" in text
+    assert [r["variant"] for r in json.loads((tmp_path / "drift.json").read_text())] == names
 
 
 def test_what_is_installed_instead_of_the_pins():

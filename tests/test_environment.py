@@ -9,7 +9,10 @@ GOOD = {"tensorflow": "2.21.0", "keras": "3.15.1", "tf-keras": "2.21.0", "h5py":
 
 
 def test_pinned_combination_is_clean():
-    assert known_problems(GOOD, env={}, python=(3, 11)) == []
+    for python in ((3, 11), (3, 12), (3, 13)):
+        assert known_problems(GOOD, env={}, python=python) == []
+    previous = {**GOOD, "tensorflow": "2.20.0", "tf-keras": "2.20.1", "keras": "3.10.0"}
+    assert known_problems(previous, env={}, python=(3, 12)) == [], "the supported range's low end"
 
 
 def test_each_rule_fires():
@@ -21,7 +24,10 @@ def test_each_rule_fires():
         ({**GOOD, "tensorflow": "2.15.0", "tf-keras": None, "keras": "3.15.1"}, {}, (3, 11),
          "NumPy 2.4.6"),
         ({**GOOD, "tensorflow": None}, {}, (3, 11), "not installed"),
-        (GOOD, {}, (3, 12), "Python 3.12"),
+        (GOOD, {}, (3, 10), "Python 3.10"),
+        (GOOD, {}, (3, 14), "Python 3.14"),
+        ({**GOOD, "tensorflow": "2.19.0", "tf-keras": "2.19.0"}, {}, (3, 11),
+         "TensorFlow 2.19.0: the lessons are measured on 2.20-2.21"),
     ]
     for versions, env, python, expected in cases:
         problems = known_problems(versions, env=env, python=python)

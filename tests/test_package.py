@@ -130,12 +130,10 @@ def test_fresh_processes_run_as_many_at_a_time_as_memory_allows(monkeypatch):
     from forgekit.measure import fresh
 
     gib = 1024 ** 3
-    for cgroup_headroom, available, expected in (
-            (None, 20 * gib, 2),            # a workstation: the cap
-            (int(1.2 * gib), 20 * gib, 1),  # Binder: the cgroup limit binds, not the host
-            (None, int(0.3 * gib), 1),      # nearly full: still one, never zero
-            (None, None, 1)):               # nothing readable: the safe choice
-        monkeypatch.setattr(fresh, "_cgroup_headroom", lambda h=cgroup_headroom: h)
-        monkeypatch.setattr(fresh, "_mem_available", lambda a=available: a)
-        assert fresh.affordable_workers() == expected, (cgroup_headroom, available)
-    assert fresh._mem_available() is None or fresh._mem_available() > 0
+    for headroom, expected in (
+            (20 * gib, 2),          # a workstation: the cap
+            (int(1.2 * gib), 1),    # Binder: the cgroup's headroom binds
+            (int(0.3 * gib), 1),    # nearly full: still one, never zero
+            (None, 1)):             # nothing readable: the safe choice
+        monkeypatch.setattr(fresh, "headroom_bytes", lambda h=headroom: h)
+        assert fresh.affordable_workers() == expected, headroom

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -58,7 +59,14 @@ def test_run_course_writes_report_site_and_exits_failed(tmp_path, capsys):
     report = json.loads((tmp_path / "build" / "report.json").read_text())
     assert [row["notebook"] for row in report] == ["a_ok.ipynb", "b_bad.ipynb"]
     assert set(report[0]) == {"notebook", "status", "seconds", "peak_rss_mb", "failed_cell",
-                              "peak_tree_rss_mb", "claims", "claims_failed"}
+                              "peak_tree_rss_mb", "peak_tree_pss_mb", "peak_tree_anon_mb",
+                              "peak_largest_anon_mb",
+                              "cgroup_peak_mb", "cgroup_limit_mb", "claims", "claims_failed"}
+    # The kernel is a child of the run: its memory is seen by PSS (on Linux) as well as RSS.
+    if Path("/proc/self/smaps_rollup").exists():
+        assert report[0]["peak_tree_anon_mb"] > 20 and report[0]["peak_largest_anon_mb"] > 20
+        assert report[0]["peak_tree_anon_mb"] <= report[0]["peak_tree_pss_mb"] + 1
+        assert report[0]["peak_tree_pss_mb"] <= report[0]["peak_tree_rss_mb"] + 1
     assert report[0]["status"] == "ok" and report[0]["failed_cell"] is None
     assert report[1]["status"] == "failed" and "value was injected" in report[1]["failed_cell"]
     assert (tmp_path / "build" / "site" / "index.html").exists()
@@ -150,7 +158,7 @@ def test_a_fork_before_exec_is_not_counted_as_a_second_copy_of_its_parent():
 
     import psutil
 
-    from forgekit.course.runner import _added_rss
+    from forgekit.measure.memory import _added_rss
 
     ballast = bytearray(os.urandom(1)) * (256 * 2**20)  # 256 MiB the parent really holds
     pid = os.fork()

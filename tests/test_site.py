@@ -18,7 +18,13 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from forgekit.course import LESSONS
 from forgekit.course.runner import RunResult, run_course
 from forgekit.course.site import BINDER_URL, build_site, write_site
-from forgekit.course.site_pages import WIDGET_MIME, WIDGET_NOTE, binder_url, render_lesson
+from forgekit.course.site_pages import (
+    WIDGET_MIME,
+    WIDGET_NOTE,
+    binder_url,
+    colab_url,
+    render_lesson,
+)
 from tests.conftest import ROOT
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
@@ -139,7 +145,9 @@ def test_every_lesson_gets_a_titled_page_linked_to_its_neighbours(tmp_path):
         assert rel.get("next") == (f"{LESSONS[i + 1].notebook}.html" if i + 1 < len(LESSONS)
                                    else None)
         links = {t for _, t in _parse(page).links}
-        assert {"index.html", "claims.html", "report.html", binder_url(lesson.notebook)} <= links
+        assert {"index.html", "claims.html", "report.html", binder_url(lesson.notebook),
+                colab_url(lesson.notebook)} <= links
+        assert colab_url(lesson.notebook).endswith(f"/blob/main/notebooks/{lesson.notebook}.ipynb")
     index = (site / "index.html").read_text()
     assert {f"{lesson.notebook}.html" for lesson in LESSONS} | {"claims.html"} <= _links(index)
     assert "claims.html" in _links((site / "report.html").read_text())

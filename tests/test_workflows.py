@@ -80,10 +80,12 @@ def test_ci_runs_make_test_and_builds_the_site_on_push_pr_and_weekly():
     runs = _runs(wf)
     assert "make test" in runs["test"], "CI runs exactly the README's test command"
     assert "make run" in runs["site"]
-    for job in ("test", "site"):
+    assert wf["jobs"]["test"]["strategy"]["matrix"]["python"] == ["3.11", "3.12", "3.13"]
+    for job, expected in (("test", "${{ matrix.python }}"), ("site", "3.11")):
         python = [s["with"]["python-version"] for s in _uses(wf, job)
                   if s["uses"].startswith("actions/setup-python@")]
-        assert python == ["3.11"], job
+        assert python == [expected], job
+        assert wf["jobs"][job]["env"]["PYTHON"] == f"python{expected}", "make uses that Python"
         cache = [s for s in _uses(wf, job) if s["uses"].startswith("actions/cache@")]
         assert cache and "requirements.lock" in cache[0]["with"]["key"], job
     uploads = [s["with"]["path"] for s in _uses(wf, "site")

@@ -1,13 +1,20 @@
-"""`make drift`: the course on the next TensorFlow, compared verdict by verdict with the pins.
+"""`make drift`: the course at both ends of its supported range, compared verdict by verdict
+with the pins.
 
-1. Resolve the lock again with TensorFlow, Keras and tf-keras unpinned (newest on PyPI), or
-   with the requirements given by ``--with`` (``--with "keras==3.12.*"``). Every other package
-   keeps its locked version unless the new ones force it to move.
-2. If that changes nothing the report says so and stops: the newest releases are the pins.
-3. Otherwise install it into a second venv (``.venv-drift``), execute every notebook there and
-   with the pins (CI parameters, claims not fatal: a claim that stops holding is recorded, the
-   notebook goes on), and compare each notebook's status and each checked claim's verdict.
-4. Write ``build/drift/drift.md`` and ``build/drift/drift.json``.
+By default a matrix of two variants (MATRIX below); ``--with REQ`` tries one set of
+requirements instead (``--with "keras==3.12.*"``).
+
+- ``newest``: the lock resolved again with TensorFlow, Keras and tf-keras unpinned (newest on
+  PyPI); every other package keeps its locked version unless the new ones force it to move.
+  When that changes nothing the report says so: the newest releases are the pins.
+- ``previous``: a Colab-like environment - a fresh venv on another Python with the previous
+  TensorFlow release and its Keras already installed, as a hosted runtime ships them - into which
+  forgekit is installed from a wheel built from the checkout, the way a learner's ``pip install``
+  would. The report records whether that install replaced the TensorFlow already there.
+
+Each variant runs every notebook (CI parameters, claims not fatal: a claim that stops holding is
+recorded, the notebook goes on) and is compared with the pinned run, notebook status by status
+and claim verdict by verdict, into ``build/drift/drift.md`` and ``build/drift/drift.json``.
 
 Exit status 0 whenever the report was written, whatever it says: drift is news, not a failure.
 """
@@ -22,6 +29,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,26 @@ from tools import lock
 
 ROOT = lock.ROOT
 DRIFTING = ("tensorflow", "keras", "tf-keras")  # unpinned by default; everything else as locked
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One environment the course is tried in."""
+
+    name: str
+    requested: tuple[str, ...] = ()
+    python: str | None = None  # e.g. "3.12": another interpreter than the pinned run's
+    colab_like: bool = False  # preinstalled stack + forgekit from a wheel, not the lock
+
+
+# The ends of the supported range (README, "Supported versions"). The previous release is tried
+# the way Colab runs it: Python 3.12, TensorFlow preinstalled, forgekit pip-installed on top.
+MATRIX = (
+    Variant("previous", ("tensorflow==2.20.*", "tf-keras==2.20.*",
+                         "tensorflow-serving-api==2.20.*", "keras==3.10.*"),
+            python="3.12", colab_like=True),
+    Variant("newest"),
+)
 
 
 # ---------------------------------------------------------------- what to install instead
@@ -114,13 +142,18 @@ def _cell(value: Any) -> str:
 
 def render(report: Mapping[str, Any]) -> str:
     """The markdown report (also the GitHub job summary)."""
-    lines = ["# The course on the next TensorFlow", "",
+    title = f"`{report['variant']}`: " if report.get("variant") else ""
+    lines = [f"# {title}the course on {_versions(report['tried'])}", "",
              f"- checked: {report.get('checked_at', '-')}",
              f"- pinned (requirements.lock): {_versions(report['pinned'])}",
              f"- tried: {_versions(report['tried'])}"
              + (f" (asked for: {', '.join(report['requested'])})" if report["requested"] else
                 " (newest on PyPI)")]
+    if report.get("install"):
+        lines.append(f"- installed as: {report['install']}")
     others = {n: v for n, v in report["moved"].items() if n not in DRIFTING}
+    if report.get("install") or not others:
+        others = {}
     if others:
         lines.append("- other packages that had to move: " + ", ".join(
             f"{n} {a or '-'} → {b or '-'}" for n, (a, b) in others.items()))
@@ -160,12 +193,14 @@ def render(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(report: Mapping[str, Any], out: Path) -> Path:
+def write(reports: Mapping[str, Any] | Sequence[Mapping[str, Any]], out: Path) -> Path:
+    """``drift.json`` (the reports) and ``drift.md`` (each rendered, one section a variant)."""
+    reports = [reports] if isinstance(reports, Mapping) else list(reports)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "drift.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+    (out / "drift.json").write_text(json.dumps(reports, indent=2, ensure_ascii=False) + "\n",
                                     encoding="utf-8")
     page = out / "drift.md"
-    page.write_text(render(report), encoding="utf-8")
+    page.write_text("\n".join(render(r) for r in reports), encoding="utf-8")
     return page
 
 
@@ -197,6 +232,61 @@ def install(requirements: Path, venv: Path) -> Path:
     _run([uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", python,
           "--require-hashes", requirements])  # .pyc now: `make` forbids writing them later
     _run([uv, "pip", "install", "--quiet", "--python", python, "--no-deps", "-e", ROOT])
+    return _own_kernel(python, venv)
+
+
+def find_python(version: str) -> str:
+    """An interpreter of ``version`` ("3.12"): $DRIFT_PYTHON_3_12, else one uv can find."""
+    named = os.environ.get(f"DRIFT_PYTHON_{version.replace('.', '_')}")
+    if named:
+        return named
+    found = subprocess.run([lock.uv(), "python", "find", "--system", version],
+                           capture_output=True, text=True, env=lock.uv_environment())
+    if found.returncode != 0 or not found.stdout.strip():
+        raise SystemExit(f"no Python {version} found for the drift matrix: install one or set "
+                         f"DRIFT_PYTHON_{version.replace('.', '_')}=/path/to/python{version}")
+    return found.stdout.strip()
+
+
+def _stack(python: Path) -> dict[str, str | None]:
+    code = ("import json; from importlib.metadata import version as v\n"
+            "def get(n):\n    try: return v(n)\n    except Exception: return None\n"
+            f"print(json.dumps({{n: get(n) for n in {list(DRIFTING)!r}}}))")
+    return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                                     check=True).stdout)
+
+
+def install_colab_like(variant: Variant, venv: Path, out: Path) -> tuple[Path, dict[str, Any]]:
+    """A hosted-notebook runtime, simulated: ``variant.requested`` preinstalled from PyPI into a
+    fresh venv, then forgekit (with its ``course`` extra, to execute the notebooks) from a wheel
+    built from this checkout, by plain pip. Returns the python and what the install did."""
+    uv = lock.uv()
+    python = venv / "bin" / "python"
+    base = find_python(variant.python or "3.12")
+    if not python.exists():
+        _run([uv, "venv", "--quiet", "--seed", "--python", base, venv])
+    # .pyc now, as a hosted runtime ships them (`make` forbids writing them later).
+    _run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", python,
+          *variant.requested, "ipykernel"])
+    before = _stack(python)
+    wheels = out / "wheel"
+    shutil.rmtree(wheels, ignore_errors=True)  # our own build folder under build/drift
+    _run([uv, "build", "--quiet", "--wheel", "--out-dir", wheels, ROOT])
+    [wheel] = wheels.glob("forgekit-*.whl")
+    _run([python, "-m", "pip", "install", "--quiet", f"--index-url={lock.PYPI}",
+          f"forgekit[course] @ {wheel.resolve().as_uri()}"])
+    after = _stack(python)
+    kept = before == after
+    note = (f"Python {variant.python}, {', '.join(variant.requested)} preinstalled, then "
+            f"`pip install {wheel.name}[course]`: "
+            + ("the TensorFlow stack already there was kept" if kept else
+               f"the install REPLACED the stack: {before} -> {after}"))
+    return _own_kernel(python, venv), {"before": before, "after": after, "kept": kept,
+                                       "note": note}
+
+
+def _own_kernel(python: Path, venv: Path) -> Path:
+    """Register ``venv``'s python as its own ``python3`` kernel (papermill runs that name)."""
     _run([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
          stdout=subprocess.DEVNULL)
     kernel = subprocess.run(
@@ -223,10 +313,45 @@ def run_course(python: Path, notebooks: Path, out: Path) -> tuple[list, list]:
             json.loads(claims.read_text(encoding="utf-8")) if claims.exists() else [])
 
 
+def try_variant(variant: Variant, args: argparse.Namespace,
+                pinned_run: tuple[list, list] | None) -> tuple[dict[str, Any], tuple[list, list]]:
+    """Resolve, install and run one variant; its report, and the pinned run (made once)."""
+    out = args.out / variant.name
+    tried_lock = resolve(out, variant.requested)
+    pinned = lock.installable(ROOT / lock.LOCK_NAME)
+    tried = lock.installable(tried_lock)
+    report: dict[str, Any] = {
+        "variant": variant.name, "checked_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "requested": list(variant.requested), "pinned": {n: pinned.get(n) for n in DRIFTING},
+        "tried": {n: tried.get(n) for n in DRIFTING}, "moved": moved(pinned, tried),
+        "same_as_pinned": not moved(pinned, tried), "comparison": None}
+    if report["same_as_pinned"] and not args.force:
+        return report, pinned_run
+    venv = args.venv.with_name(f"{args.venv.name}-{variant.name}")
+    if variant.colab_like:
+        python, done = install_colab_like(variant, venv, out)
+        report["tried"] = done["after"]
+        report["install"] = done["note"]
+        report["kept_preinstalled_stack"] = done["kept"]
+    else:
+        python = install(tried_lock, venv)
+    if pinned_run is None:
+        if args.pinned_run:
+            pinned_run = (json.loads((args.pinned_run / "report.json").read_text(encoding="utf-8")),
+                          json.loads((args.pinned_run / "claims.json").read_text(encoding="utf-8")))
+        else:
+            pinned_run = run_course(Path(sys.executable), args.notebooks, args.out / "pinned")
+    new_report, new_claims = run_course(python, args.notebooks, out / "run")
+    report["comparison"] = compare(*pinned_run, new_report, new_claims)
+    return report, pinned_run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make drift", description=__doc__.splitlines()[0])
     parser.add_argument("--with", dest="requested", action="append", default=[],
-                        metavar="REQ", help='try REQ instead of the newest, e.g. "keras==3.12.*"')
+                        metavar="REQ", help='try REQ instead of the matrix, e.g. "keras==3.12.*"')
+    parser.add_argument("--only", choices=[v.name for v in MATRIX], action="append",
+                        help="run only this variant of the matrix (repeatable)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "drift")
     parser.add_argument("--venv", type=Path, default=ROOT / ".venv-drift")
     parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks")
@@ -236,26 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run the notebooks even when the versions tried are the pins")
     args = parser.parse_args(argv)
 
-    tried_lock = resolve(args.out, args.requested)
-    pinned = lock.installable(ROOT / lock.LOCK_NAME)
-    tried = lock.installable(tried_lock)
-    report: dict[str, Any] = {
-        "checked_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "requested": args.requested, "pinned": {n: pinned.get(n) for n in DRIFTING},
-        "tried": {n: tried.get(n) for n in DRIFTING}, "moved": moved(pinned, tried),
-        "same_as_pinned": not moved(pinned, tried), "comparison": None}
-    if report["same_as_pinned"] and not args.force:
-        print(f"wrote {write(report, args.out)}: the versions tried are the pinned ones")
-        return 0
-    python = install(tried_lock, args.venv)
-    if args.pinned_run:
-        base_report = json.loads((args.pinned_run / "report.json").read_text(encoding="utf-8"))
-        base_claims = json.loads((args.pinned_run / "claims.json").read_text(encoding="utf-8"))
-    else:
-        base_report, base_claims = run_course(Path(sys.executable), args.notebooks,
-                                              args.out / "pinned")
-    new_report, new_claims = run_course(python, args.notebooks, args.out / "tried")
-    report["comparison"] = compare(base_report, base_claims, new_report, new_claims)
-    page = write(report, args.out)
+    variants = ([Variant("requested", tuple(args.requested))] if args.requested else
+                [v for v in MATRIX if not args.only or v.name in args.only])
+    reports, pinned_run = [], None
+    for variant in variants:
+        report, pinned_run = try_variant(variant, args, pinned_run)
+        reports.append(report)
+        write(reports, args.out)  # after each variant: a long matrix keeps what it measured
+    page = write(reports, args.out)
     print(page.read_text(encoding="utf-8"))
     print(f"wrote {page} and {page.with_suffix('.json')}")
     return 0

@@ -1,13 +1,16 @@
 """The full lock: every installed package, its exact version and its hashes (`make lock`).
 
-pyproject.toml pins the direct dependencies; `requirements.lock` is those pins resolved against
-PyPI with everything they pull in, for every platform Python 3.11 runs on (uv's universal
-resolution writes an environment marker where a package is platform-specific). `make lab`,
-`make test`, `.ci/run` and Binder install from it, so a new release of any transitive dependency
-changes nothing here until someone runs `make lock` and commits the result.
+pyproject.toml declares the direct dependencies as compatible ranges (so forgekit installs into
+a learner's own environment); `requirements.lock` is the one place exact versions live: those
+ranges resolved against PyPI with everything they pull in, for every platform and every Python
+that pyproject.toml allows (3.11-3.13; uv's universal resolution writes an environment marker
+where a package differs by platform or Python). `make lab`, `make test`, `.ci/run` and Binder
+install from it, so a new release of any package changes nothing here until someone runs
+`make lock` and commits the result.
 
 Re-running it is idempotent: uv keeps every version already in the lock that still satisfies
-pyproject.toml, so only a changed pin (and whatever it forces) moves.
+pyproject.toml, so nothing moves unless a range excludes it or `make lock UPGRADE=name` (uv's
+``--upgrade-package``) asks for it.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK_NAME = "requirements.lock"
-EXTRAS = ("test",)  # what `make` installs: the package's dependencies plus its test extra
+EXTRAS = ("course", "test")  # what `make` installs: the dependencies plus these extras
+# Every Python the lock must install on (pyproject.toml's requires-python), checked by the tests.
+PYTHONS = ("3.11", "3.12", "3.13")
 PYPI = "https://pypi.org/simple"  # the only index; this machine's pip.conf is never consulted
 
 
@@ -80,31 +86,48 @@ def installable(path: str | os.PathLike[str],
     return {e.name: e.version for e in parse(path) if e.applies(environment)}
 
 
-def pins(root: Path = ROOT) -> dict[str, str]:
-    """``{name: version}`` of the exact pins in pyproject.toml that the lock covers."""
+def requirements(root: Path = ROOT) -> list[Any]:
+    """The direct requirements in pyproject.toml that the lock covers (dependencies + EXTRAS),
+    as ``packaging`` Requirement objects (name, specifier range, marker)."""
+    from packaging.requirements import Requirement
+
     project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    requirements = list(project["dependencies"])
+    found = list(project["dependencies"])
     for extra in EXTRAS:
-        requirements += project["optional-dependencies"][extra]
-    found = {}
-    for req in requirements:
-        name, sep, version = req.partition("==")
-        if not sep:
-            raise ValueError(f"pyproject.toml: {req!r} is not pinned exactly (name==x.y.z)")
-        found[normalize(name.split("[")[0])] = version.strip()
-    return found
+        found += project["optional-dependencies"][extra]
+    return [Requirement(r) for r in found]
+
+
+def environment(python: str) -> dict[str, str]:
+    """Marker values of a Linux x86_64 CPython ``python`` ("3.12"): what the lock is checked in."""
+    return {"python_version": python, "python_full_version": f"{python}.0",
+            "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
+            "os_name": "posix", "implementation_name": "cpython",
+            "platform_python_implementation": "CPython", "extra": ""}
 
 
 def disagreements(root: Path = ROOT, lock: Path | None = None) -> list[str]:
-    """Every pin in pyproject.toml that the lock does not hold at exactly that version."""
-    locked = installable(lock or root / LOCK_NAME)
+    """Every direct requirement the lock does not satisfy, for every Python it must install on:
+    missing, or locked at a version outside pyproject.toml's range."""
+    entries = parse(lock or root / LOCK_NAME)
     problems = []
-    for name, version in pins(root).items():
-        if name not in locked:
-            problems.append(f"{name}=={version} is pinned in pyproject.toml but not in the lock")
-        elif locked[name] != version:
-            problems.append(f"{name}: pyproject.toml pins {version}, the lock has {locked[name]}")
+    for python in PYTHONS:
+        env = environment(python)
+        locked = {e.name: e.version for e in entries if e.applies(env)}
+        for req in requirements(root):
+            name = normalize(req.name)
+            if name not in locked:
+                problems.append(f"{req} is required by pyproject.toml but not in the lock "
+                                f"for Python {python}")
+            elif not req.specifier.contains(locked[name], prereleases=True):
+                problems.append(f"{name}: pyproject.toml requires {req.specifier}, the lock has "
+                                f"{locked[name]} for Python {python}")
     return problems
+
+
+def locked_version(name: str, root: Path = ROOT) -> str:
+    """The version the lock installs for ``name`` here (e.g. the course's TensorFlow)."""
+    return installable(root / LOCK_NAME)[normalize(name)]
 
 
 def uv() -> str:
@@ -117,12 +140,14 @@ def uv() -> str:
 
 
 def python_version(root: Path = ROOT) -> str:
-    """``"3.11"`` from ``requires-python = ">=3.11,<3.12"``."""
+    """``"3.11"`` from ``requires-python = ">=3.11,<3.14"``: the oldest Python the lock serves
+    (uv resolves upward from it; Binder and conda use it)."""
     spec = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     return spec["project"]["requires-python"].split(",")[0].lstrip(">=~")
 
 
 def compile_command(output: Path, root: Path = ROOT, *extra: str) -> list[str]:
+    # --universal: one lock for every platform and every Python requires-python allows.
     """The one `uv pip compile` call that writes the lock (also used by the tests and drift)."""
     return [uv(), "pip", "compile", "pyproject.toml", *(f"--extra={e}" for e in EXTRAS),
             "--universal", f"--python-version={python_version(root)}", "--generate-hashes",
@@ -146,8 +171,9 @@ def compile_lock(output: Path | None = None, root: Path = ROOT, *extra: str) -> 
     return output
 
 
-def main() -> int:
-    lock = compile_lock()
+def main(argv: list[str] | None = None) -> int:
+    upgrade = [f"--upgrade-package={name}" for name in (argv if argv is not None else sys.argv[1:])]
+    lock = compile_lock(None, ROOT, *upgrade)
     entries = parse(lock)
     here = sum(e.applies() for e in entries)
     print(f"wrote {lock.name}: {len(entries)} packages ({here} install on this platform), "

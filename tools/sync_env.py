@@ -1,6 +1,6 @@
 """Regenerate environment.yml and binder/ from the lock (requirements.lock).
 
-pyproject.toml is the single source of pins and requirements.lock (`make lock`) resolves them;
+pyproject.toml declares the ranges and requirements.lock (`make lock`) holds the exact versions;
 everything else is generated from the lock here, so conda users, Binder and the venv get the
 same versions. `make lock` runs this after resolving; tests/test_pins.py fails when a generated
 file is stale.
@@ -22,17 +22,12 @@ if __package__ in (None, ""):  # `python tools/sync_env.py`
 from tools import lock
 
 ROOT = lock.ROOT
-HEADER = ("# Generated from requirements.lock by tools/sync_env.py; edit pins in pyproject.toml, "
+HEADER = ("# Generated from requirements.lock by tools/sync_env.py; edit ranges in pyproject.toml, "
           "then `make lock`.\n")
 
 
-def pins(root: Path = ROOT) -> list[str]:
-    """Runtime and test requirements, exactly as pinned in pyproject.toml."""
-    return [f"{name}=={version}" for name, version in lock.pins(root).items()]
-
-
 def python_version(root: Path = ROOT) -> str:
-    return lock.python_version(root)  # ">=3.11,<3.12" -> "3.11"
+    return lock.python_version(root)  # ">=3.11,<3.14" -> "3.11": Binder's pinned runtime
 
 
 def _locked_lines(root: Path) -> list[str]:

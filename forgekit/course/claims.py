@@ -6,6 +6,8 @@ to the file named by ``$FORGEKIT_CLAIMS_FILE`` (the runner collects them into
 ``build/claims.json``); and under ``$FORGEKIT_STRICT_CLAIMS=1`` (the test suite) an unmet claim
 raises :class:`ClaimError`, so a fact that stops holding on a new TensorFlow fails the build.
 A learner's own run is never stopped by a claim: a ✗ is shown loudly and the lesson goes on.
+On a TensorFlow or Keras other than the course's (Colab, a team's venv) the ✗ says so - "on your
+TensorFlow 2.20.0 this no longer holds" - naming both versions: that is drift, not a bug.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from forgekit.versions import drift_from_course
 
 CLAIMS_FILE_ENV = "FORGEKIT_CLAIMS_FILE"
 STRICT_ENV = "FORGEKIT_STRICT_CLAIMS"
@@ -69,10 +73,26 @@ class Claim:
         """The JSON row written to the claims file."""
         row = asdict(self)
         row["verdict"] = self.verdict
+        if self.drift:
+            row["drift"] = self.drift
         return row
 
+    @property
+    def drift(self) -> str | None:
+        """For an unmet claim on versions other than the course's: which ("TensorFlow 2.20.0
+        (the course: 2.21.0)"); None when it holds or the versions are the course's."""
+        if self.holds:
+            return None
+        moved = drift_from_course()
+        if not moved:
+            return None
+        return ", ".join(f"{_LABELS.get(n, n)} {here or 'not installed'} (the course: {pinned})"
+                         for n, (pinned, here) in moved.items())
+
     def __str__(self) -> str:
-        mark = "✓" if self.holds else "✗ CLAIM DOES NOT HOLD:"
+        drift = self.drift
+        mark = ("✓" if self.holds else f"✗ DRIFT - on your {drift} this no longer holds:" if drift
+                else "✗ CLAIM DOES NOT HOLD:")
         numbers = ", ".join(f"{k} = {_shown(v)}" for k, v in self.evidence.items())
         return f"{mark} {self.text}" + (f"  ({numbers})" if numbers else "")
 
@@ -84,10 +104,20 @@ class Claim:
         if self.holds:
             return (f'<div style="color:#1a7f37"><b>✓</b> {html.escape(self.text)}'
                     f'<br><small>{numbers}</small></div>')
+        drift = self.drift
+        if drift:
+            return ('<div style="border:3px solid #9a6700;padding:6px;color:#7a5200">'
+                    f"<b>✗ Drift: on your {html.escape(drift)} this no longer holds:</b> "
+                    f"{html.escape(self.text)}<br><small>{numbers}</small><br>The prose around "
+                    "this cell was measured on the course's versions; the numbers above are what "
+                    "yours does. The lesson goes on.</div>")
         return ('<div style="border:3px solid #b42318;padding:6px;color:#b42318">'
                 f"<b>✗ This claim does not hold on your installation:</b> {html.escape(self.text)}"
                 f"<br><small>{numbers}</small><br>The prose around this cell was written for "
                 "the pinned versions; what you see here is what your TensorFlow does.</div>")
+
+
+_LABELS = {"tensorflow": "TensorFlow", "keras": "Keras"}
 
 
 def _record(c: Claim) -> None:

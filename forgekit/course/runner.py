@@ -10,7 +10,6 @@ exact high-water mark of the kernel (or of the largest process it started) - no 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,39 +27,14 @@ from forgekit.course.claims import (
     read_claims,
     write_claims_json,
 )
+from forgekit.course.report import RunResult
 from forgekit.course.site import write_site
 from forgekit.exercises import SOLUTIONS_ENV
+from forgekit.measure.memory import TreeSampler
 from forgekit.quiet import child_env
 from forgekit.table import Table
 
 DEFAULT_TIMEOUT = 1800  # seconds for a whole notebook; CI parameters keep lessons far below
-
-
-@dataclass
-class RunResult:
-    """The outcome of executing one notebook; ``as_report()`` is one row of build/report.json."""
-
-    notebook: str
-    status: str  # "ok" or "failed"
-    seconds: float
-    peak_rss_mb: float | None
-    failed_cell: str | None
-    output: str
-    # Sum of RSS over the kernel and every process it started, sampled (Binder's limit is on
-    # the sum); peak_rss_mb above is the exact high-water mark of the largest single process.
-    peak_tree_rss_mb: float | None = None
-    claims: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def as_report(self) -> dict[str, Any]:
-        row = asdict(self)
-        row.pop("output")
-        row["claims"] = len(self.claims)
-        row["claims_failed"] = sum(1 for c in self.claims if not c.get("holds"))
-        return row
 
 
 def ci_parameters(notebook: str | os.PathLike[str]) -> dict[str, Any]:
@@ -123,49 +96,6 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
     return RunResult(**row, claims=read_claims(claims_file))
 
 
-def _added_rss(child: Any) -> int:
-    """The memory ``child`` adds to the tree. A child still running its parent's program is a
-    fork that has not exec'd yet (or a fork worker): its RSS is mostly pages it shares with the
-    parent, copy-on-write, so only its private pages (USS) count - summing its RSS would count
-    the parent twice (measured: a ~680 MiB kernel forking a subprocess showed up as +680 MiB)."""
-    parent = child.parent()
-    if parent is not None and child.cmdline() == parent.cmdline():
-        return child.memory_full_info().uss
-    return child.memory_info().rss
-
-
-class _TreeSampler:
-    """Samples the summed RSS of every descendant of this process on a daemon thread."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        import threading
-
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._interval = interval
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for child in me.children(recursive=True):
-                with contextlib.suppress(psutil.Error):  # exited between listing and reading
-                    total += _added_rss(child)
-            self.peak_mb = max(self.peak_mb, total / 2**20)
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> _TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _describe_failure(output: Path, exc: Any) -> str:
     """Name the failing cell by its position in the *source* notebook and its first line."""
     import nbformat
@@ -194,7 +124,7 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     notebook, output = Path(job["notebook"]), Path(job["output"])
     failed_cell = None
     started = time.perf_counter()
-    with _TreeSampler() as tree:
+    with TreeSampler() as tree:
         try:
             pm.execute_notebook(str(notebook), str(output), parameters=job["parameters"],
                                 kernel_name="python3", cwd=str(notebook.parent),
@@ -206,18 +136,30 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     return {"notebook": notebook.name, "status": "failed" if failed_cell else "ok",
             "seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
             "failed_cell": failed_cell, "output": str(output),
-            "peak_tree_rss_mb": round(tree.peak_mb, 1)}
+            "peak_tree_rss_mb": tree.peaks.tree_rss_mb, "peak_tree_pss_mb": tree.peaks.tree_pss_mb,
+            "peak_tree_anon_mb": tree.peaks.tree_anon_mb,
+            "peak_largest_anon_mb": tree.peaks.largest_anon_mb,
+            "cgroup_peak_mb": tree.peaks.cgroup_mb, "cgroup_limit_mb": tree.peaks.cgroup_limit_mb}
 
 
 def summary_table(results: Sequence[RunResult]) -> str:
-    """A fixed-width table: notebook, status, seconds, peak RSS (largest process, tree), claims;
-    failures and claims that do not hold listed below it."""
-    table = Table(["notebook", "status", "seconds", "peak RSS (MiB)", "tree RSS (MiB)",
-                   "claims"], max_width=200)
+    """A fixed-width table: notebook, status, seconds, memory peaks (the largest process's RSS,
+    the process tree's anonymous memory, PSS and RSS, the cgroup when limited), claims; failures and claims that do not
+    hold listed below it."""
+    cgroup = any(r.cgroup_peak_mb is not None for r in results)
+    table = Table(["notebook", "status", "seconds", "peak RSS (MiB)", "tree anon (MiB)",
+                   "tree PSS (MiB)", "tree RSS (MiB)", *(["cgroup (MiB)"] if cgroup else []), "claims"],
+                  max_width=200)
     for r in results:
         failed = sum(1 for c in r.claims if not c.get("holds"))
         table.add(r.notebook, r.status, f"{r.seconds:.1f}", _mib(r.peak_rss_mb),
-                  _mib(r.peak_tree_rss_mb), f"{len(r.claims)}" + (f" ({failed} ✗)" if failed else ""))
+                  _mib(r.peak_tree_anon_mb), _mib(r.peak_tree_pss_mb), _mib(r.peak_tree_rss_mb),
+                  *([_mib(r.cgroup_peak_mb)] if cgroup else []),
+                  f"{len(r.claims)}" + (f" ({failed} ✗)" if failed else ""))
+    limits = {r.cgroup_limit_mb for r in results if r.cgroup_limit_mb}
+    if limits:
+        table.notes.append("cgroup: the memory cgroup's charge (page cache included) under its "
+                           f"limit of {max(limits):.0f} MiB")
     for r in results:
         if not r.ok:
             table.notes.append(f"FAILED {r.notebook}: {r.failed_cell}")

@@ -14,9 +14,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from forgekit.course.map import LESSONS
+from forgekit.course.report import RunResult
 from forgekit.course.site_claims import claims_page
 from forgekit.course.site_pages import (
     CLAIMS_PAGE,
@@ -26,9 +27,6 @@ from forgekit.course.site_pages import (
     render_lessons,
     shell,
 )
-
-if TYPE_CHECKING:
-    from forgekit.course.runner import RunResult
 
 BINDER_URL = binder_url("00_start_here")
 
@@ -101,7 +99,11 @@ lessons as this build executed them, outputs included.</p>
 <p><strong>In the browser, nothing to install:</strong> <a href="{html.escape(BINDER_URL)}">open
 the course on Binder</a>; it starts in lesson 00. Run the cells top to bottom with
 <kbd>Shift</kbd>+<kbd>Enter</kbd>.</p>
-<p><strong>On your machine</strong> (Python 3.11 and <code>make</code>), in the project folder:</p>
+<p><strong>On Colab:</strong> every lesson page has an <em>Open in Colab</em> link; its first cell
+installs forgekit into Colab's own TensorFlow (nothing else is replaced), and a claim that does not
+hold on that TensorFlow is shown as drift, with the numbers, instead of stopping the lesson.</p>
+<p><strong>On your machine</strong> (Python 3.11, 3.12 or 3.13 and <code>make</code>), in the
+project folder:</p>
 <pre>make lab    # creates .venv, installs the pinned versions, opens lesson 00 in JupyterLab
 make run    # executes every lesson headless and rebuilds this site in build/site/</pre>
 <p>Every lesson starts with a <em>parameters</em> cell: lower its sizes on a small machine.</p>
@@ -128,20 +130,27 @@ def report_page(results: Sequence[RunResult], pages: Mapping[str, PageLink]) -> 
             f"<tr><td>{name}</td>"
             f"<td class='{'ok' if r.ok else 'failed'}'>{html.escape(r.status)}</td>"
             f"<td class='num'>{r.seconds:.1f}</td>"
-            f"<td class='num'>{'-' if r.peak_rss_mb is None else f'{r.peak_rss_mb:.0f}'}</td>"
-            f"<td class='num'>"
-            f"{'-' if r.peak_tree_rss_mb is None else f'{r.peak_tree_rss_mb:.0f}'}</td>"
+            + "".join(f"<td class='num'>{'-' if v is None else f'{v:.0f}'}</td>"
+                      for v in (r.peak_rss_mb, r.peak_tree_anon_mb, r.peak_tree_pss_mb, r.peak_tree_rss_mb,
+                                r.cgroup_peak_mb)) +
             f"<td class='num'>{claims}</td><td>{html.escape(r.failed_cell or '')}</td></tr>")
     unmet = "".join(f"<li>{html.escape(r.notebook)}: {html.escape(str(c.get('text')))}</li>"
                     for r in results for c in r.claims if not c.get("holds"))
     body = f"""
 <h1>Run report</h1>
 <table><thead><tr><th>notebook</th><th>status</th><th>seconds</th>
-<th>peak RSS (MiB)</th><th>tree RSS (MiB)</th><th>claims</th><th>failed cell</th></tr></thead>
+<th>peak RSS (MiB)</th><th>tree anon (MiB)</th><th>tree PSS (MiB)</th><th>tree RSS (MiB)</th><th>cgroup (MiB)</th>
+<th>claims</th><th>failed cell</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
 {f"<h2>Claims that do not hold</h2><ul>{unmet}</ul>" if unmet else ""}
-<p>Peak RSS is the high-water mark of the largest process of the kernel; tree RSS is the sampled
-sum over the kernel and every process it started. The same numbers are in
+<p>Peak RSS is the exact high-water mark of the largest process (the kernel, or a process it
+started). The tree's peaks are sampled over the kernel and every process it started. PSS splits each shared
+page between the processes that map it, so the tree's PSS is what the machine pays; the tree's RSS
+counts shared libraries once per process and overstates it. Tree anon is PSS's anonymous part,
+what the lessons themselves allocated: unlike the file part (libraries shared with every process
+on the machine that maps them) it does not depend on what else runs. The
+cgroup column is the container's own charge (page cache included), shown when the run is inside a
+memory-limited cgroup such as a Binder pod. The same numbers are in
 <code>report.json</code> and each claim with its evidence in <code>claims.json</code>, next to
 this site's folder; <a href="{CLAIMS_PAGE}">the claims page</a> shows them by lesson.</p>
 """
@@ -172,8 +181,6 @@ def write_site(site: str | Path, results: Sequence[RunResult],
 def build_site(out: str | Path = "build") -> Path:
     """Rebuild ``out/site`` from what ``forgekit run`` left in ``out`` (executed notebooks,
     ``report.json``, ``claims.json``) without executing anything; returns the landing page."""
-    from forgekit.course.runner import RunResult
-
     out = Path(out)
     report, claims = out / "report.json", out / "claims.json"
     if not report.is_file():
@@ -184,10 +191,8 @@ def build_site(out: str | Path = "build") -> Path:
     results = []
     for row in _read_json(report, "the report.json `forgekit run` writes (a list of runs)"):
         stem = Path(row["notebook"]).stem
-        results.append(RunResult(
-            row["notebook"], row["status"], row["seconds"], row.get("peak_rss_mb"),
-            row.get("failed_cell"), str(out / "executed" / row["notebook"]),
-            row.get("peak_tree_rss_mb"), [c for c in rows if c.get("notebook") == stem]))
+        results.append(RunResult.from_report(row, str(out / "executed" / row["notebook"]),
+                                             [c for c in rows if c.get("notebook") == stem]))
     return write_site(out / "site", results, rows)
 
 

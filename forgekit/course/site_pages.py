@@ -24,6 +24,7 @@ HOME_PAGE = "index.html"
 REPORT_PAGE = "report.html"
 CLAIMS_PAGE = "claims.html"
 BINDER_REPO = "https://mybinder.org/v2/gh/forgekit/forgekit/main"
+COLAB_REPO = "https://colab.research.google.com/github/forgekit/forgekit/blob/main"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = "Interactive explorer: run this notebook in JupyterLab or on Binder"
 
@@ -60,6 +61,12 @@ def binder_url(notebook: str = "00_start_here") -> str:
     return f"{BINDER_REPO}?urlpath=lab/tree/notebooks/{Path(notebook).stem}.ipynb"
 
 
+def colab_url(notebook: str = "00_start_here") -> str:
+    """The Colab link that opens ``notebooks/<notebook>.ipynb`` (its setup cell installs
+    forgekit there, on Colab's own TensorFlow)."""
+    return f"{COLAB_REPO}/notebooks/{Path(notebook).stem}.ipynb"
+
+
 @dataclass(frozen=True)
 class PageLink:
     """A page of this build: its file name and what a link to it says."""
@@ -69,10 +76,11 @@ class PageLink:
 
 
 def nav_bar(prev: PageLink | None = None, next_: PageLink | None = None,
-            binder: str | None = None) -> str:
-    """The header/footer bar: course home, claims, run report, the lesson on Binder, and the
-    previous/next lesson if any."""
+            binder: str | None = None, colab: str | None = None) -> str:
+    """The header/footer bar: course home, claims, run report, the lesson on Binder and on
+    Colab, and the previous/next lesson if any."""
     run = f"<a href='{html.escape(binder)}'>Run it on Binder</a>" if binder else ""
+    run += f"<a href='{html.escape(colab)}'>Open in Colab</a>" if colab else ""
     pager = []
     if prev:
         pager.append(f"<a rel='prev' href='{html.escape(prev.href)}'>&larr; "
@@ -188,7 +196,7 @@ def render_lesson(executed: str | Path, site: str | Path, prev: PageLink | None 
     exporter = HTMLExporter(template_name="lab", template_file="forgekit_lesson.html.j2",
                             extra_loaders=[jinja2.DictLoader(
                                 {"forgekit_lesson.html.j2": _LESSON_TEMPLATE})])
-    nav = nav_bar(prev, next_, binder_url(executed.stem))
+    nav = nav_bar(prev, next_, binder_url(executed.stem), colab_url(executed.stem))
     resources = {"forgekit": {"nav": nav, "style": NAV_STYLE, "math": math}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     site.mkdir(parents=True, exist_ok=True)

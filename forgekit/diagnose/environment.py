@@ -28,6 +28,11 @@ def _major_minor(version: str | None) -> tuple[int, ...] | None:
     return parsed[:2] if parsed and len(parsed) >= 2 else None
 
 
+# The TensorFlow releases every lesson is run on (README, "Supported versions"): the pinned one
+# and the release before it.
+SUPPORTED_TF = ((2, 20), (2, 21))
+
+
 def known_problems(versions: dict[str, str | None], env: dict[str, str] | None = None,
                    python: tuple[int, int] | None = None) -> list[str]:
     """Warnings for combinations that break saving/loading in ways the course has seen.
@@ -38,8 +43,14 @@ def known_problems(versions: dict[str, str | None], env: dict[str, str] | None =
     python = python or sys.version_info[:2]
     tf, keras, tfk = (_major_minor(versions.get(k)) for k in ("tensorflow", "keras", "tf-keras"))
     out: list[str] = []
-    if python != (3, 11):
-        out.append(f"Python {python[0]}.{python[1]}: the course is pinned and tested on 3.11.")
+    if not (3, 11) <= python <= (3, 13):
+        out.append(f"Python {python[0]}.{python[1]}: the course is tested on 3.11, 3.12 and 3.13 "
+                   "(the Pythons TensorFlow 2.21 publishes wheels for).")
+    if tf and not SUPPORTED_TF[0] <= tf <= SUPPORTED_TF[1]:
+        out.append(f"TensorFlow {versions['tensorflow']}: the lessons are measured on "
+                   f"{SUPPORTED_TF[0][0]}.{SUPPORTED_TF[0][1]}-{SUPPORTED_TF[1][0]}."
+                   f"{SUPPORTED_TF[1][1]}; they run on others, and a claim whose verdict moved is "
+                   "shown as drift.")
     if tf is None:
         out.append("TensorFlow is not installed: run `make lab` or `make test` to create .venv.")
     if tf and tf >= (2, 16) and keras and keras < (3, 0):

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from forgekit.measure.memory import headroom_bytes
 from forgekit.outcome import Outcome, first_line
 from forgekit.quiet import child_env
 from forgekit.table import Table
@@ -142,35 +143,6 @@ def run_steps(
     return outcomes
 
 
-def _cgroup_headroom() -> int | None:
-    """Bytes this container may still use under its cgroup memory limit, or None if unlimited."""
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            with open(limit_file) as f:
-                limit = f.read().strip()
-            with open(usage_file) as f:
-                usage = int(f.read().strip())
-        except (OSError, ValueError):
-            continue
-        if limit == "max" or int(limit) >= 1 << 60:  # cgroup v1 spells "unlimited" as ~2**63
-            return None
-        return max(0, int(limit) - usage)
-    return None
-
-
-def _mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def affordable_workers(cap: int = 2, per_process_mib: int = FRESH_PROCESS_MIB) -> int:
     """How many fresh TensorFlow processes fit in free memory at once: 1 to ``cap``.
 
@@ -178,10 +150,10 @@ def affordable_workers(cap: int = 2, per_process_mib: int = FRESH_PROCESS_MIB) -
     already holds ~800 MiB of it) and the machine's available memory, divided by what one fresh
     process peaks at. Two suit a two-core machine with room to spare; Binder gets one.
     """
-    free = [b for b in (_cgroup_headroom(), _mem_available()) if b is not None]
-    if not free:
+    free = headroom_bytes()
+    if free is None:
         return 1
-    return max(1, min(cap, min(free) // (per_process_mib * 1024 * 1024)))
+    return max(1, min(cap, free // (per_process_mib * 1024 * 1024)))
 
 
 def run_fresh_many(
