@@ -110,3 +110,23 @@ def test_tree_sampler_sees_a_child_memory_by_pss_and_rss():
     assert peaks.tree_rss_mb >= peaks.tree_pss_mb - 1, peaks
     # The child's bytearray is anonymous memory: counted in full whatever else runs.
     assert peaks.tree_anon_mb >= 110 and peaks.largest_anon_mb >= 110, peaks
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux procfs")
+def test_a_tensorflow_process_adds_enough_anonymous_memory_for_the_lesson_bounds_to_see():
+    """tests/test_notebooks.py bounds each lesson at its peak + 25 %: that only catches a second
+    TensorFlow process if one adds more than a quarter of the smallest lesson's figure."""
+    from tests.test_notebooks import TREE_ANON_PEAK_MB
+
+    child = subprocess.Popen([sys.executable, "-c", "import tensorflow as tf\n"
+                              "tf.constant(1.0) + 1\nprint('ready', flush=True)\n"
+                              "import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        sampler = memory.TreeSampler()
+        sampler.sample()
+    finally:
+        child.kill()
+        child.wait()
+    assert sampler.peaks.tree_anon_mb > 0.25 * min(TREE_ANON_PEAK_MB.values()), sampler.peaks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import asdict
 
 import pytest
@@ -10,12 +12,29 @@ from forgekit.course.runner import ci_parameters, discover, run_notebook
 from tests.conftest import NOTEBOOK_PROPERTY, ROOT
 
 NOTEBOOKS = discover([ROOT / "notebooks"])
-RSS_BUDGET_MB = 1024  # 1.0 GiB. TF alone is ~0.6 GiB; a lesson that needs more does too much at once
-# Binder's 2 GB covers JupyterLab, the kernel and every process it starts (servers, killed
-# training runs, fresh interpreters, C/Java loaders): every lesson keeps the sum over the kernel's
-# process tree within this, at the CI parameters that run the way Binder does (one fresh process
-# at a time).
-TREE_RSS_BUDGET_MB = 1536
+# Memory bounds, on the anonymous part of PSS (forgekit.measure.memory): what the lesson's
+# processes allocated, counted once however they share it. A sum of RSS counts libtensorflow's
+# ~450 MiB once per process and moves with the page cache; PSS's file part is split with every
+# other process mapping the same library (the other xdist worker's kernel), so it moves with the
+# machine's load (tree PSS 373-983 MiB here for the same lessons). The anonymous part does not.
+#
+# Each bound is the lesson's peak at CI parameters (2 workers, 2 cores) plus at least 25 %,
+# rounded up to 50 MiB: a second TensorFlow process at once (+~230 MiB of anonymous memory at
+# import alone) or a model kept twice breaks it on any machine of this kind; exact figures are
+# in `make run`'s report. Against Binder's 2 GiB: the largest bound (850 MiB) + one copy of the
+# libraries the tree maps (~450 MiB of file pages) + the Jupyter server (76 MiB PSS, 72 of it
+# anonymous, measured idle with JupyterLab served) leaves over 600 MiB of headroom.
+TREE_ANON_PEAK_MB = {  # measured peaks, MiB
+    "00_start_here": 257, "01_whole_model_formats": 538, "02_weights_and_architecture": 407,
+    "03_checkpoints_and_resume": 667, "04_tflite": 294, "05_wrong_path_failures": 570,
+    "06_serving_incident": 525, "07_deploying_with_tf_serving": 484, "08_audit_trail": 519,
+    "09_cross_language": 550, "10_explorer_and_claims": 597,
+}
+KERNEL_ANON_PEAK_MB = 416  # the largest single process of any lesson (03's kernel)
+
+
+def _bound(peak_mb: float) -> int:
+    return int(math.ceil(peak_mb * 1.25 / 50) * 50)
 
 
 @pytest.mark.notebook
@@ -25,9 +44,17 @@ def test_notebook_runs_with_ci_parameters(notebook, tmp_path, record_property):
     result = run_notebook(notebook, tmp_path / notebook.name, params, strict_claims=True)
     record_property(NOTEBOOK_PROPERTY, asdict(result))  # summarised by tests/conftest.py
     assert result.ok, f"{notebook.name} failed at {result.failed_cell}"
-    assert result.peak_rss_mb is not None and result.peak_rss_mb < RSS_BUDGET_MB, (
-        f"{notebook.name}: kernel peak RSS {result.peak_rss_mb} MiB exceeds {RSS_BUDGET_MB} MiB")
-    assert result.peak_tree_rss_mb is not None and result.peak_tree_rss_mb <= TREE_RSS_BUDGET_MB, (
-        f"{notebook.name}: process-tree RSS {result.peak_tree_rss_mb} MiB exceeds "
-        f"{TREE_RSS_BUDGET_MB} MiB")
+    # A lesson without a figure of its own yet gets the largest lesson's bound.
+    tree_bound = _bound(TREE_ANON_PEAK_MB.get(notebook.stem, max(TREE_ANON_PEAK_MB.values())))
+    if result.peak_tree_anon_mb is not None:  # Linux: smaps_rollup is readable
+        assert result.peak_tree_anon_mb <= tree_bound, (
+            f"{notebook.name}: its processes allocated {result.peak_tree_anon_mb} MiB at once "
+            f"(anonymous PSS), over its bound of {tree_bound} MiB: a second TensorFlow process "
+            "at the same time, or a model kept twice? (tree PSS "
+            f"{result.peak_tree_pss_mb} MiB, tree RSS {result.peak_tree_rss_mb} MiB)")
+        assert result.peak_largest_anon_mb <= _bound(KERNEL_ANON_PEAK_MB), (
+            f"{notebook.name}: one process allocated {result.peak_largest_anon_mb} MiB, over "
+            f"{_bound(KERNEL_ANON_PEAK_MB)} MiB")
+    else:
+        assert sys.platform != "linux", "on Linux the sampler must read smaps_rollup"
     assert (tmp_path / "artifacts").is_dir(), "the notebook did not create its output_dir"

