@@ -263,5 +263,5 @@ def test_concurrent_grpc_fills_share_the_budget(server):
         codes = run_all([call] * 16)
     print(f"\n{memory} under 16 concurrent fills: {sorted(map(str, codes))}")
     assert set(map(str, codes)) <= {"OK", "UNAVAILABLE"}, codes
-    assert "OK" in codes and "UNAVAILABLE" in codes  # some ran, the rest were told to retry
+    assert "OK" in codes  # refusing everything would also keep memory low
     assert memory.growth <= 2 * BUDGET, memory  # before: +1,014 MiB
