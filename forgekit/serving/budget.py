@@ -42,8 +42,10 @@ class MemoryBudget:
         """A new, empty charge account for one request."""
         return Ticket(self)
 
-    def _take(self, size: int, force: bool) -> None:
+    def _take(self, ticket: Ticket, size: int, force: bool) -> None:
         with self._lock:
+            if ticket.closed:  # e.g. a cancelled RPC whose handler is still running
+                return
             if not force:
                 if size > self.limit:
                     raise ServingError(
@@ -56,10 +58,12 @@ class MemoryBudget:
                         f"{self.used} of the {self.limit} bytes of memory the server "
                         "allows them; retry later")
             self.used += size
+            ticket.held += size
 
-    def _give(self, size: int) -> None:
+    def _close(self, ticket: Ticket) -> None:
         with self._lock:
-            self.used -= size
+            self.used -= ticket.held
+            ticket.held, ticket.closed = 0, True
 
 
 class Ticket:
@@ -68,21 +72,20 @@ class Ticket:
     def __init__(self, budget: MemoryBudget) -> None:
         self._budget = budget
         self.held = 0
+        self.closed = False
 
     def charge(self, size: int, *, force: bool = False) -> None:
         """Add ``size`` bytes, or raise ServingError if the budget cannot cover them.
 
         ``force`` charges memory that is already allocated (an answer, built): it is
-        counted against the requests that come next, never refused.
+        counted against the requests that come next, never refused. Once closed, a ticket
+        charges nothing.
         """
-        self._budget._take(size, force)
-        self.held += size
+        self._budget._take(self, size, force)
 
     def close(self) -> None:
-        """Give back everything held (safe to call more than once)."""
-        held, self.held = self.held, 0
-        if held:
-            self._budget._give(held)
+        """Give back everything held; later charges are ignored (safe to call twice)."""
+        self._budget._close(self)
 
     def __enter__(self) -> Ticket:
         return self
