@@ -35,7 +35,21 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     export_demo_model(root / "single" / "1", "single")
     export_demo_model(root / "multi" / "1", "multi")
+    export_string_model(root / "strings" / "1")
     return root
+
+
+def export_string_model(path) -> None:
+    """A SavedModel whose input is a string tensor ``s`` ([-1]) -> its lengths ``n``."""
+    import tensorflow as tf
+
+    class Lengths(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="s")])
+        def lengths(self, s):
+            return {"n": tf.strings.length(s)}
+
+    module = Lengths()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.lengths})
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +57,7 @@ def server(models):
     config = models / "models.config"
     config.write_text("model_config_list {\n" + "".join(
         f'  config {{ name: "{n}" base_path: "{models / n}" model_platform: "tensorflow" }}\n'
-        for n in ("single", "multi")) + "}\n")
+        for n in ("single", "multi", "strings")) + "}\n")
     with ModelServer(model_config_file=config, model_name="single",
                      extra_args=[f"--max_request_bytes={MAX_BODY}",
                                  f"--rest_api_timeout_in_ms={int(TIMEOUT_S * 1000)}",
@@ -295,27 +309,6 @@ def test_slow_clients_get_408_and_do_not_block_others(server, models):
     assert not blocked, "the normal request was answered only after a slow client was cut"
 
 
-def test_connections_beyond_the_limit_are_refused_at_once(server):
-    port = server.rest_api_port
-    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(16)]
-    try:
-        for sock in idle:  # one request each: every connection now holds a server slot
-            sock.sendall(http("GET", "/v1/models/single", headers={"Connection": "keep-alive"}))
-            assert read_response(sock)[0] == 200
-        status, body = send_raw(port, http("GET", "/v1/models/single"))
-        assert status == 503 and json.loads(body) == {"error": "Too many connections"}
-    finally:
-        for sock in idle:
-            sock.close()
-    deadline = time.monotonic() + 5
-    while True:  # slots come back once the idle connections are gone
-        status, _ = send_raw(port, http("GET", "/v1/models/single"))
-        if status == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert status == 200
-
-
 def test_hostile_grpc_requests_get_client_errors(server):
     import grpc
     from tensorflow.core.framework import tensor_pb2, types_pb2
@@ -357,11 +350,17 @@ def test_hostile_grpc_requests_get_client_errors(server):
         (request(inputs={"x": ndarray_to_tensor(np.ones((1, 3), np.float32))}),
          "INVALID_ARGUMENT"),
         (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [10 ** 9, 4])}),
-         "INVALID_ARGUMENT"),
+         "RESOURCE_EXHAUSTED"),  # 16 GB of zeros for TensorFlow: beyond the budget
         (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [-1, 4])}), "INVALID_ARGUMENT"),
-        # one value filling a shape larger than any message: a few bytes, no huge allocation
-        (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [MAX_BODY // 16 + 1, 4],
-                                         float_val=[1.0])}), "INVALID_ARGUMENT"),
+        # one value filling a shape beyond the memory budget: refused before it is allocated
+        (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [MAX_BODY, 4],
+                                         float_val=[1.0])}), "RESOURCE_EXHAUSTED"),
+        # valid for TensorFlow (an empty tensor), more than numpy can index: not INTERNAL
+        (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [0, 2 ** 63 - 1])}),
+         "INVALID_ARGUMENT"),
+        (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [2 ** 62, 4])}),
+         "INVALID_ARGUMENT"),  # 2**64 elements: not a TensorShape
+        (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [1] * 255)}), "INVALID_ARGUMENT"),
         (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [1, 4],
                                          tensor_content=b"\x00" * 7)}), "INVALID_ARGUMENT"),
         (request(inputs={"x": raw_tensor(types_pb2.DT_FLOAT, [1, 4], float_val=[1, 2])}),
@@ -420,3 +419,242 @@ def test_concurrent_clients_all_get_the_right_answers(server, models):
         client.close()
     with pytest.raises(ServingError):
         server.client().predict("single", [[1.0]])  # and errors still come back as errors
+
+
+def test_a_string_fill_is_charged_by_its_length_and_refused_before_it_is_allocated(server):
+    """Issue 23's bomb at this server's size: one 2,000-byte string filling [100000] is
+    200 MB once TensorFlow copies it into every element; counted at 8 bytes per element
+    it passed the old limit. Refused now, without the server's memory moving."""
+    import grpc
+    from tensorflow.core.framework import tensor_pb2, types_pb2
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from tests.test_serving_memory import PeakPss
+
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = "strings"
+    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"a" * 2000])
+    tensor.tensor_shape.dim.add().size = 100_000
+    req.inputs["s"].CopyFrom(tensor)
+    assert req.ByteSize() < 2100
+    with grpc.insecure_channel(server.grpc_url.removeprefix("grpc://")) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with PeakPss(server.pid) as memory, pytest.raises(grpc.RpcError) as info:
+            stub.Predict(req, timeout=30)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "budget" in info.value.details()
+        assert memory.growth < 100 * 2 ** 20, memory  # the fill alone is 200 MB
+        tensor.tensor_shape.dim[0].size = 3  # the same request, sized sensibly, runs
+        req.inputs["s"].CopyFrom(tensor)
+        assert list(stub.Predict(req, timeout=30).outputs["n"].int_val) == [2000] * 3
+
+
+# ------------------------------------------------------------------ in-process transport
+# A RestServer and PredictionService over a fake model (no TensorFlow graph), so budgets and
+# slots can be observed directly. Every wait has a bound: a hang fails the test.
+
+
+class _Sig:
+    name, inputs, outputs = "serving_default", {"x": None}, ("y",)
+
+
+class _Servable:
+    """Predicts one huge string for a one-value input, one small number otherwise."""
+
+    HUGE = 32 * 2 ** 20
+
+    def signature(self, name, rest=False):
+        from forgekit.serving.tensors import InputInfo
+
+        _Sig.inputs = {"x": InputInfo("DT_FLOAT", (-1,))}
+        return _Sig()
+
+    def run(self, sig, inputs, output_filter=()):
+        if inputs["x"].size == 1:
+            return {"y": np.array([b"a" * self.HUGE], dtype=object)}
+        return {"y": np.array([float(inputs["x"].size)], np.float32)}
+
+
+@pytest.fixture
+def fake_core(tmp_path):
+    from forgekit.serving.core import ServerCore
+    from forgekit.serving.versions import ModelConfig
+
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    core = ServerCore(lambda path: _Servable())
+    core.configure([ModelConfig("m", tmp_path / "m")])
+    core.poll(["m"])
+    return core
+
+
+def _until(condition, what: str, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"still not {what} after {limit:g}s"
+        time.sleep(0.01)
+
+
+def _post(address, body: bytes) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection(*address, timeout=15)
+    try:
+        conn.request("POST", "/v1/models/m:predict", body=body)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+class _Context:
+    """Enough of grpc.ServicerContext: callbacks run when the test says the RPC ended."""
+
+    def __init__(self) -> None:
+        self.callbacks: list = []
+
+    def add_callback(self, callback) -> bool:
+        self.callbacks.append(callback)
+        return True
+
+    def abort(self, code, details):
+        raise RuntimeError(code.name, details)
+
+    def end(self) -> None:
+        for callback in self.callbacks:
+            callback()
+
+
+def test_one_budget_for_both_protocols_held_until_the_answer_is_sent(fake_core):
+    """Issue 23: REST released its budget before writing the answer, so clients that never
+    read held ~75 MB each unaccounted, and gRPC had no budget at all."""
+    from tensorflow.core.framework import tensor_pb2, types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    from forgekit.serving.budget import MemoryBudget
+    from forgekit.serving.grpc_api import PredictionService
+    from forgekit.serving.rest import RestServer
+
+    budget = MemoryBudget(64 * 2 ** 20)
+    rest = RestServer(fake_core, "127.0.0.1", 0, timeout_s=30.0, budget=budget)
+    grpc_api = PredictionService(fake_core, budget)
+    fill = predict_pb2.PredictRequest()
+    fill.model_spec.name = "m"
+    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0])
+    tensor.tensor_shape.dim.add().size = 3 * 2 ** 20  # 12 MiB decoded, charged 36 MiB
+    fill.inputs["x"].CopyFrom(tensor)
+    two_mib = b'{"instances": [' + b", ".join([b"0.5"] * (2 ** 19)) + b"]}"  # 2.5 MiB
+    rest.start()
+    reader = socket.socket()
+    try:
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.settimeout(15)
+        reader.connect(rest.address)
+        reader.sendall(predict("m", {"instances": [1.0]}))  # a 32 MiB answer it never reads
+        _until(lambda: budget.used >= _Servable.HUGE, "charged for the unsent answer")
+        status, payload = _post(rest.address, two_mib)  # charged 40 MiB: fits alone, not now
+        assert status == 503 and "retry later" in json.loads(payload)["error"]
+        with pytest.raises(RuntimeError) as info:
+            grpc_api.Predict(fill, _Context())
+        assert info.value.args[0] == "UNAVAILABLE", info.value.args
+        reader.close()  # the answer can no longer be sent: the budget comes back
+        _until(lambda: budget.used == 0, "released")
+        assert _post(rest.address, two_mib)[0] == 200
+        _until(lambda: budget.used == 0, "released after the answer")  # the client may be first
+        context = _Context()
+        answer = grpc_api.Predict(fill, context)
+        assert list(answer.outputs["y"].float_val) == [3 * 2 ** 20]
+        assert budget.used > 3 * 12 * 2 ** 20  # held until the RPC ends, answer included
+        context.end()
+        assert budget.used == 0
+    finally:
+        reader.close()
+        rest.shutdown()
+
+
+def test_idle_connections_give_way_and_only_busy_ones_fill_the_server(fake_core):
+    """Issue 23: 32 idle sockets locked REST out with 503 for up to 30 s each. An idle
+    keep-alive connection now gives its slot to a new one (TF Serving's event loop keeps
+    idle connections for free); connections in the middle of a request keep theirs."""
+    import select
+
+    from forgekit.serving.rest import RestServer
+
+    rest = RestServer(fake_core, "127.0.0.1", 0, timeout_s=30.0, max_connections=4)
+    rest.start()
+    sockets = [socket.create_connection(rest.address, timeout=10) for _ in range(4)]
+    try:
+        for sock in sockets[:2]:  # two after a keep-alive request, two that never sent one
+            sock.sendall(http("GET", "/v1/models/m", headers={"Connection": "keep-alive"}))
+            assert read_response(sock)[0] == 200
+        # answered long before the 30 s after which idle connections are closed anyway
+        assert _post(rest.address, b'{"instances": [1.0, 2.0]}') == (200, b'{"predictions": '
+                                                                       b'[2.0]}')
+        readable, _, _ = select.select(sockets, [], [], 5)
+        assert readable and all(sock.recv(1) == b"" for sock in readable)  # closed for it
+        for sock in sockets:
+            sock.close()
+        # four connections inside a request (headers sent, body pending) hold their slots
+        sockets = [socket.create_connection(rest.address, timeout=10) for _ in range(4)]
+        for sock in sockets:
+            sock.sendall(b"POST /v1/models/m:predict HTTP/1.1\r\nContent-Length: 10\r\n\r\n")
+        budget = rest._server.budget
+        _until(lambda: budget.used == 4 * 16 * 10, "reading four bodies")
+        status, body = send_raw(rest.address[1], http("GET", "/v1/models/m"))
+        assert status == 503 and json.loads(body) == {"error": "Too many connections"}
+    finally:
+        for sock in sockets:
+            sock.close()
+        rest.shutdown()
+
+
+def test_folded_headers_are_read_as_libevent_reads_them(fake_core):
+    """TF Serving's HTTP server (libevent's evhttp) joins obsolete folded header lines onto
+    the previous header; so does this one."""
+    from forgekit.serving.rest import RestServer
+
+    rest = RestServer(fake_core, "127.0.0.1", 0, timeout_s=30.0)
+    rest.start()
+    try:
+        body = b'{"instances": [1.0, 2.0, 3.0]}'
+        request = (b"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                   b"Content-Length:\r\n %d\r\nX-Note: a\r\n\tb\r\n\r\n" % len(body)) + body
+        assert send_raw(rest.address[1], request) == (200, b'{"predictions": [3.0]}')
+    finally:
+        rest.shutdown()
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b'\xef\xbb\xbf{"a": [1]}', {"a": [1]}),  # rapidjson's UTF-8 stream skips the BOM
+    (b'{"a": [NaN, Infinity, -Infinity]}', None),  # kParseNanAndInfFlag
+    (b'{"a": [9223372036854775807, -9223372036854775808, 18446744073709551615]}',
+     {"a": [2 ** 63 - 1, -2 ** 63, 2 ** 64 - 1]}),
+    (b'{"a": 18446744073709551616}', {"a": 2.0 ** 64}),  # beyond uint64: a double
+])
+def test_json_bodies_that_tf_serving_accepts(body, expected):
+    from forgekit.serving.json_body import parse_json
+
+    doc = parse_json(body)
+    if expected is None:
+        assert np.isnan(doc["a"][0]) and doc["a"][1:] == [np.inf, -np.inf]
+    else:
+        assert doc == expected and type(doc["a"]) is type(expected["a"])
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"a": 1e999}', "Number too big to be stored in double. at offset: 6"),
+    (b'{"a": [1, -1e400]}', "Number too big to be stored in double. at offset: 10"),
+    (b'{"a": ' + b"9" * 5000 + b"}", "Number too big to be stored in double. at offset: 6"),
+    ('{"a": 1}'.encode("utf-16"), "Invalid value. at offset: 0"),  # BOM + UTF-16LE
+    ('{"a": 1}'.encode("utf-16-be"), "Invalid value. at offset: 0"),
+    (b'\xef\xbb\xbf\xef\xbb\xbf{"a": 1}', "Invalid value. at offset: 3"),
+    ('{"é": x}'.encode(), "Invalid value. at offset: 7"),  # bytes (characters: 6)
+    (b'{"a": "\xff"}', "Invalid encoding in string. at offset: 7"),
+])
+def test_json_bodies_that_tf_serving_refuses_get_rapidjsons_message(body, message):
+    from forgekit.serving.json_body import parse_json
+
+    with pytest.raises(ServingError) as info:
+        parse_json(body)
+    assert info.value.code == "INVALID_ARGUMENT"
+    assert info.value.message == f"JSON Parse error: {message}"
+    assert "sys.set_int_max_str_digits" not in info.value.message

@@ -804,20 +804,29 @@ def test_a_bug_answers_500_without_its_text(api, caplog):
     assert "secret detail 7" in caplog.text
 
 
-def test_decode_budget_admits_one_large_request_and_small_ones_beside_it():
-    from forgekit.serving.rest import DecodeBudget
+def test_memory_budget_refuses_what_it_cannot_cover_and_counts_answers_until_closed():
+    from forgekit.serving.budget import MemoryBudget
 
-    budget = DecodeBudget(24)
-    big = budget.reserve(16)
-    assert big == 16
-    assert budget.reserve(16) is None  # a second large body waits for none: refused
-    small = budget.reserve(8)
-    assert small == 8 and budget.reserve(1) is None
-    budget.release(big)
-    assert budget.reserve(16) == 16
-    alone = DecodeBudget(4)
-    assert alone.reserve(10) == 10  # one request larger than the budget still runs alone
-    assert alone.reserve(1) is None
+    budget = MemoryBudget(24)
+    big = budget.ticket()
+    big.charge(16)
+    with pytest.raises(ServingError) as busy:
+        budget.ticket().charge(16)  # a second large request is refused, not queued
+    assert busy.value.code == "UNAVAILABLE" and busy.value.http_status == 503
+    with budget.ticket() as small:
+        small.charge(8)
+        with pytest.raises(ServingError):
+            budget.ticket().charge(1)
+    assert budget.used == 16  # the small one gave its share back on leaving the block
+    big.charge(100, force=True)  # an answer already built is counted, never refused
+    assert budget.used == 116
+    big.close()
+    big.close()  # twice is harmless
+    big.charge(5, force=True)  # a cancelled RPC's handler finishing late charges nothing
+    assert budget.used == 0
+    with pytest.raises(ServingError) as huge:
+        budget.ticket().charge(25)  # can never fit, even alone
+    assert huge.value.code == "RESOURCE_EXHAUSTED" and budget.used == 0
 
 
 def test_a_python_failure_in_a_signature_call_is_logged_not_sent(caplog):

@@ -30,10 +30,11 @@ from tensorflow_serving.apis import (
 )
 
 from forgekit.serving import inference
+from forgekit.serving.budget import TENSOR_FACTOR, MemoryBudget, Ticket, default_limit
 from forgekit.serving.config import models_from_proto
 from forgekit.serving.core import ServerCore
 from forgekit.serving.errors import ServingError, invalid
-from forgekit.serving.tensors import DTYPES, TYPE_NAMES
+from forgekit.serving.tensors import DTYPES
 
 log = logging.getLogger("forgekit.serving")
 
@@ -54,6 +55,9 @@ _FIELDS = {
 }
 _FIELD_OF = {name: field for name, field in _FIELDS.values()} | {"DT_STRING": "string_val"}
 _STATES = get_model_status_pb2.ModelVersionStatus.State
+_MAX_RANK = 254  # TensorShape::MaxDimensions()
+_INT64_MAX = (1 << 63) - 1
+_STRING_OVERHEAD = 32  # bytes per string element: numpy's pointer and TensorFlow's tstring
 
 
 def ndarray_to_tensor(array: np.ndarray, *, typed: bool = True) -> tensor_pb2.TensorProto:
@@ -81,14 +85,8 @@ def ndarray_to_tensor(array: np.ndarray, *, typed: bool = True) -> tensor_pb2.Te
     return proto
 
 
-def tensor_to_ndarray(proto: tensor_pb2.TensorProto, max_bytes: int | None = None
-                      ) -> np.ndarray:
-    """The array a TensorProto holds (typed fields or ``tensor_content``), checked for size.
-
-    ``max_bytes`` bounds the array's size. A tensor of one value fills its whole shape, so
-    without the bound a message of a few bytes could make us allocate gigabytes; with it, no
-    tensor outgrows the largest message a client may send.
-    """
+def _checked_shape(proto: tensor_pb2.TensorProto) -> tuple[str, list[int], int]:
+    """(dtype name, shape, element count), valid by TensorFlow's ``TensorShape`` rules."""
     name = types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() \
         else str(proto.dtype)
     if name not in DTYPES:
@@ -97,28 +95,57 @@ def tensor_to_ndarray(proto: tensor_pb2.TensorProto, max_bytes: int | None = Non
     if any(s < 0 for s in shape):
         raise invalid(f"Tensor shape {shape} has negative dimensions")
     count = math.prod(shape)
+    if len(shape) > _MAX_RANK or count > _INT64_MAX:
+        raise invalid(f"Tensor shape {shape} is not a valid shape: at most {_MAX_RANK} "
+                      "dimensions whose product fits in int64")
+    return name, shape, count
+
+
+def decoded_bytes(proto: tensor_pb2.TensorProto) -> int:
+    """The memory a TensorProto takes once decoded, before decoding it.
+
+    One value fills the whole shape (as TensorFlow does), so a message of a few bytes can
+    stand for gigabytes: strings count their real length per element (TensorFlow copies
+    each), plus a per-element overhead.
+    """
+    name, _, count = _checked_shape(proto)
+    if name != "DT_STRING":
+        return count * np.dtype(DTYPES[name]).itemsize
+    values = proto.string_val
+    total = sum(map(len, values))
+    if len(values) == 1:  # a fill: the one string is copied into every element
+        total = count * total
+    return total + _STRING_OVERHEAD * count
+
+
+def tensor_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """The array a TensorProto holds (typed fields or ``tensor_content``).
+
+    Check its size with :func:`decoded_bytes` first when the proto comes from a client.
+    """
+    name, shape, count = _checked_shape(proto)
     dtype = np.dtype(DTYPES[name])
-    if max_bytes is not None and count * dtype.itemsize > max_bytes:
-        raise invalid(f"Tensor of shape {shape} and type {TYPE_NAMES[name]} needs more than "
-                      f"the limit of {max_bytes} bytes")
-    if name != "DT_STRING" and proto.tensor_content:
-        if len(proto.tensor_content) != count * dtype.itemsize:
-            raise invalid(f"tensor_content holds {len(proto.tensor_content)} bytes; shape "
-                          f"{shape} of {name} needs {count * dtype.itemsize}")
-        flat = np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype)
-        return flat.reshape(shape)
-    values = getattr(proto, _FIELD_OF[name])
-    if name == "DT_STRING":
-        flat = np.empty(len(values), dtype=object)
-        flat[:] = list(values)
-    elif name == "DT_HALF":
-        flat = np.array(values, dtype=np.uint16).view(np.float16)
-    else:
-        flat = np.array(values, dtype=dtype)
-    if len(flat) == count:
-        return flat.reshape(shape)
-    if len(flat) == 1 and count > 1:  # TensorFlow repeats a single value to fill the shape
-        return np.full(shape, flat[0], dtype=flat.dtype)
+    try:
+        if name != "DT_STRING" and proto.tensor_content:
+            if len(proto.tensor_content) != count * dtype.itemsize:
+                raise invalid(f"tensor_content holds {len(proto.tensor_content)} bytes; shape "
+                              f"{shape} of {name} needs {count * dtype.itemsize}")
+            flat = np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<"))
+            return flat.astype(dtype).reshape(shape)
+        values = getattr(proto, _FIELD_OF[name])
+        if name == "DT_STRING":
+            flat = np.empty(len(values), dtype=object)
+            flat[:] = list(values)
+        elif name == "DT_HALF":
+            flat = np.array(values, dtype=np.uint16).view(np.float16)
+        else:
+            flat = np.array(values, dtype=dtype)
+        if len(flat) == count:
+            return flat.reshape(shape)
+        if len(flat) == 1 and count > 1:  # TensorFlow repeats a single value to fill the shape
+            return np.full(shape, flat[0], dtype=flat.dtype)
+    except ValueError as exc:  # e.g. [0, 2**63 - 1]: valid for TensorFlow, too big for numpy
+        raise invalid(f"Tensor of shape {shape} cannot be represented: {exc}") from None
     raise invalid(f"Tensor of shape {shape} needs {count} values, got {len(flat)}")
 
 
@@ -147,23 +174,35 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService: Predict and GetModelMetadata."""
-    def __init__(self, core: ServerCore, max_tensor_bytes: int) -> None:
+    def __init__(self, core: ServerCore, budget: MemoryBudget) -> None:
         self.core = core
-        self.max_tensor_bytes = max_tensor_bytes
+        self.budget = budget
+
+    def _charge(self, request: Any, context: grpc.ServicerContext, decoded: int) -> Ticket:
+        """Charge the message and what it decodes to until the RPC ends (answer sent)."""
+        ticket = self.budget.ticket()
+        ticket.charge(request.ByteSize() + TENSOR_FACTOR * decoded)
+        if not context.add_callback(ticket.close):  # the RPC has already ended
+            ticket.close()
+        return ticket
 
     @_guarded
     def Predict(self, request, context):  # noqa: N802 (gRPC method names)
         name, version, label = _spec(request.model_spec)
         number, servable = self.core.servable(name, version, label)
         sig = servable.signature(request.model_spec.signature_name, rest=False)
-        inputs = {key: tensor_to_ndarray(t, self.max_tensor_bytes) for key, t in request.inputs.items()}
+        ticket = self._charge(request, context,
+                              sum(map(decoded_bytes, request.inputs.values())))
+        inputs = {key: tensor_to_ndarray(t) for key, t in request.inputs.items()}
         outputs = servable.run(sig, inputs, list(request.output_filter))
+        del inputs
         response = predict_pb2.PredictResponse()
         response.model_spec.name = name
         response.model_spec.version.value = number
         response.model_spec.signature_name = sig.name
         for key, array in outputs.items():
             response.outputs[key].CopyFrom(ndarray_to_tensor(array))
+        ticket.charge(response.ByteSize(), force=True)  # held until it is sent
         return response
 
     @_guarded
@@ -188,7 +227,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         from tensorflow_serving.apis import classification_pb2
 
         response = classification_pb2.ClassificationResponse()
-        response.result.CopyFrom(self._infer(request, inference.CLASSIFY, response))
+        response.result.CopyFrom(self._infer(request, context, inference.CLASSIFY, response))
         return response
 
     @_guarded
@@ -196,12 +235,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         from tensorflow_serving.apis import regression_pb2
 
         response = regression_pb2.RegressionResponse()
-        response.result.CopyFrom(self._infer(request, inference.REGRESS, response))
+        response.result.CopyFrom(self._infer(request, context, inference.REGRESS, response))
         return response
 
-    def _infer(self, request: Any, method: str, response: Any) -> Any:
+    def _infer(self, request: Any, context: Any, method: str, response: Any) -> Any:
         name, version, label = _spec(request.model_spec)
         number, servable = self.core.servable(name, version, label)
+        self._charge(request, context, request.ByteSize())  # Examples become tensors
         result = inference.run(servable, request.model_spec.signature_name, method,
                                request.input)
         response.model_spec.name = name
@@ -216,6 +256,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise invalid("MultiInferenceRequest must contain at least one task.")
         name, version, label = _spec(request.tasks[0].model_spec)
         number, servable = self.core.servable(name, version, label)
+        self._charge(request, context, request.ByteSize())
         return inference.multi_inference(servable, name, number, request)
 
 
@@ -255,16 +296,21 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 def start_grpc_server(core: ServerCore, host: str, port: int, *, max_workers: int = 16,
                       max_message_bytes: int = 16 * 1024 * 1024,
-                      allow_labels_for_unavailable_models: bool = False
-                      ) -> tuple[grpc.Server, int]:
-    """Start the gRPC front end; returns the server and the port it bound."""
+                      allow_labels_for_unavailable_models: bool = False,
+                      budget: MemoryBudget | None = None) -> tuple[grpc.Server, int]:
+    """Start the gRPC front end; returns the server and the port it bound.
+
+    ``budget`` is the memory budget shared with the REST front end (default: its own, of
+    :func:`~forgekit.serving.budget.default_limit` bytes).
+    """
+    budget = budget or MemoryBudget(default_limit(max_message_bytes))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="forgekit-grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", -1),
                  ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(core, max_message_bytes), server)
+        PredictionService(core, budget), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         ModelService(core, allow_labels_for_unavailable_models), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

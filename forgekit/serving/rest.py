@@ -10,17 +10,12 @@ URLs, JSON shapes and status codes follow TF Serving's ``http_rest_api_handler.c
 
 Every error is ``{"error": "..."}`` with TF Serving's status mapping (400 for bad requests,
 404 for unknown models or versions). The transport is ``http.server``'s thread-per-connection
-server with keep-alive, chosen over tornado by measurement (docs/serving.md): one write per
-response and TCP_NODELAY keep a small predict well under a millisecond. It protects itself:
-
-* bodies larger than ``max_body`` get 413 without being read;
-* a client has ``timeout`` seconds to send a whole request (a watchdog closes the read side of
-  slow connections, which then get 408), so slow clients cannot pin threads forever;
-* at most ``max_connections`` connections are served at once; more get 503 immediately;
-* the bytes of bodies being decoded at once are bounded (:class:`DecodeBudget`); beyond the
-  budget a request gets 503 without its body being read, so memory stays bounded;
-* any exception while handling a request becomes a JSON error (details only in the log),
-  never a dead server.
+server with keep-alive, chosen over tornado by measurement (docs/serving.md). Its limits
+(docs/serving.md, "Limits and guarantees"): bodies over ``max_body`` get 413 unread; a request
+must arrive within ``timeout`` seconds (408); at most ``max_connections`` connections, a new
+one replacing the one idle longest (503 when none is idle); every request is charged to the
+memory budget shared with gRPC (:mod:`forgekit.serving.budget`) before its body is read, until
+its answer is sent (503 beyond it); a bug becomes a JSON 500, never a dead server.
 """
 
 from __future__ import annotations
@@ -39,8 +34,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from forgekit.serving import tensors
+from forgekit.serving.budget import JSON_FACTOR, MemoryBudget, Ticket, default_limit
 from forgekit.serving.core import ServerCore, status_json
 from forgekit.serving.errors import ServingError, invalid, shorten
+from forgekit.serving.json_body import parse_request
 
 log = logging.getLogger("forgekit.serving")
 
@@ -55,12 +52,13 @@ _STATUS = re.compile(
 
 _LENGTH = re.compile(r"[0-9]{1,15}")  # not str.isdigit(): it accepts "²", which int() refuses
 _MAX_LINE = 8192
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-            404: "Not Found", 408: "Request Timeout", 409: "Conflict", 411: "Length Required",
-            413: "Payload Too Large", 414: "URI Too Long", 429: "Too Many Requests",
-            431: "Request Header Fields Too Large", 499: "Client Closed Request",
-            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
-            504: "Gateway Timeout"}
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:  # 499, nginx's "client closed request"
+        return "Client Closed Request"
 
 
 class _HttpError(Exception):
@@ -68,8 +66,7 @@ class _HttpError(Exception):
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.status, self.message = status, message
 
 
 class _Expired(Exception):
@@ -83,7 +80,7 @@ def error_body(message: str) -> bytes:
 
 def response_bytes(status: int, body: bytes, close: bool = False, head: bool = False) -> bytes:
     """A whole response in one buffer: one ``sendall``, no Nagle/delayed-ACK stall."""
-    lines = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+    lines = (f"HTTP/1.1 {status} {_reason(status)}\r\n"
              f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
              + ("Connection: close\r\n" if close else "") + "\r\n")
     return lines.encode("latin-1") + (b"" if head else body)  # HEAD: headers only
@@ -138,7 +135,7 @@ class RestApi:
 
     def _predict(self, name: str, version: int | None, label: str | None,
                  body: bytes) -> bytes:
-        doc, signature_name = _parse_body(body)
+        doc, signature_name = parse_request(body)
         _, servable = self.core.servable(name, version, label)
         sig = servable.signature(signature_name, rest=True)
         row, inputs = tensors.parse_inputs(doc, sig.inputs)
@@ -151,51 +148,12 @@ class RestApi:
                           body: bytes) -> bytes:
         from forgekit.serving import inference
 
-        doc, signature_name = _parse_body(body)
+        doc, signature_name = parse_request(body)
         request_input = inference.input_from_json(doc)
         _, servable = self.core.servable(name, version, label)
         method = inference.CLASSIFY if verb == "classify" else inference.REGRESS
         result = inference.run(servable, signature_name, method, request_input)
         return _dumps(inference.result_json(result))
-
-
-def _parse_body(body: bytes) -> tuple[dict[str, Any], str]:
-    """The request's JSON object and its ``signature_name`` ("" when absent)."""
-    if not body.strip():
-        raise invalid("JSON Parse error: The document is empty")
-    try:
-        doc = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise invalid(f"JSON Parse error: {_parse_error(exc.msg)} at offset: {exc.pos}") from None
-    except UnicodeDecodeError:
-        raise invalid("JSON Parse error: Invalid encoding in string.") from None
-    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-        raise invalid(f"JSON Parse error: {shorten(str(exc))}") from None
-    if not isinstance(doc, dict):
-        raise invalid(f"JSON Value: {tensors.preview(doc)} Is not object")
-    signature_name = doc.get("signature_name", "")
-    if not isinstance(signature_name, str):
-        raise invalid(f"JSON Value: {tensors.preview(doc)} not formatted correctly. "
-                      "'signature_name' key must be a string value.")
-    return doc, signature_name
-
-
-# Python's json messages -> rapidjson's (GetParseError_En), which TF Serving reports
-_PARSE_ERRORS = {
-    "Expecting value": "Invalid value.",
-    "Expecting property name enclosed in double quotes": "Missing a name for object member.",
-    "Expecting ':' delimiter": "Missing a colon after a name of object member.",
-    "Expecting ',' delimiter": "Missing a comma or ']' after an array element, or a comma or "
-                               "'}' after an object member.",
-    "Extra data": "The document root must not be followed by other values.",
-    "Unterminated string starting at": "Missing a closing quotation mark in string.",
-    "Invalid \\escape": "Invalid escape character in string.",
-    "Invalid \\uXXXX escape": "Incorrect hex digit after \\u escape in string.",
-}
-
-
-def _parse_error(message: str) -> str:
-    return _PARSE_ERRORS.get(message, message)
 
 
 def _dumps(payload: Any) -> bytes:
@@ -225,20 +183,16 @@ def _model_args(name: str, version: str | None, label: str | None
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """One client connection on the standard library's HTTP/1.1 server (keep-alive).
-
-    The stdlib parses the request line's version, the headers and ``Connection``; this
-    class adds the limits a server facing notebooks and scripts needs: a stricter request
-    line, header lines of at most 8 KiB, a Content-Length body only (413 beyond the limit,
-    before reading it), a deadline for the whole request (408), a budget for decoding big
-    bodies at once (503), and JSON error bodies everywhere.
+    """One client connection (keep-alive). The stdlib parses the request line's version,
+    the headers and ``Connection``; this class adds a stricter request line, header lines of
+    at most 8 KiB, Content-Length bodies only, the limits above and JSON error bodies.
     """
 
     protocol_version = "HTTP/1.1"
     server: _HttpServer
     deadline: float | None = None
+    idle_since: float | None = None  # waiting for a request's first byte since then
     expired = False
-    started = False
 
     def setup(self) -> None:
         super().setup()
@@ -262,12 +216,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         if self.server.closing:  # checked after setting the deadline: see _HttpServer.drain
             return
-        self.started = False  # any byte of this request received?
+        self.idle_since = time.monotonic()  # from now on another connection may close this one
+        try:
+            waiting = self.rfile.peek(1)
+        except OSError:
+            return
+        finally:
+            self.idle_since = None
+        if not waiting:
+            return  # closed by the client, or for a new connection, or idle past the timeout
         try:
             request = self._read_request()
-        except (_Expired, TimeoutError):
-            if self.started:
-                self._send(408, error_body("Timed out reading the request"), close=True)
+        except (_Expired, TimeoutError):  # a byte came, then not the whole request in time
+            self._send(408, error_body("Timed out reading the request"), close=True)
             return
         except _HttpError as err:
             self._send(err.status, error_body(err.message), close=True)
@@ -284,26 +245,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if request is None:
             return
         self.deadline = None
-        target, body, reservation = request
-        try:
+        target, body, ticket = request
+        with ticket:  # held until the answer is sent: a client that does not read holds it
             status, payload = self.server.api.handle(self.command, target, body)
-        finally:
             del body
-            self.server.budget.release(reservation)
-        close = self.close_connection or self.server.closing
-        if not self._send(status, payload, close, self.command == "HEAD"):
-            close = True
+            ticket.charge(len(payload), force=True)
+            close = self.close_connection or self.server.closing
+            if not self._send(status, payload, close, self.command == "HEAD"):
+                close = True
         self.close_connection = close
 
     def _readline(self) -> bytes:
         line = self.rfile.readline(_MAX_LINE + 1)
-        if line:
-            self.started = True
         if self.expired:
             raise _Expired
         return line
 
-    def _read_request(self) -> tuple[str, bytes, int] | None:
+    def _read_request(self) -> tuple[str, bytes, Ticket] | None:
         line = self._readline()
         if line in (b"\r\n", b"\n"):  # tolerated between keep-alive requests (RFC 9112)
             line = self._readline()
@@ -326,10 +284,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _Expired
         self._check_headers()
         length = self._content_length()
-        reservation = self.server.budget.reserve(length)
-        if reservation is None:
-            raise _HttpError(503, "Server busy: too many large requests are being decoded; "
-                                  "retry later")
+        ticket = self.server.budget.ticket()
+        try:  # the body and the Python objects it decodes to, before reading it
+            ticket.charge(JSON_FACTOR * length)
+        except ServingError as err:
+            raise _HttpError(err.http_status, err.message) from None
         try:
             if length and self.headers.get("Expect", "").lower() == "100-continue":
                 self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -339,9 +298,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if len(body) < length:
                 raise _HttpError(400, f"Request body ended after {len(body)} of {length} bytes")
         except BaseException:
-            self.server.budget.release(reservation)
+            ticket.close()
             raise
-        return parts[1], body, reservation
+        return parts[1], body, ticket
 
     def _check_headers(self) -> None:
         if self.headers.defects:  # e.g. a line without a colon
@@ -374,7 +333,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                    ) -> None:
         """The stdlib's parse errors (bad version, header too long...) as JSON errors."""
         self.close_connection = True
-        self._send(code, error_body(message or _REASONS.get(code, "Bad request")), close=True)
+        self._send(code, error_body(message or _reason(code)), close=True)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         log.debug("%s %s", self.address_string(), format % args)
@@ -405,34 +364,6 @@ class _Answered(Exception):
     """The stdlib already sent the error response for this request."""
 
 
-class DecodeBudget:
-    """Bytes of request bodies being read, decoded and answered at once.
-
-    A JSON body becomes Python objects 10-20 times its size while it is decoded (a 16 MiB
-    body of small lists: several hundred MB), so a few concurrent maximum-size requests
-    would take gigabytes. Each request reserves its Content-Length before its body is
-    read; when the budget is spent the request is refused (503) instead of queued, and its
-    body is never held in memory.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._used = 0
-        self._lock = threading.Lock()
-
-    def reserve(self, size: int) -> int | None:
-        """Reserve ``size`` bytes; returns the reservation, or None when over budget."""
-        with self._lock:
-            if self._used and self._used + size > self.limit:
-                return None
-            self._used += size
-            return size
-
-    def release(self, reservation: int) -> None:
-        with self._lock:
-            self._used -= reservation
-
-
 class _HttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -440,11 +371,11 @@ class _HttpServer(http.server.ThreadingHTTPServer):
     closing = False  # set by drain(): answer what is in flight, then close
 
     def __init__(self, address: tuple[str, int], api: RestApi, *, max_connections: int,
-                 timeout_s: float, max_body: int, decode_budget: int) -> None:
+                 timeout_s: float, max_body: int, budget: MemoryBudget) -> None:
         self.api = api
         self.timeout_s = timeout_s
         self.max_body = max_body
-        self.budget = DecodeBudget(decode_budget)
+        self.budget = budget
         self._slots = threading.BoundedSemaphore(max_connections)
         self._live: set[_Handler] = set()
         self._live_lock = threading.Lock()
@@ -460,7 +391,7 @@ class _HttpServer(http.server.ThreadingHTTPServer):
             (self._live.add if alive else self._live.discard)(conn)
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+        if not self._slots.acquire(blocking=False) and not self._close_idle():
             try:  # refuse at once rather than queue behind slow clients
                 request.settimeout(1.0)
                 request.sendall(response_bytes(503, error_body("Too many connections"), True))
@@ -469,6 +400,18 @@ class _HttpServer(http.server.ThreadingHTTPServer):
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
+
+    def _close_idle(self) -> bool:
+        """Close the connection idle longest and take its slot (False: none is idle). Idle
+        connections cost TF Serving's event loop nothing, so here they must not lock out real
+        requests either; HTTP clients reconnect when an idle keep-alive connection closes."""
+        with self._live_lock:
+            idle = [(since, id(c), c) for c in self._live if (since := c.idle_since) is not None]
+        if not idle:
+            return False
+        with contextlib.suppress(OSError):
+            min(idle)[2].sock.shutdown(socket.SHUT_RDWR)  # its read returns EOF: it ends
+        return self._slots.acquire(timeout=2.0)
 
     def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
         try:
@@ -519,17 +462,17 @@ class _HttpServer6(_HttpServer):
 class RestServer:
     """The REST front end, serving on its own threads until :meth:`shutdown`.
 
-    ``decode_budget`` bounds the request bytes being decoded at once (default: one
-    maximum-size body plus 8 MiB for everything else).
+    ``budget`` is the memory budget shared with the gRPC front end (default: its own, of
+    :func:`~forgekit.serving.budget.default_limit` bytes).
     """
 
     def __init__(self, core: ServerCore, host: str, port: int, *, max_connections: int = 32,
                  timeout_s: float = 30.0, max_body: int = 16 * 1024 * 1024,
-                 decode_budget: int | None = None) -> None:
+                 budget: MemoryBudget | None = None) -> None:
         cls = _HttpServer6 if ":" in host else _HttpServer
-        budget = decode_budget if decode_budget is not None else max_body + 8 * 1024 * 1024
         self._server = cls((host, port), RestApi(core), max_connections=max_connections,
-                           timeout_s=timeout_s, max_body=max_body, decode_budget=budget)
+                           timeout_s=timeout_s, max_body=max_body,
+                           budget=budget or MemoryBudget(default_limit(max_body)))
         self.address: tuple[str, int] = self._server.server_address[:2]
         self._stop = threading.Event()
         self._threads = [

@@ -126,12 +126,14 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
 
 def _open_ports(core: ServerCore, options: ServerOptions) -> tuple[Any, Any]:
     """Start gRPC, then REST unless disabled; returns (grpc server, RestServer or None)."""
+    from forgekit.serving.budget import MemoryBudget, default_limit
     from forgekit.serving.grpc_api import start_grpc_server
     from forgekit.serving.rest import RestServer
 
+    budget = MemoryBudget(default_limit(options.max_request_bytes))  # one for both protocols
     grpc_server, grpc_port = start_grpc_server(
         core, options.grpc_host, options.port, max_workers=options.grpc_max_threads,
-        max_message_bytes=options.max_request_bytes,
+        max_message_bytes=options.max_request_bytes, budget=budget,
         allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models)
     log.info("Running gRPC ModelServer at %s:%d ...", options.grpc_host, grpc_port)
     if not options.rest_api_port:
@@ -144,7 +146,7 @@ def _open_ports(core: ServerCore, options: ServerOptions) -> tuple[Any, Any]:
         rest = RestServer(core, options.rest_api_host, options.rest_api_port,
                           max_connections=options.rest_api_num_threads,
                           timeout_s=options.rest_api_timeout_in_ms / 1000,
-                          max_body=options.max_request_bytes)
+                          max_body=options.max_request_bytes, budget=budget)
     except OSError:
         grpc_server.stop(None)
         raise

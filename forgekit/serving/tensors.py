@@ -440,20 +440,11 @@ def _string_json(value: Any, as_b64: bool) -> Any:
 
 def outputs_to_json(outputs: Mapping[str, np.ndarray], row: bool) -> dict[str, Any]:
     """``{"predictions": ...}`` for a row request, ``{"outputs": ...}`` for a columnar one."""
-    names = _output_names(outputs, row)
-    if not row:
-        if len(names) == 1:
-            return {"outputs": array_to_json(outputs[names[0]], names[0])}
-        return {"outputs": {n: array_to_json(outputs[n], n) for n in names}}
-    if len(names) == 1:
-        return {"predictions": array_to_json(outputs[names[0]], names[0])}
-    columns = [array_to_json(outputs[n], n) for n in names]
-    return {"predictions": [dict(zip(names, values, strict=True))
-                            for values in zip(*columns, strict=True)]}
+    return json.loads(outputs_json_bytes(outputs, row))
 
 
 def outputs_json_bytes(outputs: Mapping[str, np.ndarray], row: bool) -> bytes:
-    """``json.dumps(outputs_to_json(outputs, row)).encode()``, built slice by slice.
+    """The answer's JSON text (see :func:`outputs_to_json`), built slice by slice.
 
     A large answer (hundreds of thousands of rows) as one tree of Python lists and floats
     takes several times the memory of its text; encoding slices of the batch in turn keeps
