@@ -153,7 +153,7 @@ _LOADER_LIST = (
     Loader("tflite", "tf.lite.Interpreter",
            "tf.lite.Interpreter(model_path={path}).allocate_tensors()",
            "a .tflite flatbuffer", ("tflite",), _tflite,
-           lambda d: d.kind == "tflite" and not d.path.endswith("/")),
+           lambda d: d.kind == "tflite" and not d.path.endswith("/") and d.refusal is None),
 )
 
 LOADERS: dict[str, Loader] = {loader.key: loader for loader in _LOADER_LIST}
