@@ -14,7 +14,9 @@
 * :func:`check_tflite`: the TFLite interpreter trusts its flatbuffer (``tf.lite.Interpreter``
   does not verify it: a damaged file is a SIGSEGV, a dead kernel). The file is first opened in a
   child process with LiteRT, which verifies the flatbuffer and allocates the tensors; only a file
-  that survives that is opened here.
+  that survives that is opened here. A verified file LiteRT cannot run (Select TF ops need the
+  Flex delegate, which only TensorFlow's interpreter links) is tried in a second child with
+  ``tf.lite.Interpreter`` itself, so what loads in-process is exactly what loaded there.
 """
 
 from __future__ import annotations
@@ -28,18 +30,25 @@ from typing import Any
 from forgekit.errors import RESAVE, CorruptArtifactError
 from forgekit.formats.info import FormatInfo
 from forgekit.keras_io.custom_objects import UnsafeLambdaError
+from forgekit.outcome import first_line
 
 RUNS_STORED_CODE = ("keras", "tf_keras", "json")  # forgekit.load loaders that rebuild a config
-TFLITE_TIMEOUT = 60.0  # seconds for the child to open a flatbuffer; a real one takes < 2 s
+TFLITE_TIMEOUT = 120.0  # seconds for a child to open a flatbuffer; a real one takes < 10 s
 
-_CHILD = """\
+# LiteRT imports in a fraction of a second and verifies the flatbuffer before building
+_LITERT = """\
 import sys
-try:
-    from ai_edge_litert.interpreter import Interpreter
-except ImportError:  # LiteRT missing: TensorFlow's own (slower to import, same C++ core)
-    from tensorflow.lite import Interpreter
+from ai_edge_litert.interpreter import Interpreter
 Interpreter(model_path=sys.argv[1]).allocate_tensors()
 """
+# the in-process loader itself (TensorFlow's import takes seconds): only when LiteRT cannot say
+_TF_LITE = """\
+import sys, warnings
+warnings.simplefilter("ignore")
+import tensorflow as tf
+tf.lite.Interpreter(model_path=sys.argv[1]).allocate_tensors()
+"""
+_INVALID = "not a valid Flatbuffer"  # LiteRT's verifier refused the bytes
 _VERIFIED: dict[tuple[int, int, int, int], None] = {}  # (device, inode, size, mtime) opened fine
 
 
@@ -88,20 +97,37 @@ def check_tflite(info: FormatInfo, timeout: float = TFLITE_TIMEOUT) -> None:
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     if key in _VERIFIED:
         return
-    try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, path], capture_output=True,
-                              text=True, timeout=timeout, env=child_env(), check=False)
-    except subprocess.TimeoutExpired:
-        raise _bad(info, f"opening it did not finish within {timeout:g} s in a child "
-                         "process") from None
+    proc = _child(info, _LITERT, timeout, child_env())
+    invalid = _INVALID in proc.stderr
+    if proc.returncode > 0 and not invalid:
+        # verified, or LiteRT missing, but LiteRT cannot run it (Flex ops): ask TF's own
+        proc = _child(info, _TF_LITE, timeout, child_env())
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         raise _bad(info, f"the TFLite runtime crashed on it ({name}) in a child process; "
                          "opened here, it would have killed this process")
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-        raise _bad(info, f"the TFLite runtime refused it ({lines[-1] if lines else proc.returncode})")
+        said = first_line(lines[-1], 300) if lines else f"exit code {proc.returncode}"
+        if invalid:
+            raise _bad(info, f"the TFLite runtime refused it ({said})")
+        raise CorruptArtifactError(  # a sound file this runtime cannot run: no damage claimed
+            f"the TFLite runtime cannot run it ({said})", path=info.path,
+            found="tflite this interpreter cannot run", expected="tflite with builtin ops",
+            fix="convert it again with TFLITE_BUILTINS only, or run it where the ops it needs "
+                "are linked (Select TF ops need the Flex delegate)")
     _VERIFIED[key] = None
+
+
+def _child(info: FormatInfo, code: str, timeout: float, env: dict[str, str]
+           ) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([sys.executable, "-c", code, os.fspath(info.path)],
+                              capture_output=True, text=True, timeout=timeout, env=env,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise _bad(info, f"opening it did not finish within {timeout:g} s in a child "
+                         "process") from None
 
 
 def _bad(info: FormatInfo, reason: str) -> CorruptArtifactError:
