@@ -141,6 +141,12 @@ case("doctor savedmodel fifo shard", lambda: forgekit.doctor(W / "export").ok)
 (W / "random.tflite").write_bytes(b"\x1c\0\0\0TFL3" + random.Random(0).randbytes(4000))
 case("load tflite random", lambda: forgekit.load(W / "random.tflite"))
 case("doctor tflite random", lambda: forgekit.doctor(W / "random.tflite").ok)
+def lab():
+    from forgekit.diagnose.failures import run_matrix
+    matrix = run_matrix({"bad": str(W / "random.tflite")}, build=lambda: small)
+    cells = {cell.loader.key: cell.outcome.error_type for cell in matrix.row("bad").cells}
+    return {"surprises": matrix.surprises, "tflite": cells["tflite"]}
+case("failure lab on random tflite", lab)
 forgekit.save(small, W / "good.tflite")
 good = (W / "good.tflite").read_bytes()
 for seed in range(8):
@@ -298,6 +304,8 @@ def test_a_corrupt_tflite_is_refused_not_a_crash(with_tf):
     got = _refused(with_tf, "load tflite random", "CorruptArtifactError")
     assert "TFLite runtime refused it" in got["message"] or "crashed" in got["message"]
     assert _case(with_tf, "doctor tflite random")["value"] is False
+    lab = _case(with_tf, "failure lab on random tflite")["value"]  # its plain calls, guarded
+    assert lab == {"surprises": [], "tflite": "CorruptArtifactError"}, lab
 
 
 def test_flipped_tflite_bytes_never_kill_the_process_and_doctor_agrees_with_load(with_tf):
