@@ -88,7 +88,8 @@ def check_safe(info: FormatInfo, loader: str, safe_mode: bool = True) -> None:
 def check_tflite(info: FormatInfo, timeout: float = TFLITE_TIMEOUT) -> None:
     """Open the flatbuffer in a child process first; CorruptArtifactError if it fails or dies.
 
-    A file that passed once is remembered (by device, inode, size and modification time).
+    A file that passed once, or that :func:`forgekit.save` converted in this process, is
+    remembered (by device, inode, size and modification time).
     """
     from forgekit.quiet import child_env
 
@@ -117,6 +118,13 @@ def check_tflite(info: FormatInfo, timeout: float = TFLITE_TIMEOUT) -> None:
             fix="convert it again with TFLITE_BUILTINS only, or run it where the ops it needs "
                 "are linked (Select TF ops need the Flex delegate)")
     _VERIFIED[key] = None
+
+
+def trust_written(path: str | os.PathLike[str]) -> None:
+    """Record a flatbuffer this process's converter has just written as checked: it is not a
+    stranger's file, and the lessons' load timings stay the interpreter's own."""
+    st = os.stat(path)
+    _VERIFIED[(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)] = None
 
 
 def _child(info: FormatInfo, code: str, timeout: float, env: dict[str, str]

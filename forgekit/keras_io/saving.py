@@ -48,7 +48,7 @@ from forgekit.formats.kinds import (
     keras_suffix,
 )
 from forgekit.formats.serving_base import version_numbers
-from forgekit.keras_io.safety import RUNS_STORED_CODE, preflight
+from forgekit.keras_io.safety import RUNS_STORED_CODE, preflight, trust_written
 from forgekit.outcome import first_line
 from forgekit.quiet import quiet_absl
 
@@ -108,6 +108,7 @@ def _save_tflite(model: Any, path: Path, **kw: Any) -> Path:
             setattr(converter, key, value)
         flatbuffer = converter.convert()
     path.write_bytes(flatbuffer)
+    trust_written(path)  # TF's converter wrote it here: load need not open it in a child first
     return path
 
 

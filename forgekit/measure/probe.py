@@ -250,9 +250,6 @@ def _reload(kind: str, model: Any, info: Any, result: ProbeResult, x: np.ndarray
         result.notes.append("a tf.saved_model.load object: callable signatures and variables, "
                             "no Keras model")
     elif kind == "tflite":
-        from forgekit.keras_io.safety import check_tflite
-
-        check_tflite(info)  # load's child-process check, outside the time measured (cached)
         start = time.perf_counter()
         interpreter = load(path)
         result.load_seconds = time.perf_counter() - start
