@@ -388,3 +388,35 @@ def test_publish_removes_only_its_own_dead_temp_folders(tmp_path):
 
 def test_load_docstring_names_the_safe_rule():
     assert "safe_mode" in forgekit.load.__doc__
+
+
+# ------------------------------------------------------------------ the bounded reader itself
+
+
+def test_check_tree_follows_links_once_and_finds_a_fifo_behind_one(tmp_path):
+    from forgekit.formats import bounded
+
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "loop").symlink_to("..")  # a cycle: walked once, not forever
+    (tmp_path / "sm" / "variables").symlink_to(tmp_path / "elsewhere")
+    bounded.check_tree(tmp_path / "sm")  # only folders and links so far
+    os.mkfifo(tmp_path / "elsewhere" / "variables.data-00000-of-00001")
+    with pytest.raises(bounded.NotRegularFileError, match="FIFO"):
+        bounded.check_tree(tmp_path / "sm")
+
+
+def test_reads_stop_at_the_cap(tmp_path):
+    import zipfile
+
+    from forgekit.formats import bounded
+
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 2048)
+    assert len(bounded.read_bytes(big, 2048)) == 2048
+    with pytest.raises(bounded.OversizeError, match="2,048 bytes"):
+        bounded.read_bytes(big, 1024)
+    with zipfile.ZipFile(tmp_path / "z.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", b"{" * 4096)
+    with zipfile.ZipFile(tmp_path / "z.zip") as zf, pytest.raises(bounded.OversizeError):
+        bounded.zip_member(zf, "config.json", tmp_path / "z.zip", limit=1024)

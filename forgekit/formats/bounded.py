@@ -161,12 +161,18 @@ def check_tree(folder: str | os.PathLike[str], *, root: str | os.PathLike[str] |
     TensorFlow opens a SavedModel's or a checkpoint's files by name; a FIFO among them would
     block it forever, a device would feed it without end.
     """
-    for dirpath, dirnames, filenames in os.walk(folder):
+    seen: set[tuple[int, int]] = set()  # folders reached twice through links: walked once
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         for name in filenames + dirnames:
             entry = Path(dirpath, name)
             try:
                 mode = os.stat(entry).st_mode
-            except FileNotFoundError:  # a dangling link: the loader reports the missing file
+            except OSError:  # dangling, a link loop: it cannot block; the loader says so
                 continue
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise not_regular(entry, mode, root=root or folder, expected=expected)
