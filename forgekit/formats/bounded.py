@@ -30,6 +30,7 @@ PROTO_LIMIT = 2 * 1024 * 1024 * 1024  # protobuf's own ceiling for one message
 # A zip member that is not JSON (weights, assets) may be large, but one that inflates more than
 # this ratio beyond the JSON cap is a decompression bomb: real weights compress about 1.1:1.
 BOMB_RATIO = 100
+TREE_ENTRIES = 100_000  # a SavedModel holds a handful of files; a link to / holds millions
 
 
 class NotRegularFileError(CorruptArtifactError):
@@ -91,13 +92,13 @@ def open_regular(path: str | os.PathLike[str], *, root: str | os.PathLike[str] |
 
 
 def too_large(path: str | os.PathLike[str], what: str, size: int, limit: int, *,
-              root: str | os.PathLike[str] | None = None, expected: str | None = None
-              ) -> OversizeError:
-    """The error for ``what`` at ``path`` being ``size`` bytes, over ``limit``."""
+              root: str | os.PathLike[str] | None = None, expected: str | None = None,
+              unit: str = "bytes") -> OversizeError:
+    """The error for ``what`` at ``path`` being ``size`` bytes (or ``unit``), over ``limit``."""
     return OversizeError(
-        f"{what} is {size:,} bytes, more than the {limit:,} bytes forgekit reads "
+        f"{what} is {size:,} {unit}, more than the {limit:,} {unit} forgekit reads "
         "(a decompression bomb, or not what it claims to be)",
-        path=root if root is not None else path, found=f"{what} of {size:,} bytes",
+        path=root if root is not None else path, found=f"{what} of {size:,} {unit}",
         expected=expected, fix="save the model again; do not load a file of unknown origin")
 
 
@@ -162,7 +163,12 @@ def check_tree(folder: str | os.PathLike[str], *, root: str | os.PathLike[str] |
     block it forever, a device would feed it without end.
     """
     seen: set[tuple[int, int]] = set()  # folders reached twice through links: walked once
+    count = 0
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        count += len(dirnames) + len(filenames)
+        if count > TREE_ENTRIES:
+            raise too_large(folder, "the folder (links followed)", count, TREE_ENTRIES,
+                            root=root, expected=expected, unit="entries")
         st = os.stat(dirpath)
         if (st.st_dev, st.st_ino) in seen:
             dirnames[:] = []
