@@ -1,9 +1,20 @@
-"""Where things live: the project root and each lesson's output folder."""
+"""Where things live: the project root and each lesson's output folder, and the one rule by
+which forgekit deletes anything.
+
+The deletion rule: forgekit deletes only a folder it created and marked at creation (it holds
+the :data:`MARKER` file), and never a folder that held anything else. :func:`claim_dir` creates
+(or adopts an empty) folder and marks it; :func:`remove_claimed` deletes a marked folder and
+nothing else; :func:`owner_gone` tells a marked folder whose process died on this host (a killed
+publish) from one still in use, or made on another host. Lesson output folders, the explorers'
+folders and ``publish``'s temporary folders all go through these functions.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 from forgekit.table import human_bytes
@@ -30,7 +41,91 @@ def project_root(start: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
-MARKER = ".forgekit-output"  # written into every folder output_dir creates; only those are emptied
+MARKER = ".forgekit-output"  # written into every folder forgekit creates; only those are deleted
+
+
+class NotOursError(ValueError):
+    """The folder exists, holds something, and forgekit did not create it: it is not used."""
+
+
+def is_claimed(folder: str | os.PathLike[str]) -> bool:
+    """``folder`` is a real folder (not a link) that forgekit created and marked."""
+    folder = Path(folder)
+    return (folder.is_dir() and not folder.is_symlink()
+            and (folder / MARKER).is_file() and not (folder / MARKER).is_symlink())
+
+
+def claim_dir(path: str | os.PathLike[str], *, adopt: bool = True) -> Path:
+    """Create ``path`` (parents too) and mark it as forgekit's; return it.
+
+    A folder that already exists is taken only when it is forgekit's already (marked) or, with
+    ``adopt``, empty; anything else raises :class:`NotOursError` and nothing is written. The
+    marker records who created it (host, process id and its start time), for
+    :func:`owner_gone`.
+    """
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        if not folder.is_dir() or folder.is_symlink():
+            raise NotOursError(f"Refusing to use {folder}: it is not a folder of its own "
+                               "(a file or a link).") from None
+        if not is_claimed(folder) and not (adopt and not any(folder.iterdir())):
+            raise NotOursError(
+                f"Refusing to use {folder}: it already holds files and forgekit did not create "
+                f"it (no {MARKER} file in it). Nothing was written or deleted; choose a new "
+                "folder.") from None
+    (folder / MARKER).write_text(json.dumps(_owner()) + "\n", encoding="utf-8")
+    return folder
+
+
+def remove_claimed(folder: str | os.PathLike[str]) -> bool:
+    """Delete ``folder`` if forgekit created and marked it; True when it was deleted.
+
+    A folder without the marker (a user's, or a link to one) is left as it is.
+    """
+    if not is_claimed(folder):
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return not Path(folder).exists()
+
+
+def owner_gone(folder: str | os.PathLike[str]) -> bool:
+    """The marked ``folder``'s creator was a process on this host that is no longer running.
+
+    False when it is not marked, when the marker names another host (a shared base path: its
+    publisher may be alive there) or records no owner, and when the process still runs (the same
+    process id with the same start time: a reused id is a different process).
+    """
+    if not is_claimed(folder):
+        return False
+    try:
+        owner = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+        pid, host, started = int(owner["pid"]), owner["host"], owner.get("started")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    return started is not None and _started(pid) not in (None, started)
+
+
+def _owner() -> dict[str, object]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _started(os.getpid())}
+
+
+def _started(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (Linux), to tell a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def output_dir(path: str | os.PathLike[str], clean: bool = True) -> Path:
@@ -39,8 +134,10 @@ def output_dir(path: str | os.PathLike[str], clean: bool = True) -> Path:
     With ``clean=True`` (the default) a folder this function created before (it holds the
     :data:`MARKER` file) is emptied first, so a lesson re-run from the top never sees files
     from the previous run. Any other folder is never emptied: not the working directory or a
-    folder above it, not the home folder, not a project (``.git`` or ``pyproject.toml``), not
-    a folder forgekit did not create. An empty folder is adopted.
+    folder above it, not the home folder, not a project (``.git`` or ``pyproject.toml``, at any
+    depth), not a folder forgekit did not create. An empty folder is adopted. With
+    ``clean=False`` a non-empty folder forgekit did not create is used as it is, and not
+    marked: a later ``output_dir(path)`` still refuses to empty it.
 
     Raises:
         ValueError: ``clean=True`` and the folder exists but is not one to empty; nothing is
@@ -55,9 +152,10 @@ def output_dir(path: str | os.PathLike[str], clean: bool = True) -> Path:
             raise ValueError(f"Refusing to empty {folder}: {refusal}. Nothing was deleted; "
                              "choose a dedicated output folder, e.g. output_dir = "
                              "\"../artifacts/<lesson>\".")
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / MARKER).touch()
+        remove_claimed(folder)
+    elif not clean and folder.is_dir() and not is_claimed(folder) and any(folder.iterdir()):
+        return folder  # someone else's folder: used, never marked (so never emptied later)
+    claim_dir(folder)
     return folder
 
 
@@ -70,8 +168,11 @@ def _why_not_empty(folder: Path) -> str | None:
         return "it is the home or root folder"
     if (folder / ".git").exists() or (folder / "pyproject.toml").exists():
         return "it holds a project (.git or pyproject.toml)"
-    if not (folder / MARKER).is_file():
+    if not is_claimed(folder):
         return f"forgekit did not create it (no {MARKER} file in it)"
+    nested = next((p for p in folder.rglob(".git")), None)
+    if nested is not None:  # a repository cloned into it is not a lesson's output
+        return f"it holds a repository ({nested.relative_to(folder)})"
     return None
 
 

@@ -61,6 +61,7 @@ class ArtifactDiagnosis:
     compile_problem: str | None = None
     works_with: list[str] = field(default_factory=list)
     fix: str = ""
+    refusal: ForgekitError | None = None  # why forgekit.load refuses it before its loader runs
     target_kind: str = ""  # the kind at ``target`` when the path points next to the artifact
     subclassed: str = ""  # class name of a subclassed model stored in legacy HDF5
 
@@ -156,6 +157,7 @@ def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:
             diagnosis.problems.append(diagnosis.version.message)
     from forgekit.diagnose.failures import LOADERS
 
+    _preflight(diagnosis, info)
     diagnosis.works_with = [key for key, loader in LOADERS.items() if loader.works(diagnosis)]
     diagnosis.fix = _fix(diagnosis)
     primary = KINDS[info.kind].lab_loader
@@ -164,6 +166,26 @@ def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:
     elif primary and primary not in diagnosis.works_with and not diagnosis.problems:
         diagnosis.problems.append(f"{LOADERS[primary].name} will fail on this path as given")
     return diagnosis
+
+
+def _preflight(d: ArtifactDiagnosis, info: FormatInfo) -> None:
+    """What forgekit.load checks before its loader runs (the same function): doctor's verdict
+    is never ok for a file that load refuses, or that its loader cannot open without dying."""
+    from forgekit.keras_io.custom_objects import UnsafeLambdaError
+    from forgekit.keras_io.safety import preflight
+
+    loader = KINDS[info.kind].loader
+    if loader is None:
+        return
+    try:
+        preflight(info, loader)
+    except UnsafeLambdaError as exc:  # _config_checks names the Lambda layers already
+        d.refusal = exc
+        if not d.bytecode_lambdas:
+            d.problems.append(exc.reason)
+    except ForgekitError as exc:
+        d.refusal = exc
+        d.problems.append(exc.reason)
 
 
 def _path_traps(d: ArtifactDiagnosis, raw: str, info: FormatInfo) -> None:
@@ -197,9 +219,21 @@ def _path_traps(d: ArtifactDiagnosis, raw: str, info: FormatInfo) -> None:
 
 def _config_checks(d: ArtifactDiagnosis, info: FormatInfo) -> None:
     """Custom objects, Lambda layers and the stored compile config (needs Keras imported)."""
+    from forgekit.keras_io import custom_objects as co
+
+    if info.kind == "savedmodel" and info.keras2:  # only the Lambdas: tf-keras would run them
+        try:
+            d.lambda_layers = co.scan_file(info.path).lambda_layers
+        except (OSError, ValueError, KeyError, RecursionError) as exc:
+            d.notes.append(f"Lambda layers in keras_metadata.pb: could not check "
+                           f"({type(exc).__name__}: {first_line(str(exc), 160)})")
+        if d.bytecode_lambdas:
+            d.notes.append("tf.saved_model.load runs the traced graph, not the Lambda's Python; "
+                           "tf_keras.models.load_model would run the bytecode (forgekit.load "
+                           "refuses it without safe_mode=False)")
+        return
     if not KINDS[info.kind].stores_config:
         return
-    from forgekit.keras_io import custom_objects as co
 
     try:
         scan = co.scan_file(info.path)
@@ -261,7 +295,9 @@ def _fix(d: ArtifactDiagnosis) -> str:
     assert info is not None
     target, kind = d.target, d.target_kind or info.kind
     name = Path(target).name
-    if kind == "keras" and d.bytecode_lambdas:
+    if d.refusal is not None and not d.bytecode_lambdas and d.refusal.fix:
+        return d.refusal.fix
+    if kind in ("keras", "h5_model") and d.bytecode_lambdas:
         return (f"model.load_weights({target!r})  # into the architecture rebuilt in code; "
                 f"keras.models.load_model({target!r}, safe_mode=False) only for a file you trust")
     if kind == "h5_model" and d.subclassed:

@@ -99,6 +99,13 @@ class Loader:
     run: Callable[[str, Build], Any]
     works: Callable[[ArtifactDiagnosis], bool]
 
+    def run_guarded(self, d: ArtifactDiagnosis, path: str, build: Build) -> Any:
+        """:attr:`run`, unless forgekit's preflight found the file would kill this process
+        (a damaged TFLite flatbuffer): then its error is raised instead of the call made."""
+        if self.key == "tflite" and d.refusal is not None:
+            raise d.refusal
+        return self.run(path, build)
+
     def explain(self, d: ArtifactDiagnosis) -> str:
         """forgekit's one-line verdict for this loader on a diagnosed path, with the fix."""
         if d.error is not None:
@@ -153,7 +160,7 @@ _LOADER_LIST = (
     Loader("tflite", "tf.lite.Interpreter",
            "tf.lite.Interpreter(model_path={path}).allocate_tensors()",
            "a .tflite flatbuffer", ("tflite",), _tflite,
-           lambda d: d.kind == "tflite" and not d.path.endswith("/")),
+           lambda d: d.kind == "tflite" and not d.path.endswith("/") and d.refusal is None),
 )
 
 LOADERS: dict[str, Loader] = {loader.key: loader for loader in _LOADER_LIST}
@@ -276,7 +283,8 @@ def run_matrix(artifacts: Mapping[str, str | os.PathLike[str]], build: Build,
             row = MatrixRow(label, raw, diagnose_artifact(raw))
             for loader in loaders.values():
                 predicted = row.diagnosis.error is None and loader.works(row.diagnosis)
-                row.cells.append(Cell(loader, attempt(loader.run, raw, build), predicted))
+                row.cells.append(Cell(loader, attempt(loader.run_guarded, row.diagnosis, raw,
+                                                      build), predicted))
             rows.append(row)
     return FailureMatrix(rows)
 

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from forgekit.errors import CorruptArtifactError
+from forgekit.formats import bounded
 from forgekit.formats.info import FormatInfo
 from forgekit.formats.kinds import DATA_SHARD
 
@@ -18,7 +19,7 @@ TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
 
 def check_table(index: Path, what: str, root: Path, kind: str) -> bytes:
     """Read a TF table file (.index) and verify its footer magic: truncation check."""
-    data = index.read_bytes()
+    data = bounded.read_bytes(index, bounded.PROTO_LIMIT, root=root, expected=kind)
     if len(data) < 48 or data[-8:] != TABLE_MAGIC:
         raise CorruptArtifactError(
             f"{what} {index.name} is {'empty' if not data else 'truncated or corrupt'} "
@@ -37,7 +38,8 @@ def _checkpoint_prefix_in(p: Path) -> Path | None:
     state = p / "checkpoint"
     if state.is_file():
         # a damaged state file matches nothing and falls back to the newest index
-        text = state.read_text(encoding="utf-8", errors="replace")
+        raw = bounded.read_bytes(state, bounded.JSON_LIMIT, root=p, expected="tf_checkpoint")
+        text = raw.decode("utf-8", errors="replace")
         match = re.search(r'^model_checkpoint_path:\s*"(.*)"', text, re.M)
         if match:
             prefix = Path(match.group(1))
@@ -81,6 +83,8 @@ def inspect_prefix(prefix: Path, given: Path) -> FormatInfo:
         )
     data = check_table(index, "checkpoint index", given, "tf_checkpoint")
     shards = sorted(prefix.parent.glob(f"{prefix.name}.data-*"))
+    for shard in shards:  # TensorFlow opens them by name: a FIFO would block the restore
+        bounded.check_regular(shard, root=given, expected="tf_checkpoint")
     expected_shards = 0
     if shards:
         match = DATA_SHARD.search(shards[0].name)

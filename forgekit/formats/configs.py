@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.formats import hdf5, keras_zip
+from forgekit.formats import bounded, hdf5, keras_zip, savedmodel
 from forgekit.formats.info import FormatInfo
 
 # Packages whose objects Keras rebuilds by importing them itself: built-ins, not custom.
@@ -29,6 +29,8 @@ STRUCTURAL = {"Functional", "Sequential", "Model"}
 _COMPILE_ALIASES = {"acc", "accuracy", "crossentropy", "ce"}
 # Config keys that hold no objects to rebuild (or, compile_config, are scanned separately).
 _SKIP = {"compile_config", "build_config", "inbound_nodes", "input_layers", "output_layers"}
+# The keys of a Lambda layer's config that may hold a function, as code (Keras 2 and 3).
+_LAMBDA_CODE = ("function", "output_shape", "mask")
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,20 @@ def scan_config(model_config: Mapping[str, Any],
 
 
 def scan_file(path: str | os.PathLike[str]) -> ConfigScan:
-    """:func:`scan_config` on the configs stored in a ``.keras``, legacy ``.h5`` or JSON file."""
+    """:func:`scan_config` on the configs stored in a ``.keras``, legacy ``.h5`` or JSON file,
+    or in the ``keras_metadata.pb`` of a Keras 2 SavedModel folder."""
     kind, model_config, compile_config = stored_configs(path)
     if compile_config and "optimizer_config" in compile_config:  # legacy H5 training_config
         compile_config = {k: v for k, v in compile_config.items() if k != "optimizer_config"}
     scan = scan_config(model_config, compile_config)
     scan.kind = kind
+    if kind == "savedmodel":  # every saved object's own config: a subclassed model has no
+        seen = {layer.name for layer in scan.lambda_layers}  # layer list in the model's
+        for doc in savedmodel.keras_metadata(Path(path))[1:]:
+            for obj in _walk(doc, str(doc.get("name", "object")), role="layer"):
+                if isinstance(obj, LambdaLayer) and obj.name not in seen:
+                    seen.add(obj.name)
+                    scan.lambda_layers.append(obj)
     return scan
 
 
@@ -158,8 +168,11 @@ def _walk(node: Any, where: str, role: str) -> Iterator[CustomObject | LambdaLay
     if not isinstance(node, Mapping):
         return
     class_name = node.get("class_name")
+    if class_name == "__lambda__":  # Keras 3 stores any Python lambda so, not only a Lambda's
+        yield LambdaLayer(where, where, bytecode=True)
+        return
     if isinstance(class_name, str) and class_name.startswith("__"):
-        return  # tensors, lambdas' bytecode, numpy arrays: data, not classes
+        return  # tensors, numpy arrays: data, not classes
     if isinstance(class_name, str):
         yield from _object(node, class_name, where, role)
         if class_name == "function":
@@ -168,6 +181,9 @@ def _walk(node: Any, where: str, role: str) -> Iterator[CustomObject | LambdaLay
         if not isinstance(node, Mapping):
             return
     for key, value in node.items():
+        if (class_name == "Lambda" and key in _LAMBDA_CODE and isinstance(value, Mapping)
+                and value.get("class_name") == "__lambda__"):
+            continue  # already reported by _lambda, as this layer's
         if key not in _SKIP and isinstance(value, Mapping | list):
             yield from _walk(value, f"{where}.{key}", "layer" if key == "layers" else "object")
 
@@ -202,9 +218,11 @@ def _object(node: Mapping[str, Any], class_name: str, where: str,
 def _lambda(config: Mapping[str, Any], where: str) -> LambdaLayer:
     function = config.get("function")
     name = str(config.get("name", "lambda"))
-    if config.get("function_type") == "lambda":  # Keras 2: marshalled code, base64
-        return LambdaLayer(name, where, bytecode=True)
-    if isinstance(function, Mapping) and function.get("class_name") == "__lambda__":
+    # Keras 2 marshals a lambda (function or output_shape) to base64 bytecode and says so in
+    # *_type; Keras 3 stores it as a "__lambda__" object.
+    if any(config.get(f"{key}_type") == "lambda" for key in _LAMBDA_CODE) or any(
+            isinstance(config.get(key), Mapping) and config[key].get("class_name") == "__lambda__"
+            for key in _LAMBDA_CODE):
         return LambdaLayer(name, where, bytecode=True)
     if isinstance(function, Mapping):
         return LambdaLayer(name, where, bytecode=False, function=str(function.get("config")))
@@ -233,23 +251,33 @@ def stored_configs(
     """:func:`read_configs` with the kind holding them first: ``keras``, ``h5_model`` or
     ``json_architecture``."""
     p = Path(path)
-    with open(p, "rb") as f:
+    if p.is_dir():
+        objects = savedmodel.keras_metadata(p)
+        if not objects:
+            raise ValueError(f"{p}: a folder without keras_metadata.pb (not a Keras 2 SavedModel)")
+        root = objects[0]
+        config = root.get("model_config")
+        if not isinstance(config, dict):  # a subclassed model: its class and its own config
+            config = {"class_name": root.get("class_name"), "config": root.get("config")}
+        return "savedmodel", config, root.get("training_config")
+    with bounded.open_regular(p) as f:
         head = f.read(2056)
     if keras_zip.matches(head):
         with zipfile.ZipFile(p) as zf:
-            config = json.loads(zf.read("config.json"))
+            config = json.loads(bounded.zip_member(zf, "config.json", p, expected="keras"))
         return "keras", config, config.get("compile_config")
     if hdf5.matches(head):
         import h5py
 
         with h5py.File(p, "r") as h5:
+            hdf5.check_links(h5, p)
             model_config = hdf5.attr(h5, "model_config")
             training_config = hdf5.attr(h5, "training_config")
         if model_config is None:
             raise ValueError(f"{p}: an HDF5 file without a model_config (weights only?)")
         training = None if training_config is None else json.loads(training_config)
         return "h5_model", json.loads(model_config), training
-    doc = json.loads(p.read_text(encoding="utf-8-sig"))
+    doc = json.loads(bounded.read_text(p, encoding="utf-8-sig"))
     if not (isinstance(doc, dict) and "class_name" in doc):
         raise ValueError(f"{p}: JSON, but not a Keras model config")
     return "json_architecture", doc, doc.get("compile_config")
@@ -259,12 +287,17 @@ def stored_configs(
 def annotate(info: FormatInfo) -> None:
     """Add custom objects and Lambda layers to a :class:`~forgekit.formats.info.FormatInfo`.
 
-    Called by :func:`forgekit.detect_format` for ``keras``, ``h5_model`` and
-    ``json_architecture``. Fills ``details["custom_objects"]`` (names Keras will look up that
-    are certainly custom), ``details["lambda_layers"]`` and matching warnings. Never imports the
-    model's code or TensorFlow; a config it cannot read gives a "could not check" warning.
+    Called by :func:`forgekit.detect_format` for ``keras``, ``h5_model``,
+    ``json_architecture`` and a Keras 2 SavedModel (its ``keras_metadata.pb``). Fills
+    ``details["custom_objects"]`` (names Keras will look up that are certainly custom),
+    ``details["lambda_layers"]``, ``details["bytecode_lambdas"]`` (the names of those holding
+    Python bytecode, read by :func:`forgekit.keras_io.safety.check_safe`) and matching
+    warnings. Never imports the model's code or TensorFlow; a config it cannot read gives a
+    "could not check" warning and ``details["code_unchecked"]`` (the safe rule then refuses
+    the loaders that would deserialize it).
     """
-    if info.kind not in ("keras", "h5_model", "json_architecture"):
+    keras2_export = info.kind == "savedmodel" and info.keras2
+    if info.kind not in ("keras", "h5_model", "json_architecture") and not keras2_export:
         return
     try:
         if info.kind == "keras" and isinstance(info.details.get("config"), Mapping):
@@ -273,19 +306,29 @@ def annotate(info: FormatInfo) -> None:
         else:
             scan = scan_file(info.path)
     except (OSError, ValueError, KeyError, RecursionError, zipfile.BadZipFile) as exc:
-        info.warnings.append(f"custom objects and Lambda layers: could not check "
-                             f"({type(exc).__name__}: {exc})")
+        reason = f"{type(exc).__name__}: {exc}"
+        info.details["code_unchecked"] = reason
+        info.warnings.append(f"custom objects and Lambda layers: could not check ({reason})")
+        return
+    bytecode = [layer for layer in scan.lambda_layers if layer.bytecode]
+    info.details["lambda_layers"] = [layer.describe() for layer in scan.lambda_layers]
+    info.details["bytecode_lambdas"] = [layer.name for layer in bytecode]
+    if keras2_export:  # tf.saved_model.load needs no custom objects: only the Lambdas matter
+        if bytecode:
+            info.warnings.append(
+                f"{len(bytecode)} Lambda layer(s) hold Python bytecode in keras_metadata.pb "
+                f"({', '.join(repr(layer.name) for layer in bytecode)}): "
+                "tf_keras.models.load_model would run it; tf.saved_model.load runs only the "
+                "traced graph")
         return
     certain = [obj for obj in scan.custom_objects if obj.certain]
     info.details["custom_objects"] = [
         {"name": o.name, "class_name": o.class_name, "module": o.module, "role": o.role}
         for o in certain]
-    info.details["lambda_layers"] = [layer.describe() for layer in scan.lambda_layers]
     if certain:
         info.warnings.append(
             "needs custom objects at load time: " + ", ".join(o.describe() for o in certain)
             + "; import the module that registers them, or pass custom_objects=")
-    bytecode = [layer for layer in scan.lambda_layers if layer.bytecode]
     if bytecode:
         info.warnings.append(
             f"{len(bytecode)} Lambda layer(s) hold Python bytecode "

@@ -35,7 +35,7 @@ from forgekit.errors import (
     read_failed,
     unreadable,
 )
-from forgekit.formats import checkpoint, savedmodel
+from forgekit.formats import bounded, checkpoint, savedmodel
 from forgekit.formats.configs import annotate
 from forgekit.formats.info import FormatInfo, dir_size
 from forgekit.formats.kinds import DATA_SHARD, KINDS, extension_kinds
@@ -120,14 +120,15 @@ def _finish(info: FormatInfo, given: Path) -> FormatInfo:
             f"the extension of {given.name!r} suggests {' or '.join(promised)}, "
             f"but the content is {info.kind}"
         )
-    if KINDS[info.kind].stores_config:
+    if KINDS[info.kind].stores_config or (info.kind == "savedmodel" and info.keras2):
         annotate(info)  # custom objects + Lambda layers, from the stored config
     return info
 
 
 def _detect_file(p: Path) -> FormatInfo:
-    size = p.stat().st_size
     ext = extension_kinds(p)
+    # a FIFO or a device is refused before anything opens it (a FIFO blocks open() forever)
+    size = bounded.check_regular(p, expected=" or ".join(ext) or None).st_size
     if size == 0:
         raise CorruptArtifactError(
             "the file is empty (0 bytes): an interrupted save or a failed copy",
@@ -146,7 +147,7 @@ def _detect_file(p: Path) -> FormatInfo:
             f"{p.name} is one file of a SavedModel; pass the folder {str(p.parent)!r} instead"
         )
         return info
-    with open(p, "rb") as f:
+    with bounded.open_regular(p, expected=" or ".join(ext) or None) as f:
         head = f.read(HEAD_BYTES)
     for parser in parsers(folder=False):
         if parser.matches(head):

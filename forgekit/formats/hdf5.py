@@ -29,6 +29,44 @@ def keras3_group_has_vars(h5: Any, group: str) -> bool:
     return bool(found)
 
 
+def check_links(h5: Any, p: Path, where: str = "") -> None:
+    """Refuse an HDF5 file that reaches outside itself: an external link, a dataset stored in
+    external files, or a virtual dataset. Keras writes none of them; following one opens a file
+    by name (a FIFO there blocks forever, a device never ends), so it is checked first, with
+    the links only listed, never followed."""
+    import h5py
+
+    outside: list[str] = []
+
+    def visit(name: str) -> None:
+        link = h5.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            outside.append(f"{name!r} is an external link to {link.filename}:{link.path}")
+        elif isinstance(link, h5py.HardLink):
+            obj = h5.get(name)
+            if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+                outside.append(f"dataset {name!r} keeps its data in other files")
+
+    try:
+        h5.visit_links(visit)
+    except (RuntimeError, KeyError, ValueError) as exc:  # h5py's words for damaged metadata
+        raise CorruptArtifactError(
+            f"{where + ' ' if where else ''}an HDF5 file whose links cannot be listed ({exc}); "
+            "truncated or damaged",
+            path=p, found="corrupt HDF5",
+            expected=" or ".join(extension_kinds(p)) or "h5_model or weights_h5",
+            fix=RESAVE) from exc
+    if outside:
+        raise CorruptArtifactError(
+            f"{where + ' ' if where else ''}an HDF5 file that points outside itself "
+            f"({'; '.join(outside[:3])}): Keras never writes this, and forgekit does not "
+            "follow it",
+            path=p, found="HDF5 with links to other files",
+            expected=" or ".join(extension_kinds(p)) or "h5_model or weights_h5",
+            fix="save the model again with model.save(path); do not load a file of unknown "
+                "origin")
+
+
 def attr(h5: Any, name: str) -> str | None:
     value = h5.attrs.get(name)
     if value is None:
@@ -42,6 +80,7 @@ def inspect(p: Path, size: int) -> FormatInfo:
 
     try:
         with h5py.File(p, "r") as h5:
+            check_links(h5, p)  # before any lookup that could follow one
             version = attr(h5, "keras_version")
             if "model_config" in h5.attrs:
                 major = (parse_version(version) or (2,))[0]  # files before Keras 3 may omit it

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 from forgekit.errors import CorruptArtifactError
+from forgekit.formats import bounded
 from forgekit.formats.info import FormatInfo
 
-LIMIT = 64 * 1024 * 1024  # larger JSON is not inspected
+LIMIT = bounded.JSON_LIMIT  # larger JSON is not inspected
 
 
 def matches(head: bytes) -> bool:
@@ -21,7 +22,7 @@ def inspect(p: Path, size: int) -> FormatInfo:
     if size > LIMIT:
         return FormatInfo("unknown", p, size, warnings=["a JSON file too large to inspect"])
     try:
-        doc = json.loads(p.read_text(encoding="utf-8-sig"))
+        doc = json.loads(bounded.read_text(p, LIMIT, encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting too
         raise CorruptArtifactError(
             f"starts like JSON but does not parse ({exc}); truncated or hand-edited",

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.errors import RESAVE, CorruptArtifactError, is_system_error
-from forgekit.formats.hdf5 import keras3_group_has_vars
+from forgekit.formats import bounded
+from forgekit.formats.hdf5 import check_links, keras3_group_has_vars
 from forgekit.formats.info import FormatInfo
 
 SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
@@ -96,8 +97,9 @@ def inspect(p: Path, size: int) -> FormatInfo:
                     expected="keras",
                     fix="save the model again with model.save(path)",
                 )
-            metadata = json.loads(zf.read("metadata.json"))
-            config = json.loads(zf.read("config.json"))
+            bounded.check_zip(zf, p, expected="keras")
+            metadata = json.loads(bounded.zip_member(zf, "metadata.json", p, expected="keras"))
+            config = json.loads(bounded.zip_member(zf, "config.json", p, expected="keras"))
             if not (isinstance(metadata, dict) and isinstance(config, dict)):
                 raise CorruptArtifactError(
                     "config.json or metadata.json of the .keras archive is not a JSON object; "
@@ -144,7 +146,9 @@ def _zip_member_has_optimizer(p: Path, zf: zipfile.ZipFile, name: str) -> bool:
         f, window = _member_window(p, zf, name)
     except ValueError:  # compressed member: slower, but still correct
         with zf.open(name) as member, h5py.File(member, "r") as h5:
+            check_links(h5, p, f"{name} inside")
             return keras3_group_has_vars(h5, "optimizer")
     with f, h5py.File(window, "r") as h5:
+        check_links(h5, p, f"{name} inside")
         return keras3_group_has_vars(h5, "optimizer")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from forgekit.errors import CorruptArtifactError
-from forgekit.formats import protobuf
+from forgekit.formats import bounded, protobuf
 from forgekit.formats.checkpoint import check_table
 from forgekit.formats.info import FormatInfo, dir_size
 
@@ -31,7 +31,9 @@ def inspect_dir(p: Path) -> FormatInfo:
         raise corrupt("only a saved_model.pbtxt (text) is here; forgekit reads saved_model.pb")
     if not pb.is_file():
         raise corrupt("saved_model.pb is not a file")
-    raw = pb.read_bytes()
+    # TensorFlow opens every file here by name: a FIFO or a device anywhere would hang it
+    bounded.check_tree(p, expected="savedmodel")
+    raw = bounded.read_bytes(pb, bounded.PROTO_LIMIT, root=p, expected="savedmodel")
     if not raw:
         raise corrupt("saved_model.pb is empty (0 bytes)")
     # Files first: cheap, and no TensorFlow import for an incomplete copy.
@@ -64,7 +66,7 @@ def inspect_dir(p: Path) -> FormatInfo:
     writer = "tf.saved_model.save / model.export"
     if (p / "keras_metadata.pb").exists():
         writer = "Keras 2 (tf-keras) model.save"
-    return FormatInfo(
+    info = FormatInfo(
         "savedmodel",
         p,
         dir_size(p),
@@ -78,4 +80,28 @@ def inspect_dir(p: Path) -> FormatInfo:
             "entries": sorted(e.name for e in p.iterdir()),
         },
     )
+    return info
+
+
+def keras_metadata(p: Path) -> list[dict]:
+    """The Keras objects a Keras 2 SavedModel describes in ``keras_metadata.pb``: one JSON dict
+    per saved object (the model first), each with its ``class_name`` and ``config``.
+
+    ``tf_keras.models.load_model`` rebuilds the model from these configs (Lambda bytecode
+    included); ``tf.saved_model.load`` never reads them. ``[]`` when there is no such file.
+    """
+    import json
+
+    meta = p / "keras_metadata.pb"
+    if not meta.exists():
+        return []
+    raw = bounded.read_bytes(meta, bounded.JSON_LIMIT, root=p, expected="savedmodel")
+    objects = []
+    for node in protobuf.fields(raw).get(1, []):  # SavedMetadata.nodes
+        metadata = protobuf.fields(node).get(5, [b""])[0]  # SavedObject.metadata (JSON)
+        if metadata:
+            doc = json.loads(protobuf.text(metadata))
+            if isinstance(doc, dict):
+                objects.append(doc)
+    return objects
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from forgekit.errors import CorruptArtifactError
+from forgekit.formats import bounded
 from forgekit.formats.info import FormatInfo
 
 
@@ -15,7 +16,7 @@ def matches(head: bytes) -> bool:
 
 def inspect(p: Path, size: int) -> FormatInfo:
     """Check the root table offset lies inside the file (truncation)."""
-    with open(p, "rb") as f:
+    with bounded.open_regular(p, expected="tflite") as f:
         root = int.from_bytes(f.read(4), "little")
     if size < 8 or root >= size:
         raise CorruptArtifactError(

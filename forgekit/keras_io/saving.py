@@ -7,6 +7,11 @@ caller's expectation (``expect=``) or choice (``loader=``) that does not fit the
 :class:`~forgekit.errors.WrongFormatError` naming the call that would work, and a damaged
 artifact raises :class:`~forgekit.errors.CorruptArtifactError`, never a bare h5py/protobuf/zipfile
 traceback. Loading never writes next to the artifact.
+
+Before any loader runs, :func:`forgekit.keras_io.safety.preflight` applies the safe-load rule:
+no loader runs Python stored in the file (Lambda bytecode) unless the call says
+``safe_mode=False``, and a TFLite flatbuffer is opened in a child process first. Detection
+itself reads only regular files, within caps (:mod:`forgekit.formats.bounded`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from forgekit.errors import (
     read_failed,
     unreadable,
 )
+from forgekit.formats import bounded
 from forgekit.formats.detect import detect_format
 from forgekit.formats.info import FormatInfo
 from forgekit.formats.kinds import (
@@ -42,6 +48,7 @@ from forgekit.formats.kinds import (
     keras_suffix,
 )
 from forgekit.formats.serving_base import version_numbers
+from forgekit.keras_io.safety import RUNS_STORED_CODE, preflight, trust_written
 from forgekit.outcome import first_line
 from forgekit.quiet import quiet_absl
 
@@ -101,6 +108,7 @@ def _save_tflite(model: Any, path: Path, **kw: Any) -> Path:
             setattr(converter, key, value)
         flatbuffer = converter.convert()
     path.write_bytes(flatbuffer)
+    trust_written(path)  # TF's converter wrote it here: load need not open it in a child first
     return path
 
 
@@ -216,20 +224,22 @@ def save(
 # load
 
 
-def _load_keras(info: FormatInfo, **kw: Any) -> Any:
+def _load_keras(info: FormatInfo, safe_mode: bool = True, **kw: Any) -> Any:
     import keras
 
     with _proper_name(info) as path:
-        return keras.saving.load_model(path, **kw)
+        return keras.saving.load_model(path, safe_mode=safe_mode, **kw)
 
 
-def _load_tf_keras(info: FormatInfo, **kw: Any) -> Any:
+def _load_tf_keras(info: FormatInfo, safe_mode: bool = True, **kw: Any) -> Any:
     import tf_keras
 
+    # tf-keras ignores safe_mode for legacy HDF5, SavedModel and JSON (keras-team/tf-keras#910):
+    # preflight has already refused bytecode unless safe_mode=False.
     if info.kind == "json_architecture":
-        return tf_keras.models.model_from_json(info.path.read_text(encoding="utf-8"), **kw)
+        return tf_keras.models.model_from_json(bounded.read_text(info.path), **kw)
     with _proper_name(info) as path:
-        return tf_keras.models.load_model(path, **kw)
+        return tf_keras.models.load_model(path, safe_mode=safe_mode, **kw)
 
 
 def _load_saved_model(info: FormatInfo, **kw: Any) -> Any:
@@ -327,10 +337,14 @@ def _load_tflite(info: FormatInfo, **kw: Any) -> Any:
     return interpreter
 
 
-def _load_json(info: FormatInfo, **kw: Any) -> Any:
+def _load_json(info: FormatInfo, safe_mode: bool = True, **kw: Any) -> Any:
+    import json
+
     import keras
 
-    return keras.models.model_from_json(info.path.read_text(encoding="utf-8"), **kw)
+    # what keras.models.model_from_json does, with safe_mode passed on (it takes none)
+    config = json.loads(bounded.read_text(info.path, encoding="utf-8-sig"))
+    return keras.saving.deserialize_keras_object(config, safe_mode=safe_mode, **kw)
 
 
 # loader name -> (kinds it reads, function, the real call it makes)
@@ -361,6 +375,7 @@ def load(
     expect: str | tuple[str, ...] | None = None,
     *,
     loader: str | None = None,
+    safe_mode: bool = True,
     **kwargs: Any,
 ) -> Any:
     """Load the artifact at ``path`` with the real API that fits its content.
@@ -376,8 +391,11 @@ def load(
     Args:
         expect: the kind (or kinds) the caller expects; anything else raises WrongFormatError.
         loader: force one of :data:`LOADERS` instead of the default for the detected kind.
+        safe_mode: ``False`` lets a loader run Python stored in the file (Lambda bytecode):
+            only for a file you trust. Every loader gets the same rule, tf-keras's included.
 
     Raises:
+        UnsafeLambdaError: the loader would run Python stored in the file.
         WrongFormatError: the content is not ``expect``, or ``loader`` cannot read it.
         CorruptArtifactError: empty, truncated or corrupt artifact; unknown content.
         ArtifactNotFoundError, UnreadableArtifactError: nothing there, or no permission.
@@ -424,6 +442,9 @@ def load(
             f"{call} cannot read this artifact",
             path=path, found=info.kind, expected=" or ".join(kinds), fix=_fix_for(info),
         )
+    preflight(info, name, safe_mode)  # the safe-load rule; a tflite opened in a child first
+    if name in RUNS_STORED_CODE:
+        kwargs["safe_mode"] = safe_mode
     if info.mismatch:
         warnings.warn(f"{path}: {info.mismatch}; loading it as {info.kind}", stacklevel=2)
     try:

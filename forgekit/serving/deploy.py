@@ -352,10 +352,14 @@ def _write_atomic(path: Path, text: str, *, sync_dir: bool = True) -> None:
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
+    from forgekit.formats import bounded
+
+    try:  # a regular file, at most 64 MiB: a FIFO or /dev/zero never hangs verify
+        text = bounded.read_text(path)
     except FileNotFoundError:
         raise DeployError(f"{path}: no such file; expected {what}.") from None
+    except ForgekitError as exc:
+        raise DeployError(f"{path}: {exc.reason}; expected {what}.") from None
     try:
         doc = json.loads(text)
     except ValueError:
@@ -366,26 +370,14 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _remove_stale_temps(base: Path) -> None:
-    """Delete temporary folders left by publishes whose process is gone (killed part-way)."""
-    import shutil
+    """Delete temporary folders left by publishes killed part-way: only those a publish created
+    and marked, on this host, whose process is gone (a name alone proves nothing: it may be a
+    user's folder, or a live publisher's on another host sharing the base path)."""
+    from forgekit.paths import owner_gone, remove_claimed
 
     for entry in base.glob(TEMP_PREFIX + "*"):
-        try:
-            pid = int(entry.name[len(TEMP_PREFIX):].split("-")[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _alive(pid):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        if owner_gone(entry):
+            remove_claimed(entry)
 
 
 def _now() -> str:
@@ -413,8 +405,9 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
         canary_inputs: inputs for the canary ({input name: array}); default: ``canary_size``
             seeded random rows shaped like ``serving_default``'s inputs.
     """
-    import shutil
     from concurrent.futures import ThreadPoolExecutor
+
+    from forgekit.paths import claim_dir, remove_claimed
 
     base = Path(base_path).absolute()
     base.mkdir(parents=True, exist_ok=True)
@@ -422,7 +415,10 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
     _remove_stale_temps(base)
     version = _reserve(base, version)
     final = base / str(version)
-    temp = base / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    # the export goes into a folder inside one this publish creates and marks (the marker
+    # stays behind, outside the version), so only this publish's leftovers are ever deleted
+    work = claim_dir(base / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}", adopt=False)
+    temp = work / "export"
     records = base / RECORDS_DIR
     committed = False
     try:
@@ -452,8 +448,7 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
         committed = True
         _fsync_dir(base)
     finally:
-        if temp.exists():
-            shutil.rmtree(temp, ignore_errors=True)
+        remove_claimed(work)
         if not committed:  # a clean failure gives its number back (a kill cannot)
             for leftover in (records / f"{version}.record.json",
                              records / f"{version}.canary.json"):

@@ -8,13 +8,14 @@ import contextlib
 import html
 import io
 import os
-import shutil
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from forgekit.errors import ForgekitError
+from forgekit.paths import MARKER, NotOursError, claim_dir, is_claimed, remove_claimed
 
 FALLBACK = ("Interactive explorer — run this notebook in JupyterLab or on Binder to use it "
             "(a static page cannot run widgets).")
@@ -32,9 +33,8 @@ def writable_dir(path: str | os.PathLike[str]) -> Path:
     folder = Path(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".forgekit-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".forgekit-write-test-"):
+            pass  # a fresh name: a user's file is never overwritten or removed
     except OSError as exc:
         raise WidgetError(f"cannot write there ({type(exc).__name__}: {exc.strerror or exc})",
                           path=folder, found="a path this process cannot write to",
@@ -75,13 +75,25 @@ class Explorer:
     """Base of the explorers: ``workdir`` checked, ``.ui`` built on first use, ``close()``."""
 
     title = "explorer"
-    folder = "explorer"  # the sub-folder of workdir this explorer writes, removed by close()
+    # The sub-folder of workdir this explorer writes: created and marked by it (or adopted
+    # empty, or left by an explorer before), removed by close(); any other folder there is
+    # refused, never written into or deleted (forgekit.paths' deletion rule).
+    folder = "explorer"
 
     def __init__(self, workdir: str | os.PathLike[str]) -> None:
         # Subclasses check their own arguments BEFORE calling this: it replaces (closes) the
         # explorer it supersedes, so a bad argument must fail while that one is still open.
         self.workdir = writable_dir(workdir)
         self.root = self.workdir / self.folder
+        if self.root.exists() and not is_claimed(self.root) and (
+                not self.root.is_dir() or any(self.root.iterdir())):
+            raise WidgetError(
+                "this explorer's folder exists and forgekit did not create it (no "
+                f"{MARKER} file): it would be written into and removed at close",
+                path=self.root, found="a folder (or file) of someone else's",
+                expected=f"no {self.folder}/ under the work folder, or an empty one",
+                fix=f"pass another work folder, e.g. {type(self).__name__}("
+                    f"{os.fspath(self.workdir / 'explorer')!r})")
         self.status_text = "ready"
         self.closed = False
         self._ui: Any = None
@@ -89,7 +101,10 @@ class Explorer:
         self._status: Any = None
         for other in [e for e in _OPEN if self._replaces(e)]:
             other.close()
-        self.root.mkdir(exist_ok=True)
+        try:
+            claim_dir(self.root)
+        except NotOursError as exc:  # appeared since the check above
+            raise WidgetError(str(exc), path=self.root, fix="pass another work folder") from None
         _OPEN.append(self)
 
     def _replaces(self, other: Explorer) -> bool:
@@ -170,7 +185,7 @@ class Explorer:
         try:
             self._release()
         finally:  # the files go even when stopping what the explorer holds failed
-            shutil.rmtree(self.root, ignore_errors=True)
+            remove_claimed(self.root)  # only a folder it created and marked
             if self._ui is not None:
                 _disable(self._ui)
             self._step(0, 1, "closed: files removed")
