@@ -1,0 +1,657 @@
+"""Keras 2 artifacts moved to Keras 3, and proven: what ``forgekit migrate SRC DEST`` does.
+
+A Keras 2 (tf-keras) SavedModel folder, legacy ``.h5``, or weights file / TF checkpoint plus an
+architecture JSON is read in a fresh tf-keras process, which also answers fixed probe inputs.
+Here, in Keras 3, the architecture is rebuilt from the Keras 2 config (translated where the two
+differ, every change reported), the weights are copied by layer and weight name (refused when the
+names and shapes do not pair one to one), the optimizer's slots and step count are carried where
+both sides name them, and the compile settings Keras 3 resolves are kept. The ``.keras`` file is
+written aside, reloaded, and must answer the probes as Keras 2 did (largest difference at most
+:data:`TOLERANCE`) before it is renamed to DEST. Nothing runs a model's Python code (a Lambda
+layer's bytecode) unless ``unsafe_lambda`` says so; a model that cannot be rebuilt gets an
+inference-only fallback on request: a Keras 3 model wrapping the SavedModel in ``TFSMLayer``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forgekit.errors import ForgekitError
+from forgekit.formats.configs import scan_config, stored_configs
+from forgekit.formats.detect import detect_format
+from forgekit.measure.compare import max_abs_diff
+from forgekit.measure.fresh import run_steps
+from forgekit.outcome import first_line
+from forgekit.table import Fields
+
+TOLERANCE = 1e-6  # largest |Keras 2 answer - Keras 3 answer| that counts as the same model
+PROBES = 8  # probe inputs per migration
+# Keras 2 slot name -> Keras 3 slot name, per optimizer class both Kerases have
+SLOTS = {"Adam": {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"},
+         "SGD": {"m": "momentum"}, "Adagrad": {"accumulator": "accumulator"},
+         "RMSprop": {"velocity": "velocity", "momentum": "momentum",
+                     "average_gradient": "average_gradient"}}
+SLOTS["AdamW"] = SLOTS["Adam"]
+# Keras 2 layer settings Keras 3 has no argument for, and the value that makes dropping them safe
+KERAS2_ONLY = {"time_major": False}
+FALLBACK_LOSSES = ("training (no trainable Keras layers: TFSMLayer is inference-only)",
+                   "the optimizer and its state", "the layer structure (one opaque layer)",
+                   "portability: the .keras file refers to the SavedModel folder by its path")
+
+
+class MigrationError(ForgekitError, ValueError):
+    """SRC cannot be migrated as given: not a Keras 2 artifact, incomplete, or not rebuildable."""
+
+
+@dataclass(repr=False)
+class Migration:
+    """What one migration did. ``outcome``: ``proven``, ``fallback`` (inference-only TFSMLayer
+    model, proven), ``differs`` (rebuilt, answers differ: DEST not written) or ``failed``."""
+
+    source: str
+    dest: str
+    kind: str = ""
+    outcome: str = "failed"
+    max_diff: float | None = None
+    mapping: list[tuple[str, str, tuple[int, ...]]] = field(default_factory=list)
+    optimizer: str = "not carried: the source has none"
+    optimizer_carried: bool = False
+    compile: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str = ""
+    fix: str = ""
+    export: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 migrated and proven, 1 migrated but answers differ, 2 could not migrate."""
+        return {"proven": 0, "fallback": 0, "differs": 1}.get(self.outcome, 2)
+
+    def _rows(self) -> list[tuple[str, str]]:
+        verdict = {"proven": f"migrated and proven (largest difference {self.max_diff:.3g} <= "
+                             f"{TOLERANCE:g})" if self.max_diff is not None else "",
+                   "fallback": f"inference-only fallback, proven (largest difference "
+                               f"{self.max_diff if self.max_diff is not None else 0:.3g})",
+                   "differs": f"rebuilt, but the answers differ by {self.max_diff:.3g} "
+                              f"(> {TOLERANCE:g}): {self.dest} not written"
+                              if self.max_diff is not None else "",
+                   "failed": f"could not migrate: {self.error}"}[self.outcome]
+        rows = [("source", f"{self.source} ({self.kind or 'unknown'})"), ("outcome", verdict)]
+        if self.outcome in ("proven", "fallback"):
+            rows.append(("written", self.dest + (f" and {self.export}" if self.export else "")))
+        if self.fix:
+            rows.append(("fix", self.fix))
+        if self.mapping:
+            rows.append(("weights", f"{len(self.mapping)} copied by name, "
+                                    f"{sum(_size(s) for _, _, s in self.mapping):,} values"))
+            rows += [("", f"{a} -> {b} {list(s)}") for a, b, s in self.mapping]
+        if self.outcome != "failed":
+            rows.append(("optimizer", self.optimizer))
+        rows += [("compile", c) for c in self.compile] + [("note", n) for n in self.notes]
+        rows.append(("took", f"{self.seconds:.1f} s"))
+        return rows
+
+    def __str__(self) -> str:
+        return str(Fields(self._rows()))
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return Fields(self._rows(), code={"source", "written", "fix"})._repr_html_()
+
+
+def _size(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# what SRC is (no TensorFlow): kind, Keras 2 config, training config, how the child loads it
+
+
+def _keras2_metadata(folder: Path) -> dict[str, Any]:
+    """The root object's metadata in a Keras 2 SavedModel's keras_metadata.pb (JSON inside)."""
+    from forgekit.formats import protobuf
+
+    raw = (folder / "keras_metadata.pb").read_bytes()
+    for node in protobuf.fields(raw).get(1, []):  # SavedMetadata.nodes
+        f = protobuf.fields(node)  # 3: node_path, 5: metadata (JSON)
+        if protobuf.text(f.get(3, [b""])[0]) == "root":
+            return json.loads(protobuf.text(f[5][0]))
+    raise ValueError("keras_metadata.pb has no root node")
+
+
+def _source(src: Path, architecture: Path | None) -> dict[str, Any]:
+    """Decide what SRC is and read its Keras 2 configs; MigrationError for anything else."""
+    info = detect_format(src)  # missing, unreadable, truncated: forgekit's own clear errors
+    expected = ("a Keras 2 artifact: a SavedModel folder from tf_keras model.save(dir), a legacy "
+                ".h5, or a weights file / TF checkpoint with architecture=")
+    fail = {"path": src, "expected": expected}
+    if info.kind == "keras" or (info.kind in ("h5_model", "weights_h5") and not info.keras2):
+        raise MigrationError("this is already a Keras 3 file: there is nothing to migrate",
+                             found=f"{info.kind} written by Keras 3", **fail,
+                             fix=f"keras.models.load_model({os.fspath(src)!r}) reads it as it is")
+    if info.kind == "savedmodel":
+        if not info.keras2:
+            raise MigrationError(
+                "a SavedModel without keras_metadata.pb: written by tf.saved_model.save or "
+                "model.export, it holds graphs, not a Keras model to rebuild",
+                found="savedmodel (no Keras metadata)", **fail,
+                fix=f"keras.layers.TFSMLayer({os.fspath(src)!r}, call_endpoint="
+                    "'serving_default') wraps it for inference")
+        meta = _keras2_metadata(src)
+        config = {"class_name": meta.get("class_name"), "config": meta.get("config")}
+        return {"kind": "Keras 2 SavedModel", "mode": "model", "info": info,
+                "config": config if meta.get("config") is not None else None,
+                "training": meta.get("training_config")}
+    if info.kind == "h5_model":
+        _, config, training = stored_configs(src)
+        return {"kind": "legacy .h5" + (" (compiled)" if training else " (not compiled)"),
+                "mode": "model", "info": info, "config": config, "training": training}
+    if info.kind in ("weights_h5", "tf_checkpoint"):
+        label = "weights .h5" if info.kind == "weights_h5" else "TF checkpoint"
+        if architecture is None:
+            raise MigrationError(f"a {label} holds no architecture", found=info.kind, **fail,
+                                 fix="pass the model's JSON (model.to_json()): --architecture "
+                                     "FILE, or architecture= in Python")
+        _, config, training = stored_configs(architecture)
+        return {"kind": f"{label} + JSON", "mode": "weights", "info": info, "config": config,
+                "training": training, "architecture": architecture}
+    raise MigrationError("not a Keras 2 model artifact", found=info.kind, **fail,
+                         fix="point SRC at the SavedModel folder, the .h5 file, or the weights "
+                             "file (with its architecture JSON)")
+
+
+def _blocker(source: dict[str, Any], unsafe_lambda: bool) -> str:
+    """Why the architecture cannot be rebuilt from the config ('' when it can)."""
+    config = source["config"]
+    if config is None:
+        return ("a subclassed model without get_config: the SavedModel records its graphs but no "
+                "config to rebuild the Python class from")
+    scan = scan_config(config)
+    if scan.subclassed:
+        return f"a subclassed model ({scan.subclassed}): its layers live in Python code"
+    code = [layer.name for layer in scan.lambda_layers if layer.bytecode]
+    if code and not unsafe_lambda:
+        return (f"Lambda layer(s) {', '.join(map(repr, code))} store Python bytecode; rebuilding "
+                "runs that code, which needs unsafe_lambda (--unsafe-lambda) for a file you trust")
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# the Keras 2 side, in a fresh tf-keras process: load, dump weights + optimizer, answer probes
+
+_CHILD = r"""
+import importlib, json, numpy as np, tensorflow as tf, tf_keras
+for name in MODULES:
+    importlib.import_module(name)
+rng, ints = np.random.default_rng(0), ("int32", "int64")
+notes = []
+if MODE == "graph":  # no Keras object is revived: nothing from the file's Python code runs
+    fn = tf.saved_model.load(SRC).signatures["serving_default"]
+    specs = fn.structured_input_signature[1]
+    names = sorted(specs)
+    xs = [rng.integers(0, 10, [PROBES] + [d or 6 for d in specs[n].shape[1:]]).astype(
+          specs[n].dtype.name) if specs[n].dtype.name in ints else rng.standard_normal(
+          [PROBES] + [d or 6 for d in specs[n].shape[1:]]).astype("float32") for n in names]
+    answer = fn(**{n: tf.constant(x) for n, x in zip(names, xs)})
+    ys = [answer[k].numpy() for k in sorted(answer)]
+    meta = {"inputs": [[n, list(specs[n].shape), specs[n].dtype.name] for n in names]}
+else:
+    if MODE == "model":
+        try:
+            model = tf_keras.models.load_model(SRC)
+        except Exception as exc:  # e.g. a custom loss: keep the weights, lose the compile
+            notes.append(f"tf-keras could not compile it ({type(exc).__name__}: {exc})"[:300])
+            model = tf_keras.models.load_model(SRC, compile=False)
+        if tf.io.gfile.isdir(SRC):  # load_model leaves the optimizer's slots behind; this reads them
+            model.load_weights(SRC + "/variables/variables").expect_partial()
+    else:
+        model = tf_keras.models.model_from_json(open(ARCH).read())
+        try:
+            model.load_weights(SRC).assert_existing_objects_matched() if not SRC.endswith(
+                ".h5") else model.load_weights(SRC)
+        except (AttributeError, AssertionError, ValueError):  # a tf.train.Checkpoint(model=...)
+            tf.train.Checkpoint(model=model).restore(SRC).expect_partial()
+    xs = []
+    for inp in model.inputs:
+        shape = [PROBES] + [d or 6 for d in inp.shape[1:]]
+        emb = [l.input_dim for l in model.layers if isinstance(l, tf_keras.layers.Embedding)
+               and getattr(l.input, "name", 0) == inp.name]
+        if emb or inp.dtype.name in ints:
+            xs.append(rng.integers(0, min(emb or [10]), shape).astype(
+                inp.dtype.name if inp.dtype.name in ints else "float32"))
+        else:
+            xs.append(rng.standard_normal(shape).astype(inp.dtype.name))
+    ys = [np.asarray(t) for t in tf.nest.flatten(model(xs if len(xs) > 1 else xs[0],
+                                                       training=False))]
+    weights = [(l.name, w.name, w.numpy()) for l in model.layers for w in l.weights]
+    opt, optinfo = getattr(model, "optimizer", None), None
+    if opt is not None:
+        opt.build(model.trainable_variables)  # creates the slots; a checkpoint restores them
+        optinfo = {"class_name": type(opt).__name__, "variables": [v.name for v in opt.variables],
+                   "iterations": int(opt.iterations),
+                   "legacy": "optimizer_v2" in type(opt).__module__ or "legacy" in type(opt).__module__}
+    meta = {"weights": [[l, n, list(a.shape)] for l, n, a, in weights], "optimizer": optinfo}
+    np.savez(OUT + "/weights.npz", *[a for _, _, a in weights])
+    if optinfo:
+        np.savez(OUT + "/optimizer.npz", *[v.numpy() for v in opt.variables])
+np.savez(OUT + "/probe.npz", *xs)
+np.savez(OUT + "/answers.npz", *ys)
+meta["notes"] = notes
+result = meta
+"""
+
+
+def _npz(path: Path) -> list[Any]:
+    import numpy as np
+
+    with np.load(path) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+# --------------------------------------------------------------------------------------------
+# the Keras 3 side: translate the config, rebuild, pour the weights in, carry the optimizer
+
+
+def _accepted(cls: type) -> set[str] | None:
+    """Constructor arguments a Keras 3 layer class takes (None: it takes any)."""
+    import keras
+
+    names = {"name", "dtype", "trainable", "autocast", "activity_regularizer", "input_shape",
+             "input_dim"}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if klass in (keras.layers.Layer, object) or not any(p.kind == p.VAR_KEYWORD
+                                                              for p in params):
+            return names
+    return None
+
+
+def translate(node: Any, notes: list[str], in_layers: bool = False) -> Any:
+    """A Keras 2 config in the form Keras 3's legacy deserializer rebuilds (changes in ``notes``).
+
+    Tuples stored as ``__tuple__`` become lists, ``batch_input_shape`` moves to the InputLayer
+    (``batch_shape``), a one-element BatchNormalization ``axis`` becomes an int, and settings
+    Keras 3 has no argument for are dropped - only when their value is the one Keras 3 assumes.
+    """
+    import keras
+
+    if isinstance(node, list):
+        return [translate(v, notes, in_layers) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("class_name") == "__tuple__":
+        return [translate(v, notes) for v in node["items"]]
+    out = {k: translate(v, notes, k == "layers") for k, v in node.items()
+           if k != "shared_object_id"}
+    cfg, cls_name = out.get("config"), out.get("class_name")
+    if in_layers and isinstance(cfg, dict) and isinstance(cls_name, str):
+        shape = cfg.pop("batch_input_shape", None)
+        if cls_name == "InputLayer" and shape is not None:
+            cfg["batch_shape"] = shape
+        if isinstance(cfg.get("axis"), list) and len(cfg["axis"]) == 1:
+            cfg["axis"] = cfg["axis"][0]
+        if cls_name == "Lambda" and isinstance(cfg.get("function"), list):  # Keras 2 bytecode
+            code, defaults, closure = cfg["function"]
+            cfg["function"] = {"class_name": "__lambda__",
+                               "config": {"code": code, "defaults": defaults, "closure": closure}}
+        cls = getattr(keras.layers, cls_name, None)
+        accepted = _accepted(cls) if isinstance(cls, type) else None
+        for key in sorted(set(cfg) - accepted) if accepted is not None else ():
+            value = cfg.pop(key)
+            if key in KERAS2_ONLY and value != KERAS2_ONLY[key]:
+                raise MigrationError(f"layer {cfg.get('name')!r} sets {key}={value!r}, which "
+                                     "Keras 3 cannot express", found=cls_name,
+                                     expected=f"{key}={KERAS2_ONLY[key]!r}",
+                                     fix="change the model in Keras 2, retrain or re-save")
+            notes.append(f"{cls_name} {cfg.get('name')!r}: dropped {key}={value!r} "
+                         "(no such argument in Keras 3)")
+    return out
+
+
+def rebuild(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None = None,
+            notes: list[str] | None = None, unsafe_lambda: bool = False) -> Any:
+    """A Keras 3 model (fresh weights) from a Keras 2 model config, via ``keras.legacy.saving``."""
+    import keras
+
+    notes = [] if notes is None else notes
+    config = translate(dict(config), notes)
+    if config["class_name"] == "Sequential":
+        layers = config["config"]["layers"]
+        first = layers[0]["config"] if layers else {}
+        if layers and layers[0]["class_name"] != "InputLayer" and "input_shape" in first:
+            layers.insert(0, {"class_name": "InputLayer",
+                              "config": {"batch_shape": first.pop("input_shape")}})
+    objects = {**vars(keras.layers), "Functional": keras.Model, "Model": keras.Model,
+               "Sequential": keras.Sequential}
+    if unsafe_lambda:
+        keras.config.enable_unsafe_deserialization()  # asked for: the Lambda's code will run
+    return keras.legacy.saving.deserialize_keras_object(
+        config, module_objects=objects, custom_objects=dict(custom_objects or {}))
+
+
+def copy_weights(model: Any, names: Sequence[Sequence[Any]], arrays: Sequence[Any]
+                 ) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Set every weight of ``model`` from the Keras 2 ``names`` ([layer, weight name, shape]) by
+    layer name and weight name; refuses (MigrationError) unless they pair one to one."""
+    source: dict[tuple[str, str], list[int]] = {}
+    for i, (layer, name, _) in enumerate(names):
+        source.setdefault((layer, name.split(":")[0].split("/")[-1]), []).append(i)
+    used, pairs, problems = set(), [], []
+    for layer in model.layers:
+        for w in layer.weights:
+            key = (layer.name, w.path.split("/")[-1])
+            free = [i for i in source.get(key, []) if i not in used]
+            if len(source.get(key, [])) > 1 and not problems:  # names repeat: order decides
+                problems.append(f"{key[0]}/{key[1]} is not a unique name")
+            if not free:
+                problems.append(f"no Keras 2 weight {key[0]}/{key[1]} for {w.path}")
+                continue
+            i = free[0]
+            if tuple(arrays[i].shape) != tuple(w.shape):
+                problems.append(f"{names[i][1]} has shape {list(arrays[i].shape)}, "
+                                f"{w.path} needs {list(w.shape)}")
+            used.add(i)
+            pairs.append((w, i))
+    problems += [f"Keras 2 weight {names[i][0]}: {names[i][1]} has no place in the rebuilt "
+                 "model" for i in range(len(names)) if i not in used]
+    if problems:
+        raise MigrationError("the weights do not pair one to one by name and shape: "
+                             + "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else ""),
+                             found="a mismatch", expected="the same layer and weight names",
+                             fix="check the architecture JSON belongs to these weights")
+    for w, i in pairs:
+        w.assign(arrays[i])
+    return [(names[i][1], w.path, tuple(w.shape)) for w, i in pairs]
+
+
+def carry_optimizer(model: Any, training: Mapping[str, Any] | None, info: Mapping[str, Any] | None,
+                    values: Sequence[Any], mapping: Sequence[tuple[str, str, Any]]
+                    ) -> tuple[Any, str, bool]:
+    """The Keras 3 optimizer for ``model`` and, where both sides name them, the Keras 2 slots and
+    step count poured in. Returns (optimizer or None, what happened in words, carried?)."""
+    import keras
+
+    spec = (training or {}).get("optimizer_config")
+    if not spec:
+        return None, "not carried: the source records no optimizer", False
+    cls_name = str(spec.get("class_name", "")).split(">")[-1]
+    cls = getattr(keras.optimizers, cls_name, None)
+    if cls is None:
+        return None, f"not carried: Keras 3 has no optimizer {cls_name!r}", False
+    accepted = _accepted(cls) or set()
+    config = spec.get("config", {})
+    optimizer = cls(**{k: v for k, v in config.items() if k in accepted})
+    dropped = sorted(k for k, v in config.items() if k not in accepted and v not in (False, None))
+    said = f"{cls_name}, settings kept" + (f" (Keras 2 only, dropped: {', '.join(dropped)})"
+                                           if dropped else "")
+    if not info:
+        return optimizer, f"{said}; state not carried: tf-keras restored no optimizer", False
+    slots = SLOTS.get(cls_name)
+    if info.get("legacy") or slots is None:
+        return optimizer, (f"{said}; state not carried: no slot mapping for "
+                           f"{'a legacy ' if info.get('legacy') else ''}{cls_name}"), False
+    optimizer.build(model.trainable_variables)
+    by_name = {v.name: v for v in optimizer.variables}
+    target = {k2.split(":")[0]: k3 for k2, k3, _ in mapping}  # d1/kernel -> d1/kernel (Keras 3)
+    assigned, unknown = set(), []
+    for name, value in zip(info["variables"], values, strict=True):
+        if name.split(":")[0] in ("iteration", "iterations"):
+            continue
+        parts = name.split(":")[0].split("/")  # [Adam/]m/dense/kernel
+        at = next((i for i in (0, 1) if len(parts) > i + 1 and parts[i] in slots), None)
+        k3 = None if at is None else target.get("/".join(parts[at + 1:]))
+        slot = None if at is None else slots[parts[at]]
+        var = by_name.get(f"{k3.replace('/', '_')}_{slot}") if k3 and slot else None
+        if var is None or tuple(var.shape) != tuple(value.shape):
+            unknown.append(name)
+            continue
+        var.assign(value)
+        assigned.add(var.name)
+    left = [v.name for v in optimizer.variables
+            if v.name not in assigned | {"iteration", "learning_rate"}]
+    if unknown or left:
+        fresh = cls(**{k: v for k, v in config.items() if k in accepted})
+        return fresh, (f"{said}; state not carried: slots that do not pair "
+                       f"({', '.join((unknown + left)[:3])})"), False
+    optimizer.iterations.assign(info["iterations"])
+    return optimizer, (f"{said}; {len(assigned)} slot variables and the step count "
+                       f"({info['iterations']}) carried"), True
+
+
+def compile_settings(training: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+    """The compile() arguments Keras 3 resolves from a Keras 2 training config, and notes on
+    what was kept and dropped."""
+    import keras
+
+    if not training:
+        return {}, ["not compiled in the source"]
+    notes: list[str] = []
+
+    def resolve(entry: Any, module: Any, what: str) -> Any:
+        if isinstance(entry, list):
+            items = [resolve(e, module, what) for e in entry]
+            return [i for i in items if i is not None]
+        if isinstance(entry, dict) and entry.get("class_name") == "MeanMetricWrapper":
+            entry = entry.get("config", {}).get("fn", entry)
+        try:
+            obj = (module.get(entry) if isinstance(entry, str) else
+                   keras.legacy.saving.deserialize_keras_object(entry, module_objects=vars(module)))
+        except (ValueError, TypeError, AttributeError):
+            obj = None
+        if obj is None:
+            notes.append(f"{what} {entry!r} dropped: Keras 3 does not resolve it")
+        return entry if isinstance(entry, str) and obj is not None else obj
+
+    args = {"loss": resolve(training.get("loss"), keras.losses, "loss")}
+    if args["loss"] is None:
+        args.pop("loss")
+    for key in ("metrics", "weighted_metrics"):
+        if training.get(key):
+            args[key] = resolve(training[key], keras.metrics, key[:-1])
+    if training.get("loss_weights") is not None:
+        args["loss_weights"] = training["loss_weights"]
+    notes.insert(0, "kept: " + ", ".join(f"{k}={v!r}" for k, v in args.items())[:200])
+    return args, notes
+
+
+def _custom(custom: Sequence[str]) -> dict[str, Any]:
+    """``module:Name`` strings -> custom_objects, under the class name and its registered key."""
+    import keras
+
+    objects = {}
+    for spec in custom:
+        module, _, name = spec.partition(":")
+        obj = getattr(importlib.import_module(module), name)
+        objects[name] = obj
+        objects[keras.saving.get_registered_name(obj)] = obj
+    return objects
+
+
+# --------------------------------------------------------------------------------------------
+# the migration: prepare, one tf-keras process for all sources, finish each
+
+
+def migrate_many(jobs: Sequence[Mapping[str, Any]], *, timeout: float = 300) -> list[Migration]:
+    """Several :func:`migrate` calls (each a dict of its arguments) with ONE tf-keras process."""
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="forgekit-migrate-"))
+    prepared, steps, results = [], {}, []
+    try:
+        for n, job in enumerate(jobs):
+            report = Migration(os.fspath(job["src"]), os.fspath(job["dest"]))
+            try:
+                src, dest = Path(job["src"]), Path(job["dest"])
+                if dest.suffix != ".keras" or dest.exists():
+                    raise MigrationError("DEST must be a new .keras path" + (
+                        ": something is already there, and migrate never overwrites"
+                        if dest.exists() else ""), path=dest, found=dest.suffix or "no suffix",
+                        expected="a .keras file name that does not exist yet",
+                        fix="choose another DEST, or move the existing file away")
+                arch = job.get("architecture")
+                source = _source(src, Path(arch) if arch else None)
+                report.kind = source["kind"]
+                why = _blocker(source, job.get("unsafe_lambda", False))
+                if why and not (job.get("fallback") and source["info"].kind == "savedmodel"):
+                    raise MigrationError(
+                        f"the architecture cannot be rebuilt: {why}", path=src,
+                        found=source["kind"], expected="a Functional or Sequential config",
+                        fix="fallback=True (--fallback) writes an inference-only Keras 3 model "
+                            "wrapping the SavedModel in keras.layers.TFSMLayer, losing "
+                            + "; ".join(FALLBACK_LOSSES) if source["info"].kind == "savedmodel"
+                            else "save it from Keras 2 as a SavedModel (model.save(dir)) and "
+                                 "use the TFSMLayer fallback, or rebuild the class in Keras 3")
+                source["fallback"] = bool(why)
+                out = work / f"job{n}"
+                out.mkdir()
+                mode = "graph" if why else source["mode"]
+                steps[f"job{n}"] = (f"SRC, MODE, ARCH, OUT, PROBES, MODULES = {os.fspath(src)!r}, "
+                                    f"{mode!r}, {os.fspath(arch or '')!r}, {os.fspath(out)!r}, "
+                                    f"{PROBES}, {list(job.get('keras2_modules', ()))!r}\n"
+                                    + _CHILD)
+                prepared.append((report, job, source, out))
+            except ForgekitError as exc:
+                report.error = f"{exc.path}: {exc.reason} (found {exc.found})"
+                report.fix = exc.fix or ""
+                prepared.append((report, job, None, None))
+        outcomes = run_steps(steps, timeout=timeout) if steps else {}
+        for report, job, source, out in prepared:
+            if source is not None:
+                outcome = outcomes[out.name]
+                if not outcome.ok:
+                    report.error = (f"tf-keras could not run the Keras 2 artifact "
+                                    f"({outcome.error_type}: {outcome.message})")
+                    report.fix = ("name the modules that define its custom classes for tf-keras "
+                                  "(keras2_modules=, --keras2-module)")
+                else:
+                    _finish(report, job, source, out, outcome.value)
+            report.seconds = time.perf_counter() - started
+            results.append(report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the scratch folder this call created
+    return results
+
+
+def migrate(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
+            architecture: str | os.PathLike[str] | None = None,
+            export: str | os.PathLike[str] | None = None, custom: Sequence[str] = (),
+            keras2_modules: Sequence[str] = (), unsafe_lambda: bool = False,
+            fallback: bool = False) -> Migration:
+    """Migrate one Keras 2 artifact ``src`` to the Keras 3 file ``dest`` (``.keras``), proven.
+
+    Args:
+        architecture: the JSON architecture, for a weights file or TF checkpoint ``src``.
+        export: also write a SavedModel export (``model.export``) to this new folder.
+        custom: Keras 3 custom classes as ``"module:Name"``.
+        keras2_modules: modules tf-keras imports first (they register its custom classes).
+        unsafe_lambda: rebuild Lambda layers from their stored bytecode (runs the file's code).
+        fallback: when the architecture cannot be rebuilt, write an inference-only model that
+            wraps the SavedModel in ``keras.layers.TFSMLayer``.
+    Returns the :class:`Migration` report; ``exit_code`` is what ``forgekit migrate`` exits with.
+    """
+    return migrate_many([{"src": src, "dest": dest, "architecture": architecture,
+                          "export": export, "custom": custom, "keras2_modules": keras2_modules,
+                          "unsafe_lambda": unsafe_lambda, "fallback": fallback}])[0]
+
+
+def _finish(report: Migration, job: Mapping[str, Any], source: dict[str, Any], out: Path,
+            meta: Mapping[str, Any]) -> None:
+    import keras
+
+    dest = Path(job["dest"])
+    aside = dest.with_name(f".{dest.stem}.migrating-{os.getpid()}.keras")
+    report.notes += list(meta.get("notes", []))
+    xs, answers = _npz(out / "probe.npz"), _npz(out / "answers.npz")
+    custom = _custom(job.get("custom", ()))
+    try:
+        if source["fallback"]:
+            model = _tfsm_model(source["info"].path, meta["inputs"])
+            report.optimizer = "lost: " + "; ".join(FALLBACK_LOSSES)
+            report.notes.append("load it with keras.models.load_model(dest, safe_mode=False): "
+                                "Keras asks for that before it opens an external SavedModel")
+        else:
+            model = rebuild(source["config"], custom, report.notes, job.get("unsafe_lambda", False))
+            report.mapping = copy_weights(model, meta["weights"], _npz(out / "weights.npz"))
+            opt_values = _npz(out / "optimizer.npz") if meta.get("optimizer") else []
+            optimizer, report.optimizer, report.optimizer_carried = carry_optimizer(
+                model, source["training"], meta.get("optimizer"), opt_values, report.mapping)
+            args, report.compile = compile_settings(source["training"])
+            if optimizer is not None or args:
+                model.compile(optimizer=optimizer or "rmsprop", **args)
+                if optimizer is None:
+                    report.notes.append("compiled with the default optimizer (none recorded)")
+        model.save(aside)
+        # a TFSMLayer loads an external SavedModel: Keras asks for safe_mode=False to allow it
+        trusted = source["fallback"] or job.get("unsafe_lambda", False)
+        reloaded = keras.models.load_model(aside, custom_objects=custom, safe_mode=not trusted)
+        with warnings.catch_warnings():  # a one-input Functional warns about [x] vs x
+            warnings.simplefilter("ignore")
+            got = reloaded(xs if len(xs) > 1 else xs[0], training=False)
+        got = [got[k] for k in sorted(got)] if isinstance(got, dict) else keras.tree.flatten(got)
+        report.max_diff = max_abs_diff(answers, [keras.ops.convert_to_numpy(g) for g in got])
+        if report.optimizer_carried and int(reloaded.optimizer.iterations) != int(
+                meta["optimizer"]["iterations"]):
+            report.optimizer_carried = False
+            report.optimizer += "; but the reloaded file lost it"
+        if report.max_diff > TOLERANCE:
+            report.outcome = "differs"
+            report.fix = "the mapping above shows which weights went where; compare layer by layer"
+            return
+        if job.get("export"):
+            export = Path(job["export"])
+            if export.exists():
+                report.notes.append(f"export skipped: {export} already exists")
+            elif source["fallback"]:
+                report.notes.append("export skipped: the source SavedModel serves as it is")
+            else:
+                partial = export.with_name(f".{export.name}.migrating-{os.getpid()}")
+                reloaded.export(partial, verbose=False)
+                os.replace(partial, export)
+                report.export = os.fspath(export)
+        os.replace(aside, dest)  # only a proven model reaches DEST
+        report.outcome = "fallback" if source["fallback"] else "proven"
+    except ForgekitError as exc:
+        report.error, report.fix = f"{exc.reason} (found {exc.found})", exc.fix or ""
+    except (TypeError, ValueError, KeyError, ImportError, AttributeError) as exc:
+        report.error = f"Keras 3 could not rebuild it ({type(exc).__name__}: {first_line(str(exc))})"
+        report.fix = ("name its custom classes for Keras 3 (custom=['module:Name'], --custom); "
+                      "a class missing here is named in the error")
+    finally:
+        if aside.exists():
+            aside.unlink()  # the unproven file this call wrote aside
+
+
+def _tfsm_model(folder: Path, inputs: Sequence[Sequence[Any]]) -> Any:
+    """An inference-only Keras 3 model: the SavedModel's serving signature as one TFSMLayer."""
+    import keras
+
+    if len(inputs) != 1:
+        raise MigrationError("TFSMLayer calls a signature with one tensor; this one takes "
+                             f"{len(inputs)} inputs (keras #20813)", path=folder,
+                             found=f"{len(inputs)} inputs", expected="one input",
+                             fix="serve the SavedModel itself (tf.saved_model.load, TF Serving)")
+    name, shape, dtype = inputs[0]
+    inp = keras.Input(shape=tuple(shape[1:]), dtype=dtype, name=name)
+    out = keras.layers.TFSMLayer(os.fspath(folder.resolve()), call_endpoint="serving_default",
+                                 name="keras2_savedmodel")(inp)
+    keys = sorted(out)
+    return keras.Model(inp, out[keys[0]] if len(keys) == 1 else [out[k] for k in keys])
