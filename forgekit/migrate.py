@@ -612,7 +612,7 @@ def _finish(report: Migration, job: Mapping[str, Any], source: dict[str, Any], o
                 meta["optimizer"]["iterations"]):
             report.optimizer_carried = False
             report.optimizer += "; but the reloaded file lost it"
-        if report.max_diff > TOLERANCE:
+        if report.max_diff > job.get("tolerance", TOLERANCE):
             report.outcome = "differs"
             report.fix = "the mapping above shows which weights went where; compare layer by layer"
             return
