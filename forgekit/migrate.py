@@ -18,7 +18,6 @@ import importlib
 import inspect
 import json
 import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -26,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from forgekit.errors import ForgekitError
 from forgekit.formats.configs import scan_config, stored_configs
@@ -65,14 +66,14 @@ class Migration:
     outcome: str = "failed"
     max_diff: float | None = None
     mapping: list[tuple[str, str, tuple[int, ...]]] = field(default_factory=list)
-    optimizer: str = "not carried: the source has none"
+    optimizer: str = "not carried: the source records no optimizer"
     optimizer_carried: bool = False
     compile: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str = ""
     fix: str = ""
     export: str | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # this migration's share: its tf-keras step plus the Keras 3 side
 
     @property
     def exit_code(self) -> int:
@@ -80,28 +81,22 @@ class Migration:
         return {"proven": 0, "fallback": 0, "differs": 1}.get(self.outcome, 2)
 
     def _rows(self) -> list[tuple[str, str]]:
-        verdict = {"proven": f"migrated and proven (largest difference {self.max_diff:.3g} <= "
-                             f"{TOLERANCE:g})" if self.max_diff is not None else "",
-                   "fallback": f"inference-only fallback, proven (largest difference "
-                               f"{self.max_diff if self.max_diff is not None else 0:.3g})",
-                   "differs": f"rebuilt, but the answers differ by {self.max_diff:.3g} "
-                              f"(> {TOLERANCE:g}): {self.dest} not written"
-                              if self.max_diff is not None else "",
+        diff = f"largest difference {self.max_diff:.3g}" if self.max_diff is not None else ""
+        verdict = {"proven": f"migrated and proven ({diff} <= {TOLERANCE:g})",
+                   "fallback": f"inference-only TFSMLayer fallback, proven ({diff})",
+                   "differs": f"rebuilt, but the answers differ ({diff}): DEST not written",
                    "failed": f"could not migrate: {self.error}"}[self.outcome]
         rows = [("source", f"{self.source} ({self.kind or 'unknown'})"), ("outcome", verdict)]
-        if self.outcome in ("proven", "fallback"):
+        if self.exit_code == 0:
             rows.append(("written", self.dest + (f" and {self.export}" if self.export else "")))
-        if self.fix:
-            rows.append(("fix", self.fix))
+        rows += [("fix", self.fix)] if self.fix else []
         if self.mapping:
-            rows.append(("weights", f"{len(self.mapping)} copied by name, "
-                                    f"{sum(_size(s) for _, _, s in self.mapping):,} values"))
+            values = sum(int(np.prod(s)) for _, _, s in self.mapping)
+            rows.append(("weights", f"{len(self.mapping)} copied by name, {values:,} values"))
             rows += [("", f"{a} -> {b} {list(s)}") for a, b, s in self.mapping]
-        if self.outcome != "failed":
-            rows.append(("optimizer", self.optimizer))
+        rows += [("optimizer", self.optimizer)] if self.outcome != "failed" else []
         rows += [("compile", c) for c in self.compile] + [("note", n) for n in self.notes]
-        rows.append(("took", f"{self.seconds:.1f} s"))
-        return rows
+        return rows + [("took", f"{self.seconds:.1f} s")]
 
     def __str__(self) -> str:
         return str(Fields(self._rows()))
@@ -110,13 +105,6 @@ class Migration:
 
     def _repr_html_(self) -> str:
         return Fields(self._rows(), code={"source", "written", "fix"})._repr_html_()
-
-
-def _size(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,8 +246,6 @@ result = meta
 
 
 def _npz(path: Path) -> list[Any]:
-    import numpy as np
-
     with np.load(path) as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
@@ -491,64 +477,93 @@ def _custom(custom: Sequence[str]) -> dict[str, Any]:
 # the migration: prepare, one tf-keras process for all sources, finish each
 
 
+def _child_step(src: Path, mode: str, out: Path, arch: Any = None, modules: Sequence[str] = ()
+                ) -> str:
+    """The tf-keras snippet that loads ``src`` (``mode``: model, weights or graph) into ``out``."""
+    return (f"SRC, MODE, ARCH, OUT, PROBES, MODULES = {os.fspath(src)!r}, {mode!r}, "
+            f"{os.fspath(arch or '')!r}, {os.fspath(out)!r}, {PROBES}, {list(modules)!r}\n"
+            + _CHILD)
+
+
+def keras2_answers(src: str | os.PathLike[str], *, architecture: Any = None,
+                   keras2_modules: Sequence[str] = (), timeout: float = 300) -> dict[str, Any]:
+    """Load a Keras 2 model artifact in a fresh tf-keras process: its probe ``inputs``, its
+    ``answers`` to them, and its ``weights`` (``[layer, name, array]``). Raises
+    :class:`MigrationError` when tf-keras cannot load it."""
+    with tempfile.TemporaryDirectory(prefix="forgekit-keras2-") as work:
+        mode = "weights" if architecture else "model"
+        done = run_steps({"keras2": _child_step(Path(src), mode, Path(work), architecture,
+                                                keras2_modules)}, timeout=timeout)["keras2"]
+        if not done.ok:
+            raise MigrationError(f"tf-keras could not load it ({done.error_type}: "
+                                 f"{done.message})", path=src, found=str(done.error_type),
+                                 expected="a model tf-keras loads")
+        arrays = _npz(Path(work) / "weights.npz")
+        return {"inputs": _npz(Path(work) / "probe.npz"),
+                "answers": _npz(Path(work) / "answers.npz"),
+                "weights": [[*n[:2], a] for n, a in zip(done.value["weights"], arrays,
+                                                        strict=True)]}
+
+
+def _prepare(job: Mapping[str, Any], report: Migration) -> dict[str, Any]:
+    """Check DEST and SRC and decide how the child loads SRC (MigrationError when it cannot)."""
+    src, dest = Path(job["src"]), Path(job["dest"])
+    if dest.suffix != ".keras" or dest.exists() or not dest.parent.is_dir():
+        raise MigrationError("DEST must be a new .keras file in an existing folder; migrate "
+                             "never overwrites", path=dest, found="an existing file" if
+                             dest.exists() else dest.suffix or "no .keras suffix",
+                             expected="a new *.keras path", fix="choose another DEST")
+    arch = job.get("architecture")
+    source = _source(src, Path(arch) if arch else None)
+    report.kind = source["kind"]
+    why = _blocker(source, job.get("unsafe_lambda", False))
+    savedmodel = source["info"].kind == "savedmodel"
+    if why and not (job.get("fallback") and savedmodel):
+        raise MigrationError(
+            f"the architecture cannot be rebuilt: {why}", path=src, found=source["kind"],
+            expected="a Functional or Sequential config",
+            fix="fallback=True (--fallback) writes an inference-only Keras 3 model wrapping the "
+                "SavedModel in keras.layers.TFSMLayer, losing " + "; ".join(FALLBACK_LOSSES)
+            if savedmodel else "save it from Keras 2 as a SavedModel (model.save(dir)) and use "
+                               "the TFSMLayer fallback, or rebuild the class in Keras 3")
+    source["fallback"] = bool(why)
+    source["mode"] = "graph" if why else source["mode"]
+    return source
+
+
 def migrate_many(jobs: Sequence[Mapping[str, Any]], *, timeout: float = 300) -> list[Migration]:
     """Several :func:`migrate` calls (each a dict of its arguments) with ONE tf-keras process."""
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="forgekit-migrate-"))
-    prepared, steps, results = [], {}, []
-    try:
-        for n, job in enumerate(jobs):
-            report = Migration(os.fspath(job["src"]), os.fspath(job["dest"]))
+    reports = [Migration(os.fspath(job["src"]), os.fspath(job["dest"])) for job in jobs]
+    sources: list[dict[str, Any] | None] = []
+    steps = {}
+    with tempfile.TemporaryDirectory(prefix="forgekit-migrate-") as work:
+        for n, (job, report) in enumerate(zip(jobs, reports, strict=True)):
             try:
-                src, dest = Path(job["src"]), Path(job["dest"])
-                if dest.suffix != ".keras" or dest.exists():
-                    raise MigrationError("DEST must be a new .keras path" + (
-                        ": something is already there, and migrate never overwrites"
-                        if dest.exists() else ""), path=dest, found=dest.suffix or "no suffix",
-                        expected="a .keras file name that does not exist yet",
-                        fix="choose another DEST, or move the existing file away")
-                arch = job.get("architecture")
-                source = _source(src, Path(arch) if arch else None)
-                report.kind = source["kind"]
-                why = _blocker(source, job.get("unsafe_lambda", False))
-                if why and not (job.get("fallback") and source["info"].kind == "savedmodel"):
-                    raise MigrationError(
-                        f"the architecture cannot be rebuilt: {why}", path=src,
-                        found=source["kind"], expected="a Functional or Sequential config",
-                        fix="fallback=True (--fallback) writes an inference-only Keras 3 model "
-                            "wrapping the SavedModel in keras.layers.TFSMLayer, losing "
-                            + "; ".join(FALLBACK_LOSSES) if source["info"].kind == "savedmodel"
-                            else "save it from Keras 2 as a SavedModel (model.save(dir)) and "
-                                 "use the TFSMLayer fallback, or rebuild the class in Keras 3")
-                source["fallback"] = bool(why)
-                out = work / f"job{n}"
-                out.mkdir()
-                mode = "graph" if why else source["mode"]
-                steps[f"job{n}"] = (f"SRC, MODE, ARCH, OUT, PROBES, MODULES = {os.fspath(src)!r}, "
-                                    f"{mode!r}, {os.fspath(arch or '')!r}, {os.fspath(out)!r}, "
-                                    f"{PROBES}, {list(job.get('keras2_modules', ()))!r}\n"
-                                    + _CHILD)
-                prepared.append((report, job, source, out))
+                source = _prepare(job, report)
             except ForgekitError as exc:
                 report.error = f"{exc.path}: {exc.reason} (found {exc.found})"
-                report.fix = exc.fix or ""
-                prepared.append((report, job, None, None))
-        outcomes = run_steps(steps, timeout=timeout) if steps else {}
-        for report, job, source, out in prepared:
+                report.fix, source = exc.fix or "", None
+            sources.append(source)
             if source is not None:
-                outcome = outcomes[out.name]
-                if not outcome.ok:
-                    report.error = (f"tf-keras could not run the Keras 2 artifact "
-                                    f"({outcome.error_type}: {outcome.message})")
-                    report.fix = ("name the modules that define its custom classes for tf-keras "
-                                  "(keras2_modules=, --keras2-module)")
-                else:
-                    _finish(report, job, source, out, outcome.value)
-            report.seconds = time.perf_counter() - started
-            results.append(report)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)  # the scratch folder this call created
-    return results
+                source["out"] = Path(work) / f"job{n}"
+                source["out"].mkdir()
+                steps[f"job{n}"] = _child_step(Path(job["src"]), source["mode"], source["out"],
+                                               job.get("architecture"),
+                                               job.get("keras2_modules", ()))
+        outcomes = run_steps(steps, timeout=timeout) if steps else {}
+        for job, report, source in zip(jobs, reports, sources, strict=True):
+            if source is None:
+                continue
+            started, done = time.perf_counter(), outcomes[source["out"].name]
+            if done.ok:
+                _finish(report, job, source, source["out"], done.value)
+            else:
+                report.error = (f"tf-keras could not run the Keras 2 artifact "
+                                f"({done.error_type}: {done.message})")
+                report.fix = "name the modules that register its custom classes for tf-keras " \
+                             "(keras2_modules=, --keras2-module)"
+            report.seconds = done.seconds + time.perf_counter() - started
+    return reports
 
 
 def migrate(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
@@ -571,6 +586,7 @@ def migrate(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     return migrate_many([{"src": src, "dest": dest, "architecture": architecture,
                           "export": export, "custom": custom, "keras2_modules": keras2_modules,
                           "unsafe_lambda": unsafe_lambda, "fallback": fallback}])[0]
+
 
 
 def _finish(report: Migration, job: Mapping[str, Any], source: dict[str, Any], out: Path,

@@ -94,7 +94,7 @@ def keras2(tmp_path_factory):
 
 
 CASES = {  # name -> migrate arguments (SRC relative to the fixtures)
-    "sequential SavedModel": {"src": "seq_savedmodel"},
+    "sequential SavedModel": {"src": "seq_savedmodel", "export": "seq_export"},
     "sequential .h5 with optimizer": {"src": "seq.h5"},
     "sequential .h5 without optimizer": {"src": "seq_no_optimizer.h5"},
     "weights .h5 + JSON": {"src": "seq_weights.h5", "architecture": "seq.json"},
@@ -116,10 +116,11 @@ def migrated(keras2, tmp_path_factory):
     """Every case migrated in one batch: name -> (Migration, its job)."""
     dest = tmp_path_factory.mktemp("keras3")
     jobs = []
-    for n, (name, case) in enumerate(CASES.items()):
+    for n, case in enumerate(CASES.values()):
         job = {**case, "src": keras2 / case["src"], "dest": dest / f"case{n}.keras"}
-        if "architecture" in case:
-            job["architecture"] = keras2 / case["architecture"]
+        for key in ("architecture", "export"):
+            if key in case:
+                job[key] = (keras2 if key == "architecture" else dest) / case[key]
         jobs.append(job)
     return {name: (report, job) for name, report, job in
             zip(CASES, migrate_many(jobs), jobs, strict=True)}
@@ -141,6 +142,15 @@ def test_migrated_and_proven(migrated, name):
     model = keras.models.load_model(job["dest"], compile=False,
                                     safe_mode=not job.get("unsafe_lambda"))
     assert len(report.mapping) == len(model.weights)  # every weight came from Keras 2
+
+
+def test_export_written_with_the_proven_model(migrated):
+    from forgekit.formats.detect import detect_format
+
+    report, job = migrated["sequential SavedModel"]
+    assert report.export == str(job["export"])
+    info = detect_format(job["export"])
+    assert info.kind == "savedmodel" and not info.keras2 and "serve" in info.signatures
 
 
 def test_batchnorm_statistics_and_custom_layer_carried(migrated):
