@@ -46,7 +46,7 @@ SLOTS = {"Adam": {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"},
 SLOTS["AdamW"] = SLOTS["Adam"]
 # Keras 2 layer settings Keras 3 has no argument for, and the value that makes dropping them safe
 KERAS2_ONLY = {"time_major": False}
-FALLBACK_LOSSES = ("training (no trainable Keras layers: TFSMLayer is inference-only)",
+FALLBACK_LOSSES = ("training (TFSMLayer is for inference; fit fails on it)",
                    "the optimizer and its state", "the layer structure (one opaque layer)",
                    "portability: the .keras file refers to the SavedModel folder by its path")
 
@@ -74,6 +74,15 @@ class Migration:
     fix: str = ""
     export: str | None = None
     seconds: float = 0.0  # this migration's share: its tf-keras step plus the Keras 3 side
+
+    @property
+    def optimizer_verdict(self) -> str:
+        """In a word or three: ``carried``, ``settings only``, ``none in the source``, ``lost``."""
+        if self.optimizer_carried:
+            return "carried"
+        if self.outcome == "fallback":
+            return "lost"
+        return "none in the source" if "records no" in self.optimizer else "settings only"
 
     @property
     def exit_code(self) -> int:
