@@ -1,22 +1,17 @@
 """Keras 2 artifacts moved to Keras 3, and proven: what ``forgekit migrate SRC DEST`` does.
 
-A Keras 2 (tf-keras) SavedModel folder, legacy ``.h5``, or weights file / TF checkpoint plus an
-architecture JSON is read in a fresh tf-keras process, which also answers fixed probe inputs.
-Here, in Keras 3, the architecture is rebuilt from the Keras 2 config (translated where the two
-differ, every change reported), the weights are copied by layer and weight name (refused when the
-names and shapes do not pair one to one), the optimizer's slots and step count are carried where
-both sides name them, and the compile settings Keras 3 resolves are kept. The ``.keras`` file is
-written aside, reloaded, and must answer the probes as Keras 2 did (largest difference at most
-:data:`TOLERANCE`) before it is renamed to DEST. Nothing runs a model's Python code (a Lambda
-layer's bytecode) unless ``unsafe_lambda`` says so; a model that cannot be rebuilt gets an
-inference-only fallback on request: a Keras 3 model wrapping the SavedModel in ``TFSMLayer``.
+A fresh tf-keras process loads the Keras 2 SavedModel, ``.h5`` or weights + JSON and answers
+probe inputs; Keras 3 rebuilds the architecture from the Keras 2 config (every translation
+reported), takes the weights by layer and weight name (refusing to guess), the optimizer's
+slots and step count where both sides name them, and the compile settings it resolves. The
+``.keras`` is written aside, reloaded, and renamed to DEST only if it answers as Keras 2 did.
+Lambda bytecode never runs unless asked; an unrebuildable SavedModel can be wrapped in TFSMLayer.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import os
 import tempfile
 import time
@@ -29,30 +24,28 @@ from typing import Any
 import numpy as np
 
 from forgekit.errors import ForgekitError
-from forgekit.formats.configs import scan_config, stored_configs
-from forgekit.formats.detect import detect_format
+from forgekit.keras_io.keras2 import (
+    MigrationError,
+    child_step,
+    load_npz,
+    read_source,
+    rebuild_blocker,
+)
 from forgekit.measure.compare import max_abs_diff
 from forgekit.measure.fresh import run_steps
 from forgekit.outcome import first_line
 from forgekit.table import Fields
 
 TOLERANCE = 1e-6  # largest |Keras 2 answer - Keras 3 answer| that counts as the same model
-PROBES = 8  # probe inputs per migration
 # Keras 2 slot name -> Keras 3 slot name, per optimizer class both Kerases have
-SLOTS = {"Adam": {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"},
-         "SGD": {"m": "momentum"}, "Adagrad": {"accumulator": "accumulator"},
-         "RMSprop": {"velocity": "velocity", "momentum": "momentum",
-                     "average_gradient": "average_gradient"}}
-SLOTS["AdamW"] = SLOTS["Adam"]
+_ADAM = {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"}
+SLOTS = {"Adam": _ADAM, "AdamW": _ADAM, "SGD": {"m": "momentum"}, "Adagrad": {"accumulator":
+         "accumulator"}, "RMSprop": {k: k for k in ("velocity", "momentum", "average_gradient")}}
 # Keras 2 layer settings Keras 3 has no argument for, and the value that makes dropping them safe
 KERAS2_ONLY = {"time_major": False}
 FALLBACK_LOSSES = ("training (TFSMLayer is for inference; fit fails on it)",
                    "the optimizer and its state", "the layer structure (one opaque layer)",
                    "portability: the .keras file refers to the SavedModel folder by its path")
-
-
-class MigrationError(ForgekitError, ValueError):
-    """SRC cannot be migrated as given: not a Keras 2 artifact, incomplete, or not rebuildable."""
 
 
 @dataclass(repr=False)
@@ -78,11 +71,8 @@ class Migration:
     @property
     def optimizer_verdict(self) -> str:
         """In a word or three: ``carried``, ``settings only``, ``none in the source``, ``lost``."""
-        if self.optimizer_carried:
-            return "carried"
-        if self.outcome == "fallback":
-            return "lost"
-        return "none in the source" if "records no" in self.optimizer else "settings only"
+        return ("carried" if self.optimizer_carried else "lost" if self.outcome == "fallback"
+                else "none in the source" if "records no" in self.optimizer else "settings only")
 
     @property
     def exit_code(self) -> int:
@@ -110,159 +100,13 @@ class Migration:
     def __str__(self) -> str:
         return str(Fields(self._rows()))
 
-    __repr__ = __str__
+    __repr__ = __str__  # a report reads the same in a notebook cell and in print()
 
     def _repr_html_(self) -> str:
         return Fields(self._rows(), code={"source", "written", "fix"})._repr_html_()
 
 
-# --------------------------------------------------------------------------------------------
-# what SRC is (no TensorFlow): kind, Keras 2 config, training config, how the child loads it
-
-
-def _keras2_metadata(folder: Path) -> dict[str, Any]:
-    """The root object's metadata in a Keras 2 SavedModel's keras_metadata.pb (JSON inside)."""
-    from forgekit.formats import protobuf
-
-    raw = (folder / "keras_metadata.pb").read_bytes()
-    for node in protobuf.fields(raw).get(1, []):  # SavedMetadata.nodes
-        f = protobuf.fields(node)  # 3: node_path, 5: metadata (JSON)
-        if protobuf.text(f.get(3, [b""])[0]) == "root":
-            return json.loads(protobuf.text(f[5][0]))
-    raise ValueError("keras_metadata.pb has no root node")
-
-
-def _source(src: Path, architecture: Path | None) -> dict[str, Any]:
-    """Decide what SRC is and read its Keras 2 configs; MigrationError for anything else."""
-    info = detect_format(src)  # missing, unreadable, truncated: forgekit's own clear errors
-    expected = ("a Keras 2 artifact: a SavedModel folder from tf_keras model.save(dir), a legacy "
-                ".h5, or a weights file / TF checkpoint with architecture=")
-    fail = {"path": src, "expected": expected}
-    if info.kind == "keras" or (info.kind in ("h5_model", "weights_h5") and not info.keras2):
-        raise MigrationError("this is already a Keras 3 file: there is nothing to migrate",
-                             found=f"{info.kind} written by Keras 3", **fail,
-                             fix=f"keras.models.load_model({os.fspath(src)!r}) reads it as it is")
-    if info.kind == "savedmodel":
-        if not info.keras2:
-            raise MigrationError(
-                "a SavedModel without keras_metadata.pb: written by tf.saved_model.save or "
-                "model.export, it holds graphs, not a Keras model to rebuild",
-                found="savedmodel (no Keras metadata)", **fail,
-                fix=f"keras.layers.TFSMLayer({os.fspath(src)!r}, call_endpoint="
-                    "'serving_default') wraps it for inference")
-        meta = _keras2_metadata(src)
-        config = {"class_name": meta.get("class_name"), "config": meta.get("config")}
-        return {"kind": "Keras 2 SavedModel", "mode": "model", "info": info,
-                "config": config if meta.get("config") is not None else None,
-                "training": meta.get("training_config")}
-    if info.kind == "h5_model":
-        _, config, training = stored_configs(src)
-        return {"kind": "legacy .h5" + (" (compiled)" if training else " (not compiled)"),
-                "mode": "model", "info": info, "config": config, "training": training}
-    if info.kind in ("weights_h5", "tf_checkpoint"):
-        label = "weights .h5" if info.kind == "weights_h5" else "TF checkpoint"
-        if architecture is None:
-            raise MigrationError(f"a {label} holds no architecture", found=info.kind, **fail,
-                                 fix="pass the model's JSON (model.to_json()): --architecture "
-                                     "FILE, or architecture= in Python")
-        _, config, training = stored_configs(architecture)
-        return {"kind": f"{label} + JSON", "mode": "weights", "info": info, "config": config,
-                "training": training, "architecture": architecture}
-    raise MigrationError("not a Keras 2 model artifact", found=info.kind, **fail,
-                         fix="point SRC at the SavedModel folder, the .h5 file, or the weights "
-                             "file (with its architecture JSON)")
-
-
-def _blocker(source: dict[str, Any], unsafe_lambda: bool) -> str:
-    """Why the architecture cannot be rebuilt from the config ('' when it can)."""
-    config = source["config"]
-    if config is None:
-        return ("a subclassed model without get_config: the SavedModel records its graphs but no "
-                "config to rebuild the Python class from")
-    scan = scan_config(config)
-    if scan.subclassed:
-        return f"a subclassed model ({scan.subclassed}): its layers live in Python code"
-    code = [layer.name for layer in scan.lambda_layers if layer.bytecode]
-    if code and not unsafe_lambda:
-        return (f"Lambda layer(s) {', '.join(map(repr, code))} store Python bytecode; rebuilding "
-                "runs that code, which needs unsafe_lambda (--unsafe-lambda) for a file you trust")
-    return ""
-
-
-# --------------------------------------------------------------------------------------------
-# the Keras 2 side, in a fresh tf-keras process: load, dump weights + optimizer, answer probes
-
-_CHILD = r"""
-import importlib, json, numpy as np, tensorflow as tf, tf_keras
-for name in MODULES:
-    importlib.import_module(name)
-rng, ints = np.random.default_rng(0), ("int32", "int64")
-notes = []
-if MODE == "graph":  # no Keras object is revived: nothing from the file's Python code runs
-    fn = tf.saved_model.load(SRC).signatures["serving_default"]
-    specs = fn.structured_input_signature[1]
-    names = sorted(specs)
-    xs = [rng.integers(0, 10, [PROBES] + [d or 6 for d in specs[n].shape[1:]]).astype(
-          specs[n].dtype.name) if specs[n].dtype.name in ints else rng.standard_normal(
-          [PROBES] + [d or 6 for d in specs[n].shape[1:]]).astype("float32") for n in names]
-    answer = fn(**{n: tf.constant(x) for n, x in zip(names, xs)})
-    ys = [answer[k].numpy() for k in sorted(answer)]
-    meta = {"inputs": [[n, list(specs[n].shape), specs[n].dtype.name] for n in names]}
-else:
-    if MODE == "model":
-        try:
-            model = tf_keras.models.load_model(SRC)
-        except Exception as exc:  # e.g. a custom loss: keep the weights, lose the compile
-            notes.append(f"tf-keras could not compile it ({type(exc).__name__}: {exc})"[:300])
-            model = tf_keras.models.load_model(SRC, compile=False)
-        if tf.io.gfile.isdir(SRC):  # load_model leaves the optimizer's slots behind; this reads them
-            model.load_weights(SRC + "/variables/variables").expect_partial()
-    else:
-        model = tf_keras.models.model_from_json(open(ARCH).read())
-        try:
-            model.load_weights(SRC).assert_existing_objects_matched() if not SRC.endswith(
-                ".h5") else model.load_weights(SRC)
-        except (AttributeError, AssertionError, ValueError):  # a tf.train.Checkpoint(model=...)
-            tf.train.Checkpoint(model=model).restore(SRC).expect_partial()
-    xs = []
-    for inp in model.inputs:
-        shape = [PROBES] + [d or 6 for d in inp.shape[1:]]
-        emb = [l.input_dim for l in model.layers if isinstance(l, tf_keras.layers.Embedding)
-               and getattr(l.input, "name", 0) == inp.name]
-        if emb or inp.dtype.name in ints:
-            xs.append(rng.integers(0, min(emb or [10]), shape).astype(
-                inp.dtype.name if inp.dtype.name in ints else "float32"))
-        else:
-            xs.append(rng.standard_normal(shape).astype(inp.dtype.name))
-    ys = [np.asarray(t) for t in tf.nest.flatten(model(xs if len(xs) > 1 else xs[0],
-                                                       training=False))]
-    weights = [(l.name, w.name, w.numpy()) for l in model.layers for w in l.weights]
-    opt, optinfo = getattr(model, "optimizer", None), None
-    if opt is not None:
-        opt.build(model.trainable_variables)  # creates the slots; a checkpoint restores them
-        optinfo = {"class_name": type(opt).__name__, "variables": [v.name for v in opt.variables],
-                   "iterations": int(opt.iterations),
-                   "legacy": "optimizer_v2" in type(opt).__module__ or "legacy" in type(opt).__module__}
-    meta = {"weights": [[l, n, list(a.shape)] for l, n, a, in weights], "optimizer": optinfo}
-    np.savez(OUT + "/weights.npz", *[a for _, _, a in weights])
-    if optinfo:
-        np.savez(OUT + "/optimizer.npz", *[v.numpy() for v in opt.variables])
-np.savez(OUT + "/probe.npz", *xs)
-np.savez(OUT + "/answers.npz", *ys)
-meta["notes"] = notes
-result = meta
-"""
-
-
-def _npz(path: Path) -> list[Any]:
-    with np.load(path) as data:
-        return [data[f"arr_{i}"] for i in range(len(data.files))]
-
-
-# --------------------------------------------------------------------------------------------
-# the Keras 3 side: translate the config, rebuild, pour the weights in, carry the optimizer
-
-
+# The Keras 3 side: translate the config, rebuild, pour the weights in, carry the optimizer.
 def _accepted(cls: type) -> set[str] | None:
     """Constructor arguments a Keras 3 layer class takes (None: it takes any)."""
     import keras
@@ -328,8 +172,7 @@ def rebuild(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None 
     """A Keras 3 model (fresh weights) from a Keras 2 model config, via ``keras.legacy.saving``."""
     import keras
 
-    notes = [] if notes is None else notes
-    config = translate(dict(config), notes)
+    config = translate(dict(config), [] if notes is None else notes)
     if config["class_name"] == "Sequential":
         layers = config["config"]["layers"]
         first = layers[0]["config"] if layers else {}
@@ -337,11 +180,14 @@ def rebuild(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None 
             layers.insert(0, {"class_name": "InputLayer",
                               "config": {"batch_shape": first.pop("input_shape")}})
     objects = {**vars(keras.layers), "Functional": keras.Model, "Model": keras.Model,
-               "Sequential": keras.Sequential}
-    if unsafe_lambda:
-        keras.config.enable_unsafe_deserialization()  # asked for: the Lambda's code will run
-    return keras.legacy.saving.deserialize_keras_object(
-        config, module_objects=objects, custom_objects=dict(custom_objects or {}))
+               "Sequential": keras.Sequential}  # Keras 2 configs name classes, not modules
+    # Private, but Keras has no public scope: enable_unsafe_deserialization() would stay on for
+    # the whole process. tests/test_migrate.py::test_lambda_needs_permission fails if it moves.
+    from keras.src.saving.serialization_lib import SafeModeScope
+
+    with SafeModeScope(not unsafe_lambda):  # unsafe only when asked: the Lambda's code runs
+        return keras.legacy.saving.deserialize_keras_object(
+            config, module_objects=objects, custom_objects=dict(custom_objects or {}))
 
 
 def copy_weights(model: Any, names: Sequence[Sequence[Any]], arrays: Sequence[Any]
@@ -482,38 +328,7 @@ def _custom(custom: Sequence[str]) -> dict[str, Any]:
     return objects
 
 
-# --------------------------------------------------------------------------------------------
-# the migration: prepare, one tf-keras process for all sources, finish each
-
-
-def _child_step(src: Path, mode: str, out: Path, arch: Any = None, modules: Sequence[str] = ()
-                ) -> str:
-    """The tf-keras snippet that loads ``src`` (``mode``: model, weights or graph) into ``out``."""
-    return (f"SRC, MODE, ARCH, OUT, PROBES, MODULES = {os.fspath(src)!r}, {mode!r}, "
-            f"{os.fspath(arch or '')!r}, {os.fspath(out)!r}, {PROBES}, {list(modules)!r}\n"
-            + _CHILD)
-
-
-def keras2_answers(src: str | os.PathLike[str], *, architecture: Any = None,
-                   keras2_modules: Sequence[str] = (), timeout: float = 300) -> dict[str, Any]:
-    """Load a Keras 2 model artifact in a fresh tf-keras process: its probe ``inputs``, its
-    ``answers`` to them, and its ``weights`` (``[layer, name, array]``). Raises
-    :class:`MigrationError` when tf-keras cannot load it."""
-    with tempfile.TemporaryDirectory(prefix="forgekit-keras2-") as work:
-        mode = "weights" if architecture else "model"
-        done = run_steps({"keras2": _child_step(Path(src), mode, Path(work), architecture,
-                                                keras2_modules)}, timeout=timeout)["keras2"]
-        if not done.ok:
-            raise MigrationError(f"tf-keras could not load it ({done.error_type}: "
-                                 f"{done.message})", path=src, found=str(done.error_type),
-                                 expected="a model tf-keras loads")
-        arrays = _npz(Path(work) / "weights.npz")
-        return {"inputs": _npz(Path(work) / "probe.npz"),
-                "answers": _npz(Path(work) / "answers.npz"),
-                "weights": [[*n[:2], a] for n, a in zip(done.value["weights"], arrays,
-                                                        strict=True)]}
-
-
+# The migration: prepare each job, one tf-keras process for all of them, finish each.
 def _prepare(job: Mapping[str, Any], report: Migration) -> dict[str, Any]:
     """Check DEST and SRC and decide how the child loads SRC (MigrationError when it cannot)."""
     src, dest = Path(job["src"]), Path(job["dest"])
@@ -523,9 +338,9 @@ def _prepare(job: Mapping[str, Any], report: Migration) -> dict[str, Any]:
                              dest.exists() else dest.suffix or "no .keras suffix",
                              expected="a new *.keras path", fix="choose another DEST")
     arch = job.get("architecture")
-    source = _source(src, Path(arch) if arch else None)
+    source = read_source(src, Path(arch) if arch else None)
     report.kind = source["kind"]
-    why = _blocker(source, job.get("unsafe_lambda", False))
+    why = rebuild_blocker(source, job.get("unsafe_lambda", False))
     savedmodel = source["info"].kind == "savedmodel"
     if why and not (job.get("fallback") and savedmodel):
         raise MigrationError(
@@ -556,7 +371,7 @@ def migrate_many(jobs: Sequence[Mapping[str, Any]], *, timeout: float = 300) -> 
             if source is not None:
                 source["out"] = Path(work) / f"job{n}"
                 source["out"].mkdir()
-                steps[f"job{n}"] = _child_step(Path(job["src"]), source["mode"], source["out"],
+                steps[f"job{n}"] = child_step(Path(job["src"]), source["mode"], source["out"],
                                                job.get("architecture"),
                                                job.get("keras2_modules", ()))
         outcomes = run_steps(steps, timeout=timeout) if steps else {}
@@ -605,7 +420,7 @@ def _finish(report: Migration, job: Mapping[str, Any], source: dict[str, Any], o
     dest = Path(job["dest"])
     aside = dest.with_name(f".{dest.stem}.migrating-{os.getpid()}.keras")
     report.notes += list(meta.get("notes", []))
-    xs, answers = _npz(out / "probe.npz"), _npz(out / "answers.npz")
+    xs, answers = load_npz(out / "probe.npz"), load_npz(out / "answers.npz")
     custom = _custom(job.get("custom", ()))
     try:
         if source["fallback"]:
@@ -615,8 +430,8 @@ def _finish(report: Migration, job: Mapping[str, Any], source: dict[str, Any], o
                                 "Keras asks for that before it opens an external SavedModel")
         else:
             model = rebuild(source["config"], custom, report.notes, job.get("unsafe_lambda", False))
-            report.mapping = copy_weights(model, meta["weights"], _npz(out / "weights.npz"))
-            opt_values = _npz(out / "optimizer.npz") if meta.get("optimizer") else []
+            report.mapping = copy_weights(model, meta["weights"], load_npz(out / "weights.npz"))
+            opt_values = load_npz(out / "optimizer.npz") if meta.get("optimizer") else []
             optimizer, report.optimizer, report.optimizer_carried = carry_optimizer(
                 model, source["training"], meta.get("optimizer"), opt_values, report.mapping)
             args, report.compile = compile_settings(source["training"])

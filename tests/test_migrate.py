@@ -209,9 +209,16 @@ def test_subclassed_refused_then_fallback(migrated):
 
 
 def test_lambda_needs_permission(migrated):
+    import keras
+
     refused, job = migrated["Lambda, not allowed"]
     assert refused.exit_code == 2 and not job["dest"].exists()
     assert "Lambda" in refused.error and "unsafe" in refused.error
+    allowed, job = migrated["Lambda, allowed"]
+    assert allowed.exit_code == 0, str(allowed)
+    # the permission was for that migration only: safe mode is back on for everything else
+    with pytest.raises(ValueError, match="safe_mode"):
+        keras.models.load_model(job["dest"])
 
 
 def test_differing_answers_exit_1_and_write_nothing(migrated):

@@ -35,8 +35,8 @@ def check_hand_migration(my_keras3_file: str | os.PathLike[str] | None,
                      "is the point of migrating: save with model.save('name.keras').")
     import keras
 
+    from forgekit.keras_io.keras2 import keras2_answers
     from forgekit.measure.compare import max_abs_diff
-    from forgekit.migrate import keras2_answers
 
     try:
         mine = keras.models.load_model(path, compile=False)
