@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -412,13 +413,14 @@ def migrate(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
                           "unsafe_lambda": unsafe_lambda, "fallback": fallback}])[0]
 
 
-
 def _finish(report: Migration, job: Mapping[str, Any], source: dict[str, Any], out: Path,
             meta: Mapping[str, Any]) -> None:
     import keras
 
     dest = Path(job["dest"])
     aside = dest.with_name(f".{dest.stem}.migrating-{os.getpid()}.keras")
+    export = Path(job.get("export") or dest.with_suffix(".export"))
+    partial = export.with_name(f".{export.name}.migrating-{os.getpid()}")
     report.notes += list(meta.get("notes", []))
     xs, answers = load_npz(out / "probe.npz"), load_npz(out / "answers.npz")
     custom = _custom(job.get("custom", ()))
@@ -457,13 +459,11 @@ def _finish(report: Migration, job: Mapping[str, Any], source: dict[str, Any], o
             report.fix = "the mapping above shows which weights went where; compare layer by layer"
             return
         if job.get("export"):
-            export = Path(job["export"])
             if export.exists():
                 report.notes.append(f"export skipped: {export} already exists")
             elif source["fallback"]:
                 report.notes.append("export skipped: the source SavedModel serves as it is")
             else:
-                partial = export.with_name(f".{export.name}.migrating-{os.getpid()}")
                 reloaded.export(partial, verbose=False)
                 os.replace(partial, export)
                 report.export = os.fspath(export)
@@ -475,9 +475,11 @@ def _finish(report: Migration, job: Mapping[str, Any], source: dict[str, Any], o
         report.error = f"Keras 3 could not rebuild it ({type(exc).__name__}: {first_line(str(exc))})"
         report.fix = ("name its custom classes for Keras 3 (custom=['module:Name'], --custom); "
                       "a class missing here is named in the error")
-    finally:
+    finally:  # what this call wrote aside and did not rename into place
         if aside.exists():
-            aside.unlink()  # the unproven file this call wrote aside
+            aside.unlink()
+        if partial.exists():
+            shutil.rmtree(partial)
 
 
 def _tfsm_model(folder: Path, inputs: Sequence[Sequence[Any]]) -> Any:

@@ -254,8 +254,12 @@ def test_bad_input_is_named_and_nothing_written(keras2, tmp_path, capsys):
         shard.unlink()
     junk = tmp_path / "notes.h5"
     junk.write_text("not a model")
+    garbled = tmp_path / "garbled"
+    shutil.copytree(keras2 / "seq_savedmodel", garbled)
+    (garbled / "keras_metadata.pb").write_bytes(b"\xff" * 64)
     for src, words in ((k3, "already a Keras 3"), (truncated, "variables.data"),
-                       (junk, "unknown"), (keras2 / "seq_weights.h5", "architecture")):
+                       (junk, "unknown"), (keras2 / "seq_weights.h5", "architecture"),
+                       (garbled, "does not read")):
         dest = tmp_path / f"{src.name}.keras"
         assert main(["migrate", str(src), str(dest)]) == 2
         err = capsys.readouterr().err

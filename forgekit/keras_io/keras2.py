@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.errors import ForgekitError
+from forgekit.errors import RESAVE, ForgekitError
 from forgekit.formats.configs import scan_config, stored_configs
 from forgekit.formats.detect import detect_format
 from forgekit.measure.fresh import run_steps
@@ -52,6 +52,19 @@ def read_source(src: Path, architecture: Path | None) -> dict[str, Any]:
             "a Keras 2 artifact: a SavedModel folder from tf_keras model.save(dir), a legacy "
             ".h5, or a weights file / TF checkpoint with architecture="))
 
+    def stored(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(model config or None, training config) from a SavedModel, .h5 or JSON."""
+        try:
+            if path.is_dir():
+                meta = _keras2_metadata(path)
+                config = {"class_name": meta.get("class_name"), "config": meta.get("config")}
+                return (config if meta.get("config") is not None else None,
+                        meta.get("training_config"))
+            return stored_configs(path)[1:]
+        except (ValueError, KeyError, IndexError, OSError) as exc:  # bytes, not the system
+            raise refuse(f"its stored Keras 2 config does not read ({type(exc).__name__}: "
+                         f"{exc})", f"{info.kind} with an unreadable config", RESAVE) from exc
+
     if info.kind == "keras" or (info.kind in ("h5_model", "weights_h5") and not info.keras2):
         raise refuse("this is already a Keras 3 file: there is nothing to migrate",
                      f"{info.kind} written by Keras 3",
@@ -62,13 +75,11 @@ def read_source(src: Path, architecture: Path | None) -> dict[str, Any]:
                      "savedmodel (no Keras metadata)", f"keras.layers.TFSMLayer({os.fspath(src)!r}"
                      ", call_endpoint='serving_default') wraps it for inference")
     if info.kind == "savedmodel":
-        meta = _keras2_metadata(src)
-        config = {"class_name": meta.get("class_name"), "config": meta.get("config")}
-        return {"kind": "Keras 2 SavedModel", "mode": "model", "info": info,
-                "config": config if meta.get("config") is not None else None,
-                "training": meta.get("training_config")}
+        config, training = stored(src)
+        return {"kind": "Keras 2 SavedModel", "mode": "model", "info": info, "config": config,
+                "training": training}
     if info.kind == "h5_model":
-        _, config, training = stored_configs(src)
+        config, training = stored(src)
         return {"kind": "legacy .h5" + (" (compiled)" if training else " (not compiled)"),
                 "mode": "model", "info": info, "config": config, "training": training}
     if info.kind in ("weights_h5", "tf_checkpoint"):
@@ -76,7 +87,7 @@ def read_source(src: Path, architecture: Path | None) -> dict[str, Any]:
         if architecture is None:
             raise refuse(f"a {label} holds no architecture", info.kind, "pass the model's JSON "
                          "(model.to_json()): --architecture FILE, or architecture= in Python")
-        _, config, training = stored_configs(architecture)
+        config, training = stored(architecture)
         return {"kind": f"{label} + JSON", "mode": "weights", "info": info, "config": config,
                 "training": training}
     raise refuse("not a Keras 2 model artifact", info.kind, "point SRC at the SavedModel "
