@@ -335,8 +335,9 @@ def _prepare(job: Mapping[str, Any], report: Migration) -> dict[str, Any]:
     src, dest = Path(job["src"]), Path(job["dest"])
     if dest.suffix != ".keras" or dest.exists() or not dest.parent.is_dir():
         raise MigrationError("DEST must be a new .keras file in an existing folder; migrate "
-                             "never overwrites", path=dest, found="an existing file" if
-                             dest.exists() else dest.suffix or "no .keras suffix",
+                             "never overwrites", path=dest, found="something already there"
+                             if dest.exists() else dest.suffix != ".keras" and "another suffix"
+                             or "no such folder",
                              expected="a new *.keras path", fix="choose another DEST")
     arch = job.get("architecture")
     source = read_source(src, Path(arch) if arch else None)
