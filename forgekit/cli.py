@@ -1,4 +1,5 @@
-"""The ``forgekit`` command: ``doctor``, ``run``, ``site``, ``serve``, ``verify`` and ``audit``."""
+"""The ``forgekit`` command: ``doctor``, ``run``, ``site``, ``serve``, ``verify``, ``migrate`` and
+``audit``."""
 
 from __future__ import annotations
 
@@ -72,6 +73,17 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    """Keras 2 artifact -> proven Keras 3 .keras: exit 0 proven, 1 answers differ, 2 not migrated."""
+    from forgekit.migrate import migrate
+
+    report = migrate(args.src, args.dest, architecture=args.architecture, export=args.export,
+                     custom=args.custom or (), keras2_modules=args.keras2_module or (),
+                     unsafe_lambda=args.unsafe_lambda, fallback=args.fallback)
+    print(report, file=sys.stdout if report.exit_code == 0 else sys.stderr)
+    return report.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``forgekit`` command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -116,6 +128,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     p.add_argument("--html", default=None, metavar="FILE", help="also write the report as HTML")
     p.set_defaults(func=_verify)
+
+    p = sub.add_parser("migrate", help="move a Keras 2 artifact to a Keras 3 .keras file, proven "
+                                       "(exit 0 proven, 1 answers differ, 2 not migrated)")
+    p.add_argument("src", help="Keras 2 SavedModel folder, legacy .h5, or weights file / checkpoint")
+    p.add_argument("dest", help="the new .keras file (written only once proven)")
+    p.add_argument("--architecture", metavar="JSON", help="architecture JSON for a weights SRC")
+    p.add_argument("--export", metavar="DIR", help="also write a SavedModel export to DIR")
+    p.add_argument("--custom", action="append", metavar="MODULE:NAME",
+                   help="a Keras 3 custom class the config names (repeatable)")
+    p.add_argument("--keras2-module", action="append", metavar="MODULE",
+                   help="a module tf-keras imports first, registering its custom classes")
+    p.add_argument("--unsafe-lambda", action="store_true",
+                   help="rebuild Lambda layers from their bytecode (runs the file's code)")
+    p.add_argument("--fallback", action="store_true",
+                   help="if it cannot be rebuilt: an inference-only TFSMLayer model")
+    p.set_defaults(func=_migrate)
 
     sub.add_parser("serve", help="TF-Serving-compatible model server (forgekit serve --help)")
 

@@ -20,7 +20,8 @@ from tests.conftest import ROOT
 # once each of its sections that runs code states its verdict as a claim; 04 and 06-09 have
 # set-up sections (a model to convert, a drifting world, a store) with no verdict yet.
 CHECKED = ("00_start_here", "01_whole_model_formats", "02_weights_and_architecture",
-           "03_checkpoints_and_resume", "05_wrong_path_failures", "10_explorer_and_claims")
+           "03_checkpoints_and_resume", "05_wrong_path_failures", "10_explorer_and_claims",
+           "11_migrating_keras2")
 # Every lesson: no measured number typed into prose.
 ALL_LESSONS = tuple(sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
 NOT_EXPERIMENTS = ("## Objectives", "## Exercise", "## Summary")

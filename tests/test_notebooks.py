@@ -28,7 +28,7 @@ TREE_ANON_PEAK_MB = {  # measured peaks, MiB
     "00_start_here": 257, "01_whole_model_formats": 538, "02_weights_and_architecture": 407,
     "03_checkpoints_and_resume": 667, "04_tflite": 294, "05_wrong_path_failures": 570,
     "06_serving_incident": 525, "07_deploying_with_tf_serving": 484, "08_audit_trail": 519,
-    "09_cross_language": 550, "10_explorer_and_claims": 597,
+    "09_cross_language": 550, "10_explorer_and_claims": 597, "11_migrating_keras2": 508,
 }
 KERNEL_ANON_PEAK_MB = 416  # the largest single process of any lesson (03's kernel)
 

@@ -42,6 +42,8 @@ LESSONS: tuple[Lesson, ...] = (
            "Load the same SavedModel from C and from Java, and compare the answers with Python's."),
     Lesson("10_explorer_and_claims", "Explorer and claims",
            "Explore formats, loaders and a live deployment; re-measure every claim of the article."),
+    Lesson("11_migrating_keras2", "Migrating Keras 2 models",
+           "Keras 2 SavedModels, .h5 and weights rebuilt in Keras 3, proven against tf-keras."),
 )
 
 

@@ -1,0 +1,79 @@
+"""Checker for lesson 11's exercise: migrate a Keras 2 ``.h5`` to Keras 3 by hand, proven.
+
+The checker does what a colleague would before trusting the file: it reloads your ``.keras`` in
+Keras 3, runs the Keras 2 original in a fresh tf-keras process on the same inputs, and compares
+the answers. When they differ it looks at the weights, layer by layer, to say why.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forgekit.errors import ForgekitError
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
+from forgekit.formats.detect import detect_format
+
+TOLERANCE = 1e-6
+
+
+def check_hand_migration(my_keras3_file: str | os.PathLike[str] | None,
+                         keras2_file: str | os.PathLike[str]) -> Feedback:
+    """Does ``my_keras3_file`` reload in Keras 3 and answer as ``keras2_file`` does in Keras 2?"""
+    if my_keras3_file is None:
+        return NOT_ANSWERED
+    path = Path(my_keras3_file)
+    try:
+        info = detect_format(path)
+    except ForgekitError as exc:
+        return wrong(f"{exc.reason}. Save your rebuilt model first: model.save(path).")
+    if info.kind != "keras" or path.suffix != ".keras":
+        return wrong(f"{path.name} is {info.kind}, not a native .keras file. Keras 3's own format "
+                     "is the point of migrating: save with model.save('name.keras').")
+    import keras
+
+    from forgekit.keras_io.keras2 import keras2_answers
+    from forgekit.measure.compare import max_abs_diff
+
+    try:
+        mine = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # the learner's file: any failure to reload is the verdict
+        return wrong(f"Keras 3 cannot reload your file ({type(exc).__name__}: "
+                     f"{str(exc).splitlines()[0][:200]}).")
+    keras2 = keras2_answers(keras2_file)  # a fresh tf-keras process loads the original
+    xs = keras2["inputs"]
+    got = mine(xs if len(xs) > 1 else xs[0], training=False)
+    diff = max_abs_diff(keras2["answers"], [keras.ops.convert_to_numpy(t)
+                                            for t in keras.tree.flatten(got)])
+    if diff <= TOLERANCE:
+        return correct(f"your .keras reloads in Keras 3 and answers {len(xs[0])} probe inputs as "
+                       f"the Keras 2 file does in tf-keras (largest difference {diff:.3g}). "
+                       "Every weight, the recurrent kernels included, went to its own place.")
+    return wrong(_why(mine, keras2["weights"], diff))
+
+
+def _why(model: Any, keras2_weights: list[list[Any]], diff: float) -> str:
+    """The first layer whose weights are not Keras 2's, and what that means."""
+    saved = {(layer, name.split(":")[0].split("/")[-1]): array
+             for layer, name, array in keras2_weights}
+    for layer in model.layers:
+        for w in layer.weights:
+            want = saved.get((layer.name, w.path.split("/")[-1]))
+            if want is None:
+                return (f"layer {layer.name!r} has a weight {w.path} that the Keras 2 model does "
+                        "not have: rebuild from the config stored in the .h5, names included.")
+            value = w.numpy()
+            if value.shape == want.shape and np.array_equal(value, want):
+                continue
+            if value.shape == want.shape and any(np.array_equal(value, a)
+                                                 for a in saved.values() if a.shape == value.shape):
+                return (f"{w.path} holds another weight's values: set_weights by order put "
+                        "arrays in the wrong places. Look each one up by layer and weight name.")
+            return (f"{w.path} is not the Keras 2 value (it looks freshly initialised): "
+                    f"the answers differ by {diff:.3g}. Copy it from the file's model_weights "
+                    "group; set_weights must cover every weight, not only the trainable ones.")
+    return (f"the weights are all Keras 2's, yet the answers differ by {diff:.3g}: a setting of "
+            "the architecture changed. Rebuild from the stored config without editing values.")
