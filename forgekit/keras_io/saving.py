@@ -227,8 +227,22 @@ def save(
 def _load_keras(info: FormatInfo, safe_mode: bool = True, **kw: Any) -> Any:
     import keras
 
+    _check_crcs(info.path)
     with _proper_name(info) as path:
         return keras.saving.load_model(path, safe_mode=safe_mode, **kw)
+
+
+def _check_crcs(path: str | os.PathLike[str]) -> None:
+    """Raise ``zipfile.BadZipFile`` naming the first member whose bytes fail their CRC-32.
+
+    Keras opens the weights member and h5py seeks inside it; since Python 3.12 a seek skips the
+    CRC check a full read makes, so damaged weights would load as a confusing "objects could not
+    be loaded" error, or not fail at all. Member sizes were already capped by detect_format.
+    """
+    with zipfile.ZipFile(path) as zf:
+        bad = zf.testzip()
+    if bad is not None:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {bad!r}")
 
 
 def _load_tf_keras(info: FormatInfo, safe_mode: bool = True, **kw: Any) -> Any:
