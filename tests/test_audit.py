@@ -300,10 +300,20 @@ def test_read_only_sqlite_file():
             return
         # root may write anything: ask as an unprivileged user, in a forked child (the venv's
         # interpreter may not be executable for that user, the loaded modules are)
-        code, stderr = _as_nobody(lambda: _cli(["audit", "--db", str(db), "runs"]))
+        def write():
+            try:
+                open_store(db).close()
+            except StoreReadOnlyError as exc:
+                return 2, "", str(exc)
+            return 0, "", "opened for writing"
+
+        code, stderr = _as_nobody(write)
         assert code == 2, stderr
         assert "read-only for this user" in stderr and "Fix: chmod u+w" in stderr
-        assert "Traceback" not in stderr
+        # a read command only reads: it works on a store this user cannot write
+        code, stderr = _as_nobody(lambda: _cli(["audit", "--db", str(db), "runs"]))
+        assert code == 0 and "Traceback" not in stderr, stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["audit.sqlite"]
     finally:
         import shutil
 
