@@ -192,6 +192,10 @@ def translate(exc: BaseException, url: sa.URL) -> AuditError | None:
     low = text.lower()
     at = where(url)
     sqlite = url.get_backend_name() == "sqlite"
+    if "read-only transaction" in low:  # a reader's session (default_transaction_read_only)
+        return StoreReadOnlyError(
+            "the audit store was opened read-only", path=at, found="a read-only session",
+            expected="a store opened for writing", fix="open it without read_only=True")
     if "readonly database" in low or ("read-only" in low and sqlite):
         return StoreReadOnlyError(
             "the SQLite audit store cannot be written", path=at, found="read-only database",

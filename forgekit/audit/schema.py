@@ -47,10 +47,16 @@ class MetricValue(sa.TypeDecorator):
     impl = sa.Float
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
-        if value is not None and dialect.name == "sqlite" and math.isnan(value):
-            return "NaN"
-        return value
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any]:
+        # replaces, not chains, Float's processor: that one would turn "NaN" back into a float
+        sqlite = dialect.name == "sqlite"
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            value = float(value)
+            return "NaN" if sqlite and math.isnan(value) else value
+        return process
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
         return as_float(value)

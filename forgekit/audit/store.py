@@ -149,6 +149,11 @@ class AuditStore:
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[sa.Connection]:
         """One transaction; database errors become forgekit errors that say what to do."""
+        if write and self.read_only:
+            raise StoreReadOnlyError(
+                "this audit store was opened read-only", path=self.where,
+                found="open_store(..., read_only=True)", expected="a store opened for writing",
+                fix="open it without read_only=True to record")
         try:
             conn = self.engine.connect()
             if write:
