@@ -7,6 +7,7 @@ be started (the reason is printed); under CI (``CI=true``) that is a failure, no
 from __future__ import annotations
 
 import json
+import math
 import os
 import pwd
 import signal
@@ -21,15 +22,18 @@ import pytest
 import sqlalchemy as sa
 
 from forgekit.audit import (
+    InvalidValueError,
     NotRecordedError,
     SchemaTooNewError,
     StoreConfigError,
+    StoreCorruptError,
     StoreReadOnlyError,
     StoreUnavailableError,
     best_run,
     check_artifacts,
     lineage,
     open_store,
+    queries,
     schema,
 )
 from forgekit.audit.errors import AuditError
@@ -300,10 +304,20 @@ def test_read_only_sqlite_file():
             return
         # root may write anything: ask as an unprivileged user, in a forked child (the venv's
         # interpreter may not be executable for that user, the loaded modules are)
-        code, stderr = _as_nobody(lambda: _cli(["audit", "--db", str(db), "runs"]))
+        def write():
+            try:
+                open_store(db).close()
+            except StoreReadOnlyError as exc:
+                return 2, "", str(exc)
+            return 0, "", "opened for writing"
+
+        code, stderr = _as_nobody(write)
         assert code == 2, stderr
         assert "read-only for this user" in stderr and "Fix: chmod u+w" in stderr
-        assert "Traceback" not in stderr
+        # a read command only reads: it works on a store this user cannot write
+        code, stderr = _as_nobody(lambda: _cli(["audit", "--db", str(db), "runs"]))
+        assert code == 0 and "Traceback" not in stderr, stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["audit.sqlite"]
     finally:
         import shutil
 
@@ -582,3 +596,195 @@ def test_exercise_checker_says_why_each_wrong_query_is_wrong(store, tmp_path):
         assert feedback.passed and "model_v2.h5" in feedback.message, feedback.message
     # the probe rows were rolled back, and the store still works after a failed query
     assert store.query("SELECT COUNT(*) AS n FROM artifacts")[0]["n"] == before
+
+
+# ------------------------------------------------------------------------------ hostile input
+# Each case reproduces a finding of the adversarial pass (issue 23, items 7 and 8).
+
+
+def test_nan_and_inf_metrics_are_kept_and_never_rank_first(store):
+    run = store.start_run("diverged")
+    store.log_metrics(run, 0, {"loss": float("nan"), "val_loss": float("inf"),
+                               "delta": float("-inf"), "val_accuracy": float("nan")})
+    store.log_metrics(run, 1, {"loss": float("nan"), "val_loss": 0.5,
+                               "delta": 1.0, "val_accuracy": float("nan")})
+    sane = store.start_run("sane")
+    store.log_metrics(sane, 1, {"loss": 0.1, "val_loss": 0.2, "delta": 0.0,
+                                "val_accuracy": 0.9})
+    values = {(r["epoch"], r["name"]): r["value"] for r in store.query(
+        "SELECT epoch, name, value FROM metrics WHERE run_id = :r", r=run)}
+    assert len(values) == 8  # NaN was not turned into NULL (nor refused as a "repeated epoch")
+    assert math.isnan(float(values[0, "loss"])) and float(values[0, "val_loss"]) == math.inf
+    assert float(values[0, "delta"]) == -math.inf
+    final, epoch = queries.final_metrics(store, run)
+    assert epoch == 1 and math.isnan(final["loss"]) and final["val_loss"] == 0.5
+    for metric in ("val_accuracy", "loss"):  # max and min: NaN is never the best run
+        ranked = best_run(store, metric)
+        assert ranked.best["run_id"] == sane and math.isnan(ranked.ranking[-1]["value"])
+    assert "loss=nan" in str(queries.list_runs(store))
+
+
+def test_text_postgresql_cannot_store_is_refused_on_both_backends(store):
+    for bad in ("x" * 201, "a\x00b"):
+        with pytest.raises(InvalidValueError) as err:
+            store.start_run(bad)
+        assert "Traceback" not in str(err.value) and "\x00" not in str(err.value)
+    run = store.start_run("ok")
+    with pytest.raises(InvalidValueError, match="metric name contains a NUL byte"):
+        store.log_metrics(run, 0, {"lo\x00ss": 1.0})
+    with pytest.raises(InvalidValueError, match="not a number"):
+        store.log_metrics(run, 0, {"loss": "high"})
+    with pytest.raises(InvalidValueError, match="detail contains a NUL byte"):
+        store.record_verification(model_name="m", version=1, ok=True, detail="\x00")
+    assert store.query("SELECT COUNT(*) AS n FROM runs")[0]["n"] == 1
+    assert store.query("SELECT COUNT(*) AS n FROM metrics")[0]["n"] == 0
+
+
+def test_escape_sequences_in_stored_names_are_printed_escaped(target):
+    evil = "\x1b]0;owned\x07\x1b[2J\u202eevil"
+    with target.open() as store:
+        run = store.start_run(evil)
+        store.log_metrics(run, 0, {"loss": 1.0})
+    code, out, _ = _cli(target.cli_args() + ["runs"])
+    assert code == 0 and "\x1b" not in out and "\u202e" not in out and "\x07" not in out
+    assert "\\x1b]0;owned\\x07" in out and "\\u202eevil" in out
+
+
+@pytest.mark.parametrize("dsn, secret", [
+    ("postgresql://forgekit@127.0.0.1:{port}/audit?password=s3cret-q", "s3cret-q"),
+    ("postgresql://forgekit@127.0.0.1:{port}/audit?sslmode=disable&password=s3cret-q", "s3cret-q"),
+    ("postgresql://forgekit:p@ss-tail@127.0.0.1:{port}/audit", "ss-tail"),
+    ("postgresql://forgekit:s3cret-p@127.0.0.1:x{port}/audit", "s3cret-p"),
+    ("postgresql://forgekit:s3cret-p@[::1/audit", "s3cret-p"),
+])
+def test_a_dsn_never_prints_its_password_and_bad_ones_exit_2(dsn, secret):
+    dsn = dsn.format(port=pg_server._free_port())  # nothing listens there
+    with pytest.raises((StoreConfigError, StoreUnavailableError)) as err:
+        open_store(dsn)
+    assert secret not in str(err.value)
+    code, out, stderr = _cli(["audit", "--dsn", dsn, "runs"])
+    assert code == 2 and secret not in stderr + out and "Traceback" not in stderr
+    if "@ss-tail" in dsn:
+        assert "percent-encode '@'" in stderr and "%40" in stderr
+    if "x" in dsn.split(":")[-1] or "[::1/" in dsn:
+        assert "cannot be parsed" in stderr
+
+
+def test_read_commands_never_create_a_store(tmp_path):
+    missing = tmp_path / "missing" / "dir" / "x.sqlite"
+    for command in (["check"], ["runs"], ["lineage", "m"]):
+        code, _, stderr = _cli(["audit", "--db", str(missing), *command])
+        assert code == 2 and "no audit store exists at this path" in stderr, stderr
+    assert list(tmp_path.iterdir()) == []
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    code, _, stderr = _cli(["audit", "--db", str(empty), "runs"])
+    assert code == 2 and "empty SQLite database" in stderr and empty.stat().st_size == 0
+    open_store(empty.with_name("new.sqlite")).close()
+    with open_store(empty.with_name("new.sqlite"), read_only=True) as reader, \
+            pytest.raises(StoreReadOnlyError, match="opened read-only"):
+        reader.start_run("x")
+
+
+def test_a_database_that_is_not_a_store_is_refused_and_left_alone(tmp_path):
+    import sqlite3
+
+    other = tmp_path / "app.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    conn.close()
+    before = other.read_bytes()
+    with pytest.raises(StoreConfigError, match="not a forgekit audit store") as err:
+        open_store(other)
+    assert "2 other table(s): notes, users" in str(err.value)
+    code, _, stderr = _cli(["audit", "--db", str(other), "check"])
+    assert code == 2 and "notes, users" in stderr and "Traceback" not in stderr
+    assert other.read_bytes() == before  # no tables added, journal mode not switched to WAL
+    with sqlite3.connect(other) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+def test_a_damaged_store_is_named_damaged_and_kept(tmp_path, damage):
+    db = tmp_path / "audit.sqlite"
+    with open_store(db) as store:
+        for i in range(3):
+            store.log_metrics(store.start_run(f"r{i}" * 90), 0, {"loss": 1.0})
+    data = bytearray(db.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        for i in range(100, len(data), 97):
+            data[i] ^= 0xFF
+    db.write_bytes(bytes(data))
+    for opener in (lambda: open_store(db), lambda: open_store(db, read_only=True)):
+        with pytest.raises((StoreCorruptError, StoreConfigError)) as err:
+            opener()
+        assert "Fix:" in str(err.value)
+    code, _, stderr = _cli(["audit", "--db", str(db), "runs"])
+    assert code == 2 and "Traceback" not in stderr and ("damaged" in stderr or "not an SQLite"
+                                                        in stderr), stderr
+    assert db.read_bytes() == bytes(data)
+
+
+REFUSED_FILE = textwrap.dedent("""
+    import sys
+    from forgekit.audit import StoreConfigError, open_store
+    from forgekit.cli import main
+    try:
+        open_store(sys.argv[1])  # a writer
+    except StoreConfigError as exc:
+        print(exc, file=sys.stderr)
+    sys.exit(main(["audit", "--db", sys.argv[1], "runs"]))  # a reader
+""")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "folder"])
+def test_a_path_that_is_not_a_regular_file_is_refused_without_opening_it(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "pipe.sqlite"
+        os.mkfifo(path)
+    elif kind == "folder":
+        path = tmp_path / "store.sqlite"
+        path.mkdir()
+    else:
+        path = Path(kind)
+    # opening a FIFO can block forever, /dev/zero reads without end: a child with a timeout
+    proc = subprocess.run([sys.executable, "-c", REFUSED_FILE, str(path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("must be a regular file") == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_postgres_read_commands_create_no_schema_and_foreign_tables_are_refused(postgres):
+    namespace = f"t_{uuid.uuid4().hex[:12]}"
+    code, _, stderr = _cli(["audit", "--dsn", postgres.dsn, "--namespace", namespace, "runs"])
+    assert code == 2 and "no audit store here" in stderr, stderr
+    engine = sa.create_engine(resolve_url(postgres.dsn))
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.schemata "
+                                        "WHERE schema_name = :n"), {"n": namespace}).scalar() == 0
+            conn.execute(sa.text(f"CREATE SCHEMA {namespace}"))
+            conn.execute(sa.text(f"CREATE TABLE {namespace}.runs (id INTEGER, who TEXT)"))
+        with pytest.raises(StoreConfigError, match="tables named like the audit store's") as err:
+            open_store(postgres.dsn, namespace=namespace)
+        assert "runs without forgekit_schema" in str(err.value)
+        with engine.begin() as conn:
+            tables = conn.execute(sa.text(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = :n"),
+                {"n": namespace}).scalars().all()
+        assert tables == ["runs"]
+    finally:
+        engine.dispose()
+    with open_store(postgres.dsn, namespace=namespace + "_ok") as store:
+        store.start_run("writer")
+    with open_store(postgres.dsn, namespace=namespace + "_ok", read_only=True) as reader:
+        assert [r["name"] for r in reader.query("SELECT name FROM runs")] == ["writer"]
+        with pytest.raises(StoreReadOnlyError):
+            reader.start_run("refused")
+        with pytest.raises(StoreReadOnlyError):  # the server itself refuses, not just forgekit
+            reader.query("INSERT INTO runs (name, status, params, versions, started_at) "
+                         "VALUES ('x', 'x', '{}', '{}', CURRENT_TIMESTAMP)")

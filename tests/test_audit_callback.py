@@ -44,3 +44,32 @@ def test_callback_records_run_params_versions_and_every_epoch(tmp_path, monkeypa
         trace = lineage(store, "tiny", 1)
         assert trace.row["kind"] == "savedmodel" and trace.run_id == audit.run_id
         assert trace.final_metrics["val_loss"] == pytest.approx(history.history["val_loss"][-1])
+
+
+def test_a_nan_loss_or_a_refusing_store_never_stops_fit(tmp_path, caplog):
+    """A diverging fit is recorded as it is (NaN kept), and a store that refuses every write
+    costs warnings, never the training (issue 23: AuditCallback aborted fit on a NaN loss)."""
+    import math
+
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.full((8, 2), np.nan, dtype="float32")  # every loss is NaN
+    y = np.zeros((8, 1), dtype="float32")
+    db = tmp_path / "audit.sqlite"
+    with open_store(db) as store:
+        audit = AuditCallback(store, "diverged")
+        history = model.fit(x, y, epochs=2, verbose=0, callbacks=[audit])
+        assert len(history.history["loss"]) == 2 and audit.failures == []
+        rows = store.query("SELECT epoch, value FROM metrics WHERE run_id = :r ORDER BY epoch",
+                           r=audit.run_id)
+        assert [r["epoch"] for r in rows] == [0, 1]
+        assert all(math.isnan(float(r["value"])) for r in rows)
+    with open_store(db, read_only=True) as reader, caplog.at_level("WARNING", "forgekit.audit"):
+        audit = AuditCallback(reader, "not recorded")
+        history = model.fit(x, y, epochs=2, verbose=0, callbacks=[audit])
+    assert len(history.history["loss"]) == 2 and audit.run_id is None
+    assert len(audit.failures) == 1 and "opened read-only" in audit.failures[0]
+    assert "training continues" in caplog.text

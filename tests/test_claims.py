@@ -67,3 +67,28 @@ def test_an_unmet_claim_on_other_versions_is_shown_as_drift(monkeypatch):
     assert "Drift: on your TensorFlow 2.20.0" in moved._repr_html_()
     assert moved.as_record()["drift"] == moved.drift
     assert claims_module.claim("a fact", True).drift is None
+
+
+@pytest.mark.parametrize("holds", ["False", [0], [], None, 1, 0.0, np.array([True, True])])
+def test_only_a_real_boolean_is_a_verdict(holds, tmp_path, monkeypatch):
+    target = tmp_path / "nb.claims.jsonl"
+    monkeypatch.setenv("FORGEKIT_CLAIMS_FILE", str(target))
+    with pytest.raises(TypeError, match="needs True or False") as err:
+        claim("the thing holds", holds)
+    assert type(holds).__name__ in str(err.value)
+    assert not target.exists()  # nothing recorded for a call that is a mistake
+
+
+def test_an_outcome_is_not_a_verdict():
+    from forgekit.outcome import Outcome
+
+    with pytest.raises(TypeError, match="got Outcome"):
+        claim("the load failed", Outcome(ok=False))
+    assert claim("the load failed", Outcome(ok=False).ok is False).holds
+
+
+def test_numpy_booleans_are_verdicts(monkeypatch):
+    monkeypatch.delenv("FORGEKIT_CLAIMS_FILE", raising=False)
+    assert claim("equal", np.float32(1) == np.float32(1)).holds is True
+    assert claim("all equal", np.all(np.zeros(3) == 0)).holds is True
+    assert claim("not equal", np.bool_(False)).holds is False

@@ -20,7 +20,7 @@ from typing import Any
 _LAZY = {
     "open_store": "forgekit.audit.store",
     "AuditStore": "forgekit.audit.store",
-    "DSN_ENV": "forgekit.audit.store",
+    "DSN_ENV": "forgekit.audit.dsn",
     "AuditCallback": "forgekit.audit.callback",
     "fingerprint": "forgekit.audit.fingerprints",
     "lineage": "forgekit.audit.queries",
@@ -34,8 +34,11 @@ _LAZY = {
     "StoreReadOnlyError": "forgekit.audit.errors",
     "SchemaTooNewError": "forgekit.audit.errors",
     "NotRecordedError": "forgekit.audit.errors",
+    "StoreCorruptError": "forgekit.audit.errors",
+    "InvalidValueError": "forgekit.audit.errors",
 }
-_SUBMODULES = {"callback", "cli", "errors", "fingerprints", "plots", "queries", "schema", "store"}
+_SUBMODULES = {"callback", "cli", "dsn", "engines", "errors", "fingerprints", "plots", "queries",
+               "schema", "store"}
 
 __all__ = sorted(_LAZY)
 

@@ -4,11 +4,17 @@
 ``runs`` row when training begins (parameters, library versions, git commit), one transaction
 of ``metrics`` rows per epoch (whatever ``logs`` holds: loss, val_loss, ...), and the end time
 and status when training ends. ``callback.run_id`` is then the id to link saved artifacts to.
+
+Recording never stops training: if the store refuses a write (unreachable, read-only, a value it
+cannot keep), the callback logs a warning on the ``forgekit.audit`` logger and ``fit`` goes on;
+the run then lacks those rows, which the warning names. NaN and inf losses are recorded as
+they are (see :class:`forgekit.audit.schema.MetricValue`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import platform
 import subprocess
 from collections.abc import Mapping
@@ -17,9 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import sqlalchemy as sa
 
+from forgekit.audit.errors import AuditError
 from forgekit.audit.store import AuditStore
 
+log = logging.getLogger("forgekit.audit")
+# what a store can raise on a write; anything else is a bug and propagates
+_STORE_ERRORS = (AuditError, sa.exc.SQLAlchemyError, OSError)
 LIBRARIES = ("tensorflow", "keras", "numpy", "h5py", "forgekit")
 
 
@@ -65,6 +76,15 @@ class AuditCallback(keras.callbacks.Callback):
         self.name = name
         self.user_params = dict(params or {})
         self.run_id: int | None = None
+        self.failures: list[str] = []  # one line per write the store refused
+
+    def _record(self, what: str, write: Any, *args: Any, **kw: Any) -> Any:
+        try:
+            return write(*args, **kw)
+        except _STORE_ERRORS as exc:
+            self.failures.append(f"{what}: {exc}")
+            log.warning("AuditCallback could not record %s; training continues: %s", what, exc)
+            return None
 
     def _fit_params(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -83,17 +103,23 @@ class AuditCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         commit, dirty = git_state()
-        self.run_id = self.store.start_run(
+        self.run_id = self._record(
+            f"the start of run {self.name!r}", self.store.start_run,
             self.name, params={**self._fit_params(), **self.user_params},
             versions=library_versions(), git_commit=commit, git_dirty=dirty)
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self.run_id is None:
+            return  # the run itself could not be recorded (already logged)
         values = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
-        self.store.log_metrics(self.run_id, epoch, values)
+        self._record(f"epoch {epoch} of run {self.run_id}", self.store.log_metrics,
+                     self.run_id, epoch, values)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         # Keras calls this only when fit returns; a crashed run keeps status "running".
-        self.store.end_run(self.run_id, status="finished")
+        if self.run_id is not None:
+            self._record(f"the end of run {self.run_id}", self.store.end_run, self.run_id,
+                         status="finished")
 
 
 def _is_number(value: Any) -> bool:

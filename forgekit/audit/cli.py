@@ -8,6 +8,10 @@ Without ``--db``/``--dsn`` the store is ``$FORGEKIT_AUDIT_DSN``. Exit codes: 0 d
 ``check``, every artifact matches its fingerprint); 1 ``check`` found changed or missing
 artifacts, or ``lineage`` found no such deployment; 2 the store could not be used (the message
 says why and what to do, without a traceback).
+
+Every command only reads: the store is opened read-only (``open_store(..., read_only=True)``),
+so a wrong path is reported instead of created, and stored text (run names, paths) is printed
+with control characters escaped, so a name cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -42,26 +46,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``forgekit audit ...``; returns the exit code."""
     from forgekit.audit import queries
+    from forgekit.audit.queries import printable
     from forgekit.audit.store import open_store
 
     try:
-        with open_store(args.db or args.dsn, namespace=args.namespace) as store:
+        with open_store(args.db or args.dsn, namespace=args.namespace, read_only=True) as store:
             if args.audit_command == "runs":
-                print(queries.list_runs(store))
+                print(printable(queries.list_runs(store)))
                 return EXIT_OK
             if args.audit_command == "lineage":
                 try:
-                    print(queries.lineage(store, args.model, args.version))
+                    print(printable(queries.lineage(store, args.model, args.version)))
                 except NotRecordedError as exc:
-                    print(f"forgekit audit: {exc}", file=sys.stderr)
+                    print(f"forgekit audit: {printable(exc)}", file=sys.stderr)
                     return EXIT_FOUND_PROBLEMS
                 return EXIT_OK
             report = queries.check_artifacts(store)
-            print(report)
+            print(printable(report))
             bad = len(report.problems)
             print(f"\n{len(report.rows) - bad} of {len(report.rows)} artifacts match their "
                   f"recorded fingerprint" + (f"; {bad} changed or missing" if bad else ""))
             return EXIT_OK if report.ok else EXIT_FOUND_PROBLEMS
     except (AuditError, ForgekitError) as exc:
-        print(f"forgekit audit: {exc}", file=sys.stderr)
+        print(f"forgekit audit: {printable(exc)}", file=sys.stderr)
         return EXIT_STORE_ERROR

@@ -32,3 +32,11 @@ class SchemaTooNewError(AuditError):
 
 class NotRecordedError(AuditError, LookupError):
     """The store has no row for what was asked (a model, a version, a run)."""
+
+
+class StoreCorruptError(AuditError, ValueError):
+    """The SQLite store file is damaged (truncated, bytes flipped); forgekit leaves it as is."""
+
+
+class InvalidValueError(AuditError, ValueError):
+    """A value cannot be stored as given (too long for its column, a NUL byte, not a number)."""

@@ -14,6 +14,8 @@ The SQL constants are the queries themselves (portable between SQLite and Postgr
 from __future__ import annotations
 
 import json
+import math
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 
 from forgekit.audit.errors import NotRecordedError
 from forgekit.audit.fingerprints import fingerprint
+from forgekit.audit.schema import as_float
 from forgekit.audit.store import AuditStore
 from forgekit.table import Fields, Table, human_bytes
 
@@ -91,6 +94,19 @@ def when(value: Any) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def printable(value: object) -> str:
+    """``str(value)`` with control and format characters escaped (``\\x1b``, ``\\u202e``).
+
+    Run names, model names and paths come from whoever wrote the store: printed raw, an escape
+    sequence in one could clear a terminal, retitle it or hide the lines before it.
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c == "\n" or unicodedata.category(c) not in ("Cc", "Cf")
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _metrics_text(values: dict[str, float]) -> str:
@@ -174,7 +190,7 @@ def _disk_state(path: str, recorded: str) -> tuple[str | None, str]:
 def final_metrics(store: AuditStore, run_id: int) -> tuple[dict[str, float], int | None]:
     """A run's metrics at its last recorded epoch, and that epoch (``({}, None)`` if none)."""
     rows = store.query(FINAL_METRICS_SQL, run_id=run_id)
-    return {r["name"]: float(r["value"]) for r in rows}, (rows[0]["epoch"] if rows else None)
+    return {r["name"]: as_float(r["value"]) for r in rows}, (rows[0]["epoch"] if rows else None)
 
 
 def lineage(store: AuditStore, model: str, version: int | None = None) -> Lineage:
@@ -255,6 +271,10 @@ def best_run(store: AuditStore, metric: str, *, model: str | None = None,
     """
     mode = mode or ("min" if any(w in metric for w in ("loss", "error", "mse", "mae")) else "max")
     ranking = store.query(ranked_runs_sql(mode), metric=metric)
+    for r in ranking:
+        r["value"] = as_float(r["value"])  # SQLite returns a stored NaN as 'NaN'
+    # both databases sort NaN above every number; a NaN metric is never the best one
+    ranking.sort(key=lambda r: math.isnan(r["value"]))
     if not ranking:
         raise NotRecordedError(f"no run recorded the metric {metric!r}", path=store.where,
                                expected=metric, fix="name a metric the runs logged "

@@ -21,8 +21,10 @@ has to go through exactly the same steps as a new one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -30,6 +32,40 @@ SCHEMA_VERSION = 2
 VERSION_TABLE = "forgekit_schema"
 
 metadata = sa.MetaData()
+
+
+class MetricValue(sa.TypeDecorator):
+    """A float column that keeps NaN on SQLite too.
+
+    SQLite has no NaN REAL: binding one stores NULL (which ``NOT NULL`` then refuses). So on
+    SQLite a NaN is written as the text ``'NaN'``, which the REAL column keeps as text, and read
+    back as ``float('nan')``; ``inf`` and ``-inf`` are real SQLite values and need nothing.
+    PostgreSQL's ``double precision`` stores all three natively. Both databases sort NaN above
+    every number (SQLite: text after numbers). The DDL is unchanged (``FLOAT``/``REAL``).
+    """
+
+    impl = sa.Float
+    cache_ok = True
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any]:
+        # replaces, not chains, Float's processor: that one would turn "NaN" back into a float
+        sqlite = dialect.name == "sqlite"
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            value = float(value)
+            return "NaN" if sqlite and math.isnan(value) else value
+        return process
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        return as_float(value)
+
+
+def as_float(value: Any) -> float | None:
+    """A stored metric value as a float, also from raw SQL on SQLite (where NaN is ``'NaN'``)."""
+    return None if value is None else float(value)
+
 
 schema_versions = sa.Table(
     VERSION_TABLE, metadata,
@@ -58,7 +94,7 @@ metrics = sa.Table(
               nullable=False),
     sa.Column("epoch", sa.Integer, nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("value", MetricValue, nullable=False),  # NaN-safe on SQLite, see MetricValue
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("run_id", "name", "epoch", name="uq_metrics_run_name_epoch"),
 )
@@ -135,19 +171,11 @@ def migrate(conn: sa.Connection, *, target: int = SCHEMA_VERSION) -> list[int]:
         SchemaTooNewError: the store's version is above ``SCHEMA_VERSION``.
     """
     from forgekit import __version__
-    from forgekit.audit.errors import SchemaTooNewError
 
-    metadata.create_all(conn, tables=[schema_versions])
     found = current_version(conn)
     if found > SCHEMA_VERSION:
-        raise SchemaTooNewError(
-            f"the audit store has schema version {found}, written by a newer forgekit; this "
-            f"forgekit {__version__} knows versions up to {SCHEMA_VERSION} and will not write "
-            "to a schema it does not know",
-            found=f"schema {found}", expected=f"schema <= {SCHEMA_VERSION}",
-            fix="upgrade forgekit (pip install -U forgekit) or point this run at another "
-                "store (--db PATH, or FORGEKIT_AUDIT_DSN)",
-        )
+        raise too_new(found)
+    metadata.create_all(conn, tables=[schema_versions])
     applied = []
     for version in range(found + 1, target + 1):
         MIGRATIONS[version](conn)
@@ -155,6 +183,20 @@ def migrate(conn: sa.Connection, *, target: int = SCHEMA_VERSION) -> list[int]:
             version=version, applied_at=now(), forgekit_version=__version__))
         applied.append(version)
     return applied
+
+
+def too_new(found: int) -> Exception:
+    """The error for a store whose schema version ``found`` is above :data:`SCHEMA_VERSION`."""
+    from forgekit import __version__
+    from forgekit.audit.errors import SchemaTooNewError
+
+    return SchemaTooNewError(
+        f"the audit store has schema version {found}, written by a newer forgekit; this "
+        f"forgekit {__version__} knows versions up to {SCHEMA_VERSION} and will not write "
+        "to a schema it does not know",
+        found=f"schema {found}", expected=f"schema <= {SCHEMA_VERSION}",
+        fix="upgrade forgekit (pip install -U forgekit) or point this run at another "
+            "store (--db PATH, or FORGEKIT_AUDIT_DSN)")
 
 
 def drop_all(conn: sa.Connection) -> None:

@@ -26,174 +26,23 @@ from typing import Any
 import sqlalchemy as sa
 
 from forgekit.audit import schema
+from forgekit.audit.dsn import DSN_ENV, resolve_url
+from forgekit.audit.dsn import where as _where
+from forgekit.audit.engines import postgres_engine, sqlite_engine
+from forgekit.audit.engines import translate as _translate
 from forgekit.audit.errors import (
     AuditError,
+    InvalidValueError,
     NotRecordedError,
     StoreConfigError,
     StoreReadOnlyError,
-    StoreUnavailableError,
 )
 from forgekit.audit.fingerprints import fingerprint
 from forgekit.audit.schema import artifacts, deployments, metrics, now, runs, verifications
 
-DSN_ENV = "FORGEKIT_AUDIT_DSN"
-BUSY_TIMEOUT_S = 30.0
-CONNECT_TIMEOUT_S = 5
+__all__ = ["DSN_ENV", "AuditStore", "open_store", "resolve_url"]
 _MIGRATION_LOCK = 0x0F0E_A0D1  # pg_advisory_xact_lock key: one schema migration at a time
 _NAMESPACE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_DSN_EXAMPLES = "sqlite:///path/to/audit.sqlite, a plain file path, or " \
-                "postgresql://user:password@host:5432/database"
-
-
-# --------------------------------------------------------------------------------------------
-# where the store lives
-
-
-def resolve_url(target: str | os.PathLike[str] | None = None,
-                default: str | os.PathLike[str] | None = None) -> sa.URL:
-    """The database URL for ``target``, else ``$FORGEKIT_AUDIT_DSN``, else the file ``default``.
-
-    ``target`` may be a DSN (``sqlite:///...``, ``postgresql://...``, ``postgres://...``) or a
-    plain path to an SQLite file.
-
-    Raises:
-        StoreConfigError: none of the three is given, or the DSN's scheme is not SQLite or
-            PostgreSQL.
-    """
-    given = target if target is not None else (os.environ.get(DSN_ENV) or default)
-    if given is None or not str(given).strip():
-        raise StoreConfigError(
-            "no audit store was named", found="no DSN, no path", expected=_DSN_EXAMPLES,
-            fix=f"pass a path or DSN (forgekit audit --db audit.sqlite ...), or set {DSN_ENV}")
-    text = os.fspath(given).strip()
-    if "://" not in text:  # a plain path: an SQLite file
-        return sa.URL.create("sqlite", database=str(Path(text).expanduser().absolute()))
-    scheme = text.split("://", 1)[0].lower()
-    try:
-        url = sa.make_url(text)
-    except sa.exc.ArgumentError as exc:
-        raise StoreConfigError(f"the DSN cannot be parsed ({exc})", path=_hidden(text),
-                               expected=_DSN_EXAMPLES, fix="correct the DSN") from None
-    if scheme.split("+")[0] in ("postgresql", "postgres"):
-        return url.set(drivername="postgresql+psycopg")
-    if scheme.split("+")[0] == "sqlite":
-        if not url.database or url.database == ":memory:":
-            raise StoreConfigError(
-                "an audit store must be a file, so other processes can read it",
-                path=_hidden(text), found="in-memory SQLite", expected="sqlite:///path/to/file",
-                fix="name a file: sqlite:///audit.sqlite")
-        return url.set(drivername="sqlite",
-                       database=str(Path(url.database).expanduser().absolute()))
-    raise StoreConfigError(
-        f"unknown DSN scheme {scheme!r}", path=_hidden(text), found=scheme,
-        expected=_DSN_EXAMPLES,
-        fix="use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DB")
-
-
-def _hidden(text: str) -> str:
-    """A DSN with its password masked, for messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", text)
-
-
-def _where(url: sa.URL) -> str:
-    return url.database if url.get_backend_name() == "sqlite" else \
-        url.render_as_string(hide_password=True)
-
-
-# --------------------------------------------------------------------------------------------
-# engines
-
-
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
-    path = Path(url.database)
-    folder = path.parent
-    if path.exists() and not os.access(path, os.W_OK):
-        raise StoreReadOnlyError(
-            "the SQLite audit store is read-only for this user", path=path,
-            found="read-only file", expected="a writable SQLite file",
-            fix=f"chmod u+w {str(path)!r}, or copy it somewhere writable and pass that path")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreReadOnlyError(
-            f"cannot create the store's folder ({exc.strerror})", path=folder,
-            found="no folder", expected="a writable folder",
-            fix="choose a store path in a writable folder") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise StoreReadOnlyError(
-            "SQLite cannot write its -wal and -shm files beside the store: the folder is "
-            "read-only for this user", path=folder, found="read-only folder",
-            expected="a writable folder", fix="choose a store path in a writable folder")
-    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
-
-    @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _begin)
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it whole
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn: sa.Connection) -> None:
-        # IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so a
-        # transaction that reads and then writes cannot fail with "database is locked".
-        write = conn.get_execution_options().get("forgekit_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
-
-
-def _postgres_engine(url: sa.URL, namespace: str | None) -> sa.Engine:
-    args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
-    if namespace:
-        args["options"] = f"-c search_path={namespace}"
-    return sa.create_engine(url, connect_args=args, pool_pre_ping=True)
-
-
-def _translate(exc: BaseException, url: sa.URL) -> AuditError | None:
-    """The forgekit error for a driver exception, or None when it is not about the store."""
-    text = str(getattr(exc, "orig", None) or exc)
-    low = text.lower()
-    where = _where(url)
-    if "readonly database" in low or ("read-only" in low and url.get_backend_name() == "sqlite"):
-        return StoreReadOnlyError(
-            "the SQLite audit store cannot be written", path=where, found="read-only database",
-            expected="a writable SQLite file",
-            fix="make the file and its folder writable, or pass another path")
-    if url.get_backend_name() == "postgresql":
-        host = f"{url.host or 'localhost'}:{url.port or 5432}"
-        if "password authentication failed" in low or "no password supplied" in low:
-            return StoreUnavailableError(
-                f"PostgreSQL at {host} refused the login of user {url.username!r}",
-                path=where, found="authentication failed", expected="a valid user and password",
-                fix=f"correct the user or password in the DSN ({DSN_ENV} or --dsn)")
-        if "does not exist" in low and "database" in low:
-            return StoreUnavailableError(
-                f"PostgreSQL at {host} has no database {url.database!r}", path=where,
-                found="no such database", expected=f"database {url.database!r}",
-                fix=f"create it (createdb {url.database}) or name an existing one in the DSN")
-        if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) and (
-                "connect" in low or "timeout" in low or "refused" in low or "resolve" in low):
-            first = text.strip().splitlines()[0]  # psycopg: "... port 1 failed: Connection refused"
-            return StoreUnavailableError(
-                f"cannot reach a PostgreSQL server at {host} ({first.rsplit('failed: ', 1)[-1][:200]})",
-                path=where, found="no server answering", expected="a running PostgreSQL server",
-                fix="start the server, or correct host and port in the DSN "
-                    f"({DSN_ENV} or --dsn)")
-    if "file is not a database" in low:
-        return StoreConfigError(
-            "this file is not an SQLite database", path=where, found="not SQLite",
-            expected="an SQLite audit store",
-            fix="pass the audit store's file (forgekit doctor PATH says what this one is)")
-    if isinstance(exc, sa.exc.OperationalError) and "unable to open database file" in low:
-        return StoreReadOnlyError(
-            "SQLite cannot open or create the store file", path=where,
-            found="unopenable file", expected="a writable SQLite file",
-            fix="check the folder exists and is writable, or pass another path")
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,30 +56,75 @@ class AuditStore:
     (or call :meth:`close`) to release the connections.
     """
 
-    def __init__(self, url: sa.URL, *, namespace: str | None = None, fresh: bool = False) -> None:
+    def __init__(self, url: sa.URL, *, namespace: str | None = None, fresh: bool = False,
+                 read_only: bool = False) -> None:
         self.url = url
         self.namespace = namespace
+        self.read_only = read_only
+        self.migrated: list[int] = []
         try:
             if url.get_backend_name() == "sqlite":
-                self.engine = _sqlite_engine(url)
+                self.engine = sqlite_engine(url, read_only=read_only)
             else:
-                self.engine = _postgres_engine(url, namespace)
+                self.engine = postgres_engine(url, namespace, read_only=read_only)
+            if read_only:
+                with self._read() as conn:
+                    self._check_readable(conn)
+                return
             with self._write() as conn:
                 if self.is_postgres:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
                                  {"k": _MIGRATION_LOCK})
                     if namespace:
                         conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"'))
+                    self._refuse_foreign_tables(conn)
                 if fresh:
                     schema.drop_all(conn)
                 self.migrated = schema.migrate(conn)
         except AuditError:
+            if hasattr(self, "engine"):
+                self.engine.dispose()
             raise
         except sa.exc.DBAPIError as exc:
             err = _translate(exc, url)
             if err is None:
                 raise
             raise err from exc
+
+    def _check_readable(self, conn: sa.Connection) -> None:
+        """A reader never migrates: it needs a store of exactly this forgekit's schema."""
+        from forgekit import __version__
+
+        found = schema.current_version(conn)
+        if found == schema.SCHEMA_VERSION:
+            return
+        if found == 0:
+            raise StoreConfigError(
+                "no audit store here", path=self.where, found=f"no {schema.VERSION_TABLE} table",
+                expected="a forgekit audit store",
+                fix="check the DSN and --namespace; a store is created by the first recording "
+                    "call, e.g. open_store(DSN) or AuditCallback")
+        if found > schema.SCHEMA_VERSION:
+            raise schema.too_new(found)
+        raise StoreReadOnlyError(
+            f"the audit store has schema version {found}; reading it needs version "
+            f"{schema.SCHEMA_VERSION}, and a read command never migrates a store",
+            path=self.where, found=f"schema {found}", expected=f"schema {schema.SCHEMA_VERSION}",
+            fix=f"open it once for writing to migrate it (python -c \"import forgekit.audit as a; "
+                f"a.open_store('STORE').close()\"), forgekit {__version__} keeps every row")
+
+    def _refuse_foreign_tables(self, conn: sa.Connection) -> None:
+        """Tables named like forgekit's but without its version table belong to something else:
+        ``create_all`` would skip them and later writes would land in a stranger's tables."""
+        names = set(sa.inspect(conn).get_table_names())
+        clash = sorted(names & {t.name for t in schema.TABLES})
+        if clash and schema.VERSION_TABLE not in names:
+            raise StoreConfigError(
+                "this database (schema) holds tables named like the audit store's that "
+                "forgekit did not create; it will not write into them", path=self.where,
+                found=f"table(s) {', '.join(clash)} without {schema.VERSION_TABLE}",
+                expected="an empty schema or a forgekit audit store",
+                fix="pass namespace='audit' (or --namespace) to keep the store in its own schema")
 
     # ---------------------------------------------------------------- plumbing
 
@@ -255,6 +149,11 @@ class AuditStore:
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[sa.Connection]:
         """One transaction; database errors become forgekit errors that say what to do."""
+        if write and self.read_only:
+            raise StoreReadOnlyError(
+                "this audit store was opened read-only", path=self.where,
+                found="open_store(..., read_only=True)", expected="a store opened for writing",
+                fix="open it without read_only=True to record")
         try:
             conn = self.engine.connect()
             if write:
@@ -305,6 +204,7 @@ class AuditStore:
                   versions: Mapping[str, str] | None = None, git_commit: str | None = None,
                   git_dirty: bool | None = None) -> int:
         """Record a training run as started now; returns its id."""
+        name = _text(name, "run name", runs.c.name)
         with self._write() as conn:
             return conn.execute(runs.insert().values(
                 name=name, status="running", params=_json(params), versions=_json(versions),
@@ -323,19 +223,27 @@ class AuditStore:
     def log_metrics(self, run_id: int, epoch: int, values: Mapping[str, float]) -> int:
         """Record one epoch's metrics of ``run_id`` in one transaction; returns rows written."""
         stamp = now()
-        rows = [{"run_id": run_id, "epoch": int(epoch), "name": str(k), "value": float(v),
+        rows = [{"run_id": run_id, "epoch": int(epoch),
+                 "name": _text(k, "metric name", metrics.c.name), "value": _number(k, v),
                  "recorded_at": stamp} for k, v in values.items()]
         if not rows:
             return 0
         try:
             with self._write() as conn:
                 conn.execute(metrics.insert(), rows)
-        except sa.exc.IntegrityError:
+        except sa.exc.IntegrityError as exc:
             with self._read() as conn:
                 known = conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first()
+                seen = conn.execute(sa.select(metrics.c.id).where(
+                    metrics.c.run_id == run_id, metrics.c.epoch == int(epoch),
+                    metrics.c.name.in_([r["name"] for r in rows]))).first()
             if known is None:
                 raise NotRecordedError(f"no run with id {run_id} in the store", path=self.where,
                                        fix="pass the id start_run returned") from None
+            if seen is None:  # another constraint: say which, never "already recorded"
+                first = str(exc.orig).strip().splitlines()[0][:200]
+                raise AuditError(f"the database refused epoch {epoch}'s metrics ({first})",
+                                 path=self.where) from exc
             raise AuditError(
                 f"run {run_id} already has metrics for epoch {epoch} "
                 f"({', '.join(sorted(values))}); each metric is recorded once per epoch",
@@ -361,7 +269,7 @@ class AuditStore:
         digest, size = fingerprint(p)
         with self._write() as conn:
             return conn.execute(artifacts.insert().values(
-                run_id=run_id, path=str(p), kind=kind, fingerprint=digest, bytes=size,
+                run_id=run_id, path=str(p), kind=_text(kind, "artifact kind", artifacts.c.kind), fingerprint=digest, bytes=size,
                 created_at=now(),
             )).inserted_primary_key[0]
 
@@ -378,6 +286,7 @@ class AuditStore:
         """
         from forgekit.audit.fingerprints import fingerprint as compute
 
+        model_name = _text(model_name, "model name", deployments.c.model_name)
         p = Path(path).absolute()
         on_disk, _ = compute(p)
         if fingerprint is not None and fingerprint != on_disk:
@@ -407,6 +316,8 @@ class AuditStore:
 
         It is linked to the latest recorded deployment of that version, if any.
         """
+        model_name = _text(model_name, "model name", verifications.c.model_name)
+        detail = _text(str(detail), "detail", verifications.c.detail)
         with self._write() as conn:
             deployment_id = conn.execute(
                 sa.select(sa.func.max(deployments.c.id)).where(
@@ -450,14 +361,45 @@ _ORPHANS = [
 ]
 
 
+def _text(value: Any, what: str, column: sa.Column) -> str:
+    """``value`` as text both databases store unchanged, else an :class:`InvalidValueError`.
+
+    PostgreSQL refuses NUL bytes and text longer than a ``VARCHAR(n)``; SQLite would keep both.
+    Checking here gives one rule, and one clear error, on both backends.
+    """
+    text = str(value)
+    limit = getattr(column.type, "length", None)
+    if "\x00" in text:
+        raise InvalidValueError(f"the {what} contains a NUL byte, which PostgreSQL cannot store",
+                                found=repr(text[:60]), expected="text without \\x00",
+                                fix="remove the NUL bytes (text.replace('\\x00', ''))")
+    if limit is not None and len(text) > limit:
+        raise InvalidValueError(f"the {what} is {len(text)} characters long",
+                                found=repr(text[:40] + "..."), expected=f"at most {limit}",
+                                fix=f"shorten it to {limit} characters")
+    return text
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"metric {name!r} is not a number", found=repr(value)[:60],
+                                expected="a float (NaN and inf are kept)",
+                                fix="log numbers only") from None
+
+
 def _json(value: Mapping[str, Any] | None) -> str:
     return json.dumps(dict(value or {}), sort_keys=True, default=str)
 
 
 def open_store(target: str | os.PathLike[str] | None = None, *,
                default: str | os.PathLike[str] | None = None, namespace: str | None = None,
-               fresh: bool = False) -> AuditStore:
+               fresh: bool = False, read_only: bool = False) -> AuditStore:
     """Open (creating or migrating as needed) the audit store named by ``target``.
+
+    With ``read_only=True`` nothing is created or migrated: the store must exist with this
+    forgekit's schema, and every write is refused by the database itself.
 
     Args:
         target: a plain path (an SQLite file) or a DSN (``sqlite:///...``,
@@ -467,9 +409,13 @@ def open_store(target: str | os.PathLike[str] | None = None, *,
         namespace: on PostgreSQL, the schema (``search_path``) holding the tables, so several
             stores can share one database; ignored on SQLite, where the file is the store.
         fresh: drop forgekit's tables first (a lesson that must start from an empty store).
+        read_only: open for reading only (what ``forgekit audit`` does).
 
     Raises:
-        StoreConfigError: no store named, or an unknown DSN scheme.
+        StoreConfigError: no store named, a DSN that cannot be parsed or has an unknown
+            scheme, a path that is not a regular file, a database that is not a forgekit
+            store (or, reading, no store there).
+        StoreCorruptError: the SQLite file is damaged.
         StoreUnavailableError: the server cannot be reached or refuses the login.
         StoreReadOnlyError: the SQLite file or its folder cannot be written.
         SchemaTooNewError: the store was written by a newer forgekit.
@@ -478,6 +424,8 @@ def open_store(target: str | os.PathLike[str] | None = None, *,
         raise StoreConfigError(
             f"namespace {namespace!r} is not a plain lower-case SQL identifier",
             found=namespace, expected="[a-z_][a-z0-9_]*", fix="namespace='lesson_08'")
+    if fresh and read_only:
+        raise ValueError("fresh=True drops tables; it cannot be combined with read_only=True")
     url = resolve_url(target, default)
     return AuditStore(url, namespace=namespace if url.get_backend_name() != "sqlite" else None,
-                      fresh=fresh)
+                      fresh=fresh, read_only=read_only)

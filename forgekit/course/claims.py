@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -130,16 +131,38 @@ def _record(c: Claim) -> None:
         fh.write(json.dumps(c.as_record(), ensure_ascii=False) + "\n")
 
 
+def _verdict(text: str, holds: Any) -> bool:
+    """``holds`` as a bool, accepting only a real boolean (``bool`` or NumPy's ``bool_``).
+
+    ``bool(holds)`` would call an Outcome, the string ``"False"`` or a non-empty list true, and
+    a claim is the course's oracle: what is not a comparison's result is a mistake in the
+    lesson, never a verdict.
+    """
+    if isinstance(holds, bool):
+        return holds
+    numpy = sys.modules.get("numpy")  # a NumPy bool exists only once NumPy is imported
+    if numpy is not None and isinstance(holds, numpy.bool_):
+        return bool(holds)  # a NumPy comparison's scalar (np.float32(1) < 2)
+    raise TypeError(
+        f"claim({text.strip()[:60]!r}, holds=...) needs True or False, the result of the "
+        f"measured comparison; got {type(holds).__name__} {holds!r:.60}. Pass the comparison "
+        "itself (e.g. diff == 0.0, outcome.ok is True, len(files) > 0)")
+
+
 def claim(text: str, holds: Any, evidence: Mapping[str, Any] | None = None) -> Claim:
     """State ``text`` as checked by ``holds`` (a measured condition), with its ``evidence``.
 
     Returns the :class:`Claim` (it renders as ✓/✗ with the numbers in a notebook). In strict
     mode (``$FORGEKIT_STRICT_CLAIMS=1``, set by the test suite) an unmet claim raises
     :class:`ClaimError` naming the claim and its evidence.
+
+    Raises:
+        TypeError: ``holds`` is not a ``bool`` or a NumPy ``bool_`` (an Outcome, a string,
+            a list, None, a number): pass the comparison, not the thing compared.
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("a claim needs its statement as text")
-    c = Claim(text.strip(), bool(holds), _plain(dict(evidence or {})),
+    c = Claim(text.strip(), _verdict(text, holds), _plain(dict(evidence or {})),
               os.environ.get(NOTEBOOK_ENV))
     _record(c)
     if not c.holds and os.environ.get(STRICT_ENV) == "1":

@@ -98,6 +98,8 @@ def run_notebook(notebook: str | os.PathLike[str], output: str | os.PathLike[str
 
 def _describe_failure(output: Path, exc: Any) -> str:
     """Name the failing cell by its position in the *source* notebook and its first line."""
+    import logging
+
     import nbformat
 
     index = getattr(exc, "cell_index", None)
@@ -109,8 +111,11 @@ def _describe_failure(output: Path, exc: Any) -> str:
                            if "injected-parameters" in c.get("metadata", {}).get("tags", []))
             first = next((ln.strip() for ln in cells[index].source.splitlines() if ln.strip()), "")
             where = f"cell {index - injected} ({first[:60]!r})"
-    except Exception:  # the output notebook is best-effort context; the error itself matters
-        pass
+    except (OSError, ValueError, IndexError, KeyError):  # no, or a half-written, output notebook
+        pass  # it is best-effort context; the error itself matters
+    except Exception:
+        logging.getLogger(__name__).warning("cannot name the failing cell from %s", output,
+                                            exc_info=True)
     ename = getattr(exc, "ename", type(exc).__name__)
     evalue = str(getattr(exc, "evalue", exc)).strip().splitlines()
     return f"{where}: {ename}: {evalue[0] if evalue else ''}".rstrip(": ")

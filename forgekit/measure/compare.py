@@ -1,13 +1,15 @@
 """Comparisons the lessons and the probe measure with: weights, predictions, configs, logs.
 
 One contract for :func:`max_abs_diff`: it never raises; arrays that do not align (another
-count, another shape) give ``inf``, so ``== 0.0`` and ``<= tolerance`` are False as they must be.
+count, another shape) give ``inf``, and a NaN anywhere in either side gives ``nan``, so
+``== 0.0`` and ``<= tolerance`` are False as they must be.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -47,7 +49,8 @@ def fixed_inputs(model: Any, n: int = 16, seed: int = 0) -> np.ndarray:
 
 def max_abs_diff(a: Sequence[Any], b: Sequence[Any]) -> float:
     """Largest absolute difference between two lists of arrays; ``inf`` if they do not align
-    (another number of arrays, or another shape): never an exception, never a partial answer."""
+    (another number of arrays, or another shape); ``nan`` if a difference is NaN (a NaN on
+    either side, or ``inf - inf``): never an exception, never a partial answer."""
     if len(a) != len(b):
         return float("inf")
     worst = 0.0
@@ -56,7 +59,12 @@ def max_abs_diff(a: Sequence[Any], b: Sequence[Any]) -> float:
         if x.shape != y.shape:
             return float("inf")
         if x.size:
-            worst = max(worst, float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))))
+            # np.max propagates NaN; the builtin max(worst, nan) would keep worst and read 0.0
+            with np.errstate(invalid="ignore"):  # inf - inf is NaN, reported as such
+                here = float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64))))
+            if math.isnan(here):
+                return here
+            worst = max(worst, here)
     return worst
 
 

@@ -268,6 +268,8 @@ def _canary_inputs(signature: Mapping[str, Any], size: int, seed: int) -> dict[s
 def _canary(model: Any, archive: Any, export_dir: Path, signature: Mapping[str, Any],
             canary_inputs: Mapping[str, Any] | None, size: int, seed: int) -> Canary:
     """The canary: inputs, and the outputs the exported ``serve`` function gives for them."""
+    import logging
+
     import tensorflow as tf
 
     names = list(signature["inputs"])
@@ -284,10 +286,17 @@ def _canary(model: Any, archive: Any, export_dir: Path, signature: Mapping[str, 
         # Its result is named the way TF names signature outputs; anything else falls back.
         args = inputs[names[0]] if len(names) == 1 else inputs
         endpoints = getattr(archive, "_tf_trackable", archive)  # where Keras keeps them
-        with contextlib.suppress(Exception):
+        try:
             result = endpoints.serve(tf.constant(args) if len(names) == 1 else
                                    {k: tf.constant(v) for k, v in args.items()})
             outputs = _named(result, list(signature["outputs"]))
+        except (AttributeError, TypeError, ValueError, tf.errors.OpError) as exc:
+            # no serve endpoint, or it takes another structure: the reload below answers
+            logging.getLogger(__name__).debug("canary: serve() in-process failed: %s", exc)
+        except Exception:  # unexpected, yet the reload below still gives the canary
+            logging.getLogger(__name__).warning(
+                "canary: serve() in-process failed; reloading %s instead", export_dir,
+                exc_info=True)
     if outputs is None:
         fn = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
         outputs = {k: v.numpy() for k, v in fn(**{k: tf.constant(v)

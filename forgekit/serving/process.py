@@ -5,7 +5,8 @@
         client.predict("demo", [[1.0, 2.0, 3.0, 4.0]])
 
 The server runs in its own process (as TF Serving would), logging to a temporary file that
-:meth:`ModelServer.log_text` returns. Free ports are picked unless given. Stopping sends
+:meth:`ModelServer.log_text` returns. Ports not given are bound by the server itself (the OS
+picks) and read back from its log. Stopping sends
 SIGTERM, then SIGKILL after ``grace_period`` seconds.
 
 :class:`InProcessServer` runs the same ``serve()`` code, flags and protocol on a thread of the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,6 +32,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from forgekit.quiet import child_env
+
+# forgekit serve --rest_api_port=-1: the OS picks the REST port (0 disables REST, as in TF
+# Serving). The bound ports are read back from the lines tensorflow_model_server logs.
+ANY_FREE_PORT = -1
+_BOUND = {"port": re.compile(r"Running gRPC ModelServer at \S*:(\d+) \.\.\."),
+          "rest_api_port": re.compile(r"Exporting HTTP/REST API at:\S*:(\d+) \.\.\.")}
+_KEEP_MARK = "_forgekit_in_process_server"  # on InProcessServer's log handlers
+_logger_state: tuple[int, bool] | None = None  # forgekit.serving's level and propagate, saved
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -70,6 +80,7 @@ class ModelServer:
         self.host = host
         self.port = port
         self.rest_api_port = rest_api_port
+        self._auto_ports: tuple[str, ...] = ()  # bound by the server, read from its log
         self.file_system_poll_wait_seconds = file_system_poll_wait_seconds
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
@@ -114,13 +125,29 @@ class ModelServer:
     # ------------------------------------------------------------------ lifecycle
 
     def _choose_ports(self) -> None:
-        """Free, distinct gRPC and REST ports for those not given."""
-        if self.port is None:
-            self.port = free_port(self.host)
-        if self.rest_api_port is None:
-            self.rest_api_port = free_port(self.host)
-            while self.rest_api_port == self.port:
-                self.rest_api_port = free_port(self.host)
+        """Let the server bind the ports not given, and learn them from its log.
+
+        A port found free here, released, then handed over races with every other process
+        (two servers per lesson under ``pytest -n 2``). So the server gets ``--port=0`` (the OS
+        picks) and ``--rest_api_port=-1`` (forgekit only: the OS picks), and
+        :meth:`_bound_ports` reads what it bound from its start-up log lines.
+        """
+        self._auto_ports = tuple(n for n in ("port", "rest_api_port")
+                                 if getattr(self, n) is None or n in self._auto_ports)
+        if "port" in self._auto_ports:
+            self.port = 0
+        if "rest_api_port" in self._auto_ports:
+            self.rest_api_port = ANY_FREE_PORT
+
+    def _bound_ports(self) -> bool:
+        """Fill in the ports the server bound, from its log; True once all are known."""
+        for name in self._auto_ports:
+            if getattr(self, name) in (0, ANY_FREE_PORT):
+                found = _BOUND[name].search(self.log_text())
+                if found is None:
+                    return False
+                setattr(self, name, int(found.group(1)))
+        return True
 
     def start(self) -> ModelServer:
         """Start the server and wait until it answers; raises if it exits or times out."""
@@ -148,6 +175,8 @@ class ModelServer:
         return self
 
     def _answers(self) -> bool:
+        if not self._bound_ports():
+            return False
         if self.rest_api_port:  # REST opens last, so it answering means both are up
             conn = http.client.HTTPConnection(self.host, self.rest_api_port, timeout=2)
             try:
@@ -261,10 +290,14 @@ class InProcessServer(ModelServer):
             def emit(self, record: logging.LogRecord) -> None:
                 lines.append(self.format(record))
 
+        global _logger_state
         self._handler = _Keep()
+        setattr(self._handler, _KEEP_MARK, True)
         self._handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname).1s forgekit.serving] %(message)s"))
         logger = logging.getLogger("forgekit.serving")
+        if _logger_state is None:  # the first server running: remember what to restore
+            _logger_state = (logger.level, logger.propagate)
         logger.addHandler(self._handler)
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
@@ -302,12 +335,16 @@ class InProcessServer(ModelServer):
         if thread is not None:
             self._stop_event.set()
             thread.join(self.grace_period + 10)
+        global _logger_state
         if self._handler is not None:
             logger = logging.getLogger("forgekit.serving")
             logger.removeHandler(self._handler)
-            if not logger.handlers:
-                logger.propagate = True
             self._handler = None
+            still = any(getattr(h, _KEEP_MARK, False) for h in logger.handlers)
+            if not still and _logger_state is not None:  # the last server: as it was before
+                logger.setLevel(_logger_state[0])
+                logger.propagate = _logger_state[1]
+                _logger_state = None
         return self.returncode
 
     @property

@@ -9,6 +9,7 @@ stop the server cleanly with exit status 0; a start-up failure prints
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -69,7 +70,25 @@ def _watch_config(path: Path, interval: float, core: ServerCore, applied: str,
 
 
 def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
-    """Run the server until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
+    """Run the server until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
+
+    In the main thread SIGTERM and SIGINT set ``stop`` while the server runs, from before the
+    first (possibly long) load, so a SIGTERM during start-up also ends in a clean shutdown with
+    status 0; the handlers they had before are put back when it returns or fails.
+    """
+    stop = stop or threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return _serve(options, stop)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _serve(options, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(options: ServerOptions, stop: threading.Event) -> int:
     models, config_text = models_from_options(options)
     if options.model_config_file and options.model_base_path:
         log.warning("--model_config_file is set: --model_name and --model_base_path are ignored")
@@ -83,12 +102,6 @@ def serve(options: ServerOptions, stop: threading.Event | None = None) -> int:
             err.message += " (at start-up no version is loaded yet: start with " \
                            "--allow_version_labels_for_unavailable_models)"
         raise
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        # Installed before the first (possibly long) load, so a SIGTERM during start-up
-        # also ends in a clean shutdown with status 0.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
     with muted_stderr():  # TensorFlow's C++ start-up chatter
         import tensorflow as tf  # noqa: F401  (imported once, here, before any thread)
 
@@ -142,6 +155,8 @@ def _open_ports(core: ServerCore, options: ServerOptions) -> tuple[Any, Any]:
         log.error("--rest_api_port cannot be same as --port. Please use a different port for "
                   "HTTP/REST API. Skipped exporting HTTP/REST API.")
         return grpc_server, None
+    if options.rest_api_port == -1:  # forgekit only (ModelServer): the OS picks, logged below
+        options = dataclasses.replace(options, rest_api_port=0)
     try:
         rest = RestServer(core, options.rest_api_host, options.rest_api_port,
                           max_connections=options.rest_api_num_threads,
