@@ -21,22 +21,47 @@ def small_model():
     return model
 
 
-def test_start_here_step_count_checker(small_model, tmp_path):
-    from forgekit.exercises.start_here import check_step_count
+def test_start_here_guess_is_checked_against_what_was_typed():
+    from forgekit.exercises.start_here import check_guess
 
-    files = [tmp_path / "m.keras", tmp_path / "m.h5", tmp_path / "m.weights.h5"]
-    assert check_step_count(None, None, small_model) is NOT_ANSWERED
-    assert "no file" in check_step_count(files, {}, small_model).message.lower()
-    small_model.save(files[0])
-    small_model.save(files[1])
-    small_model.save_weights(files[2])
-    assert "Missing a file ending in .h5" in check_step_count(files[::2], {}, small_model).message
-    assert "should map" in check_step_count(files, {".keras": True}, small_model).message
-    everything = {".keras": True, ".h5": True, ".weights.h5": True}
-    verdict = check_step_count(files, everything, small_model)
-    assert not verdict.passed and ".h5 does not restore them" in verdict.message
-    measured = {".keras": True, ".h5": False, ".weights.h5": True}
-    assert check_step_count(files, measured, small_model).passed
+    choices = ("exact", "close")
+    assert not check_guess(None, "exact", choices, "why").passed
+    assert "not one of" in check_guess("maybe", "exact", choices, "why").message
+    wrong_guess = check_guess("close", "exact", choices, "max 0.0")
+    assert not wrong_guess.passed and "measured 'exact'" in wrong_guess.message
+    assert check_guess(" Exact", "exact", choices, "max 0.0").passed
+
+
+def test_start_here_keep_checker_tests_the_function_on_its_own_model(small_model, tmp_path):
+    from pathlib import Path
+
+    from forgekit.exercises.start_here import check_keep
+
+    def no_mkdir(model, folder):
+        model.save(Path(folder) / "m.keras")
+        return Path(folder) / "m.keras"
+
+    def saver(write, suffix):
+        def keep(model, folder):
+            Path(folder).mkdir(parents=True)
+            path = Path(folder) / f"m{suffix}"
+            write(model, path)
+            return path
+        return keep
+
+    verdicts = {
+        "should be a function": "not a function",
+        "does not create missing folders": no_mkdir,
+        "returned None": lambda model, folder: None,
+        "SavedModel folder": saver(lambda m, p: m.export(p, verbose=False), ""),
+        "weights only": saver(lambda m, p: m.save_weights(p), ".weights.h5"),
+        "not a global": saver(lambda m, p: small_model.save(p), ".keras"),
+    }
+    for why, answer in verdicts.items():
+        feedback = check_keep(answer, tmp_path)
+        assert not feedback.passed and why in feedback.message, (why, feedback.message)
+    right = check_keep(saver(lambda m, p: m.save(p), ".keras"), tmp_path)
+    assert right.passed and "step" in right.message, right.message
 
 
 def test_checkpoint_checker_requires_the_resume_and_midsave_fixes(tmp_path):
