@@ -117,26 +117,38 @@ def test_checkpoint_checker_requires_the_resume_and_midsave_fixes(tmp_path):
         assert not feedback.passed and why in feedback.message, (why, feedback.message)
 
 
-def test_inference_files_checker_requires_no_optimizer_and_the_measured_ratio(small_model, tmp_path):
+def test_inference_files_checker_refuses_every_copy_that_keeps_an_optimizer(tmp_path):
     import keras
 
     from forgekit.exercises.weights_and_architecture import check_inference_files
 
-    arch, full = tmp_path / "arch.json", tmp_path / "full.weights.h5"
-    arch.write_text(small_model.to_json())
-    small_model.save_weights(full)
-    assert check_inference_files(arch, full, None, small_model, full) is NOT_ANSWERED
-    verdict = check_inference_files(arch, full, 1.0, small_model, full)
-    assert not verdict.passed and "optimizer arrays" in verdict.message
-    bare = keras.Sequential.from_config(small_model.get_config())
-    bare.set_weights(small_model.get_weights())
-    lean = tmp_path / "lean.weights.h5"
-    bare.save_weights(lean)
-    ratio = full.stat().st_size / lean.stat().st_size
-    assert "not what the two files say" in check_inference_files(
-        arch, lean, ratio * 1.1, small_model, full).message
-    assert "a number" in check_inference_files(arch, lean, "big", small_model, full).message
-    assert check_inference_files(arch, lean, ratio, small_model, full).passed
+    def writer(copy_of):
+        def inference_files(model, folder):
+            architecture, weights = folder / "arch.json", folder / "m.weights.h5"
+            architecture.write_text(model.to_json())
+            copy = copy_of(model)
+            copy.set_weights(model.get_weights())
+            copy.save_weights(weights)
+            return architecture, weights
+        return inference_files
+
+    def recompiled(model):  # drops the trained state of the caller's model
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    assert check_inference_files(None) is NOT_ANSWERED
+    verdicts = {
+        "It should write two files": lambda model, folder: None,
+        "trained Adam's arrays": writer(lambda model: model),
+        "all zero: a fresh Adam": writer(keras.models.clone_model),
+        "lost its optimizer state": writer(recompiled),
+    }
+    for why, answer in verdicts.items():
+        feedback = check_inference_files(answer, tmp_path)
+        assert not feedback.passed and why in feedback.message, (why, feedback.message)
+    right = check_inference_files(
+        writer(lambda model: keras.Sequential.from_config(model.get_config())), tmp_path)
+    assert right.passed and "no optimizer arrays" in right.message, right.message
 
 
 def _checkpoint_experiment(**checkpoint_options):
