@@ -117,6 +117,28 @@ def test_checkpoint_checker_requires_the_resume_and_midsave_fixes(tmp_path):
         assert not feedback.passed and why in feedback.message, (why, feedback.message)
 
 
+def test_resumable_checker_crashes_and_restarts_the_run(tmp_path):
+    import keras
+
+    from forgekit.exercises.checkpoints_and_resume import check_resumable
+
+    def plain(folder, validation_data):  # restarts well, but forgets the best value
+        return [keras.callbacks.BackupAndRestore(folder / "backup"),
+                keras.callbacks.ModelCheckpoint(folder / "best.keras", monitor="val_loss",
+                                                save_best_only=True)]
+
+    def shared(folder, validation_data):  # the backup folder is the best file's folder
+        return [keras.callbacks.BackupAndRestore(folder),
+                keras.callbacks.ModelCheckpoint(folder / "best.keras", monitor="val_loss",
+                                                save_best_only=True)]
+
+    assert check_resumable(None, tmp_path) is NOT_ANSWERED
+    assert "return a list" in check_resumable(lambda folder, data: None, tmp_path).message
+    for why, answer in {"initial_value_threshold": plain, "a folder of its own": shared}.items():
+        feedback = check_resumable(answer, tmp_path)
+        assert not feedback.passed and why in feedback.message, (why, feedback.message)
+
+
 def test_inference_files_checker_refuses_every_copy_that_keeps_an_optimizer(tmp_path):
     import keras
 
