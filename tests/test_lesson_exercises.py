@@ -21,22 +21,69 @@ def small_model():
     return model
 
 
-def test_start_here_step_count_checker(small_model, tmp_path):
-    from forgekit.exercises.start_here import check_step_count
+def test_start_here_guess_is_checked_against_what_was_typed():
+    from forgekit.exercises.start_here import check_guess
 
-    files = [tmp_path / "m.keras", tmp_path / "m.h5", tmp_path / "m.weights.h5"]
-    assert check_step_count(None, None, small_model) is NOT_ANSWERED
-    assert "no file" in check_step_count(files, {}, small_model).message.lower()
-    small_model.save(files[0])
-    small_model.save(files[1])
-    small_model.save_weights(files[2])
-    assert "Missing a file ending in .h5" in check_step_count(files[::2], {}, small_model).message
-    assert "should map" in check_step_count(files, {".keras": True}, small_model).message
-    everything = {".keras": True, ".h5": True, ".weights.h5": True}
-    verdict = check_step_count(files, everything, small_model)
-    assert not verdict.passed and ".h5 does not restore them" in verdict.message
-    measured = {".keras": True, ".h5": False, ".weights.h5": True}
-    assert check_step_count(files, measured, small_model).passed
+    choices = ("exact", "close")
+    assert not check_guess(None, "exact", choices, "why").passed
+    assert "not one of" in check_guess("maybe", "exact", choices, "why").message
+    wrong_guess = check_guess("close", "exact", choices, "max 0.0")
+    assert not wrong_guess.passed and "measured 'exact'" in wrong_guess.message
+    assert check_guess(" Exact", "exact", choices, "max 0.0").passed
+
+
+def test_start_here_keep_checker_tests_the_function_on_its_own_model(small_model, tmp_path):
+    from pathlib import Path
+
+    from forgekit.exercises.start_here import check_keep
+
+    def no_mkdir(model, folder):
+        model.save(Path(folder) / "m.keras")
+        return Path(folder) / "m.keras"
+
+    def saver(write, suffix):
+        def keep(model, folder):
+            Path(folder).mkdir(parents=True)
+            path = Path(folder) / f"m{suffix}"
+            write(model, path)
+            return path
+        return keep
+
+    verdicts = {
+        "should be a function": "not a function",
+        "does not create missing folders": no_mkdir,
+        "returned None": lambda model, folder: None,
+        "SavedModel folder": saver(lambda m, p: m.export(p, verbose=False), ""),
+        "weights only": saver(lambda m, p: m.save_weights(p), ".weights.h5"),
+        "not a global": saver(lambda m, p: small_model.save(p), ".keras"),
+    }
+    for why, answer in verdicts.items():
+        feedback = check_keep(answer, tmp_path)
+        assert not feedback.passed and why in feedback.message, (why, feedback.message)
+    right = check_keep(saver(lambda m, p: m.save(p), ".keras"), tmp_path)
+    assert right.passed and "step" in right.message, right.message
+
+
+def test_whole_model_formats_h5_checker_tests_both_traps(tmp_path):
+    import keras
+
+    from forgekit.exercises.whole_model_formats import check_write_h5
+
+    def loss_object_then_save(model, path):  # reloads (Trap 1 avoided), still pops (Trap 2)
+        model.compile(optimizer=model.optimizer, loss=keras.losses.MeanSquaredError())
+        model.save(path)
+
+    assert check_write_h5(None) is NOT_ANSWERED
+    verdicts = {
+        "Trap 1": lambda model, path: model.save(path),
+        "Trap 2": loss_object_then_save,
+        "raised ValueError": lambda model, path: model.save_weights(path),
+    }
+    for why, answer in verdicts.items():
+        feedback = check_write_h5(answer, tmp_path)
+        assert not feedback.passed and why in feedback.message, (why, feedback.message)
+    right = check_write_h5(lambda model, path: model.save(path, include_optimizer=False), tmp_path)
+    assert right.passed and "reloads with Adam" in right.message, right.message
 
 
 def test_checkpoint_checker_requires_the_resume_and_midsave_fixes(tmp_path):
@@ -70,26 +117,60 @@ def test_checkpoint_checker_requires_the_resume_and_midsave_fixes(tmp_path):
         assert not feedback.passed and why in feedback.message, (why, feedback.message)
 
 
-def test_inference_files_checker_requires_no_optimizer_and_the_measured_ratio(small_model, tmp_path):
+def test_resumable_checker_crashes_and_restarts_the_run(tmp_path):
+    import keras
+
+    from forgekit.exercises.checkpoints_and_resume import check_resumable
+
+    def plain(folder, validation_data):  # restarts well, but forgets the best value
+        return [keras.callbacks.BackupAndRestore(folder / "backup"),
+                keras.callbacks.ModelCheckpoint(folder / "best.keras", monitor="val_loss",
+                                                save_best_only=True)]
+
+    def shared(folder, validation_data):  # the backup folder is the best file's folder
+        return [keras.callbacks.BackupAndRestore(folder),
+                keras.callbacks.ModelCheckpoint(folder / "best.keras", monitor="val_loss",
+                                                save_best_only=True)]
+
+    assert check_resumable(None, tmp_path) is NOT_ANSWERED
+    assert "return a list" in check_resumable(lambda folder, data: None, tmp_path).message
+    for why, answer in {"initial_value_threshold": plain, "a folder of its own": shared}.items():
+        feedback = check_resumable(answer, tmp_path)
+        assert not feedback.passed and why in feedback.message, (why, feedback.message)
+
+
+def test_inference_files_checker_refuses_every_copy_that_keeps_an_optimizer(tmp_path):
     import keras
 
     from forgekit.exercises.weights_and_architecture import check_inference_files
 
-    arch, full = tmp_path / "arch.json", tmp_path / "full.weights.h5"
-    arch.write_text(small_model.to_json())
-    small_model.save_weights(full)
-    assert check_inference_files(arch, full, None, small_model, full) is NOT_ANSWERED
-    verdict = check_inference_files(arch, full, 1.0, small_model, full)
-    assert not verdict.passed and "optimizer arrays" in verdict.message
-    bare = keras.Sequential.from_config(small_model.get_config())
-    bare.set_weights(small_model.get_weights())
-    lean = tmp_path / "lean.weights.h5"
-    bare.save_weights(lean)
-    ratio = full.stat().st_size / lean.stat().st_size
-    assert "not what the two files say" in check_inference_files(
-        arch, lean, ratio * 1.1, small_model, full).message
-    assert "a number" in check_inference_files(arch, lean, "big", small_model, full).message
-    assert check_inference_files(arch, lean, ratio, small_model, full).passed
+    def writer(copy_of):
+        def inference_files(model, folder):
+            architecture, weights = folder / "arch.json", folder / "m.weights.h5"
+            architecture.write_text(model.to_json())
+            copy = copy_of(model)
+            copy.set_weights(model.get_weights())
+            copy.save_weights(weights)
+            return architecture, weights
+        return inference_files
+
+    def recompiled(model):  # drops the trained state of the caller's model
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    assert check_inference_files(None) is NOT_ANSWERED
+    verdicts = {
+        "It should write two files": lambda model, folder: None,
+        "trained Adam's arrays": writer(lambda model: model),
+        "all zero: a fresh Adam": writer(keras.models.clone_model),
+        "lost its optimizer state": writer(recompiled),
+    }
+    for why, answer in verdicts.items():
+        feedback = check_inference_files(answer, tmp_path)
+        assert not feedback.passed and why in feedback.message, (why, feedback.message)
+    right = check_inference_files(
+        writer(lambda model: keras.Sequential.from_config(model.get_config())), tmp_path)
+    assert right.passed and "no optimizer arrays" in right.message, right.message
 
 
 def _checkpoint_experiment(**checkpoint_options):

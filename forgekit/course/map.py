@@ -25,7 +25,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("01_whole_model_formats", "Whole-model formats",
            "`.keras`, SavedModel export and legacy H5: what each keeps, measured by probes."),
     Lesson("02_weights_and_architecture", "Weights and architecture",
-           "Weights-only files, tf.train.Checkpoint and JSON architecture; the size claim tested."),
+           "Weights-only files carry Adam's slots; JSON architecture; the size claim tested."),
     Lesson("03_checkpoints_and_resume", "Checkpoints and resume",
            "Keep the best epoch, resume with optimizer state, survive a killed process."),
     Lesson("04_tflite", "TFLite",

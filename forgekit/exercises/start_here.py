@@ -1,90 +1,135 @@
-"""Checker for lesson 00's exercise: which of three files brings the optimizer's step count back?
+"""Checkers for lesson 00: a typed prediction, and a function that saves a model for later.
 
-The learner saves one model three ways (``.keras``, legacy ``.h5``, ``.weights.h5``), predicts
-which files restore ``optimizer.iterations``, and the checker measures it by reloading each file
-the way that format is read. The verdict says, file by file, what the reload really gave.
+``check_guess`` compares what the learner typed before a reveal with what the cell measured
+(later lessons use it too). ``check_keep`` tests the learner's ``keep(model, folder)`` by its
+behaviour: it hands it a model the learner has never seen, into a folder that does not exist
+yet, reloads whatever comes back with ``keras.models.load_model`` and compares predictions,
+optimizer and step count with the original.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
+from forgekit.exercises import Feedback, correct, wrong
 from forgekit.outcome import first_line
 
-SUFFIXES = (".keras", ".h5", ".weights.h5")
+
+def check_guess(guess: Any, measured: str, choices: Iterable[str], why: str) -> Feedback:
+    """Compare the learner's typed ``guess`` (one of ``choices``) with the ``measured`` answer.
+
+    ``why`` is the measurement in words, shown whatever the guess: a right guess is confirmed
+    with the numbers, a wrong one is told what happened instead, no guess is told to type one.
+    """
+    options = tuple(choices)
+    if guess is None:
+        return wrong(f"You typed no guess, so there is nothing to check. Measured: {measured}. "
+                     f"{why}")
+    if str(guess).strip().lower() not in options:
+        return wrong(f"Your guess {guess!r} is not one of {list(options)}. Measured: {measured}. "
+                     f"{why}")
+    if str(guess).strip().lower() != measured:
+        return wrong(f"You guessed {guess!r}; the cell measured {measured!r}. {why}")
+    return correct(f"You guessed {measured!r}, and that is what the cell measured. {why}")
 
 
-def _suffix(path: Path) -> str:
-    return ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+def _stranger() -> Any:
+    """A small trained model the learner's function has never seen (not the lesson's model)."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(48, 5)).astype("float32")
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(6, activation="tanh"),
+                              keras.layers.Dense(3)], name="stranger")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="mse")
+    model.fit(x, x[:, :3] * 2.0, epochs=2, batch_size=16, verbose=0)
+    return model
 
 
-def _restored_steps(path: Path, model: Any) -> tuple[int | None, str]:
-    """Reload ``path`` the way its format is read; return (steps restored or None, how)."""
+def _why_not_a_model_file(path: Path) -> str | None:
+    """Why ``load_model`` will not give this artifact back as a model, or None if it might."""
+    from forgekit.errors import ForgekitError
+    from forgekit.formats.detect import detect_format
+
+    try:
+        kind = detect_format(path).kind
+    except ForgekitError as exc:
+        return f"forgekit cannot read {path.name}: {exc.reason}."
+    reasons = {
+        "savedmodel": "it is a SavedModel folder (model.export): a serving artifact with no Keras "
+                      "architecture and no optimizer, which load_model refuses (lesson 01).",
+        "weights_h5": "it holds weights only, no architecture: load_model cannot rebuild a model "
+                      "from it (lesson 02).",
+        "h5_model": "it is legacy HDF5: lesson 01 shows it does not reload a model compiled with "
+                    "a string loss. Save the Keras 3 native format.",
+    }
+    return reasons.get(kind) if kind != "keras" else None
+
+
+def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedback:
+    """Test ``keep(model, folder) -> path``: one file that ``load_model`` restores in full.
+
+    The checker calls ``keep`` on a model of its own, with a folder that does not exist yet
+    (under ``folder`` if given, else a temporary one), then reloads the returned path.
+    """
     import keras
 
-    kind = _suffix(path)
-    if kind == ".weights.h5":
-        # Weights go into the same architecture, compiled, with the optimizer's variables built
-        # (an unbuilt optimizer skips the saved ones; lesson 02 shows that warning).
-        fresh = keras.models.clone_model(model)
-        fresh.compile(optimizer=type(model.optimizer)(), loss=model.loss)
-        fresh.optimizer.build(fresh.trainable_variables)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fresh.load_weights(path)
-        return int(fresh.optimizer.iterations), ("load_weights into the same architecture, "
-                                                 "optimizer built first")
+    from forgekit.measure.compare import fixed_inputs, max_abs_diff
+
+    if keep is None:
+        return wrong("No answer yet: define keep(model, folder) in the cell above and run it.")
+    if not callable(keep):
+        return wrong(f"keep should be a function taking (model, folder), got {type(keep).__name__}.")
+    base = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="keep-"))
+    base.mkdir(parents=True, exist_ok=True)
+    target = next(base / f"not_created_yet_{n}" for n in range(1, 10_000)
+                  if not (base / f"not_created_yet_{n}").exists())
+    model = _stranger()
+    try:
+        returned = keep(model, target)
+    except FileNotFoundError as exc:
+        return wrong(f"keep raised FileNotFoundError ({first_line(str(exc), 160)}): model.save "
+                     "does not create missing folders. Create it first: "
+                     "Path(folder).mkdir(parents=True, exist_ok=True).")
+    except Exception as exc:  # the learner's code: report whatever it raised
+        return wrong(f"keep raised {type(exc).__name__}: {first_line(str(exc), 200)}")
+    if returned is None:
+        return wrong("keep returned None: return the path of the file you saved, so the caller "
+                     "knows what to load.")
+    path = Path(returned)
+    if not path.exists():
+        return wrong(f"keep returned {path}, but nothing is there: return the path you saved to.")
+    if target.resolve() not in (path.resolve(), *path.resolve().parents):
+        return wrong(f"keep wrote {path}, outside the folder it was given ({target}): save under "
+                     "folder, so each caller chooses where files go.")
+    problem = _why_not_a_model_file(path)
+    if problem:
+        return wrong(f"keras.models.load_model({path.name!r}) will not restore the model: {problem}")
     try:
         reloaded = keras.models.load_model(path)
-        how = "keras.models.load_model"
-    except Exception as exc:  # legacy H5 with a string loss fails to recompile (lesson 01)
-        reloaded = keras.models.load_model(path, compile=False)
-        how = (f"keras.models.load_model failed ({type(exc).__name__}: "
-               f"{first_line(str(exc), 120)}), so compile=False")
-    if getattr(reloaded, "optimizer", None) is None:
-        return None, how + ": no optimizer at all"
-    return int(reloaded.optimizer.iterations), how
-
-
-def check_step_count(my_files: Any, my_prediction: Any, model: Any) -> Feedback:
-    """Check three saved files and the learner's prediction of which restore the step count.
-
-    ``my_files`` is a list of three paths (``.keras``, ``.h5``, ``.weights.h5``) written from
-    ``model``; ``my_prediction`` maps each file's suffix to True (restores the optimizer's step
-    count) or False.
-    """
-    if my_files is None or my_prediction is None:
-        return NOT_ANSWERED
-    if isinstance(my_files, (str, os.PathLike)) or not hasattr(my_files, "__iter__"):
-        return wrong("my_files should be a list of the three paths you saved.")
-    paths = {_suffix(Path(p)): Path(p) for p in my_files}
-    missing = [s for s in SUFFIXES if s not in paths]
-    if missing:
-        return wrong(f"Missing a file ending in {', '.join(missing)}: save the model three ways, "
-                     "model.save(... .keras), model.save(... .h5) and model.save_weights(... .weights.h5).")
-    for suffix, path in paths.items():
-        if not path.is_file():
-            return wrong(f"There is no file at {path}: run the save call for {suffix} first.")
-    if not isinstance(my_prediction, Mapping) or set(my_prediction) != set(SUFFIXES):
-        return wrong(f"my_prediction should map each of {list(SUFFIXES)} to True or False.")
-    saved = int(model.optimizer.iterations)
-    lines, misses = [], []
-    for suffix in SUFFIXES:
-        steps, how = _restored_steps(paths[suffix], model)
-        restored = steps == saved
-        lines.append(f"{suffix}: {how} -> {'no optimizer' if steps is None else f'{steps} steps'}"
-                     f" (saved: {saved})")
-        if bool(my_prediction[suffix]) != restored:
-            misses.append(f"{suffix} {'does' if restored else 'does not'} restore them")
-    measured = "; ".join(lines)
-    if misses:
-        return wrong(f"Your prediction missed: {', '.join(misses)}. Measured: {measured}.")
-    return correct(f"Your prediction matches the measurement. {measured}. A .keras file and a "
-                   "Keras 3 .weights.h5 carry the optimizer's variables and give them back. The "
-                   "legacy .h5 stores them too, but a reload that cannot recompile the file "
-                   "(compile=False) comes back without an optimizer: lesson 01 shows why.")
+    except Exception as exc:
+        return wrong(f"keras.models.load_model({path.name!r}) failed: {type(exc).__name__}: "
+                     f"{first_line(str(exc), 200)}")
+    x = fixed_inputs(model, n=8)
+    try:
+        diff = max_abs_diff([model.predict(x, verbose=0)], [reloaded.predict(x, verbose=0)])
+    except ValueError:  # another model's input shape
+        diff = float("inf")
+    if reloaded.name != model.name or diff != 0.0:
+        return wrong(f"the reloaded model is {reloaded.name!r} and its predictions differ from "
+                     f"the model keep was given by up to {diff:.3g}: save the `model` argument, "
+                     "not a global from the lesson.")
+    steps, saved = int(reloaded.optimizer.iterations), int(model.optimizer.iterations)
+    if type(reloaded.optimizer) is not type(model.optimizer) or steps != saved:
+        return wrong(f"the predictions match, but the optimizer came back as "
+                     f"{type(reloaded.optimizer).__name__} at step {steps} (saved: "
+                     f"{type(model.optimizer).__name__} at step {saved}): training would not "
+                     "continue where it stopped.")
+    return correct(f"keep wrote {path.name} into a folder that did not exist, and load_model "
+                   f"gave back a model of the same name, with exactly the same predictions and "
+                   f"its {type(model.optimizer).__name__} at step {saved} of {saved}.")

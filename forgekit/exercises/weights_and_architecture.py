@@ -76,42 +76,86 @@ def _rebuild_and_compare(arch: Path, weights: Path, model: Any) -> Feedback:
                    "the weights belong in artifact storage.")
 
 
-def check_inference_files(
-    my_architecture: str | os.PathLike[str] | None,
-    my_weights: str | os.PathLike[str] | None,
-    my_ratio: Any,
-    model: Any,
-    full_weights: str | os.PathLike[str],
-) -> Feedback:
-    """Architecture JSON + a weights file *without optimizer state*, and the measured size ratio.
+def _trained_model() -> Any:
+    """A named classifier, compiled with Adam and trained: the checker's own model (~70k
+    parameters, so the weights outweigh the HDF5 headers and the size ratio means something)."""
+    import keras
+    import numpy as np
 
-    ``my_ratio`` must be the size of ``full_weights`` (a weights file with optimizer state)
-    divided by the size of ``my_weights``, within 2%.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 12)).astype("float32")
+    model = keras.Sequential([keras.Input((12,), name="features"),
+                              keras.layers.Dense(256, activation="relu", name="hidden_1"),
+                              keras.layers.Dense(256, activation="relu", name="hidden_2"),
+                              keras.layers.Dense(4, name="logits")], name="ranker")
+    model.compile(optimizer=keras.optimizers.Adam(name="adam"), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, rng.integers(0, 4, 64), epochs=2, batch_size=16, verbose=0)
+    return model
+
+
+def _optimizer_arrays_all_zero(weights: Path) -> bool:
+    """True when every non-scalar optimizer array in the file is zero: a fresh, untrained Adam."""
+    import h5py
+    import numpy as np
+
+    found: list[bool] = []
+    with h5py.File(weights, "r") as f:
+        if "optimizer" in f:
+            f["optimizer"].visititems(lambda _, obj: found.append(not np.any(obj[()]))
+                                      if isinstance(obj, h5py.Dataset) and obj.size > 1 else None)
+    return bool(found) and all(found)
+
+
+def check_inference_files(inference_files: Any, folder: str | os.PathLike[str] | None = None
+                          ) -> Feedback:
+    """Test ``inference_files(model, folder) -> (architecture_path, weights_path)``.
+
+    The checker calls it on a trained, Adam-compiled model of its own, rebuilds the model the way
+    a colleague would (``model_from_json`` + ``load_weights``), looks for optimizer arrays in the
+    weights file, and checks that the model it passed in still has its optimizer and step count.
     """
-    if my_architecture is None or my_weights is None or my_ratio is None:
-        return NOT_ANSWERED
-    split = check_split_model(my_architecture, my_weights, model)
-    if not split.passed:
-        return split
+    import tempfile
+
     from forgekit.sizes import breakdown
 
-    parts = breakdown(my_weights)
-    if parts.optimizer:
-        return wrong(f"{Path(my_weights).name} still holds {parts.optimizer:,} bytes of optimizer "
-                     "arrays: save_weights writes the optimizer of the model it is called on. "
-                     "Save from a model that has no optimizer (built from the architecture, never "
-                     "compiled), with `model`'s weights set into it.")
+    if inference_files is None:
+        return NOT_ANSWERED
+    if not callable(inference_files):
+        return wrong("inference_files should be a function of (model, folder).")
+    base = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="inference-"))
+    run = next(base / f"try_{n}" for n in range(1, 10_000) if not (base / f"try_{n}").exists())
+    run.mkdir(parents=True)
+    model = _trained_model()
+    steps = int(model.optimizer.iterations)
     try:
-        ratio = float(my_ratio)
-    except (TypeError, ValueError):
-        return wrong(f"my_ratio should be a number, got {my_ratio!r}.")
-    measured = Path(full_weights).stat().st_size / Path(my_weights).stat().st_size
-    if abs(ratio - measured) > 0.02 * measured:
-        return wrong(f"my_ratio = {ratio:.3g} is not what the two files say. Measure it: "
-                     "Path(...).stat().st_size of each file, the one with optimizer state divided "
-                     "by yours.")
-    return correct(f"Your weights file holds the weights and no optimizer arrays "
-                   f"({parts.weights:,} bytes of weights, {parts.overhead:,} of structure); the "
-                   f"file with Adam's state is {measured:.2f}x larger, because Adam keeps two "
-                   "values per weight. The architecture JSON plus this file rebuilds the model's "
-                   "predictions exactly.")
+        returned = inference_files(model, run)
+        arch, weights = (Path(p) for p in returned)
+    except Exception as exc:  # the learner's code: report whatever it raised
+        return wrong(f"inference_files failed: {type(exc).__name__}: {str(exc)[:200]}. It should "
+                     "write two files under folder and return (architecture_path, weights_path).")
+    split = check_split_model(arch, weights, model)
+    if not split.passed:
+        return split
+    if type(model.optimizer).__name__ != "Adam" or int(model.optimizer.iterations) != steps:
+        return wrong("the files are right, but the model you were given lost its optimizer state "
+                     f"(now {type(model.optimizer).__name__} at step "
+                     f"{int(model.optimizer.iterations)}, was Adam at step {steps}): training "
+                     "goes on with that model. Leave it as it was; work on another object.")
+    parts = breakdown(weights)
+    if parts.optimizer and _optimizer_arrays_all_zero(weights):
+        return wrong(f"{weights.name} holds {parts.optimizer:,} bytes of optimizer arrays, all "
+                     "zero: a fresh Adam at step 0. clone_model and model_from_json both compile "
+                     "the copy again (the JSON carries the compile config), so the copy has its own "
+                     "new, empty slots. A model that was never compiled has none.")
+    if parts.optimizer:
+        return wrong(f"{weights.name} still holds {parts.optimizer:,} bytes of the trained Adam's "
+                     "arrays: save_weights writes the optimizer of the model it is called on. "
+                     "Save from a model that has no optimizer, with these weights set into it.")
+    full = run / "_with_optimizer.weights.h5"
+    model.save_weights(full)
+    ratio = full.stat().st_size / weights.stat().st_size
+    return correct(f"model_from_json + load_weights rebuilds the model exactly from your files; "
+                   f"{weights.name} holds {parts.weights:,} bytes of weights and no optimizer "
+                   f"arrays, and the same model's save_weights file with Adam's state is "
+                   f"{ratio:.2f}x larger. The model you were given still has Adam at step {steps}.")

@@ -1,8 +1,16 @@
-"""Checker for lesson 01's exercise: write the artifact a TF Serving deployment needs."""
+"""Checkers for lesson 01: a SavedModel for serving, and a legacy ``.h5`` that harms nothing.
+
+``check_write_h5`` tests the learner's ``write_h5(model, path)`` by behaviour, on a model of its
+own compiled the way tutorials do (Adam, ``loss="mse"``): the old consumer reloads the file with
+plain ``keras.models.load_model(path)`` (Trap 1), and the caller, who goes on using ``model``,
+saves it as ``.keras`` afterwards and reloads it (Trap 2).
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +19,78 @@ import numpy as np
 from forgekit.errors import ForgekitError
 from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
 from forgekit.formats.detect import detect_format
+from forgekit.outcome import first_line
+
+
+def _tutorial_model() -> Any:
+    """A small model compiled the way most tutorials do, trained a few steps."""
+    import keras
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(12, activation="relu"),
+                              keras.layers.Dense(2)], name="legacy_consumer")
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.fit(x, x[:, :2], epochs=2, batch_size=16, verbose=0)
+    return model
+
+
+def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) -> Feedback:
+    """Test ``write_h5(model, path)``: an ``.h5`` that plain ``load_model`` reloads, with the
+    same predictions, after which ``model`` still saves a ``.keras`` that resumes its Adam."""
+    import keras
+
+    from forgekit.measure.compare import fixed_inputs, max_abs_diff
+
+    if write_h5 is None:
+        return NOT_ANSWERED
+    if not callable(write_h5):
+        return wrong(f"write_h5 should be a function of (model, path), got {type(write_h5).__name__}.")
+    base = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="h5-"))
+    base.mkdir(parents=True, exist_ok=True)
+    run = next(base / f"try_{n}" for n in range(1, 10_000) if not (base / f"try_{n}").exists())
+    run.mkdir()
+    model, h5_path = _tutorial_model(), run / "for_the_old_service.h5"
+    steps = int(model.optimizer.iterations)
+    try:
+        write_h5(model, h5_path)
+    except Exception as exc:  # the learner's code: report whatever it raised
+        return wrong(f"write_h5 raised {type(exc).__name__}: {first_line(str(exc), 200)}")
+    try:
+        kind = detect_format(h5_path).kind
+    except ForgekitError as exc:
+        return wrong(f"nothing readable at {h5_path.name}: {exc.reason}. Write the file at `path`.")
+    if kind != "h5_model":
+        return wrong(f"{h5_path.name} is {kind}, not a legacy whole-model HDF5 file: the old "
+                     "service calls load_model on it, so write it with model.save(path, ...).")
+    try:
+        old_service = keras.models.load_model(h5_path)
+    except Exception as exc:
+        return wrong(f"the old service's keras.models.load_model(path) fails: "
+                     f"{type(exc).__name__}: {first_line(str(exc), 160)}. That is Trap 1: the file "
+                     "stores the training config, and its string loss does not survive the reload. "
+                     "A service that only predicts needs no optimizer or training config in it.")
+    x = fixed_inputs(model, n=8)
+    diff = max_abs_diff([model.predict(x, verbose=0)], [old_service.predict(x, verbose=0)])
+    if diff != 0.0:
+        return wrong(f"the .h5 reloads, but its predictions differ from the model's by up to "
+                     f"{diff:.3g}: write the weights of the model you were given.")
+    if "optimizer" not in model.get_compile_config():
+        return wrong("the .h5 reloads, but your write_h5 removed the optimizer from the caller's "
+                     "model (model.get_compile_config() no longer has it). That is Trap 2: every "
+                     ".keras saved from this model afterwards reloads without its Adam.")
+    keras_path = run / "after.keras"
+    model.save(keras_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        later = keras.models.load_model(keras_path)
+    if type(later.optimizer) is not type(model.optimizer) or int(later.optimizer.iterations) != steps:
+        return wrong(f"after write_h5, the caller's next .keras reloads with "
+                     f"{type(later.optimizer).__name__} at step {int(later.optimizer.iterations)}, "
+                     f"not Adam at step {steps}: your call changed the model in memory.")
+    return correct(f"the old service's plain load_model reads {h5_path.name} with the same "
+                   f"predictions (max difference {diff}), and the model you were given still "
+                   f"saves a .keras that reloads with Adam at step {steps} of {steps}.")
 
 
 def check_serving_artifact(
