@@ -139,7 +139,7 @@ def served(tmp_path):
     config = tmp_path / "models.config"
     dp.write_model_config(config, [dp.ModelEntry("m", base)])
     server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05,
-                             extra_args=["--model_config_file_poll_wait_seconds=0.05"])
+                             extra_args=["--model_config_file_poll_wait_seconds=1"])
     with server, server.client() as client:
         yield server, client, base, config, v1
 

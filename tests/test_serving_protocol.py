@@ -81,7 +81,7 @@ def server(library, tmp_path_factory):
     with ModelServer(model_config_file=config, model_name="single",
                      file_system_poll_wait_seconds=0.2,
                      extra_args=["--allow_version_labels_for_unavailable_models",
-                                 "--model_config_file_poll_wait_seconds=0.2"]) as srv:
+                                 "--model_config_file_poll_wait_seconds=1"]) as srv:
         srv.root = root
         srv.config = config
         yield srv
