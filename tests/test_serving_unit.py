@@ -153,13 +153,14 @@ def _version_dirs(root: Path, *names: str) -> Path:
 
 
 def test_scan_versions_reads_numeric_directories_only(tmp_path, caplog):
-    base = _version_dirs(tmp_path / "m", "1", "0002", "2", "abc", "3.tmp", "0")
+    base = _version_dirs(tmp_path / "m", "1", "0002", "2", "abc", "3.tmp", "0",
+                         str(2 ** 63), "0" * 5 + str(2 ** 63 - 1), "²")  # int64 bounds
     (base / "7").write_text("a file, not a version")
     outside = _version_dirs(tmp_path / "elsewhere", "9")
     (base / "9").symlink_to(outside / "9")
     with caplog.at_level(logging.WARNING, "forgekit.serving"):
         found = scan_versions(base, "m")
-    assert sorted(found) == [0, 1, 2]
+    assert sorted(found) == [0, 1, 2, 2 ** 63 - 1]
     assert found[2].name == "2"  # "0002" and "2" are both version 2: the later name wins
     assert "Duplicate version directories detected" in caplog.text
     assert "resolves outside the base path" in caplog.text

@@ -39,7 +39,8 @@ from forgekit.serving.errors import from_exception, invalid, not_found, shorten
 log = logging.getLogger("forgekit.serving")
 
 T = TypeVar("T")
-_VERSION_DIR = re.compile(r"[0-9]{1,18}")  # fits an int64, like TF Serving's safe_strto64
+_VERSION_DIR = re.compile(r"[0-9]+")  # ASCII digits; the value must fit an int64 (below)
+_INT64_MAX = (1 << 63) - 1  # TF Serving's safe_strto64 refuses a larger number
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ def scan_versions(base_path: Path, name: str = "") -> dict[int, Path]:
     os.stat(root)  # FileNotFoundError, PermissionError, ELOOP...
     found: dict[int, Path] = {}
     for child in sorted(root.iterdir(), key=lambda p: p.name):
-        if not _VERSION_DIR.fullmatch(child.name) or not child.is_dir():
+        if not _VERSION_DIR.fullmatch(child.name) or int(child.name) > _INT64_MAX \
+                or not child.is_dir():
             continue
         if not Path(os.path.realpath(child)).is_relative_to(root):
             log.warning("Ignoring version directory %s of servable %s: it resolves outside the "
