@@ -315,8 +315,8 @@ def test_a_version_no_longer_wanted_stops_being_retried(tmp_path, caplog):
     assert model.next_retry() == float("inf")
 
 
-def test_retries_are_live_on_a_real_server_with_a_small_interval(tmp_path):
-    # the poller runs due retries between scans, and with scans disabled (interval 0)
+def test_the_poller_runs_due_retries_even_when_scans_are_off(tmp_path):
+    # retries belong to the load, not to polling: they run with scans disabled (interval 0)
     base = tmp_path / "m"
     _add_version(base, 1, "broken: still uploading")
     model = ModelVersions(ModelConfig("m", base), FakeLoader(), LoadRetries(50, 0.02))
