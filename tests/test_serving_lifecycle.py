@@ -117,3 +117,20 @@ def test_a_reload_removing_many_models_collects_garbage_once(tmp_path, monkeypat
     core.configure(bases[:1])  # 199 models removed by one reload
     assert len(collections) == 1
     assert core.models["m0"].available() == {1}
+
+
+def test_a_symlink_loop_base_path_neither_stops_start_up_nor_the_other_models(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    good = tmp_path / "good"
+    dp.publish(tiny(1.0), good)
+    config = tmp_path / "models.config"
+    dp.write_model_config(config, [dp.ModelEntry("loop", tmp_path / "loop"),
+                                   dp.ModelEntry("good", good)])
+    with InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05) as server, \
+            server.client() as client:
+        time.sleep(0.2)  # a few poll rounds with the loop listed first
+        dp.publish(tiny(2.0), good)  # a model listed after the loop still gets new versions
+        _wait_state(client, "good", 2, "AVAILABLE")
+        log = server.log_text()
+    assert "Could not find base path" in log and "Too many levels of symbolic links" in log
+    assert "Traceback" not in log and "RuntimeError" not in log
