@@ -181,7 +181,10 @@ class ModelVersions(Generic[T]):
 
     def next_retry(self) -> float:
         """``time.monotonic()`` of the next scheduled load retry (``inf``: none)."""
-        return min((r.due for r in list(self._retrying.values())), default=math.inf)
+        try:  # read without the poll lock, which a long load on another thread may hold
+            return min((r.due for r in tuple(self._retrying.values())), default=math.inf)
+        except RuntimeError:  # changed while read: look again now (retry_due takes the lock)
+            return time.monotonic()
 
     def retry_due(self) -> None:
         """Re-attempt the failed loads whose retry is due, without scanning the base path.
