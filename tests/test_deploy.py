@@ -139,7 +139,7 @@ def served(tmp_path):
     config = tmp_path / "models.config"
     dp.write_model_config(config, [dp.ModelEntry("m", base)])
     server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05,
-                             extra_args=["--model_config_file_poll_wait_seconds=0.05"])
+                             extra_args=["--model_config_file_poll_wait_seconds=1"])
     with server, server.client() as client:
         yield server, client, base, config, v1
 
@@ -175,22 +175,24 @@ def test_rollback_by_policy_and_by_label_is_verified(served):
         dp.rollback(config, "m", 9)
 
 
-def test_a_plain_export_killed_mid_write_leaves_a_version_the_server_reports_failed(
+def test_a_plain_export_killed_mid_write_leaves_a_version_the_server_keeps_retrying(
         served, tmp_path):
     from forgekit.serving.crash import killed_deploy
 
-    _, client, base, _, v1 = served
+    server, client, base, _, v1 = served
     tiny(3.0).save(tmp_path / "new.keras")
     run = killed_deploy(tmp_path / "new.keras", base, how="export")
     assert run.killed, run.stderr
     assert "2" in run.entries and not (base / "2" / "saved_model.pb").exists()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        states = {s["version"]: s for s in client.status("m")["model_version_status"]}
-        if states.get("2", {}).get("state") == "END":
-            break
+    while "Loading servable: {name: m version: 2} failed" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_text()
         time.sleep(0.05)
-    assert states["2"]["status"]["error_code"] == "NOT_FOUND", states
+    time.sleep(0.3)  # six scans: TF Serving's harness retries a minute later, not per scan
+    states = {s["version"]: s for s in client.status("m")["model_version_status"]}
+    # TF Serving's defaults (5 retries, 60 s apart): LOADING, status OK, for minutes
+    assert states["2"]["state"] == "LOADING" and states["2"]["status"]["error_code"] == "OK"
+    assert server.log_text().count("Loading servable: {name: m version: 2} failed") == 1
     assert verify_deployment(client, "m", v1).ok  # the previous version keeps answering
 
 
@@ -291,7 +293,9 @@ def test_publish_killed_at_random_points_never_shows_a_broken_version(tmp_path):
     answers: list[object] = []
     stop = threading.Event()
     zygote = Zygote()
-    with InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05) as server, \
+    # no load retries: a broken version is reported failed at once, not retried for minutes
+    with InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05,
+                         extra_args=["--max_num_load_retries=0"]) as server, \
             server.client() as client:
 
         def ask() -> None:  # a client asking all the time: every answer must be a version
@@ -381,3 +385,59 @@ def test_publish_killed_just_before_its_rename_leaves_nothing_numbered(tmp_path)
     assert any(name.startswith(dp.TEMP_PREFIX) for name in run.entries)
     assert dp.publish(tiny(3.0), base).version == 3  # number 2 was claimed: skipped, not reused
     assert not any(p.name.startswith(dp.TEMP_PREFIX) for p in base.iterdir())
+
+
+# ----------------------------------------------------------------------------- contract, bad input
+
+
+def renamed(name: str = "features", features: int = 3):
+    import keras
+
+    return keras.Sequential([keras.Input((features,), name=name), keras.layers.Dense(1)])
+
+
+def test_publish_refuses_a_serving_signature_change_unless_allowed(tmp_path):
+    base = tmp_path / "m"
+    dp.publish(tiny(1.0), base)
+    (base / "2").mkdir()  # a killed export no server can load: not what answers
+    with pytest.raises(dp.DeployError) as refused:
+        dp.publish(renamed(), base)
+    message = str(refused.value)
+    assert "serving signature changed" in message and "version 1 (answering now)" in message
+    assert "input 'x' removed" in message and "input 'features' added" in message
+    assert "allow_signature_change=True" in message
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2", "_forgekit"]  # nothing visible
+    assert sorted(p.name for p in (base / "_forgekit").iterdir()) == [
+        "1.canary.json", "1.record.json"]  # the number was given back
+    with pytest.raises(dp.DeployError, match=r"input 'x' was float\[-1, 3\], now float\[-1, 4\]"):
+        dp.publish(renamed("x", features=4), base)
+
+    allowed = dp.publish(renamed(), base, allow_signature_change=True)
+    assert allowed.version == 3
+    assert allowed.signature_change["from_version"] == 1
+    assert "input 'features' added (float[-1, 3])" in allowed.signature_change["differences"]
+    assert dp.load_record(base, 3).signature_change == allowed.signature_change
+    assert dp.publish(renamed(), base).signature_change is None  # same contract as version 3
+
+
+@pytest.mark.parametrize("version", [1.5, "2", True, 0, 2 ** 63])
+def test_publish_refuses_a_version_that_is_not_a_whole_int64(tmp_path, version):
+    with pytest.raises(dp.DeployError, match="version="):
+        dp.publish(tiny(), tmp_path / "m", version)
+    assert not (tmp_path / "m" / "1").exists()
+
+
+def test_publish_names_a_base_path_that_is_a_file_or_under_one(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(dp.DeployError, match="found a file, expected a folder"):
+        dp.publish(tiny(), tmp_path / "file")
+    with pytest.raises(dp.DeployError, match=r"file is a file"):
+        dp.publish(tiny(), tmp_path / "file" / "m")
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+def test_a_folder_number_beyond_int64_is_not_a_version(tmp_path):
+    base = tmp_path / "m"
+    (base / ("9" * 20)).mkdir(parents=True)  # TF Serving cannot parse it: not a version
+    assert dp.next_version(base) == 1
+    assert dp.publish(tiny(), base).version == 1

@@ -4,8 +4,10 @@ The cases live in ``tests/data/serving_conformance.json``: TF Serving's REST gui
 tutorial, the cases of its REST handler and JSON tensor tests, and gRPC cases from its predict
 and model-server tests, rewritten as data (request, expected status or code, expected answer
 or error text). The models they need are exported here: the half-plus-two / half-plus-three
-test graphs (``forgekit.serving.export_half_plus_two``) and an identity model with one
-signature per input set the JSON tensor tests use.
+test graphs (``forgekit.serving.export_half_plus_two``), TF Serving's native TF2 test model
+(``export_half_plus_two_tf2``: predict method names on classify/regress signatures, served
+because the method-name check is off by default) and an identity model with one signature per
+input set the JSON tensor tests use.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from pathlib import Path
 import pytest
 
 from forgekit.serving import ModelServer
-from forgekit.serving.demo import export_half_plus_two
+from forgekit.serving.demo import export_half_plus_two, export_half_plus_two_tf2
 
 pytestmark = pytest.mark.slow
 
 CASES = json.loads((Path(__file__).parent / "data" / "serving_conformance.json").read_text())
 HALF_PLUS_TWO_NAMES = ("half_plus_two", "default", "saved_model_half_plus_two_2_versions")
+OTHER_NAMES = ("half_plus_three", "json_tensor", "half_plus_two_tf2")
 
 
 def export_json_tensor_model(path: Path) -> None:
@@ -109,17 +112,18 @@ def server(tmp_path_factory):
         shutil.copytree(first, root / name / "123")
     export_half_plus_two(root / "half_plus_three" / "123", offset=3.0, method_name_aliases=True)
     export_json_tensor_model(root / "json_tensor" / "1")
+    export_half_plus_two_tf2(root / "half_plus_two_tf2" / "123")
     labels = {"saved_model_half_plus_two_2_versions": 'version_labels { key: "Version_Label" '
                                                       "value: 123 }"}
     config = root / "models.config"
     config.write_text("model_config_list {\n" + "".join(
         f'  config {{ name: "{name}" base_path: "{root / name}" model_platform: "tensorflow" '
         f'{labels.get(name, "")} }}\n'
-        for name in (*HALF_PLUS_TWO_NAMES, "half_plus_three", "json_tensor")) + "}\n")
+        for name in (*HALF_PLUS_TWO_NAMES, *OTHER_NAMES)) + "}\n")
     with ModelServer(model_config_file=config,
                      extra_args=["--allow_version_labels_for_unavailable_models"]) as srv:
         with srv.client() as client:
-            for name in (*HALF_PLUS_TWO_NAMES, "half_plus_three", "json_tensor"):
+            for name in (*HALF_PLUS_TWO_NAMES, *OTHER_NAMES):
                 client.wait_until_available(name)
         yield srv
 
@@ -219,3 +223,33 @@ def test_client_classify_and_regress_agree_across_protocols(server, transport):
             "results": [[["", 12.0]]]}
         assert client.regress("default", [{"x2": 0.0}, {"x": 4.0}], context={"x": 10.0},
                               signature_name="regress_x_to_y") == {"results": [7.0, 4.0]}
+
+
+def test_method_name_check_flag_refuses_tf2_classify_as_tf_serving_does(server, tmp_path):
+    """With ``--enable_signature_method_name_check`` the TF2 model's classify/regress/predict
+    signature method names are checked, with TF Serving's messages; without it they serve."""
+    from tensorflow_serving.apis import input_pb2
+
+    from forgekit.serving import inference
+    from forgekit.serving.core import method_name_check, set_method_name_check
+    from forgekit.serving.errors import ServingError
+    from forgekit.serving.servable import SavedModelServable
+
+    servable = SavedModelServable(export_half_plus_two_tf2(tmp_path / "tf2" / "1"))
+    request = input_pb2.Input()
+    request.example_list.examples.add().features.feature["x"].float_list.value.append(2.0)
+    before = method_name_check()
+    try:
+        set_method_name_check(False)
+        answer = inference.run(servable, "classify_x_to_y", inference.CLASSIFY, request)
+        assert answer.classifications[0].classes[0].score == 3.0
+        set_method_name_check(True)
+        for signature, method, kind in (("classify_x_to_y", inference.CLASSIFY, "classification"),
+                                        ("regress_x_to_y", inference.REGRESS, "regression")):
+            with pytest.raises(ServingError) as refused:
+                inference.run(servable, signature, method, request)
+            assert refused.value.code == "INVALID_ARGUMENT"
+            assert refused.value.message == (f"Expected {kind} signature method_name to be "
+                                             f"{method}. Was: tensorflow/serving/predict")
+    finally:
+        set_method_name_check(before)

@@ -81,7 +81,10 @@ def server(library, tmp_path_factory):
     with ModelServer(model_config_file=config, model_name="single",
                      file_system_poll_wait_seconds=0.2,
                      extra_args=["--allow_version_labels_for_unavailable_models",
-                                 "--model_config_file_poll_wait_seconds=0.2"]) as srv:
+                                 "--model_config_file_poll_wait_seconds=1",
+                                 # two retries, 0.1 s apart (TF Serving: 5, a minute apart)
+                                 "--max_num_load_retries=2",
+                                 "--load_retry_interval_micros=100000"]) as srv:
         srv.root = root
         srv.config = config
         yield srv
@@ -273,7 +276,9 @@ def test_a_version_that_fails_to_load_leaves_the_served_one_alone(server, rest):
     assert failed["status"]["error_message"]
     assert states["1"]["state"] == "AVAILABLE"
     assert rest.predict("flaky", X) == before
-    assert "Loading servable: {name: flaky version: 2} failed" in server.log_text()
+    log = server.log_text()
+    assert log.count("Loading servable: {name: flaky version: 2} failed") == 3  # 1 + 2 retries
+    assert "Retrying of Loading servable: {name: flaky version: 2} exhausted max_num_load_retries: 2" in log
 
 
 def test_base_path_without_versions_serves_nothing_and_says_why(server, rest):

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,17 @@ from forgekit.serving.core import ServerCore
 from forgekit.serving.errors import ServingError
 from forgekit.serving.rest import RestApi
 from forgekit.serving.tensors import InputInfo, outputs_to_json, parse_inputs, to_array
-from forgekit.serving.versions import ModelConfig, ModelVersions, VersionPolicy, scan_versions
+from forgekit.serving.versions import (
+    LoadRetries,
+    ModelConfig,
+    ModelVersions,
+    Poller,
+    VersionPolicy,
+    scan_versions,
+)
 from tests.conftest import ROOT
+
+NO_RETRY = LoadRetries(max_retries=0)
 
 F4 = {"x": InputInfo("DT_FLOAT", (-1, 4))}
 TWO = {"a": InputInfo("DT_FLOAT", (-1,)), "b": InputInfo("DT_INT64", (-1, 2))}
@@ -143,13 +153,14 @@ def _version_dirs(root: Path, *names: str) -> Path:
 
 
 def test_scan_versions_reads_numeric_directories_only(tmp_path, caplog):
-    base = _version_dirs(tmp_path / "m", "1", "0002", "2", "abc", "3.tmp", "0")
+    base = _version_dirs(tmp_path / "m", "1", "0002", "2", "abc", "3.tmp", "0",
+                         str(2 ** 63), "0" * 5 + str(2 ** 63 - 1), "²")  # int64 bounds
     (base / "7").write_text("a file, not a version")
     outside = _version_dirs(tmp_path / "elsewhere", "9")
     (base / "9").symlink_to(outside / "9")
     with caplog.at_level(logging.WARNING, "forgekit.serving"):
         found = scan_versions(base, "m")
-    assert sorted(found) == [0, 1, 2]
+    assert sorted(found) == [0, 1, 2, 2 ** 63 - 1]
     assert found[2].name == "2"  # "0002" and "2" are both version 2: the later name wins
     assert "Duplicate version directories detected" in caplog.text
     assert "resolves outside the base path" in caplog.text
@@ -225,7 +236,7 @@ def test_failed_load_is_reported_and_does_not_disturb_the_served_version(tmp_pat
     base = tmp_path / "m"
     _add_version(base, 1)
     loader = FakeLoader()
-    model = ModelVersions(ModelConfig("m", base), loader)
+    model = ModelVersions(ModelConfig("m", base), loader, NO_RETRY)
     model.poll()
     _add_version(base, 2, "broken weights")
     model.poll()
@@ -234,36 +245,111 @@ def test_failed_load_is_reported_and_does_not_disturb_the_served_version(tmp_pat
     assert "cannot parse" in status[2].error_message
     assert status[1].state == "AVAILABLE" and model.lookup() == (1, "model@1")
     calls = len(loader.calls)
-    model.poll()
-    assert len(loader.calls) == calls  # the same broken directory is not reloaded every poll
-
     (base / "2" / "model.txt").write_text("fixed")
-    os.rename(base / "2", base / "2.old")  # replace the directory: a new deploy of version 2
-    _add_version(base, 2, "fixed")
+    model.poll()
+    # TF Serving gives a failed version up while it stays wanted, even if its files change
+    assert len(loader.calls) == calls and _states(model)[2] == ("END", "INVALID_ARGUMENT")
+
+    os.rename(base / "2", base / "2.old")  # gone for one scan: no longer wanted, forgotten
+    model.poll()
+    _add_version(base, 2, "fixed")  # a new deploy of version 2 is loaded afresh
     model.poll()
     assert model.lookup() == (2, "model@2")
     assert _states(model)[1] == ("END", "OK")
 
 
-def test_a_folder_that_changes_while_its_load_fails_is_retried(tmp_path):
-    # An export written straight into the version folder: the poll sees it half-written, the
-    # load fails, and the export finishes during that failed load.
+def test_failed_load_is_retried_and_reported_loading_meanwhile(tmp_path):
+    # An export written straight into the version folder, seen half-written: TF Serving's
+    # harness retries it max_num_load_retries times, reporting LOADING (status OK) meanwhile.
     base = tmp_path / "m"
-    (base / "1").mkdir(parents=True)
-    (base / "1" / "model.txt").write_text("broken: half written")
-
-    def loader(path: Path) -> str:
-        if (path / "model.txt").read_text().startswith("broken"):
-            (path / "saved_model.pb").write_text("the rest of the export")  # lands meanwhile
-            (path / "model.txt").write_text("ok")
-            raise ValueError("half-written SavedModel")
-        return f"model@{path.name}"
-
-    model = ModelVersions(ModelConfig("m", base), loader)
+    _add_version(base, 1)
+    loader = FakeLoader()
+    model = ModelVersions(ModelConfig("m", base), loader, LoadRetries(2, 3600.0))
     model.poll()
+    _add_version(base, 2, "broken: half written")
+    model.poll()
+    assert _states(model) == {2: ("LOADING", "OK"), 1: ("AVAILABLE", "OK")}
+    assert model.lookup() == (1, "model@1") and model.next_retry() > 0
+    model.poll()
+    model.retry_due()
+    assert len([c for c in loader.calls if c.name == "2"]) == 1  # not due for an hour
+    model._retrying[2].due = 0  # make it due now, instead of sleeping in a test
+    (base / "2" / "model.txt").write_text("ok")  # the export finished meanwhile
+    model.retry_due()
+    assert model.lookup() == (2, "model@2")
+    assert _states(model) == {2: ("AVAILABLE", "OK"), 1: ("END", "OK")}
+
+
+def test_retries_run_out_into_end_with_the_last_error(tmp_path, caplog):
+    base = tmp_path / "m"
+    _add_version(base, 1, "broken forever")
+    loader = FakeLoader()
+    model = ModelVersions(ModelConfig("m", base), loader, LoadRetries(2, -1.0))
+    with caplog.at_level(logging.INFO, "forgekit.serving"):
+        model.poll()
+        assert _states(model) == {1: ("LOADING", "OK")}
+        model.retry_due()
+        model.retry_due()
     assert _states(model) == {1: ("END", "INVALID_ARGUMENT")}
+    assert len(loader.calls) == 3  # the first attempt and two retries
+    assert "exhausted max_num_load_retries: 2" in caplog.text
     model.poll()
-    assert model.lookup() == (1, "model@1")
+    model.retry_due()
+    assert len(loader.calls) == 3
+
+
+def test_a_version_no_longer_wanted_stops_being_retried(tmp_path, caplog):
+    base = tmp_path / "m"
+    _add_version(base, 1)
+    model = ModelVersions(ModelConfig("m", base), FakeLoader(), LoadRetries(5, 3600.0))
+    model.poll()
+    _add_version(base, 2, "broken: killed half-way")
+    model.poll()
+    assert _states(model)[2] == ("LOADING", "OK")
+    _add_version(base, 3)  # the next deployment: latest{1} now wants 3 only
+    with caplog.at_level(logging.INFO, "forgekit.serving"):
+        model.poll()
+    assert "was cancelled" in caplog.text
+    assert _states(model) == {3: ("AVAILABLE", "OK"), 2: ("END", "INVALID_ARGUMENT"),
+                              1: ("END", "OK")}
+    assert model.next_retry() == float("inf")
+
+
+def test_the_poller_runs_due_retries_even_when_scans_are_off(tmp_path):
+    # retries belong to the load, not to polling: they run with scans disabled (interval 0)
+    base = tmp_path / "m"
+    _add_version(base, 1, "broken: still uploading")
+    model = ModelVersions(ModelConfig("m", base), FakeLoader(), LoadRetries(50, 0.02))
+    poller = Poller(lambda: [model], 0)
+    poller.poll_all()
+    poller.start()
+    try:
+        assert _states(model) == {1: ("LOADING", "OK")}
+        (base / "1" / "model.txt").write_text("ok")  # the upload completes
+        deadline = time.monotonic() + 20
+        while _states(model)[1][0] != "AVAILABLE" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert model.lookup() == (1, "model@1")
+    finally:
+        poller.stop()
+
+
+def test_one_bad_model_does_not_starve_the_others(tmp_path, caplog):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a base path that is a symlink loop
+    _add_version(tmp_path / "good", 1)
+    bad = ModelVersions(ModelConfig("bad", tmp_path / "loop"), FakeLoader())
+
+    class Exploding(ModelVersions):
+        def poll(self) -> None:
+            raise AssertionError("a bug in one model's poll")
+
+    boom = Exploding(ModelConfig("boom", tmp_path / "loop"), FakeLoader())
+    good = ModelVersions(ModelConfig("good", tmp_path / "good"), FakeLoader())
+    with caplog.at_level(logging.ERROR, "forgekit.serving"):
+        Poller(lambda: [bad, boom, good], 1).poll_all()
+    assert "Could not find base path" in caplog.text and "Symlink loop" not in caplog.text
+    assert "Polling the base path of model boom failed" in caplog.text
+    assert good.lookup() == (1, "model@1")
 
 
 @pytest.mark.parametrize(("policy", "serving"), [
@@ -460,21 +546,60 @@ def test_rest_predict_addresses_versions_and_labels(api):
 def test_flags_take_tf_serving_names_defaults_and_both_syntaxes():
     defaults = parse_flags([])
     assert (defaults.port, defaults.rest_api_port, defaults.model_name,
-            defaults.file_system_poll_wait_seconds) == (8500, 0, "default", 1.0)
+            defaults.file_system_poll_wait_seconds) == (8500, 0, "default", 1)
     assert defaults.model_config_file_poll_wait_seconds == 0
+    # TF Serving's defaults for what changed with issue 24
+    assert (defaults.max_num_load_retries, defaults.load_retry_interval_micros) == (5, 60_000_000)
+    assert defaults.enable_signature_method_name_check is False
+    assert defaults.forgekit_poll_interval_seconds == 0
     assert defaults.grpc_host == defaults.rest_api_host == "127.0.0.1"
     opts = parse_flags(["--port=9000", "--rest_api_port", "9001", "--model_name=m",
-                        "--model_base_path", "/models/m", "--file_system_poll_wait_seconds=0.5",
+                        "--model_base_path", "/models/m", "--file_system_poll_wait_seconds=3",
                         "--allow_version_labels_for_unavailable_models"])
     assert (opts.port, opts.rest_api_port, opts.model_name, opts.model_base_path) == (
         9000, 9001, "m", "/models/m")
-    assert opts.file_system_poll_wait_seconds == 0.5
+    assert opts.file_system_poll_wait_seconds == 3 and opts.file_system_poll_s == 3.0
     assert opts.allow_version_labels_for_unavailable_models is True
     assert parse_flags(["--allow_version_labels_for_unavailable_models=false"]
                        ).allow_version_labels_for_unavailable_models is False
     with pytest.raises(SystemExit) as exit_info:
         parse_flags(["--enable_batching"])  # unknown flags are errors, as in TF Serving
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("flag", ["--file_system_poll_wait_seconds=0.5",
+                                  "--model_config_file_poll_wait_seconds=0.5",
+                                  "--max_num_load_retries=1.5", "--max_num_load_retries=-1",
+                                  "--load_retry_interval_micros=1e6",
+                                  "--forgekit_poll_interval_seconds=nan"])
+def test_integer_flags_refuse_what_tensorflow_model_server_refuses(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_flags([flag])
+    assert exit_info.value.code == 2
+    if "poll_wait" in flag:
+        assert "--forgekit_poll_interval_seconds" in capsys.readouterr().err
+
+
+def test_the_forgekit_poll_flag_paces_only_the_polls_that_are_on():
+    fast = parse_flags(["--forgekit_poll_interval_seconds=0.25"])
+    assert (fast.file_system_poll_s, fast.model_config_poll_s) == (0.25, 0.0)
+    both = parse_flags(["--forgekit_poll_interval_seconds=0.25",
+                        "--model_config_file_poll_wait_seconds=60"])
+    assert both.model_config_poll_s == 0.25
+    once = parse_flags(["--forgekit_poll_interval_seconds=0.25",
+                        "--file_system_poll_wait_seconds=0"])
+    assert once.file_system_poll_s == 0
+
+
+def test_model_server_turns_a_fractional_poll_into_the_forgekit_flag():
+    from forgekit.serving import ModelServer
+
+    args = ModelServer("/m", file_system_poll_wait_seconds=0.2).args()
+    assert "--file_system_poll_wait_seconds=1" in args
+    assert "--forgekit_poll_interval_seconds=0.2" in args
+    assert "--file_system_poll_wait_seconds=2" in ModelServer(
+        "/m", file_system_poll_wait_seconds=2).args()
+    assert not any(a.startswith("--forgekit") for a in ModelServer("/m").args())
 
 
 CONFIG = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -34,7 +35,9 @@ def world(tmp_path_factory):
     config = root / "models.config"
     dp.write_model_config(config, [dp.ModelEntry(n, root / n)
                                    for n in ("flat", "inplace", "broken", "plain")])
-    server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05)
+    # no load retries: the broken version is given up at once (TF Serving with this flag)
+    server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05,
+                             extra_args=["--max_num_load_retries=0"])
     with server, server.client() as client:
         # months later, while v1 serves: the new model deployed the wrong ways
         new.save(root / "flat" / "model.h5")
@@ -115,6 +118,36 @@ def test_forgekit_verify_exit_codes(world, tmp_path):
     (tmp_path / "junk.json").write_text("not json")
     junk = _verify_cli("--url", server.rest_url, "--expect", str(tmp_path / "junk.json"))
     assert junk.returncode == 2 and "junk.json: not JSON" in junk.stderr
+    doc = json.loads(records["inplace"].to_json())
+    (tmp_path / "abc.json").write_text(json.dumps({**doc, "version": "abc"}))
+    abc = _verify_cli("--url", server.rest_url, "--expect", str(tmp_path / "abc.json"))
+    assert abc.returncode == 2 and "version is 'abc' (str)" in abc.stderr, abc.stderr
+    wider = dp.record_for(tiny(1.0), root / "inplace", 1, canary_path=tmp_path / "w.json")
+    wider.signature = {**wider.signature, "inputs": {"features": ["DT_FLOAT", [-1, 3]]}}
+    wider.save(tmp_path / "wider.record.json")
+    changed = _verify_cli("--url", server.rest_url, "--expect", str(tmp_path / "wider.record.json"),
+                          "--model", "inplace")
+    assert changed.returncode == 1 and "signature_changed" in changed.stdout, changed.stdout
+    # published -> served: the record's input is gone, the served one is new
+    assert "input 'features' removed" in changed.stdout and "input 'x' added" in changed.stdout
+
+
+@pytest.mark.parametrize(("field", "value", "fragment"), [
+    ("version", "abc", "version is 'abc' (str)"),
+    ("version", 1.9, "version is 1.9 (float)"),
+    ("version", True, "version is True (bool)"),
+    ("version", 0, "version is 0 (int)"),
+    ("fingerprint", "", "fingerprint is '' (str)"),
+    ("model_name", None, "model_name is None"),
+])
+def test_a_record_that_cannot_be_verified_is_refused_not_misread(tmp_path, field, value,
+                                                                 fragment):
+    record = dp.PublishRecord("m", "/srv/m", 1, "/srv/m/1", "sha256:0", "/srv/c.json", "t")
+    doc = {**json.loads(record.to_json()), field: value}
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    with pytest.raises(dp.DeployError, match="expected") as refused:
+        dp.load_record(tmp_path / "r.json")
+    assert fragment in str(refused.value) and "r.json" in str(refused.value)
 
 
 def test_an_unreachable_server_is_named_not_raised():

@@ -5,7 +5,8 @@
 * :class:`Client` calls status, metadata, predict, classify and regress over REST or gRPC,
   against forgekit's server or a real tensorflow/serving container (``$FORGEKIT_SERVING_URL``).
 * :func:`export_demo_model` and :func:`export_half_plus_two` write small SavedModels to serve
-  (the latter is TF Serving's own test model, with classify and regress signatures).
+  (the latter is TF Serving's own test model, with classify and regress signatures;
+  :func:`export_half_plus_two_tf2` is its native TF2 form, written by ``tf.saved_model.save``).
 * :class:`InProcessServer` is the same server on a thread of the calling process (lessons).
 * :func:`publish` deploys a Keras model as a new version, atomically, with a canary and a
   fingerprint; :func:`verify_deployment` checks what a server answers against that record;
@@ -26,6 +27,7 @@ _LAZY = {
     "free_port": "forgekit.serving.process",
     "export_demo_model": "forgekit.serving.demo",
     "export_half_plus_two": "forgekit.serving.demo",
+    "export_half_plus_two_tf2": "forgekit.serving.demo",
     "main": "forgekit.serving.server",
     "InProcessServer": "forgekit.serving.process",
     "publish": "forgekit.serving.deploy",

@@ -3,7 +3,9 @@
 ``forgekit serve`` accepts the flags the course uses from ``tensorflow_model_server``, with
 the same names, defaults and meaning, in either ``--flag=value`` or ``--flag value`` form.
 Differences are deliberate and documented in docs/serving.md: servers bind 127.0.0.1 unless
-``--grpc_host`` / ``--rest_api_host`` say otherwise, and request sizes are bounded.
+``--grpc_host`` / ``--rest_api_host`` say otherwise, and request sizes are bounded. Flags that
+exist only here are named ``--forgekit_*`` (or say "forgekit only" in their help), so a command
+line without them is one ``tensorflow_model_server`` accepts.
 """
 
 from __future__ import annotations
@@ -34,11 +36,31 @@ class ServerOptions:
     model_name: str = "default"
     model_base_path: str = ""
     model_config_file: str = ""
-    model_config_file_poll_wait_seconds: float = 0.0
-    file_system_poll_wait_seconds: float = 1.0
+    model_config_file_poll_wait_seconds: int = 0
+    file_system_poll_wait_seconds: int = 1
+    forgekit_poll_interval_seconds: float = 0.0
     saved_model_tags: str = "serve"
     allow_version_labels_for_unavailable_models: bool = False
+    enable_signature_method_name_check: bool = False
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60 * 1000 * 1000
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+    @property
+    def file_system_poll_s(self) -> float:
+        """Seconds between base-path scans (0: scan once), after the forgekit override."""
+        return self._fast(self.file_system_poll_wait_seconds)
+
+    @property
+    def model_config_poll_s(self) -> float:
+        """Seconds between re-reads of the model config (0: read once), after the override."""
+        return self._fast(self.model_config_file_poll_wait_seconds)
+
+    def _fast(self, seconds: int) -> float:
+        # The override changes how often, never whether: a 0 (once) stays 0.
+        if seconds > 0 and self.forgekit_poll_interval_seconds > 0:
+            return self.forgekit_poll_interval_seconds
+        return float(seconds)
 
 
 def _bool(text: str) -> bool:
@@ -47,6 +69,34 @@ def _bool(text: str) -> bool:
     if text.lower() in ("0", "false", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _int(text: str) -> int:
+    """An integer flag, as TF Serving parses it: ``0.5`` is refused, not rounded."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer, got {text!r} (tensorflow_model_server takes whole seconds; "
+            "for a faster poll in a lesson or test use --forgekit_poll_interval_seconds)"
+        ) from None
+
+
+def _count(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -91,13 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
     a("--model_config_file", metavar="FILE", default=d.model_config_file,
       help="text-format ModelServerConfig (model_config_list); overrides --model_name and "
            "--model_base_path")
-    a("--model_config_file_poll_wait_seconds", metavar="S", type=float,
+    a("--model_config_file_poll_wait_seconds", metavar="S", type=_int,
       default=d.model_config_file_poll_wait_seconds,
-      help="seconds between re-reads of --model_config_file (labels, policies, models); "
+      help="whole seconds between re-reads of --model_config_file (labels, policies, models); "
            "0 reads it once (default %(default)s)")
-    a("--file_system_poll_wait_seconds", metavar="S", type=float, default=d.file_system_poll_wait_seconds,
-      help="seconds between scans of the base paths; 0 scans once (default %(default)s; "
-           "fractions are a forgekit extension)")
+    a("--file_system_poll_wait_seconds", metavar="S", type=_int,
+      default=d.file_system_poll_wait_seconds,
+      help="whole seconds between scans of the base paths; 0 scans once (default %(default)s)")
+    a("--forgekit_poll_interval_seconds", metavar="S", type=_seconds,
+      default=d.forgekit_poll_interval_seconds,
+      help="forgekit only: run the two polls above that are enabled (not 0) every S seconds "
+           "instead, fractions allowed, for lessons and tests; 0: off (default %(default)s)")
+    a("--max_num_load_retries", metavar="N", type=_count, default=d.max_num_load_retries,
+      help="times a failed load is retried before the version is given up (END); 0: one "
+           "attempt (default %(default)s)")
+    a("--load_retry_interval_micros", metavar="US", type=_int,
+      default=d.load_retry_interval_micros,
+      help="microseconds between load retries; negative: no wait (default %(default)s, "
+           "one minute)")
+    a("--enable_signature_method_name_check", metavar="BOOL", type=_bool, nargs="?",
+      const=True, default=d.enable_signature_method_name_check,
+      help="require classify/regress signatures to carry TF Serving's classify/regress "
+           "method names, and predict ones one of the three; off by default, as in TF Serving "
+           "(native TF2 models are written with the predict method name)")
     a("--saved_model_tags", metavar="TAGS", default=d.saved_model_tags,
       help="comma-separated MetaGraphDef tags to load (default %(default)s)")
     a("--allow_version_labels_for_unavailable_models", metavar="BOOL", type=_bool, nargs="?", const=True,

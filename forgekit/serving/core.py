@@ -8,6 +8,7 @@ TF Serving's rule for labels.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -15,9 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.serving.errors import ServingError, invalid, not_found
-from forgekit.serving.versions import ModelConfig, ModelVersions, VersionStatus
+from forgekit.serving.versions import LoadRetries, ModelConfig, ModelVersions, VersionStatus
 
 log = logging.getLogger("forgekit.serving")
+
+# TF Serving's --enable_signature_method_name_check, process-wide as its
+# SetSignatureMethodNameCheckFeature is. Off by default: tf.saved_model.save writes every
+# signature with the predict method name, and TF Serving still classifies and regresses with it.
+_method_name_check = False
+
+
+def set_method_name_check(enabled: bool) -> None:
+    """Turn the SignatureDef method-name check on or off for every server in this process."""
+    global _method_name_check
+    _method_name_check = bool(enabled)
+
+
+def method_name_check() -> bool:
+    """Whether signatures must carry the method name of the API that calls them."""
+    return _method_name_check
 
 
 class ServerCore:
@@ -28,8 +45,10 @@ class ServerCore:
     """
 
     def __init__(self, loader: Callable[[Path], Any],
-                 models: Mapping[str, ModelVersions[Any]] | None = None) -> None:
+                 models: Mapping[str, ModelVersions[Any]] | None = None, *,
+                 retries: LoadRetries | None = None) -> None:
         self.loader = loader
+        self.retries = retries or LoadRetries()
         self.models: Mapping[str, ModelVersions[Any]] = dict(models or {})
         # the config-file watcher and a gRPC reload may configure at the same time
         self._configure_lock = threading.Lock()
@@ -63,23 +82,30 @@ class ServerCore:
         for config in configs:
             model = current.get(config.name)
             if model is None:
-                model = ModelVersions(config, self.loader)
+                model = ModelVersions(config, self.loader, self.retries)
                 added.append(config.name)
             elif model.config != config:
                 model.reconfigure(config)
             models[config.name] = model
         self.models = models
-        for name in sorted(set(current) - set(models)):
+        removed = sorted(set(current) - set(models))
+        for name in removed:
             log.info("Removing model %s", name)
-            current[name].unload_all()
+            current[name].unload_all(collect=False)
+        if removed:
+            gc.collect()  # once for the whole reload, not once per version
         return added
 
     def poll(self, names: Sequence[str]) -> None:
         """Load the versions of the named models now (new models, after a reload)."""
         for name in names:
             model = self.models.get(name)
-            if model is not None:  # a concurrent reload may have removed it already
+            if model is None:  # a concurrent reload may have removed it already
+                continue
+            try:
                 model.poll()
+            except Exception:  # the config is applied: one model must not fail the others
+                log.exception("Loading the versions of model %s failed", name)
 
     def servable(self, name: str, version: int | None = None, label: str | None = None
                  ) -> tuple[int, Any]:

@@ -124,3 +124,65 @@ def export_half_plus_two(path: str | os.PathLike[str], *, offset: float = 2.0,
                                              signature_def_map=signatures)
         builder.save()
     return path
+
+
+def export_half_plus_two_tf2(path: str | os.PathLike[str]) -> Path:
+    """Export TF Serving's native TF2 ``saved_model_half_plus_two_tf2_cpu`` test model.
+
+    The same signatures as :func:`export_half_plus_two` (``y = 0.5 * x + 2``), written the TF2
+    way, with ``tf.saved_model.save``: every SignatureDef then carries the *predict* method
+    name, classify and regress ones included. TF Serving still classifies and regresses with
+    them unless started with ``--enable_signature_method_name_check``.
+    """
+    import tensorflow as tf
+
+    path = Path(path)
+    features = {"x": tf.io.FixedLenFeature([1], tf.float32),
+                "x2": tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0])}
+
+    def examples(name: str) -> list:
+        return [tf.TensorSpec([None], tf.string, name=name)]
+
+    class HalfPlusTwo(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = tf.Variable(0.5, name="a")
+            self.b = tf.Variable(2.0, name="b")
+            self.c = tf.Variable(3.0, name="c")
+
+        def compute(self, x: tf.Tensor, inc: tf.Variable) -> tf.Tensor:
+            return self.a * x + inc
+
+        @tf.function(input_signature=[tf.TensorSpec([1], tf.float32)])
+        def predict(self, x):
+            return {"y": self.compute(x, self.b)}
+
+        @tf.function(input_signature=examples("inputs"))
+        def regress_xy(self, serialized):
+            return {"outputs": self.compute(tf.io.parse_example(serialized, features)["x"],
+                                            self.b)}
+
+        @tf.function(input_signature=examples("inputs"))
+        def regress_xy2(self, serialized):
+            return {"outputs": self.compute(tf.io.parse_example(serialized, features)["x"],
+                                            self.c)}
+
+        @tf.function(input_signature=[tf.TensorSpec([1], tf.float32, name="inputs")])
+        def regress_x2y3(self, x2):
+            return {"outputs": self.compute(x2, self.c)}
+
+        @tf.function(input_signature=examples("inputs"))
+        def classify_xy(self, serialized):
+            return {"scores": self.compute(tf.io.parse_example(serialized, features)["x"],
+                                           self.b)}
+
+        @tf.function(input_signature=[tf.TensorSpec([1], tf.float32, name="inputs")])
+        def classify_x2y3(self, x2):
+            return {"scores": self.compute(x2, self.c)}
+
+    module = HalfPlusTwo()
+    tf.saved_model.save(module, str(path), signatures={
+        "serving_default": module.predict, "regress_x_to_y": module.regress_xy,
+        "regress_x_to_y2": module.regress_xy2, "regress_x2_to_y3": module.regress_x2y3,
+        "classify_x_to_y": module.classify_xy, "classify_x2_to_y3": module.classify_x2y3})
+    return path

@@ -28,6 +28,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import numbers
 import os
 import secrets
 import time
@@ -44,6 +45,7 @@ IDENTITY_SIGNATURE = "forgekit_identity"
 RECORDS_DIR = "_forgekit"  # non-numeric: TF Serving ignores it
 TEMP_PREFIX = ".forgekit-publish-"  # hidden and non-numeric: TF Serving ignores it
 DEFAULT_CANARY_SIZE = 4
+INT64_MAX = (1 << 63) - 1  # TF Serving reads version folder names as int64
 
 
 class DeployError(ForgekitError):
@@ -72,6 +74,9 @@ class PublishRecord:
     saved_model_fingerprint: str = ""
     signature: dict[str, Any] = field(default_factory=dict)
     deployment_id: Any = None
+    # Set when publish(allow_signature_change=True) deployed a serving_default that differs
+    # from the version before it: {"from_version", "previous", "differences"}.
+    signature_change: dict[str, Any] | None = None
 
     @property
     def record_path(self) -> Path:
@@ -174,11 +179,96 @@ def _hash_arrays(arrays: Sequence[np.ndarray]) -> str:
 
 
 def next_version(base_path: str | os.PathLike[str]) -> int:
-    """The version :func:`publish` would use: one more than the highest numeric folder (or 1)."""
+    """The version :func:`publish` would use: one more than the highest numeric folder (or 1).
+
+    A folder whose number does not fit an int64 is not a version to TF Serving (it fails
+    to parse the name), so it is not one here either.
+    """
     from forgekit.formats.serving_base import version_numbers
 
     base = Path(base_path)
-    return (max(version_numbers(base), default=0) + 1) if base.is_dir() else 1
+    if not base.is_dir():
+        return 1
+    return max((v for v in version_numbers(base) if v <= INT64_MAX), default=0) + 1
+
+
+def _version_arg(version: Any) -> int | None:
+    """``version=`` as given to publish: None, or a whole number from 1 to 2**63 - 1."""
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, numbers.Integral):
+        raise DeployError(f"version={version!r} is a {type(version).__name__}; expected a "
+                          "whole number >= 1 (TF Serving's versions are int64). Pass an int, "
+                          "or leave version= out to take the next free number.")
+    if not 1 <= int(version) <= INT64_MAX:
+        raise DeployError(f"version={version} is outside 1..{INT64_MAX} (TF Serving's versions "
+                          "are positive int64). Leave version= out to take the next number.")
+    return int(version)
+
+
+def _base_folder(base_path: str | os.PathLike[str]) -> Path:
+    """The base path as an absolute folder, created if missing; a clear error if it cannot be."""
+    base = Path(base_path).absolute()
+    if base.exists() and not base.is_dir():
+        raise DeployError(f"{base}: found a file, expected a folder (the base path a model "
+                          "server watches, holding numbered version folders). Pass a folder "
+                          "path, or move the file away.")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in base.parents if p.exists() and not p.is_dir()), None)
+        found = f"{blocker} is a file" if blocker else (exc.strerror or str(exc))
+        raise DeployError(f"{base}: cannot create the base path ({found}); expected a folder "
+                          "that can be created. Pass a path under a writable folder.") from None
+    return base
+
+
+# --------------------------------------------------------------------------- signature contract
+
+
+def serving_signature(export_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``serving_default`` of a SavedModel folder: ``{inputs|outputs: {name: [dtype, shape]}}``.
+
+    Exactly what a REST or gRPC client depends on: the tensor names it sends and reads, their
+    dtypes, and their shapes (``-1`` for a batch dimension, ``None`` for an unknown rank).
+    """
+    return _signature_summary(Path(export_dir))
+
+
+def signature_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What a client of ``old`` would find changed in ``new`` (``[]``: the same contract)."""
+    found = []
+    for side in ("inputs", "outputs"):
+        before, after = old.get(side, {}), new.get(side, {})
+        for name in sorted(set(before) - set(after)):
+            found.append(f"{side[:-1]} {name!r} removed")
+        for name in sorted(set(after) - set(before)):
+            found.append(f"{side[:-1]} {name!r} added ({_tensor(after[name])})")
+        for name in sorted(set(before) & set(after)):
+            if list(before[name]) != list(after[name]):
+                found.append(f"{side[:-1]} {name!r} was {_tensor(before[name])}, now "
+                             f"{_tensor(after[name])}")
+    return found
+
+
+def _tensor(spec: Sequence[Any]) -> str:
+    dtype, shape = spec
+    return f"{str(dtype).removeprefix('DT_').lower()}{'[?]' if shape is None else list(shape)}"
+
+
+def _current_signature(base: Path, below: int) -> tuple[int, dict[str, Any]] | None:
+    """The newest version under ``below`` with a readable serving_default: what a server on
+    TF Serving's default policy (latest) answers with until the new version loads."""
+    from forgekit.formats.serving_base import version_folders
+
+    for number, folder in sorted(version_folders(base).items(), reverse=True):
+        if number >= below or number > INT64_MAX:
+            continue
+        try:
+            return number, _signature_summary(folder)
+        except Exception:  # a folder no server can load (a killed export): not answering
+            continue
+    return None
 
 
 # --------------------------------------------------------------------------- export
@@ -399,8 +489,15 @@ def _now() -> str:
 def publish(model: Any, base_path: str | os.PathLike[str], version: int | None = None, *,
             model_name: str | None = None, store: Any = None, run_id: Any = None,
             canary_inputs: Mapping[str, Any] | None = None,
-            canary_size: int = DEFAULT_CANARY_SIZE, seed: int = 0) -> PublishRecord:
+            canary_size: int = DEFAULT_CANARY_SIZE, seed: int = 0,
+            allow_signature_change: bool = False) -> PublishRecord:
     """Export ``model`` as a new version under ``base_path``, atomically; returns its record.
+
+    The serving contract is checked before anything becomes visible: if the new version's
+    ``serving_default`` (input and output names, dtypes, shapes) differs from the one the
+    newest existing version answers with, the publish is refused with the differences, since
+    every client of the current version would break. ``allow_signature_change=True`` publishes
+    it anyway and writes the change into the record (``signature_change``).
 
     Args:
         model: a built Keras 3 model.
@@ -413,16 +510,18 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
         run_id: the training run this model came from, passed to ``store``.
         canary_inputs: inputs for the canary ({input name: array}); default: ``canary_size``
             seeded random rows shaped like ``serving_default``'s inputs.
+        allow_signature_change: publish even if serving_default differs from the current
+            version's (clients updated first); recorded in the record.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from forgekit.paths import claim_dir, remove_claimed
 
-    base = Path(base_path).absolute()
-    base.mkdir(parents=True, exist_ok=True)
+    requested = _version_arg(version)
+    base = _base_folder(base_path)
     name = model_name or base.name
     _remove_stale_temps(base)
-    version = _reserve(base, version)
+    version = _reserve(base, requested)
     final = base / str(version)
     # the export goes into a folder inside one this publish creates and marks (the marker
     # stays behind, outside the version), so only this publish's leftovers are ever deleted
@@ -437,11 +536,13 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
         with ThreadPoolExecutor(1) as pool:
             syncing = pool.submit(_fsync_tree, temp)
             signature = _signature_summary(temp)
+            change = _signature_change(base, version, signature, allow_signature_change)
             canary = _canary(model, archive, temp, signature, canary_inputs, canary_size, seed)
             tf_print = _saved_model_fingerprint(temp)
             canary_path = records / f"{version}.canary.json"
             record = PublishRecord(name, str(base), version, str(final), identity,
-                                   str(canary_path), _now(), tf_print, signature)
+                                   str(canary_path), _now(), tf_print, signature,
+                                   signature_change=change)
             # beside the export, never inside it; one folder fsync (in save) covers both
             _write_atomic(canary_path, canary.to_json(), sync_dir=False)
             record.save()  # replaces the reservation
@@ -473,6 +574,35 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
     return record
 
 
+def _signature_change(base: Path, version: int, signature: Mapping[str, Any],
+                      allowed: bool) -> dict[str, Any] | None:
+    """None if the contract holds; the change if allowed; else DeployError (nothing visible)."""
+    current = _current_signature(base, version)
+    if current is None:
+        return None
+    previous_version, previous = current
+    differences = signature_differences(previous, signature)
+    if not differences:
+        return None
+    if not allowed:
+        raise DeployError(
+            f"{base / str(version)}: refused, the serving signature changed: serving_default "
+            f"of version {previous_version} (answering now) is {_contract(previous)}, the new "
+            f"version's is {_contract(signature)} ({'; '.join(differences)}). Every client "
+            "sending the old names or shapes would fail. Keep the inputs and outputs (a Keras "
+            "model.export keeps the layer names; tf.saved_model.save renames them), or update "
+            "the clients first and publish with allow_signature_change=True.")
+    return {"from_version": previous_version, "previous": dict(previous),
+            "differences": differences}
+
+
+def _contract(sig: Mapping[str, Any]) -> str:
+    def side(d: Mapping[str, Any]) -> str:
+        return ", ".join(f"{k}: {_tensor(v)}" for k, v in d.items())
+
+    return f"({side(sig.get('inputs', {}))}) -> ({side(sig.get('outputs', {}))})"
+
+
 def _reserve(base: Path, version: int | None) -> int:
     """Claim a version number by creating its record file exclusively; returns the number.
 
@@ -486,6 +616,9 @@ def _reserve(base: Path, version: int | None) -> int:
     if number < 1:
         raise DeployError(f"version {version} is not a positive number.")
     while True:
+        if number > INT64_MAX:
+            raise DeployError(f"{base}: no version number left below 2**63 (TF Serving's "
+                              "int64 versions). Publish into a new base path.")
         folder, reservation = base / str(number), records / f"{number}.record.json"
         if not folder.exists():
             try:
@@ -557,7 +690,35 @@ def load_record(path: str | os.PathLike[str], version: int | None = None) -> Pub
     if missing:
         raise DeployError(f"{p}: JSON without {sorted(missing)}; expected a publish record as "
                           "forgekit.serving.publish() writes it.")
-    return PublishRecord(**{k: v for k, v in doc.items() if k in known})
+    return validate_record(PublishRecord(**{k: v for k, v in doc.items() if k in known}),
+                           source=str(p))
+
+
+def validate_record(record: PublishRecord, source: str = "the record") -> PublishRecord:
+    """``record`` if every field a verification relies on is usable, else DeployError.
+
+    A version must be a whole number (``"abc"``, ``1.9`` or ``true`` are refused, not read as
+    1) and the fingerprint a non-empty string: an empty one would silently skip the
+    identity check.
+    """
+    def bad(field_name: str, value: Any, expected: str) -> DeployError:
+        return DeployError(f"{source}: {field_name} is {value!r} ({type(value).__name__}); "
+                           f"expected {expected}. Use the record publish() wrote, or "
+                           "record_for() to make one.")
+
+    version = record.version
+    if isinstance(version, bool) or not isinstance(version, numbers.Integral) \
+            or not 1 <= version <= INT64_MAX:
+        raise bad("version", version, "a whole number from 1 to 2**63 - 1")
+    if not isinstance(record.fingerprint, str) or not record.fingerprint:
+        raise bad("fingerprint", record.fingerprint, "the non-empty weights fingerprint")
+    if not isinstance(record.model_name, str) or not record.model_name:
+        raise bad("model_name", record.model_name, "the served model's name")
+    if not isinstance(record.canary_path, str | os.PathLike) or not str(record.canary_path):
+        raise bad("canary_path", record.canary_path, "the path of the canary file")
+    if not isinstance(record.signature, dict):
+        raise bad("signature", record.signature, "an object of inputs and outputs")
+    return record
 
 
 # --------------------------------------------------------------------------- models.config

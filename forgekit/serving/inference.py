@@ -27,6 +27,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from forgekit.serving.core import method_name_check
 from forgekit.serving.errors import invalid
 from forgekit.serving.tensors import TYPE_NAMES, array_to_json, is_b64, json_type, preview
 
@@ -212,10 +213,50 @@ def regression_result(outputs: Mapping[str, np.ndarray], batch: int
     return result
 
 
+def _signature(servable: Any, signature_name: str, method: str) -> Any:
+    """The signature to classify or regress with (TF Serving's Get*SignatureDef).
+
+    With ``--enable_signature_method_name_check`` its method name must be ``method``; without
+    it (the default) any signature whose tensors fit serves, as a native TF2 export's do.
+    """
+    if method_name_check():
+        sig = servable.signature(signature_name, method=method)
+    else:
+        key = signature_name or "serving_default"
+        sig = servable.signatures.get(key)
+        if sig is None:
+            raise invalid(f"No signature was found with the name: {key}")
+    _check_tensors(sig, method)
+    return sig
+
+
+def _check_tensors(sig: Any, method: str) -> None:
+    """TF Serving's PreProcessClassification / PreProcessRegression: the tensors' names."""
+    described = f"{sig.name} (inputs {sorted(sig.inputs)}, outputs {sorted(sig.outputs)})"
+    if len(sig.inputs) != 1:
+        raise invalid(f"Expected one input Tensor, the signature {sig.name} has "
+                      f"{len(sig.inputs)}.")
+    if method == CLASSIFY:
+        if len(sig.outputs) not in (1, 2):
+            raise invalid(f"Expected one or two output Tensors, found {len(sig.outputs)}")
+        if "inputs" not in sig.inputs:
+            raise invalid(f"No classification inputs found in SignatureDef: {described}")
+        if not {"classes", "scores"} & set(sig.outputs):
+            raise invalid('Expected classification signature outputs to contain at least one '
+                          f'of "classes" or "scores". Signature was: {described}')
+        return
+    if len(sig.outputs) != 1:
+        raise invalid("Expected one output Tensor.")
+    if "inputs" not in sig.inputs:
+        raise invalid(f"No regression inputs found in SignatureDef: {described}")
+    if "outputs" not in sig.outputs:
+        raise invalid(f"No regression outputs found in SignatureDef: {described}")
+
+
 def run(servable: Any, signature_name: str, method: str, request_input: input_pb2.Input
         ) -> Any:
     """Classify or regress ``request_input`` with the named signature of ``servable``."""
-    sig = servable.signature(signature_name, method=method)
+    sig = _signature(servable, signature_name, method)
     name = _single_input(sig)
     examples = serialized_examples(request_input)
     outputs = servable.run(sig, {name: examples})

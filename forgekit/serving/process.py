@@ -58,7 +58,10 @@ class ModelServer:
         model_config_file: a model_config_list file instead of the two above.
         port / rest_api_port: gRPC / REST ports; None picks free ones. ``rest_api_port=0``
             disables REST, as in TF Serving.
-        file_system_poll_wait_seconds: how often to look for new versions.
+        file_system_poll_wait_seconds: how often to look for new versions. Whole seconds
+            become TF Serving's ``--file_system_poll_wait_seconds``; a fraction (lessons and
+            tests) becomes ``--forgekit_poll_interval_seconds`` (forgekit only), which also
+            paces a ``--model_config_file_poll_wait_seconds`` given in ``extra_args``.
         extra_args: more ``--flag=value`` arguments for the server.
         startup_timeout: seconds to wait for the server to answer.
         grace_period: seconds between SIGTERM and SIGKILL when stopping.
@@ -113,8 +116,12 @@ class ModelServer:
     def args(self) -> list[str]:
         """The ``forgekit serve`` flags this server runs with."""
         args = [f"--port={self.port}", f"--rest_api_port={self.rest_api_port}",
-                f"--grpc_host={self.host}", f"--rest_api_host={self.host}",
-                f"--file_system_poll_wait_seconds={self.file_system_poll_wait_seconds:g}"]
+                f"--grpc_host={self.host}", f"--rest_api_host={self.host}"]
+        poll = float(self.file_system_poll_wait_seconds)
+        if poll.is_integer():
+            args.append(f"--file_system_poll_wait_seconds={int(poll)}")
+        else:  # TF Serving takes whole seconds only: the faster pace is forgekit's flag
+            args += ["--file_system_poll_wait_seconds=1", f"--forgekit_poll_interval_seconds={poll:g}"]
         if self.model_config_file is not None:
             args.append(f"--model_config_file={self.model_config_file}")
         else:

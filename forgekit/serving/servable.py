@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from forgekit.serving.core import method_name_check
 from forgekit.serving.errors import ServingError, from_exception, invalid
 from forgekit.serving.tensors import DTYPES, TYPE_NAMES, InputInfo
 
@@ -120,7 +121,7 @@ class SavedModelServable:
                 raise invalid(f"Expected {kind} signature method_name to be {method}. "
                               f"Was: {sig.method_name}")
             return sig
-        if sig is not None and sig.method_name in PREDICT_METHODS:
+        if sig is not None and (sig.method_name in PREDICT_METHODS or not method_name_check()):
             return sig
         if key in self.signature_def_map.signature_def:
             raise invalid(f"Expected prediction signature method_name to be one of "

@@ -2,7 +2,8 @@
 
 Start-up follows tensorflow_model_server: read the models (flags or model_config_file), load
 the first versions, then open gRPC (``--port``) and REST (``--rest_api_port``; 0 disables it).
-The base paths are then polled every ``--file_system_poll_wait_seconds``. SIGTERM or SIGINT
+The base paths are then polled every ``--file_system_poll_wait_seconds``; a failed load is
+retried ``--max_num_load_retries`` times, ``--load_retry_interval_micros`` apart. SIGTERM or SIGINT
 stop the server cleanly with exit status 0; a start-up failure prints
 ``Failed to start server. Error: ...`` and exits with status 1.
 """
@@ -10,6 +11,7 @@ stop the server cleanly with exit status 0; a start-up failure prints
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -27,9 +29,9 @@ from forgekit.serving.config import (
     parse_flags,
     parse_model_config,
 )
-from forgekit.serving.core import ServerCore
+from forgekit.serving.core import ServerCore, set_method_name_check
 from forgekit.serving.errors import ServingError
-from forgekit.serving.versions import Poller
+from forgekit.serving.versions import LoadRetries, Poller
 
 log = logging.getLogger("forgekit.serving")
 # Set by ModelServer: the server exits when that process is gone, so a crashed notebook
@@ -93,7 +95,8 @@ def _serve(options: ServerOptions, stop: threading.Event) -> int:
     if options.model_config_file and options.model_base_path:
         log.warning("--model_config_file is set: --model_name and --model_base_path are ignored")
     tags = [t.strip() for t in options.saved_model_tags.split(",") if t.strip()]
-    core = ServerCore(partial(_load, tags=tags))
+    core = ServerCore(partial(_load, tags=tags), retries=LoadRetries(
+        options.max_num_load_retries, options.load_retry_interval_micros / 1e6))
     try:  # labels are checked before anything loads, as in TF Serving
         core.configure(models, allow_labels_for_unavailable_models=(
             options.allow_version_labels_for_unavailable_models))
@@ -104,19 +107,20 @@ def _serve(options: ServerOptions, stop: threading.Event) -> int:
         raise
     with muted_stderr():  # TensorFlow's C++ start-up chatter
         import tensorflow as tf  # noqa: F401  (imported once, here, before any thread)
+    set_method_name_check(options.enable_signature_method_name_check)
 
     for m in models:
         log.info("Adding model %s: base path %s, version policy %s%s", m.name, m.base_path,
                  m.policy.describe(), f", labels {dict(m.labels)}" if m.labels else "")
-    poller = Poller(lambda: core.models.values(), options.file_system_poll_wait_seconds)
+    poller = Poller(lambda: core.models.values(), options.file_system_poll_s)
     poller.poll_all()  # like TF Serving, load what is there before opening the ports
 
     grpc_server, rest = _open_ports(core, options)
     poller.start()
 
-    if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
+    if options.model_config_file and options.model_config_poll_s > 0:
         threading.Thread(target=_watch_config, name="forgekit-config", daemon=True, args=(
-            Path(options.model_config_file), options.model_config_file_poll_wait_seconds,
+            Path(options.model_config_file), options.model_config_poll_s,
             core, config_text, options.allow_version_labels_for_unavailable_models,
             stop)).start()
     parent = int(os.environ.get(PARENT_ENV, "0") or 0)
@@ -132,7 +136,8 @@ def _serve(options: ServerOptions, stop: threading.Event) -> int:
         rest.shutdown(grace=2.0)
     grpc_stopped.wait(5.0)
     for model in core.models.values():
-        model.unload_all()
+        model.unload_all(collect=False)
+    gc.collect()  # once: an InProcessServer's kernel gets the memory back
     log.info("Server stopped")
     return 0
 

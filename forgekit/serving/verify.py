@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.serving.deploy import IDENTITY_SIGNATURE, PublishRecord, load_record
+from forgekit.serving.deploy import (
+    IDENTITY_SIGNATURE,
+    PublishRecord,
+    load_record,
+    signature_differences,
+    validate_record,
+)
 from forgekit.serving.errors import ServingError
 
 # Problems a server still picking up a new version or config shows for a moment: with ``wait``,
@@ -117,7 +123,8 @@ def verify_deployment(client: Any, model_name: str, expected: PublishRecord | st
             deployment may run before it is applied.
         atol / rtol: tolerance of the canary comparison (``numpy.isclose`` semantics).
     """
-    record = expected if isinstance(expected, PublishRecord) else load_record(expected)
+    record = validate_record(expected) if isinstance(expected, PublishRecord) \
+        else load_record(expected)
     started = time.monotonic()
     while True:
         report = _verify_once(client, model_name, record, label, atol, rtol)
@@ -194,7 +201,8 @@ def _verify_once(client: Any, model_name: str, record: PublishRecord, label: str
                       + _describe(served)))
         else:
             add(Check("signature_changed", False, f"serving_default is {_describe(served)}; "
-                      f"published {_describe(record.signature)}"))
+                      f"published {_describe(record.signature)} ("
+                      + "; ".join(signature_differences(record.signature, served)) + ")"))
 
     # 3. canary: the published outputs for known inputs, from what answers.
     try:

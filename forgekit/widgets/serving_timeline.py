@@ -111,7 +111,7 @@ class ServingTimeline(Explorer):
         self._step(0, 1, "starting the model server")
         self.base.mkdir(parents=True, exist_ok=True)
         write_model_config(self.config, [ModelEntry(self.model_name, self.base)])
-        poll = f"{self.poll_seconds:g}"
+        poll = max(1, int(self.poll_seconds))  # whole seconds; a fraction paces both polls
         server = InProcessServer(
             model_config_file=self.config, file_system_poll_wait_seconds=self.poll_seconds,
             extra_args=["--allow_version_labels_for_unavailable_models",
