@@ -27,7 +27,7 @@ CHILD_TIMEOUT_S = 240  # a wide margin: the TF group takes ~30 s on 2 busy cores
 
 # Shared by both children: run a case, print what happened as one JSON line.
 PRELUDE = r'''
-import json, os, resource, sys, traceback
+import json, os, sys, traceback
 from pathlib import Path
 W = Path(sys.argv[1])
 
@@ -41,7 +41,11 @@ def case(name, fn):
         import forgekit.errors
         out.update(outcome=type(exc).__name__, forgekit=isinstance(exc, forgekit.errors.ForgekitError),
                    message=str(exc), first_line="\n" not in str(exc))
-    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child of a pytest worker that holds
+    # TensorFlow would start at the worker's ~900 MiB; VmHWM is this program's own peak.
+    with open("/proc/self/status") as status:
+        hwm = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:"))
+    out["maxrss_mb"] = hwm / 1024
     print(json.dumps(out), flush=True)
 '''
 

@@ -227,7 +227,8 @@ def save(
 def _load_keras(info: FormatInfo, safe_mode: bool = True, **kw: Any) -> Any:
     import keras
 
-    _check_crcs(info.path)
+    if info.kind == "keras":  # the same loader reads legacy .h5 files
+        _check_crcs(info.path)
     with _proper_name(info) as path:
         return keras.saving.load_model(path, safe_mode=safe_mode, **kw)
 
