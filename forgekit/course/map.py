@@ -21,11 +21,11 @@ class Lesson:
 
 LESSONS: tuple[Lesson, ...] = (
     Lesson("00_start_here", "Start here",
-           "Check your environment, then save and reload a first model in under a minute."),
+           "Check your environment, then save a first model and prove its reload is the same model."),
     Lesson("01_whole_model_formats", "Whole-model formats",
-           "`.keras`, SavedModel export and legacy H5: what each keeps, measured by probes."),
+           "SavedModel export for serving, and the two traps of legacy H5, each with its plain fix."),
     Lesson("02_weights_and_architecture", "Weights and architecture",
-           "Weights-only files, tf.train.Checkpoint and JSON architecture; the size claim tested."),
+           "Weights-only files and JSON architecture, put back together; the size claim tested."),
     Lesson("03_checkpoints_and_resume", "Checkpoints and resume",
            "Keep the best epoch, resume with optimizer state, survive a killed process."),
     Lesson("04_tflite", "TFLite",
