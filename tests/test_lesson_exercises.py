@@ -79,7 +79,10 @@ def test_whole_model_formats_h5_checker_tests_both_traps(tmp_path):
         model.compile(optimizer=model.optimizer, loss=keras.losses.MeanSquaredError())
         model.save(path)
 
-    assert check_write_h5(None) is NOT_ANSWERED
+    def stub(model, path):
+        ...  # the lesson's unedited cell
+
+    assert check_write_h5(None) is NOT_ANSWERED and check_write_h5(stub) is NOT_ANSWERED
     verdicts = {
         "Trap 1": lambda model, path: model.save(path),
         "Trap 2": loss_object_then_save,
