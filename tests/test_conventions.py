@@ -75,6 +75,11 @@ def test_lesson_shape(notebook):
     assert all(c.source.startswith("%%solution\n") for c in solutions), (
         f"{path.name}: a solution cell must start with %%solution")
     assert "%load_ext forgekit.exercises" in code[0].source, "setup cell loads %%solution"
+    # Colab (or any Jupyter without forgekit): the setup cell installs it first, and only then.
+    setup = code[0].source
+    guard = 'if importlib.util.find_spec("forgekit") is None:'
+    assert guard in setup and "%pip install" in setup, f"{path.name}: no install-if-missing line"
+    assert setup.index(guard) < setup.index("import forgekit\n"), "install before import"
 
 
 def test_no_absolute_paths(notebook):

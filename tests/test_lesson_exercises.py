@@ -52,7 +52,8 @@ def test_start_here_keep_checker_tests_the_function_on_its_own_model(small_model
     verdicts = {
         "should be a function": "not a function",
         "does not create missing folders": no_mkdir,
-        "returned None": lambda model, folder: None,
+        "returned None": lambda model, folder: saver(lambda m, p: m.save(p), ".keras")(model, folder)
+        and None,
         "SavedModel folder": saver(lambda m, p: m.export(p, verbose=False), ""),
         "weights only": saver(lambda m, p: m.save_weights(p), ".weights.h5"),
         "not a global": saver(lambda m, p: small_model.save(p), ".keras"),
@@ -60,6 +61,11 @@ def test_start_here_keep_checker_tests_the_function_on_its_own_model(small_model
     for why, answer in verdicts.items():
         feedback = check_keep(answer, tmp_path)
         assert not feedback.passed and why in feedback.message, (why, feedback.message)
+
+    def stub(model, folder):
+        ...  # the lesson's unedited cell
+
+    assert check_keep(stub, tmp_path) is NOT_ANSWERED
     right = check_keep(saver(lambda m, p: m.save(p), ".keras"), tmp_path)
     assert right.passed and "step" in right.message, right.message
 
@@ -73,7 +79,10 @@ def test_whole_model_formats_h5_checker_tests_both_traps(tmp_path):
         model.compile(optimizer=model.optimizer, loss=keras.losses.MeanSquaredError())
         model.save(path)
 
-    assert check_write_h5(None) is NOT_ANSWERED
+    def stub(model, path):
+        ...  # the lesson's unedited cell
+
+    assert check_write_h5(None) is NOT_ANSWERED and check_write_h5(stub) is NOT_ANSWERED
     verdicts = {
         "Trap 1": lambda model, path: model.save(path),
         "Trap 2": loss_object_then_save,

@@ -235,13 +235,13 @@ def test_flipped_bytes_inside_keras_archive_fail_as_corrupt(saved, tmp_path):
         forgekit.load(tmp_path / "m.keras")
 
 
-def test_legacy_h5_with_string_loss_names_the_compile_false_fix(tmp_path):
+def test_legacy_h5_with_the_mse_alias_names_the_compile_false_fix(tmp_path):
     import keras
 
     from forgekit.errors import IncompatibleArtifactError
 
     model = build(compiled=False)
-    model.compile(optimizer="adam", loss="mse", metrics=["mae"])  # strings: the common case
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])  # the short aliases: common
     model.fit(X, np.zeros((8, 2)), epochs=1, verbose=0)
     path = tmp_path / "legacy.h5"
     model.save(path)

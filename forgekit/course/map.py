@@ -21,9 +21,9 @@ class Lesson:
 
 LESSONS: tuple[Lesson, ...] = (
     Lesson("00_start_here", "Start here",
-           "Check your environment, then save and reload a first model in under a minute."),
+           "Check your environment, then save a first model and prove its reload is the same model."),
     Lesson("01_whole_model_formats", "Whole-model formats",
-           "`.keras`, SavedModel export and legacy H5: what each keeps, measured by probes."),
+           "SavedModel export for serving, and the two traps of legacy H5, each with its plain fix."),
     Lesson("02_weights_and_architecture", "Weights and architecture",
            "Weights-only files carry Adam's slots; JSON architecture; the size claim tested."),
     Lesson("03_checkpoints_and_resume", "Checkpoints and resume",

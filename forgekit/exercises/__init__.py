@@ -33,7 +33,9 @@ class Feedback:
         return self.passed
 
     def __str__(self) -> str:
-        return ("✓ Correct. " if self.passed else "✗ Not yet. ") + self.message
+        # "→", not "✗": a ✗ in a lesson means a claim failed on your versions; this is feedback
+        # on your own answer.
+        return ("✓ Correct. " if self.passed else "→ Not yet. ") + self.message
 
     __repr__ = __str__
 
@@ -52,6 +54,17 @@ def wrong(message: str) -> Feedback:
 
 
 NOT_ANSWERED = Feedback(False, "No answer yet: replace the placeholder in the cell above and run it again.")
+
+
+def is_placeholder(function: Any) -> bool:
+    """True for a function whose body is still only the exercise's ``...`` (or ``pass``)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and code.co_code == _placeholder.__code__.co_code \
+        and code.co_consts[:1] in ((None,), (Ellipsis,), ()) and not code.co_names
+
+
+def _placeholder(*args: Any) -> None:
+    ...
 
 
 def solution(line: str, cell: str, namespace: dict[str, Any]) -> bool:

@@ -15,8 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from forgekit.exercises import Feedback, correct, wrong
-from forgekit.outcome import first_line
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, wrong
 
 
 def check_guess(guess: Any, measured: str, choices: Iterable[str], why: str) -> Feedback:
@@ -66,7 +65,7 @@ def _why_not_a_model_file(path: Path) -> str | None:
         "weights_h5": "it holds weights only, no architecture: load_model cannot rebuild a model "
                       "from it (lesson 02).",
         "h5_model": "it is legacy HDF5: lesson 01 shows it does not reload a model compiled with "
-                    "a string loss. Save the Keras 3 native format.",
+                    "loss=\"mse\", like the one keep was given. Save the Keras 3 native format.",
     }
     return reasons.get(kind) if kind != "keras" else None
 
@@ -81,8 +80,8 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
 
     from forgekit.measure.compare import fixed_inputs, max_abs_diff
 
-    if keep is None:
-        return wrong("No answer yet: define keep(model, folder) in the cell above and run it.")
+    if keep is None or is_placeholder(keep):
+        return NOT_ANSWERED
     if not callable(keep):
         return wrong(f"keep should be a function taking (model, folder), got {type(keep).__name__}.")
     base = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="keep-"))
@@ -93,11 +92,11 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
     try:
         returned = keep(model, target)
     except FileNotFoundError as exc:
-        return wrong(f"keep raised FileNotFoundError ({first_line(str(exc), 160)}): model.save "
+        return wrong(f"keep raised FileNotFoundError ({exc}): model.save "
                      "does not create missing folders. Create it first: "
                      "Path(folder).mkdir(parents=True, exist_ok=True).")
     except Exception as exc:  # the learner's code: report whatever it raised
-        return wrong(f"keep raised {type(exc).__name__}: {first_line(str(exc), 200)}")
+        return wrong(f"keep raised {type(exc).__name__}: {exc}")
     if returned is None:
         return wrong("keep returned None: return the path of the file you saved, so the caller "
                      "knows what to load.")
@@ -114,7 +113,7 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
         reloaded = keras.models.load_model(path)
     except Exception as exc:
         return wrong(f"keras.models.load_model({path.name!r}) failed: {type(exc).__name__}: "
-                     f"{first_line(str(exc), 200)}")
+                     f"{exc}")
     x = fixed_inputs(model, n=8)
     try:
         diff = max_abs_diff([model.predict(x, verbose=0)], [reloaded.predict(x, verbose=0)])

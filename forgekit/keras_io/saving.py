@@ -483,8 +483,9 @@ def load(
                 raise explained from exc
         if (info.kind == "h5_model" and "compile" not in kwargs
                 and "Could not deserialize" in str(exc)):
-            # Keras 3's legacy reader cannot rebuild string losses/metrics such as "mse" that
-            # older writers (and Keras 3 itself) stored in training_config.
+            # Keras 3's legacy reader cannot rebuild the short aliases "mse"/"mae" (it resolves
+            # them as keras.metrics.mse) that writers store in training_config; full names
+            # ("mean_squared_error") and loss objects reload.
             raise IncompatibleArtifactError(
                 "this Keras cannot rebuild the compile settings stored in the legacy HDF5 file "
                 f"({first_line(str(exc), 120)}); the weights and architecture are fine",
