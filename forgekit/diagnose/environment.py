@@ -106,7 +106,7 @@ class EnvironmentReport:
 
     def _course_gpus(self) -> str:
         if self.cuda_visible_devices is not None and self.cuda_visible_devices.strip() == "-1":
-            return "none: CPU only (CUDA_VISIBLE_DEVICES=-1, set by forgekit.quiet_tf)"
+            return "none: CPU only (CUDA_VISIBLE_DEVICES=-1, e.g. forgekit.quiet_tf(cpu_only=True))"
         if self.gpus is None:
             return "not checked (TensorFlow not imported)"
         return ", ".join(self.gpus) or "none visible to TensorFlow"
