@@ -92,12 +92,11 @@ def test_no_memory_controller_is_none(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux procfs")
-def test_tree_sampler_sees_a_child_memory_by_pss_and_rss():
-    child = subprocess.Popen([sys.executable, "-c",
-                              "b = bytearray(120 * 2**20)\n"
-                              "for i in range(0, len(b), 4096): b[i] = 1\n"
-                              "print('ready', flush=True)\nimport time; time.sleep(30)"],
-                             stdout=subprocess.PIPE, text=True)
+def _peaks_with_child(code: str) -> memory.TreePeaks:
+    """One sample of this process's tree while a child running ``code`` (which prints 'ready'
+    when its memory is in place) is alive."""
+    child = subprocess.Popen([sys.executable, "-c", code + "\nprint('ready', flush=True)\n"
+                              "import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
         sampler = memory.TreeSampler()
@@ -105,7 +104,12 @@ def test_tree_sampler_sees_a_child_memory_by_pss_and_rss():
     finally:
         child.kill()
         child.wait()
-    peaks = sampler.peaks
+    return sampler.peaks
+
+
+def test_tree_sampler_sees_a_child_memory_by_pss_and_rss():
+    peaks = _peaks_with_child("b = bytearray(120 * 2**20)\n"
+                              "for i in range(0, len(b), 4096): b[i] = 1")
     assert peaks.tree_pss_mb is not None and peaks.tree_pss_mb >= 110, peaks
     assert peaks.tree_rss_mb >= peaks.tree_pss_mb - 1, peaks
     # The child's bytearray is anonymous memory: counted in full whatever else runs.
@@ -119,14 +123,5 @@ def test_a_tensorflow_process_adds_enough_anonymous_memory_for_the_lesson_bounds
     TensorFlow process if one adds more than a quarter of the smallest lesson's figure."""
     from tests.test_notebooks import TREE_ANON_PEAK_MB
 
-    child = subprocess.Popen([sys.executable, "-c", "import tensorflow as tf\n"
-                              "tf.constant(1.0) + 1\nprint('ready', flush=True)\n"
-                              "import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        sampler = memory.TreeSampler()
-        sampler.sample()
-    finally:
-        child.kill()
-        child.wait()
-    assert sampler.peaks.tree_anon_mb > 0.25 * min(TREE_ANON_PEAK_MB.values()), sampler.peaks
+    peaks = _peaks_with_child("import tensorflow as tf\ntf.constant(1.0) + 1")
+    assert peaks.tree_anon_mb > 0.25 * min(TREE_ANON_PEAK_MB.values()), peaks
