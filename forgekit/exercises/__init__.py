@@ -12,7 +12,9 @@ the cell prints how to run it instead. The runner (tests, ``make run``) sets
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from forgekit.table import marked_html
@@ -61,6 +63,13 @@ def is_placeholder(function: Any) -> bool:
     code = getattr(function, "__code__", None)
     return code is not None and code.co_code == _placeholder.__code__.co_code \
         and code.co_consts[:1] in ((None,), (Ellipsis,), ()) and not code.co_names
+
+
+def unused_path(folder: str | os.PathLike[str] | None, prefix: str, stem: str = "try") -> Path:
+    """``folder/<stem>_N`` for the first N not taken (a new temporary folder when ``folder`` is
+    None): each checker run works in a path nothing has used, and this does not create it."""
+    base = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix=prefix))
+    return next(base / f"{stem}_{n}" for n in range(1, 10_000) if not (base / f"{stem}_{n}").exists())
 
 
 def _placeholder(*args: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, unused_path, wrong
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -103,8 +103,7 @@ def check_resumable(make_callbacks: Any, folder: Any, n_val: int = 256) -> Feedb
     from forgekit.outcome import first_line
     from forgekit.training.tasks import build_model, make_task
 
-    base = Path(folder)
-    run = next(base / f"try_{n}" for n in range(1, 10_000) if not (base / f"try_{n}").exists())
+    run = unused_path(folder, "resume-")
     run.mkdir(parents=True)
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()

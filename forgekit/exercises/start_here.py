@@ -10,12 +10,11 @@ optimizer and step count with the original.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, wrong
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, unused_path, wrong
 
 
 def check_guess(guess: Any, measured: str, choices: Iterable[str], why: str) -> Feedback:
@@ -84,10 +83,8 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
         return NOT_ANSWERED
     if not callable(keep):
         return wrong(f"keep should be a function taking (model, folder), got {type(keep).__name__}.")
-    base = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="keep-"))
-    base.mkdir(parents=True, exist_ok=True)
-    target = next(base / f"not_created_yet_{n}" for n in range(1, 10_000)
-                  if not (base / f"not_created_yet_{n}").exists())
+    target = unused_path(folder, "keep-", stem="not_created_yet")
+    target.parent.mkdir(parents=True, exist_ok=True)
     model = _stranger()
     try:
         returned = keep(model, target)

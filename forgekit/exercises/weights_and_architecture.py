@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.errors import ForgekitError
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, unused_path, wrong
 from forgekit.formats.detect import detect_format
 
 
@@ -115,7 +115,6 @@ def check_inference_files(inference_files: Any, folder: str | os.PathLike[str] |
     a colleague would (``model_from_json`` + ``load_weights``), looks for optimizer arrays in the
     weights file, and checks that the model it passed in still has its optimizer and step count.
     """
-    import tempfile
 
     from forgekit.sizes import breakdown
 
@@ -123,8 +122,7 @@ def check_inference_files(inference_files: Any, folder: str | os.PathLike[str] |
         return NOT_ANSWERED
     if not callable(inference_files):
         return wrong("inference_files should be a function of (model, folder).")
-    base = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="inference-"))
-    run = next(base / f"try_{n}" for n in range(1, 10_000) if not (base / f"try_{n}").exists())
+    run = unused_path(folder, "inference-")
     run.mkdir(parents=True)
     model = _trained_model()
     steps = int(model.optimizer.iterations)

@@ -10,7 +10,6 @@ reloads it (Trap 2).
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from forgekit.errors import ForgekitError
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, wrong
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, unused_path, wrong
 from forgekit.formats.detect import detect_format
 
 
@@ -46,10 +45,8 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
         return NOT_ANSWERED
     if not callable(write_h5):
         return wrong(f"write_h5 should be a function of (model, path), got {type(write_h5).__name__}.")
-    base = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="h5-"))
-    base.mkdir(parents=True, exist_ok=True)
-    run = next(base / f"try_{n}" for n in range(1, 10_000) if not (base / f"try_{n}").exists())
-    run.mkdir()
+    run = unused_path(folder, "h5-")
+    run.mkdir(parents=True)
     model, h5_path = _tutorial_model(), run / "for_the_old_service.h5"
     steps = int(model.optimizer.iterations)
     try:
