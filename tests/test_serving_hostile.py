@@ -593,6 +593,8 @@ def test_idle_connections_give_way_and_only_busy_ones_fill_the_server(fake_core)
         assert readable and all(sock.recv(1) == b"" for sock in readable)  # closed for it
         for sock in sockets:
             sock.close()
+        # their handlers end on EOF; until their slots are back a new one could be refused
+        _until(lambda: rest._server.connections == 0, "releasing the closed connections")
         # four connections inside a request (headers sent, body pending) hold their slots
         sockets = [socket.create_connection(rest.address, timeout=10) for _ in range(4)]
         for sock in sockets:

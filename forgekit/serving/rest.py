@@ -376,7 +376,9 @@ class _HttpServer(http.server.ThreadingHTTPServer):
         self.timeout_s = timeout_s
         self.max_body = max_body
         self.budget = budget
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections = max_connections
+        self.connections = 0  # slots held: a handler's slot comes back after finish()
+        self._slot_freed = threading.Condition()
         self._live: set[_Handler] = set()
         self._live_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -391,7 +393,7 @@ class _HttpServer(http.server.ThreadingHTTPServer):
             (self._live.add if alive else self._live.discard)(conn)
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False) and not self._close_idle():
+        if not self._take_slot(0) and not self._close_idle():
             try:  # refuse at once rather than queue behind slow clients
                 request.settimeout(1.0)
                 request.sendall(response_bytes(503, error_body("Too many connections"), True))
@@ -411,13 +413,23 @@ class _HttpServer(http.server.ThreadingHTTPServer):
             return False
         with contextlib.suppress(OSError):
             min(idle)[2].sock.shutdown(socket.SHUT_RDWR)  # its read returns EOF: it ends
-        return self._slots.acquire(timeout=2.0)
+        return self._take_slot(2.0)
+
+    def _take_slot(self, timeout: float) -> bool:
+        with self._slot_freed:
+            if not self._slot_freed.wait_for(
+                    lambda: self.connections < self.max_connections, timeout):
+                return False
+            self.connections += 1
+            return True
 
     def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            with self._slot_freed:
+                self.connections -= 1
+                self._slot_freed.notify()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("Unexpected error on a connection from %s", client_address)
