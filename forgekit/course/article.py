@@ -431,7 +431,7 @@ def all_rows() -> tuple[ArticleClaim, ...]:
     if _ROWS is None:
         from forgekit.course.article_rows import build_rows
 
-        built = build_rows()
+        built = build_rows(ArticleClaim)
         ids = [r.id for r in built]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:

@@ -22,10 +22,12 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forgekit.course.article import ArticleClaim, Judgement, Lab, Numbers
 from forgekit.quiet import quiet_absl
+
+if TYPE_CHECKING:  # article.py builds the rows from these functions: it imports this module
+    from forgekit.course.article import ArticleClaim, Judgement, Lab, Numbers
 
 PROBE_KINDS = ("keras", "savedmodel", "h5_model", "weights_h5", "tf_checkpoint",
                "json_architecture")
@@ -742,8 +744,10 @@ def _j_absolute_paths(n: Numbers) -> Judgement:
 # the registry
 
 
-def build_rows() -> tuple[ArticleClaim, ...]:
-    """Every row, in the course's order (lesson by lesson, roughly)."""
+def build_rows(row: type[ArticleClaim]) -> tuple[ArticleClaim, ...]:
+    """Every row, in the course's order (lesson by lesson, roughly), made with ``row``
+    (:class:`~forgekit.course.article.ArticleClaim`, passed in so this module never imports
+    the one that imports it)."""
     from forgekit import crosslang, sizes, tflite
     from forgekit.diagnose import failures
     from forgekit.formats.detect import detect_format
@@ -755,102 +759,102 @@ def build_rows() -> tuple[ArticleClaim, ...]:
     from forgekit.training import run
 
     return (
-        ArticleClaim(
+        row(
             "save_writes_savedmodel",
             "model.save(path) writes a SavedModel folder.",
             "01_whole_model_formats", detect_format, "does not hold",
             _m_save_writes_savedmodel, _j_save_writes_savedmodel),
-        ArticleClaim(
+        row(
             "savedmodel_keeps_training_state",
             "A SavedModel carries the optimizer state and the compile settings (the article's "
             "\"compilation labels\") along with the weights.",
             "01_whole_model_formats", probe.matrix, "partly",
             _m_savedmodel_training_state, _j_savedmodel_training_state),
-        ArticleClaim(
+        row(
             "h5_lacks_serving",
             "A legacy .h5 file lacks what a model server needs: no serving signature, and the "
             "SavedModel loader servers use cannot read it.",
             "01_whole_model_formats", probe.matrix, "holds",
             _m_h5_lacks_serving, _j_h5_lacks_serving),
-        ArticleClaim(
+        row(
             "h5_savedmodel_mixup",
             "Reading an .h5 file through the SavedModel loader, or a SavedModel folder through "
             "the Keras file loader, fails: the two are laid out differently.",
             "05_wrong_path_failures", failures.run_matrix, "holds",
             _m_h5_savedmodel_mixup, _j_h5_savedmodel_mixup),
-        ArticleClaim(
+        row(
             "weights_5_10x_smaller",
             "A weights-only file takes 5 to 10 times less disk space than the whole model.",
             "02_weights_and_architecture", sizes.breakdown, "does not hold",
             _m_weights_smaller, _j_weights_smaller),
-        ArticleClaim(
+        row(
             "save_weights_tf_checkpoint",
             "model.save_weights() writes a TensorFlow checkpoint.",
             "02_weights_and_architecture", detect_format, "does not hold",
             _m_save_weights_format, _j_save_weights_format),
-        ArticleClaim(
+        row(
             "checkpoints_weights_only",
             "Checkpoint files keep the weights and nothing else.",
             "02_weights_and_architecture", probe.matrix, "does not hold",
             _m_checkpoints_weights_only, _j_checkpoints_weights_only),
-        ArticleClaim(
+        row(
             "json_yaml_architecture",
             "JSON or YAML files hold the architecture alone, so the design can be versioned "
             "apart from the weights.",
             "02_weights_and_architecture", probe.matrix, "partly",
             _m_json_yaml, _j_json_yaml),
-        ArticleClaim(
+        row(
             "tflite_from_savedmodel",
             "A .tflite model comes from converting a SavedModel; Keras does not write one itself.",
             "04_tflite", tflite.convert, "holds",
             _m_tflite, _j_tflite),
-        ArticleClaim(
+        row(
             "checkpoint_loses_one_epoch",
             "With a ModelCheckpoint callback saving every epoch, an interruption costs at most "
             "the epoch in progress.",
             "03_checkpoints_and_resume", run.run_training, "holds",
             _m_checkpoint_loses_one_epoch, _j_checkpoint_loses_one_epoch),
-        ArticleClaim(
+        row(
             "best_only_keeps_best_epoch",
             "ModelCheckpoint(save_best_only=True) keeps the best epoch, so an overfitted last "
             "epoch does not replace it.",
             "03_checkpoints_and_resume", run.run_training, "holds",
             _m_best_only, _j_best_only),
-        ArticleClaim(
+        row(
             "save_keeps_optimizer_for_resume",
             "model.save() keeps the optimizer, so training resumed after load_model continues "
             "from where it stopped.",
             "03_checkpoints_and_resume", max_abs_diff, "holds",
             _m_save_resume, _j_save_resume),
-        ArticleClaim(
+        row(
             "weights_only_resume_restarts_optimizer",
             "Resuming from weights alone, without the optimizer state, does not continue the "
             "same training run.",
             "03_checkpoints_and_resume", max_abs_diff, "holds",
             _m_weights_resume, _j_weights_resume),
-        ArticleClaim(
+        row(
             "savedmodel_cross_language",
             "A SavedModel can be loaded from languages other than Python, such as C or Java.",
             "09_cross_language", crosslang.run_c, "holds",
             _m_cross_language, _j_cross_language),
-        ArticleClaim(
+        row(
             "keras_version_mismatch",
             "A model saved by one Keras version fails to load in a different one.",
             "05_wrong_path_failures", fresh.run_fresh_many, "holds",
             _m_keras_versions, _j_keras_versions),
-        ArticleClaim(
+        row(
             "absolute_paths_break",
             "Hard-coding a model's absolute path in a script breaks the script once the project "
             "moves elsewhere.",
             "05_wrong_path_failures", project_path, "holds",
             _m_absolute_paths, _j_absolute_paths),
-        ArticleClaim(
+        row(
             "flat_path_serves_wrong_version",
             "Saving a retrained model to a flat file beside the served versions leaves the "
             "server answering with the old version.",
             "06_serving_incident", InProcessServer, "holds",
             _m_flat_path, _j_flat_path),
-        ArticleClaim(
+        row(
             "metadata_and_known_input_catch_it",
             "Asking the server which version answers (its metadata endpoint) and comparing its "
             "answer to a fixed input with the expected output catch a wrong version.",
