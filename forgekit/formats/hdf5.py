@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,18 @@ def attr(h5: Any, name: str) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _loss_strings(training_config: str | None) -> list[str]:
+    """The losses a legacy ``training_config`` stores as typed strings (one per output)."""
+    if not training_config or len(training_config) > 1 << 20:  # a config, not a payload
+        return []
+    try:
+        loss = json.loads(training_config).get("loss")
+    except (ValueError, AttributeError):
+        return []
+    values = loss.values() if isinstance(loss, dict) else loss if isinstance(loss, list) else [loss]
+    return sorted({v for v in values if isinstance(v, str)})
+
+
 def inspect(p: Path, size: int) -> FormatInfo:
     """Read an HDF5 file's attributes and group names (never its weights)."""
     import h5py
@@ -95,6 +108,7 @@ def inspect(p: Path, size: int) -> FormatInfo:
                         "writer": "Keras 3" if major >= 3 else "Keras 2",
                         "backend": attr(h5, "backend"),
                         "compiled": "training_config" in h5.attrs,
+                        "stored_losses": _loss_strings(attr(h5, "training_config")),
                         "groups": sorted(h5.keys()),
                     },
                 )

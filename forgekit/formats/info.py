@@ -9,6 +9,12 @@ from typing import Any
 from forgekit.formats.kinds import keras_reads_name, keras_suffix, kind
 from forgekit.table import Fields
 
+# Loss aliases a legacy .h5 stores as typed. Keras 3's H5 loader looks them up among
+# keras.metrics and fails, so load_model needs compile=False (tests/test_formats.py says
+# when a Keras release starts reading them).
+KERAS3_UNREADABLE_LOSSES = frozenset({"mse", "mae", "mape", "msle", "MSE", "MAE", "MAPE", "MSLE",
+                                      "kld", "KLD", "logcosh", "huber_loss"})
+
 
 @dataclass
 class FormatInfo:
@@ -57,6 +63,11 @@ class FormatInfo:
         if suffix and not keras_reads_name(self.load_path.name, self.kind, self.keras2,
                                            weights=weights):
             return f"{kind(self.kind).forgekit_call(self.load_path)}  # or rename it to *{suffix}"
+        aliases = sorted(KERAS3_UNREADABLE_LOSSES.intersection(self.details.get("stored_losses",
+                                                                                ())))
+        if self.kind == "h5_model" and aliases:
+            return (f"keras.models.load_model({str(self.load_path)!r}, compile=False)  # its loss "
+                    f"{', '.join(map(repr, aliases))} does not rebuild in Keras 3: compile again")
         return kind(self.kind).how_to_load(self.load_path, self.signatures)
 
     def as_dict(self) -> dict[str, Any]:
