@@ -256,3 +256,28 @@ def test_an_explorer_renders_as_a_live_widget_and_answers_a_click(chromium, play
     finally:
         context.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.mark.parametrize("page_name", ["claims.html", "index.html", "report.html"])
+def test_the_site_pages_fit_a_1280_pixel_window(chromium, playwright_api, tmp_path, page_name):
+    """No sideways scrolling on a laptop screen: the article table's long evidence wraps."""
+    from forgekit.course import LESSONS
+    from forgekit.course.site import build_site
+    from tests.test_site import _claims_fixture, _fake_build
+
+    claims = _claims_fixture()
+    long = {"files": ["/".join(["a_rather_long_folder_name"] * 12)] * 3, "digest": "f" * 200}
+    for row in claims:  # evidence as long as real rows carry (paths, digests, lists)
+        row["evidence"] = {**row["evidence"], **long}
+    site = build_site(_fake_build(tmp_path, LESSONS, claims)).parent
+    browser = playwright_api.chromium.launch(executable_path=chromium, headless=True,
+                                             args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto((site / page_name).as_uri())
+        width = page.evaluate("document.documentElement.scrollWidth")
+        widest = page.evaluate("Math.max(...[...document.querySelectorAll('table')]"
+                               ".map(t => t.getBoundingClientRect().right))")
+    finally:
+        browser.close()
+    assert width <= 1280 and widest <= 1280, (width, widest)

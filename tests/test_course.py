@@ -26,6 +26,18 @@ def test_readme_lists_every_lesson_and_binder_badge():
     assert "urlpath=lab/tree/notebooks/00_start_here.ipynb" in README
 
 
+def test_readme_map_gives_each_lesson_its_minutes_and_names_the_source_article():
+    import re
+
+    for lesson in LESSONS:
+        row = re.search(rf"^\| {lesson.number} \| `{lesson.notebook}` \| .*? \| (\d+) \|", README,
+                        re.M)
+        assert row and int(row.group(1)) == lesson.minutes, lesson.notebook
+    flat = " ".join(README.split())
+    assert "TF Model Save/Load — Avoid Wrong Version in Serving" in flat
+    assert "## Who it is for" in README and "**What is emulated.**" in README
+
+
 def test_course_map_marks_ready_lessons():
     rows = dict((lsn.notebook, ok) for lsn, ok in course_map(ROOT / "notebooks").rows())
     assert rows["00_start_here"] is True

@@ -207,6 +207,29 @@ def test_claims_page_lists_every_article_row_and_every_course_claim(tmp_path):
                                             ("03_checkpoints_and_resume",
                                              "03 · Checkpoints and resume"))]
     assert positions == sorted(positions)
+    # the counts come first, and the rows behind them sit next to the page that links them
+    held, article_ids = sum(1 for r in own if r["holds"]), {r["evidence"]["article_row"]
+                                                             for r in articles}
+    plain = re.sub(r"<[^>]+>", "", text)
+    assert f"{len(own)} claims checked in" in plain and f"lessons, {held} hold" in plain
+    assert plain.index("claims checked") < plain.index("The original article's claims")
+    assert f"article's {len(article_ids)} claims re-measured" in plain
+    assert "href=\"claims.json\"" in page
+    assert json.loads((site / "claims.json").read_text()) == claims
+
+
+def test_landing_page_says_who_it_is_for_how_long_each_lesson_takes_and_its_source(tmp_path):
+    import html
+
+    index = " ".join(html.unescape(write_site(tmp_path / "site", []).read_text()).split())
+    assert "Who it is for" in index and "compile" in index and "no TF Serving, Docker or GPU" \
+        in index
+    for lesson in LESSONS:
+        assert re.search(rf"<td>{re.escape(lesson.summary)}</td><td class='num'>"
+                         rf"{lesson.minutes}</td>", index), lesson.notebook
+    assert f"About {sum(lesson.minutes for lesson in LESSONS)} minutes in all" in index
+    assert "TF Model Save/Load — Avoid Wrong Version in Serving" in index
+    assert "tensorflow_model_server" in index, "what is emulated is said"
 
 
 def test_landing_page_links_executed_lessons_and_the_report(tmp_path):

@@ -13,6 +13,7 @@ class Lesson:
     notebook: str
     title: str
     summary: str
+    minutes: int  # to read and run at workshop size, as learner reviews of the lesson timed it
 
     @property
     def number(self) -> str:
@@ -21,29 +22,29 @@ class Lesson:
 
 LESSONS: tuple[Lesson, ...] = (
     Lesson("00_start_here", "Start here",
-           "Check your environment, then save a first model and prove its reload is the same model."),
+           "Check your environment, then save a first model and prove its reload is the same model.", 18),
     Lesson("01_whole_model_formats", "Whole-model formats",
-           "SavedModel export for serving, and the two traps of legacy H5, each with its plain fix."),
+           "SavedModel export for serving, and the two traps of legacy H5, each with its plain fix.", 25),
     Lesson("02_weights_and_architecture", "Weights and architecture",
-           "Weights-only files carry Adam's slots; JSON architecture; the size claim tested."),
+           "Weights-only files carry Adam's slots; JSON architecture; the size claim tested.", 25),
     Lesson("03_checkpoints_and_resume", "Checkpoints and resume",
-           "Keep the best epoch, resume with optimizer state, survive a killed process."),
+           "Keep the best epoch, resume with optimizer state, survive a killed process.", 25),
     Lesson("04_tflite", "TFLite",
-           "Convert an export four ways and run it with LiteRT: size, accuracy and speed measured."),
+           "Convert an export four ways and run it with LiteRT: size, accuracy and speed measured.", 25),
     Lesson("05_wrong_path_failures", "Wrong-path failures",
-           "Every loader against every format, version mismatches, moved folders, unsafe files."),
+           "Every loader against every format, version mismatches, moved folders, unsafe files.", 25),
     Lesson("06_serving_incident", "The serving incident",
-           "Reproduce six months of serving the wrong version, and catch it with two HTTP calls."),
+           "Reproduce six months of serving the wrong version, and catch it with two HTTP calls.", 25),
     Lesson("07_deploying_with_tf_serving", "Deploying with TF Serving",
-           "Versioned base paths, hot swaps, labels and a post-deployment check."),
+           "Versioned base paths, hot swaps, labels and a post-deployment check.", 25),
     Lesson("08_audit_trail", "Audit trail",
-           "Record every artifact and its metrics in SQL (SQLite, or PostgreSQL by DSN)."),
+           "Record every artifact and its metrics in SQL (SQLite, or PostgreSQL by DSN).", 23),
     Lesson("09_cross_language", "Cross-language loading",
-           "Load the same SavedModel from C and from Java, and compare the answers with Python's."),
+           "Load the same SavedModel from C and from Java, and compare the answers with Python's.", 25),
     Lesson("10_explorer_and_claims", "Explorer and claims",
-           "Explore formats, loaders and a live deployment; re-measure every claim of the article."),
+           "Explore formats, loaders and a live deployment; re-measure every claim of the article.", 25),
     Lesson("11_migrating_keras2", "Migrating Keras 2 models",
-           "Keras 2 SavedModels, .h5 and weights rebuilt in Keras 3, proven against tf-keras."),
+           "Keras 2 SavedModels, .h5 and weights rebuilt in Keras 3, proven against tf-keras.", 25),
 )
 
 
@@ -63,9 +64,9 @@ class CourseMap:
         return [(lesson, lesson.notebook in self.ready) for lesson in LESSONS]
 
     def table(self) -> Table:
-        return Table(["#", "lesson", "notebook", "what you will see", ""],
+        return Table(["#", "lesson", "notebook", "what you will see", "minutes", ""],
                      [[lsn.number, lsn.title, f"{lsn.notebook}.ipynb", lsn.summary,
-                       "✓ ready" if ok else "coming"] for lsn, ok in self.rows()],
+                       lsn.minutes, "✓ ready" if ok else "coming"] for lsn, ok in self.rows()],
                      max_width=90)
 
     def __str__(self) -> str:

@@ -16,9 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from forgekit.course.claims import write_claims_json
 from forgekit.course.map import LESSONS
 from forgekit.course.report import RunResult
-from forgekit.course.site_claims import claims_page
+from forgekit.course.site_claims import CLAIMS_JSON, claims_page
 from forgekit.course.site_pages import (
     CLAIMS_PAGE,
     REPORT_PAGE,
@@ -69,7 +70,8 @@ def _lesson_rows(results: Sequence[RunResult], pages: Mapping[str, PageLink]) ->
             else:
                 state = "<span class='ok'>ready</span>"
         rows.append(f"<tr><td>{lesson.number}</td><td>{title}</td>"
-                    f"<td>{_inline(lesson.summary)}</td><td>{state}</td></tr>")
+                    f"<td>{_inline(lesson.summary)}</td><td class='num'>{lesson.minutes}</td>"
+                    f"<td>{state}</td></tr>")
     return "".join(rows)
 
 
@@ -91,9 +93,19 @@ def landing_page(results: Sequence[RunResult], pages: Mapping[str, PageLink]) ->
 them, breaks them on purpose and serves them, and every statement it makes is checked by the code that measured it. The pages below are the
 lessons as this build executed them, outputs included.</p>
 
+<h2>Who it is for</h2>
+<p>Anyone who trains Keras models and hands them on: to a server, a phone, a Java service, a
+colleague, or their own run resumed next week. You need Python and Keras basics (build a model,
+<code>compile</code>, <code>fit</code>, <code>predict</code>); no TF Serving, Docker or GPU. Each
+lesson takes about {min(lsn.minutes for lsn in LESSONS)}–{max(lsn.minutes for lsn in LESSONS)} minutes to read and run, and ends with an exercise in which you write the
+plain Keras, TensorFlow or HTTP call yourself and a checker tests what it does.</p>
+
 <h2>Lessons</h2>
-<table><thead><tr><th>#</th><th>Lesson</th><th>What you will see</th><th></th></tr></thead>
+<table><thead><tr><th>#</th><th>Lesson</th><th>What you will see</th><th>Minutes</th><th></th>
+</tr></thead>
 <tbody>{_lesson_rows(results, pages)}</tbody></table>
+<p>About {sum(lesson.minutes for lesson in LESSONS)} minutes in all; 00–03 are the core path,
+the others stand on their own after it.</p>
 {extra}
 <h2>Run it yourself</h2>
 <p><strong>In the browser, nothing to install:</strong> <a href="{html.escape(BINDER_URL)}">open
@@ -107,6 +119,16 @@ project folder:</p>
 <pre>make lab    # creates .venv, installs the pinned versions, opens lesson 00 in JupyterLab
 make run    # executes every lesson headless and rebuilds this site in build/site/</pre>
 <p>Every lesson starts with a <em>parameters</em> cell: lower its sizes on a small machine.</p>
+<h2>Where it comes from, and what is emulated</h2>
+<p>The course grew out of the article <em>TF Model Save/Load — Avoid Wrong Version in
+Serving</em> (TheCodeForge), written for Keras 2. The lessons say it in their own words and
+re-measure each of its factual claims on this build's TensorFlow; some no longer hold (the
+claims page gives the verdicts and their numbers).</p>
+<p>Some production parts are stood in for, and the lessons say so where it matters: the model
+server is forgekit's local server speaking TF Serving's REST and gRPC APIs, since neither
+<code>tensorflow_model_server</code> nor Docker is available on Binder; the Java loader calls the
+TensorFlow C API from the pip wheel through JNI rather than TensorFlow Java; object storage and
+Kubernetes are described, not run. The SQL audit trail is real SQLite (or PostgreSQL by DSN).</p>
 <h2>Claims, measured</h2>
 <p>Every verdict in these lessons is computed by the cell that measured it. <a
 href="{CLAIMS_PAGE}">The claims page</a> lists them all, with the original article's claims
@@ -171,6 +193,7 @@ def write_site(site: str | Path, results: Sequence[RunResult],
     pages = render_lessons([r.output for r in results if r.output], site)
     rows = list(claims) if claims is not None else [c for r in results for c in r.claims]
     versions = {"TensorFlow": _version("tensorflow"), "Keras": _version("keras")}
+    write_claims_json(rows, site / CLAIMS_JSON)  # beside the page that links it: hosts copy both
     (site / CLAIMS_PAGE).write_text(claims_page(rows, pages, versions), encoding="utf-8")
     (site / REPORT_PAGE).write_text(report_page(results, pages), encoding="utf-8")
     index = site / "index.html"

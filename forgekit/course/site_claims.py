@@ -20,6 +20,7 @@ from forgekit.course.site_pages import PageLink, shell
 # Evidence keys that describe an article row rather than measure it.
 ARTICLE_KEYS = ("article_row", "article_claim", "measured_verdict", "reason", "experiment",
                 "lesson", "expected", "expected_verdict", "seconds")
+CLAIMS_JSON = "claims.json"  # the rows, written next to the page
 _VERDICT_CLASS = {"holds": "ok", "does not hold": "failed", "partly": "partly", "error": "failed"}
 
 
@@ -99,6 +100,27 @@ def course_claims(rows: Sequence[Mapping[str, Any]], pages: Mapping[str, PageLin
             f"</tr></thead><tbody>{''.join(summary)}</tbody></table>{''.join(out)}")
 
 
+def summary(article: Sequence[Mapping[str, Any]], own: Sequence[Mapping[str, Any]]) -> str:
+    """The counts a reader wants first: claims checked and held, article verdicts by kind."""
+    held = sum(1 for r in own if r.get("holds"))
+    lessons = len({r.get("notebook") for r in own})
+    latest = {str(r["evidence"]["article_row"]): r for r in article}
+    verdicts: dict[str, int] = {}
+    for row in latest.values():
+        verdict = str(row["evidence"].get("measured_verdict", row.get("verdict", "")))
+        verdicts[verdict] = verdicts.get(verdict, 0) + 1
+    changed = sum(1 for r in latest.values() if not r.get("holds", True))
+    parts = [f"<b>{len(own)}</b> claims checked in {lessons} lesson{'s' * (lessons != 1)}, "
+             f"<b class='{'ok' if held == len(own) else 'failed'}'>{held}</b> hold"]
+    if latest:
+        counts = ", ".join(f"<span class='{_VERDICT_CLASS.get(v, '')}'>{n} {html.escape(v)}"
+                           "</span>" for v, n in sorted(verdicts.items(), key=lambda kv: -kv[1]))
+        parts.append(f"the article's <b>{len(latest)}</b> claims re-measured: {counts}"
+                     + (f"; <b class='failed'>{changed}</b> differ from the course's prose"
+                        if changed else ""))
+    return f"<p class='summary'>{'. '.join(parts)}.</p>"
+
+
 def claims_page(rows: Sequence[Mapping[str, Any]], pages: Mapping[str, PageLink],
                 versions: Mapping[str, str]) -> str:
     """The whole ``claims.html``: versions measured on, the article table, the course's claims."""
@@ -110,9 +132,10 @@ def claims_page(rows: Sequence[Mapping[str, Any]], pages: Mapping[str, PageLink]
                     "runs the audit).</p>")
     body = f"""
 <h1>Claims, measured</h1>
+{summary(article, own)}
 <p>Measured on <b>{measured_on}</b>, the versions installed where this build ran. Every verdict
-below was computed by the cell or experiment that measured it; none is typed by hand. The raw rows
-are in <code>claims.json</code> next to this site's folder.</p>
+below was computed by the cell or experiment that measured it; none is typed by hand. The raw rows,
+evidence included: <a href="{CLAIMS_JSON}"><code>{CLAIMS_JSON}</code></a>.</p>
 <h2>The original article's claims</h2>
 <p>Each factual claim of the article the course is built from, restated, re-measured by a forgekit
 experiment (the same one its lesson uses) and judged from the numbers.</p>

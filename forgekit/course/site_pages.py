@@ -36,12 +36,13 @@ th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d7d
          vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, pre { background: #f6f8fa; border-radius: 4px; font-size: 90%; }
-code { padding: .1rem .3rem; } pre { padding: .8rem; overflow-x: auto; }
+code { padding: .1rem .3rem; overflow-wrap: anywhere; } pre { padding: .8rem; overflow-x: auto; }
 .ok { color: #1a7f37; } .failed { color: #b42318; } .coming, .partly { color: #9a6700; }
 footer { margin-top: 2rem; color: #6e7781; font-size: 90%; }
-table.article { font-size: 90%; } table.article code { overflow-wrap: anywhere; }
-table.article td:nth-child(2) { white-space: nowrap; }
-table.article td:nth-child(4) { min-width: 14rem; }
+table.article { font-size: 90%; table-layout: fixed; }
+table.article th:nth-child(1) { width: 24%; } table.article th:nth-child(2) { width: 11%; }
+table.article th:nth-child(3) { width: 22%; } table.article th:nth-child(4) { width: 23%; }
+table.article td { overflow-wrap: anywhere; }
 """
 # Navigation bars: also on nbconvert's lesson pages, so they must not rely on the style above.
 NAV_STYLE = """
