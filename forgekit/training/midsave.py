@@ -35,7 +35,7 @@ class MidSaveKill:
     stdout: str
     stderr: str
     path: Path | None  # the file being written when the kill came
-    bytes_written: int  # bytes the process had written into it (all of them reached write())
+    bytes_written: int  # the file's length as the process had written it when killed
     previous_bytes: int  # size of the previous complete save (0: none)
 
     def __str__(self) -> str:
@@ -89,7 +89,7 @@ class _PausingFile(io.FileIO):
                  status: str, sizes: list[int], previous: int = 0) -> None:
         super().__init__(path, mode.replace("b", "").replace("t", ""))
         self.written, self.limit, self.status, self.sizes = 0, limit, status, sizes
-        self.previous = previous
+        self.previous, self.high = previous, 0  # high: the file's length as written so far
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
@@ -97,7 +97,7 @@ class _PausingFile(io.FileIO):
         if self.limit is not None and self.written + size >= self.limit:
             self._write_all(view[: self.limit - self.written])
             Path(self.status).write_text(json.dumps({
-                "path": str(Path(self.name).resolve()), "bytes_written": self.written,
+                "path": str(Path(self.name).resolve()), "bytes_written": self.high,
                 "previous_bytes": self.previous}) + "\n")
             while True:  # the parent's SIGKILL ends this
                 time.sleep(1)
@@ -108,11 +108,12 @@ class _PausingFile(io.FileIO):
         while view:
             n = super().write(view)
             self.written += n
+            self.high = max(self.high, self.tell())  # zipfile seeks back to patch headers
             view = view[n:]
 
     def close(self) -> None:
         if not self.closed:
-            self.sizes.append(self.written)
+            self.sizes.append(self.high)
         super().close()
 
 
