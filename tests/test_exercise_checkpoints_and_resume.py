@@ -73,3 +73,23 @@ def test_the_checker_kills_the_save_and_resumes(tmp_path, save, resume, why):
         assert "bit for bit" in feedback.message
     else:
         assert not feedback.passed and why in feedback.message, feedback.message
+
+
+def test_kill_mid_save_stops_the_nth_keras_write_half_way_and_nothing_else(tmp_path):
+    from forgekit.training.midsave import kill_mid_save
+
+    (tmp_path / "writer.py").write_text(
+        "for n in range(3):\n"
+        "    with open('other.bin', 'wb') as f:\n"  # not a .keras file: never counted
+        "        f.write(b'y' * 100)\n"
+        "    with open('m.keras', 'wb') as f:\n"
+        "        f.write(b'x' * 1000)\n"
+        "    print('saved', n + 1, flush=True)\n")
+    kill = kill_mid_save("writer.py", tmp_path, save=2, timeout=60)
+    assert kill.killed and kill.returncode < 0, kill
+    assert kill.stdout.split() == ["saved", "1"], kill.stdout
+    assert (kill.path.name, kill.previous_bytes, kill.bytes_written) == ("m.keras", 1000, 500)
+    assert (tmp_path / "m.keras").stat().st_size == 500
+    assert not list(tmp_path.glob(".midsave-*")), "the status file is the launcher's to remove"
+    finished = kill_mid_save("writer.py", tmp_path, save=4, timeout=60)
+    assert not finished.killed and finished.returncode == 0 and "not killed" in str(finished)

@@ -141,7 +141,7 @@ def check_checkpointing(save_checkpoint: Any, resume: Any, folder: Any = None) -
     except Exception as exc:
         return wrong(f"SIGKILL came half-way through save {KILL_IN_SAVE}, and now {path.name} "
                      f"({path.stat().st_size:,} bytes) does not load: {type(exc).__name__}: "
-                     f"{first_line(str(exc), 160)}. You saved straight to the final name: "
+                     f"{first_line(str(exc), 160).rstrip('.')}. You saved straight to the final name: "
                      "opening it for writing emptied the last good checkpoint before the new "
                      "bytes were there. Save to a temporary name in the same folder, then "
                      "os.replace it onto `path`.")
@@ -194,9 +194,8 @@ def check_checkpointing(save_checkpoint: Any, resume: Any, folder: Any = None) -
     final = keras.models.load_model(path)
     if int(final.optimizer.iterations) != EPOCHS * steps:
         return wrong(f"after the resumed run, {path.name} does not hold the last epoch.")
-    leftovers = sorted(p.name for p in path.parent.iterdir() if p != path)
     return correct(
         f"SIGKILL came after {killed.bytes_written:,} of about {killed.previous_bytes:,} bytes "
         f"of save {KILL_IN_SAVE}, yet {path.name} still loaded with the {safe} epochs saved "
         f"before; resume restarted at epoch {safe + 1} with Adam's state and ended bit for bit "
-        f"where the uninterrupted run ends. Left in the folder by the kill: {leftovers or 'nothing'}.")
+        f"where the uninterrupted run ends.")
