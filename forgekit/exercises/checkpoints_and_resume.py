@@ -126,7 +126,7 @@ def check_checkpointing(save_checkpoint: Any, resume: Any, folder: Any = None) -
     killed = kill_mid_save("train.py", run, KILL_IN_SAVE, args=("spec.pkl",))
     if not killed.killed:
         if killed.returncode != 0:
-            return wrong("the training script failed before the kill; its error, whole:\n"
+            return wrong("the training script failed before the kill; the end of its error:\n"
                          + _tail(killed.stderr))
         return wrong(f"the script trained {EPOCHS} epochs and never wrote a .keras file "
                      f"{KILL_IN_SAVE} times: save_checkpoint should call model.save on a name "
