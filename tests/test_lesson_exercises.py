@@ -95,59 +95,6 @@ def test_whole_model_formats_h5_checker_tests_both_traps(tmp_path):
     assert right.passed and "reloads with Adam" in right.message, right.message
 
 
-def test_checkpoint_checker_requires_the_resume_and_midsave_fixes(tmp_path):
-    import keras
-
-    from forgekit.exercises.checkpoints_and_resume import check_callbacks
-    from forgekit.training.checkpoints import AtomicCheckpoint
-
-    def callbacks(backup="backup", best="best/best.keras", save_freq="epoch", plain=False, **kw):
-        kw = {"monitor": "val_loss", "save_best_only": True, **kw}
-        if plain or "save_weights_only" in kw or "initial_value_threshold" in kw:
-            checkpoint = keras.callbacks.ModelCheckpoint(tmp_path / best, **kw)
-        else:
-            checkpoint = AtomicCheckpoint(tmp_path / best, **kw)
-        return [keras.callbacks.BackupAndRestore(tmp_path / backup, save_freq=save_freq), checkpoint]
-
-    assert check_callbacks(None) is NOT_ANSWERED
-    assert check_callbacks(callbacks()).passed
-    verdicts = {
-        "inside backup_dir": callbacks(best="backup/best.keras"),
-        "save_best_only=True": callbacks(save_best_only=False),
-        "'val_loss'": callbacks(monitor="loss"),
-        "applied twice": callbacks(save_freq=10),
-        "not a full .keras": callbacks(best="best/best.weights.h5", save_weights_only=True),
-        "you need exactly one": callbacks()[1:],
-        "best = infinity": callbacks(plain=True),
-        "writes best.keras in place": callbacks(initial_value_threshold=0.5),
-    }
-    for why, answer in verdicts.items():
-        feedback = check_callbacks(answer)
-        assert not feedback.passed and why in feedback.message, (why, feedback.message)
-
-
-def test_resumable_checker_crashes_and_restarts_the_run(tmp_path):
-    import keras
-
-    from forgekit.exercises.checkpoints_and_resume import check_resumable
-
-    def plain(folder, validation_data):  # restarts well, but forgets the best value
-        return [keras.callbacks.BackupAndRestore(folder / "backup"),
-                keras.callbacks.ModelCheckpoint(folder / "best.keras", monitor="val_loss",
-                                                save_best_only=True)]
-
-    def shared(folder, validation_data):  # the backup folder is the best file's folder
-        return [keras.callbacks.BackupAndRestore(folder),
-                keras.callbacks.ModelCheckpoint(folder / "best.keras", monitor="val_loss",
-                                                save_best_only=True)]
-
-    assert check_resumable(None, tmp_path) is NOT_ANSWERED
-    assert "return a list" in check_resumable(lambda folder, data: None, tmp_path).message
-    for why, answer in {"initial_value_threshold": plain, "a folder of its own": shared}.items():
-        feedback = check_resumable(answer, tmp_path)
-        assert not feedback.passed and why in feedback.message, (why, feedback.message)
-
-
 def test_inference_files_checker_refuses_every_copy_that_keeps_an_optimizer(tmp_path):
     import keras
 

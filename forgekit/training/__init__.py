@@ -9,5 +9,6 @@ __getattr__, __dir__ = lazy_names(__name__, {
     **dict.fromkeys(("BOOKKEEPING", "SAVE_PHASES", "RunSpec", "TrainingRun",
                      "TrainingProcessError", "run_training"), "run"),
     **dict.fromkeys(("ResumeComparison", "compare_resumes"), "resume"),
+    **dict.fromkeys(("MidSaveKill", "kill_mid_save"), "midsave"),
     "plot_curves": "forgekit.plots", "max_abs_diff": "forgekit.measure.compare",
 })

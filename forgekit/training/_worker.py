@@ -5,7 +5,8 @@ JSON line and flushed at once: a flushed line is in the kernel's page cache, whi
 this process does not touch, so the parent reads everything that happened up to the kill.
 
 Faults are real: the process sends itself SIGKILL, so no ``finally``, ``atexit`` or buffered
-write gets a chance to tidy up, exactly as with a power cut of the process (not of the disk).
+write gets a chance to tidy up. It is not a power cut: what the process already wrote stays in
+the operating system's page cache and reaches the disk.
 """
 
 from __future__ import annotations
