@@ -3,71 +3,7 @@ real artifacts); each wrong answer is refused with the reason."""
 
 from __future__ import annotations
 
-import pytest
-
 from forgekit.exercises import NOT_ANSWERED
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    import keras
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 4)).astype("float32")
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
-    model.compile(optimizer="adam", loss="mse")
-    model.fit(x, x[:, :1], epochs=1, batch_size=16, verbose=0)
-    return model
-
-
-def test_start_here_guess_is_checked_against_what_was_typed():
-    from forgekit.exercises.start_here import check_guess
-
-    choices = ("exact", "close")
-    assert not check_guess(None, "exact", choices, "why").passed
-    assert "not one of" in check_guess("maybe", "exact", choices, "why").message
-    wrong_guess = check_guess("close", "exact", choices, "max 0.0")
-    assert not wrong_guess.passed and "measured 'exact'" in wrong_guess.message
-    assert check_guess(" Exact", "exact", choices, "max 0.0").passed
-
-
-def test_start_here_keep_checker_tests_the_function_on_its_own_model(small_model, tmp_path):
-    from pathlib import Path
-
-    from forgekit.exercises.start_here import check_keep
-
-    def no_mkdir(model, folder):
-        model.save(Path(folder) / "m.keras")
-        return Path(folder) / "m.keras"
-
-    def saver(write, suffix):
-        def keep(model, folder):
-            Path(folder).mkdir(parents=True)
-            path = Path(folder) / f"m{suffix}"
-            write(model, path)
-            return path
-        return keep
-
-    verdicts = {
-        "should be a function": "not a function",
-        "does not create missing folders": no_mkdir,
-        "returned None": lambda model, folder: saver(lambda m, p: m.save(p), ".keras")(model, folder)
-        and None,
-        "SavedModel folder": saver(lambda m, p: m.export(p, verbose=False), ""),
-        "weights only": saver(lambda m, p: m.save_weights(p), ".weights.h5"),
-        "not a global": saver(lambda m, p: small_model.save(p), ".keras"),
-    }
-    for why, answer in verdicts.items():
-        feedback = check_keep(answer, tmp_path)
-        assert not feedback.passed and why in feedback.message, (why, feedback.message)
-
-    def stub(model, folder):
-        ...  # the lesson's unedited cell
-
-    assert check_keep(stub, tmp_path) is NOT_ANSWERED
-    right = check_keep(saver(lambda m, p: m.save(p), ".keras"), tmp_path)
-    assert right.passed and "step" in right.message, right.message
 
 
 def test_whole_model_formats_h5_checker_tests_both_traps(tmp_path):

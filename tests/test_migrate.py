@@ -278,25 +278,3 @@ def test_cli_exit_codes(monkeypatch, capsys):
             "src", "dest.keras", outcome=o, max_diff=0.5))
         assert main(["migrate", "src", "dest.keras"]) == code
     capsys.readouterr()
-
-
-def test_lesson_checker_proves_by_behaviour_and_says_why(migrated, monkeypatch, tmp_path):
-    import keras
-
-    import forgekit.keras_io.keras2 as keras2_side
-    from forgekit.exercises import migrating_keras2 as checker
-
-    report, job = migrated["Embedding + GRU + LSTM"]
-    answers = keras2_side.keras2_answers(job["src"])  # one real tf-keras run, reused below
-    monkeypatch.setattr(keras2_side, "keras2_answers", lambda *a, **k: answers)
-    assert checker.check_hand_migration(None, job["src"]).passed is False
-    right = checker.check_hand_migration(job["dest"], job["src"])
-    assert right.passed, str(right)
-    fresh = keras.models.load_model(job["dest"], compile=False)
-    fresh = keras.Sequential.from_config(fresh.get_config())  # same architecture, new weights
-    fresh.save(tmp_path / "fresh.keras")
-    verdict = checker.check_hand_migration(tmp_path / "fresh.keras", job["src"])
-    assert not verdict.passed and "initialised" in verdict.message, str(verdict)
-    legacy = tmp_path / "tagger.h5"
-    fresh.save(legacy)
-    assert "not a native .keras" in checker.check_hand_migration(legacy, job["src"]).message

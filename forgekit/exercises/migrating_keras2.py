@@ -25,6 +25,9 @@ def check_hand_migration(my_keras3_file: str | os.PathLike[str] | None,
     """Does ``my_keras3_file`` reload in Keras 3 and answer as ``keras2_file`` does in Keras 2?"""
     if my_keras3_file is None:
         return NOT_ANSWERED
+    if not isinstance(my_keras3_file, (str, os.PathLike)):
+        return wrong(f"my_tagger is a {type(my_keras3_file).__name__}: set it to the path of the "
+                     ".keras file you saved, which is what a colleague would receive.")
     path = Path(my_keras3_file)
     try:
         info = detect_format(path)
@@ -45,7 +48,12 @@ def check_hand_migration(my_keras3_file: str | os.PathLike[str] | None,
                      f"{str(exc).splitlines()[0][:200]}).")
     keras2 = keras2_answers(keras2_file)  # a fresh tf-keras process loads the original
     xs = keras2["inputs"]
-    got = mine(xs if len(xs) > 1 else xs[0], training=False)
+    try:
+        got = mine(xs if len(xs) > 1 else xs[0], training=False)
+    except Exception as exc:  # another model's inputs: say so instead of a traceback
+        return wrong(f"your model does not take {keras2_file!s}'s inputs "
+                     f"({[tuple(x.shape) for x in xs]}): {type(exc).__name__}: "
+                     f"{str(exc).splitlines()[0][:200]}. Did you save the model rebuilt from it?")
     diff = max_abs_diff(keras2["answers"], [keras.ops.convert_to_numpy(t)
                                             for t in keras.tree.flatten(got)])
     if diff <= TOLERANCE:
@@ -66,14 +74,18 @@ def _why(model: Any, keras2_weights: list[list[Any]], diff: float) -> str:
                 return (f"layer {layer.name!r} has a weight {w.path} that the Keras 2 model does "
                         "not have: rebuild from the config stored in the .h5, names included.")
             value = w.numpy()
-            if value.shape == want.shape and np.array_equal(value, want):
+            if value.shape != want.shape:
+                return (f"{w.path} has shape {list(value.shape)}, Keras 2's has "
+                        f"{list(want.shape)}: the architecture is not the file's. Rebuild it "
+                        "from the config stored in the .h5, not by hand.")
+            if np.array_equal(value, want):
                 continue
-            if value.shape == want.shape and any(np.array_equal(value, a)
-                                                 for a in saved.values() if a.shape == value.shape):
-                return (f"{w.path} holds another weight's values: set_weights by order put "
-                        "arrays in the wrong places. Look each one up by layer and weight name.")
+            if any(np.array_equal(value, a) for a in saved.values() if a.shape == value.shape):
+                return (f"{w.path} holds another weight's values: the arrays went in by position "
+                        "to the wrong places. Let model.load_weights read the .h5, or look each "
+                        "one up by layer and weight name.")
             return (f"{w.path} is not the Keras 2 value (it looks freshly initialised): "
-                    f"the answers differ by {diff:.3g}. Copy it from the file's model_weights "
-                    "group; set_weights must cover every weight, not only the trainable ones.")
+                    f"the answers differ by {diff:.3g}. Load the Keras 2 weights into the "
+                    "rebuilt model (model.load_weights on the .h5) before saving it.")
     return (f"the weights are all Keras 2's, yet the answers differ by {diff:.3g}: a setting of "
             "the architecture changed. Rebuild from the stored config without editing values.")

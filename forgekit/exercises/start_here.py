@@ -63,8 +63,8 @@ def _why_not_a_model_file(path: Path) -> str | None:
                       "architecture and no optimizer, which load_model refuses (lesson 01).",
         "weights_h5": "it holds weights only, no architecture: load_model cannot rebuild a model "
                       "from it (lesson 02).",
-        "h5_model": "it is legacy HDF5: lesson 01 shows it does not reload a model compiled with "
-                    "loss=\"mse\", like the one keep was given. Save the Keras 3 native format.",
+        "h5_model": "it is legacy HDF5, not the native format this lesson saves (lesson 01 "
+                    "shows what it loses). Give the file a .keras name.",
     }
     return reasons.get(kind) if kind != "keras" else None
 
@@ -86,6 +86,8 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
     target = unused_path(folder, "keep-", stem="not_created_yet")
     target.parent.mkdir(parents=True, exist_ok=True)
     model = _stranger()
+    # recorded before keep runs: a keep that recompiles would otherwise reset the reference
+    trained, saved = type(model.optimizer), int(model.optimizer.iterations)
     try:
         returned = keep(model, target)
     except FileNotFoundError as exc:
@@ -120,12 +122,15 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
         return wrong(f"the reloaded model is {reloaded.name!r} and its predictions differ from "
                      f"the model keep was given by up to {diff:.3g}: save the `model` argument, "
                      "not a global from the lesson.")
-    steps, saved = int(reloaded.optimizer.iterations), int(model.optimizer.iterations)
-    if type(reloaded.optimizer) is not type(model.optimizer) or steps != saved:
+    if getattr(reloaded, "optimizer", None) is None:  # saved from an uncompiled copy
+        return wrong("the predictions match, but the model came back without an optimizer: "
+                     "save the compiled `model` itself, so training can continue.")
+    steps = int(reloaded.optimizer.iterations)
+    if type(reloaded.optimizer) is not trained or steps != saved:
         return wrong(f"the predictions match, but the optimizer came back as "
-                     f"{type(reloaded.optimizer).__name__} at step {steps} (saved: "
-                     f"{type(model.optimizer).__name__} at step {saved}): training would not "
-                     "continue where it stopped.")
+                     f"{type(reloaded.optimizer).__name__} at step {steps} (trained: "
+                     f"{trained.__name__} at step {saved}): training would not continue where "
+                     "it stopped. Save the model as it was given, without compiling it again.")
     return correct(f"keep wrote {path.name} into a folder that did not exist, and load_model "
                    f"gave back a model of the same name, with exactly the same predictions and "
-                   f"its {type(model.optimizer).__name__} at step {saved} of {saved}.")
+                   f"its {trained.__name__} at step {saved} of {saved}.")
