@@ -6,65 +6,6 @@ from __future__ import annotations
 from forgekit.exercises import NOT_ANSWERED
 
 
-def test_whole_model_formats_h5_checker_tests_both_traps(tmp_path):
-    import keras
-
-    from forgekit.exercises.whole_model_formats import check_write_h5
-
-    def loss_object_then_save(model, path):  # reloads (Trap 1 avoided), still pops (Trap 2)
-        model.compile(optimizer=model.optimizer, loss=keras.losses.MeanSquaredError())
-        model.save(path)
-
-    def stub(model, path):
-        ...  # the lesson's unedited cell
-
-    assert check_write_h5(None) is NOT_ANSWERED and check_write_h5(stub) is NOT_ANSWERED
-    verdicts = {
-        "Trap 1": lambda model, path: model.save(path),
-        "Trap 2": loss_object_then_save,
-        "raised ValueError": lambda model, path: model.save_weights(path),
-    }
-    for why, answer in verdicts.items():
-        feedback = check_write_h5(answer, tmp_path)
-        assert not feedback.passed and why in feedback.message, (why, feedback.message)
-    right = check_write_h5(lambda model, path: model.save(path, include_optimizer=False), tmp_path)
-    assert right.passed and "reloads with Adam" in right.message, right.message
-
-
-def test_inference_files_checker_refuses_every_copy_that_keeps_an_optimizer(tmp_path):
-    import keras
-
-    from forgekit.exercises.weights_and_architecture import check_inference_files
-
-    def writer(copy_of):
-        def inference_files(model, folder):
-            architecture, weights = folder / "arch.json", folder / "m.weights.h5"
-            architecture.write_text(model.to_json())
-            copy = copy_of(model)
-            copy.set_weights(model.get_weights())
-            copy.save_weights(weights)
-            return architecture, weights
-        return inference_files
-
-    def recompiled(model):  # drops the trained state of the caller's model
-        model.compile(optimizer="adam", loss="mse")
-        return model
-
-    assert check_inference_files(None) is NOT_ANSWERED
-    verdicts = {
-        "It should write two files": lambda model, folder: None,
-        "trained Adam's arrays": writer(lambda model: model),
-        "all zero: a fresh Adam": writer(keras.models.clone_model),
-        "lost its optimizer state": writer(recompiled),
-    }
-    for why, answer in verdicts.items():
-        feedback = check_inference_files(answer, tmp_path)
-        assert not feedback.passed and why in feedback.message, (why, feedback.message)
-    right = check_inference_files(
-        writer(lambda model: keras.Sequential.from_config(model.get_config())), tmp_path)
-    assert right.passed and "no optimizer arrays" in right.message, right.message
-
-
 def _checkpoint_experiment(**checkpoint_options):
     """An experiment for lesson 10's exercise; options change the recipe or the report."""
     import keras
