@@ -40,6 +40,19 @@ def counter_off_by_one(path, build_model, steps_per_epoch):
     return model, int(model.optimizer.iterations) // steps_per_epoch + 1
 
 
+def fixed_counter(path, build_model, steps_per_epoch):  # right at the kill the checker makes
+    if not path.exists():
+        return build_model(), 0
+    return keras.models.load_model(path), 2
+
+
+def float_counter(path, build_model, steps_per_epoch):
+    if not path.exists():
+        return build_model(), 0
+    model = keras.models.load_model(path)
+    return model, int(model.optimizer.iterations) / steps_per_epoch
+
+
 def test_placeholders_and_non_functions_are_refused_without_running(tmp_path):
     def stub(model, path):
         ...
@@ -65,6 +78,8 @@ def test_a_helper_from_the_notebook_is_named_not_a_traceback(tmp_path):
     (in_place_save, right_resume, "saved straight to the final name"),
     (atomic_save, no_resume, "forgot to resume"),
     (atomic_save, counter_off_by_one, "the counter is wrong"),
+    (atomic_save, fixed_counter, "not fixed"),
+    (atomic_save, float_counter, "whole numbers"),
 ])
 def test_the_checker_kills_the_save_and_resumes(tmp_path, save, resume, why):
     feedback = check_checkpointing(save, resume, tmp_path)

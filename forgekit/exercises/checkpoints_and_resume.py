@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import marshal
+import operator
 import pickle
 import types
 from typing import Any
@@ -176,8 +177,14 @@ def check_checkpointing(save_checkpoint: Any, resume: Any, folder: Any = None) -
         return wrong(f"resume's model has {steps_loaded} optimizer steps, not the checkpoint's "
                      f"{safe * steps}: load the full model with keras.models.load_model(path), "
                      "which brings the optimizer back with it.")
+    try:
+        initial_epoch = operator.index(initial_epoch)  # int, numpy or tensor ints; not 2.0
+    except TypeError:
+        return wrong(f"resume returned initial_epoch={initial_epoch!r}, a "
+                     f"{type(initial_epoch).__name__}: fit counts epochs in whole numbers, so "
+                     "use // (or int()) on model.optimizer.iterations / steps_per_epoch.")
     if initial_epoch != safe:
-        runs = EPOCHS - int(initial_epoch) if isinstance(initial_epoch, int) else "?"
+        runs = EPOCHS - initial_epoch
         return wrong(f"resume returned initial_epoch={initial_epoch!r}, but the checkpoint holds "
                      f"{safe} finished epochs (optimizer.iterations {steps_loaded} = {safe} x "
                      f"{steps} steps per epoch), so fit must start at initial_epoch={safe}. With "
@@ -194,6 +201,14 @@ def check_checkpointing(save_checkpoint: Any, resume: Any, folder: Any = None) -
     final = keras.models.load_model(path)
     if int(final.optimizer.iterations) != EPOCHS * steps:
         return wrong(f"after the resumed run, {path.name} does not hold the last epoch.")
+    try:  # a second restart, from the finished checkpoint: a fixed answer fails here
+        _, again = resume(path, lambda: tasks.build_model(task, seed=0), steps)
+    except Exception as exc:
+        again = f"{type(exc).__name__}: {exc}"
+    if again != EPOCHS:
+        return wrong(f"restarted once more from the finished checkpoint ({EPOCHS} epochs), resume "
+                     f"returned initial_epoch={again!r}: it must be computed from what `path` "
+                     "holds (model.optimizer.iterations // steps_per_epoch), not fixed.")
     return correct(
         f"SIGKILL came after {killed.bytes_written:,} of about {killed.previous_bytes:,} bytes "
         f"of save {KILL_IN_SAVE}, yet {path.name} still loaded with the {safe} epochs saved "
