@@ -13,7 +13,9 @@ class Lesson:
     notebook: str
     title: str
     summary: str
-    minutes: int  # to read and run at workshop size, as learner reviews of the lesson timed it
+    # to read and run at workshop size: a learner review's timing where the lesson had one since
+    # its last rewrite, else the estimate from its length (120 prose words or 8 code lines a minute)
+    minutes: int
 
     @property
     def number(self) -> str:
@@ -22,29 +24,29 @@ class Lesson:
 
 LESSONS: tuple[Lesson, ...] = (
     Lesson("00_start_here", "Start here",
-           "Check your environment, then save a first model and prove its reload is the same model.", 18),
+           "Check your machine, save a model with model.save, reload it and prove it is the same model.", 15),
     Lesson("01_whole_model_formats", "Whole-model formats",
-           "SavedModel export for serving, and the two traps of legacy H5, each with its plain fix.", 25),
+           "SavedModel export for serving, and the two traps of legacy H5, each with its plain fix.", 32),
     Lesson("02_weights_and_architecture", "Weights and architecture",
            "Weights-only files carry Adam's slots; JSON architecture; the size claim tested.", 25),
     Lesson("03_checkpoints_and_resume", "Checkpoints and resume",
-           "Keep the best epoch, resume with optimizer state, survive a killed process.", 25),
+           "Kill a training script mid-save, resume it with BackupAndRestore, write a save no kill breaks.", 20),
     Lesson("04_tflite", "TFLite",
-           "Convert an export four ways and run it with LiteRT: size, accuracy and speed measured.", 25),
+           "Convert an export four ways and run it with LiteRT: size, accuracy and speed measured.", 31),
     Lesson("05_wrong_path_failures", "Wrong-path failures",
-           "Every loader against every format, version mismatches, moved folders, unsafe files.", 25),
+           "Every loader against every format, version mismatches, moved folders, unsafe files.", 52),
     Lesson("06_serving_incident", "The serving incident",
-           "Reproduce six months of serving the wrong version, and catch it with two HTTP calls.", 25),
+           "Reproduce six months of serving the wrong version, and catch it with two HTTP calls.", 41),
     Lesson("07_deploying_with_tf_serving", "Deploying with TF Serving",
-           "Versioned base paths, hot swaps, labels and a post-deployment check.", 25),
+           "Versioned base paths, hot swaps, labels and a post-deployment check.", 37),
     Lesson("08_audit_trail", "Audit trail",
            "Record every artifact and its metrics in SQL (SQLite, or PostgreSQL by DSN).", 23),
     Lesson("09_cross_language", "Cross-language loading",
-           "Load the same SavedModel from C and from Java, and compare the answers with Python's.", 25),
+           "Load the same SavedModel from C and from Java, and compare the answers with Python's.", 26),
     Lesson("10_explorer_and_claims", "Explorer and claims",
-           "Explore formats, loaders and a live deployment; re-measure every claim of the article.", 25),
+           "Explore formats, loaders and a live deployment; re-measure every claim of the article.", 39),
     Lesson("11_migrating_keras2", "Migrating Keras 2 models",
-           "Keras 2 SavedModels, .h5 and weights rebuilt in Keras 3, proven against tf-keras.", 25),
+           "A Keras 2 .h5 and SavedModel moved to Keras 3 by hand and with forgekit migrate, proven.", 21),
 )
 
 
