@@ -179,23 +179,3 @@ def test_a_wrong_tensor_name_is_reported_not_crashed(export, cache):
     run = crosslang.run_c(built, folder / "export", x, input_name="features:0", check=False)
     assert run.returncode == 1
     assert "no operation named 'features'" in run.error
-
-
-def test_exercise_checker_explains_wrong_names(export, cache):
-    from forgekit.exercises.cross_language import check_tensor_names
-
-    folder, x = export
-    sig = crosslang.signature_tensors(folder / "export")
-    right_in, score, logits = sig.input_name, sig.outputs["score"].name, sig.outputs["logits"].name
-    path = folder / "export"
-    assert not check_tensor_names(path, None, score).passed
-    assert "keyword for Python" in check_tensor_names(path, "features", score).message
-    assert "not this export's input" in check_tensor_names(path, "serving_default_input:0",
-                                                           score).message
-    assert "output key" in check_tensor_names(path, right_in, "score").message
-    wrong_head = check_tensor_names(path, right_in, logits)
-    assert not wrong_head.passed and "'logits' output, not 'score'" in wrong_head.message
-    assert check_tensor_names(path, right_in, score).passed  # names only, no build
-    _require("c")
-    ran = check_tensor_names(path, right_in, score, build=crosslang.build("c", cache), x=x)
-    assert ran.passed and "equals Python's" in ran.message

@@ -112,35 +112,3 @@ def test_measure_refuses_a_non_tflite(converted):
     folder, task, reference, *_ = converted
     with pytest.raises(WrongFormatError, match="found h5_model"):
         tflite.measure(folder / "model.h5", task.x_val, task.y_val, reference)
-
-
-def test_exercise_checker_says_why_a_quantizer_is_wrong(converted):
-    from forgekit.exercises.tflite import check_quantize
-
-    folder, task, reference, paths, *_ = converted
-    model, x = paths["full_integer"], task.x_val[:64]
-
-    def right(x, d):
-        scale, zero = d["quantization"]
-        return np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
-
-    assert check_quantize(right, model, x).passed
-    assert not check_quantize(None, model, x).passed
-    cases = {
-        "multiplied by the scale": lambda x, d: np.clip(
-            np.round(x * d["quantization"][0] + d["quantization"][1]), -128, 127).astype(np.int8),
-        "did not clip": lambda x, d: np.round(
-            x / d["quantization"][0] + d["quantization"][1]).astype(np.int64).astype(np.int8),
-        "returned float32": lambda x, d: x / d["quantization"][0],
-        "raised ZeroDivisionError": lambda x, d: 1 // 0,
-    }
-    for why, answer in cases.items():
-        feedback = check_quantize(answer, model, x)
-        assert not feedback.passed and why in feedback.message, (why, feedback.message)
-    # leaving out the zero point is only a mistake when it is not 0
-    scale, zero = tflite.interpreter(model).get_input_details()[0]["quantization"]
-    no_zero = check_quantize(lambda x, d: np.clip(np.round(x / scale), -128, 127).astype(np.int8),
-                             model, x)
-    assert no_zero.passed == (zero == 0)
-    assert zero == 0 or "zero point" in no_zero.message
-    assert "not quantized int8" in check_quantize(right, paths["float32"], x).message

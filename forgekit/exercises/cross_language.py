@@ -30,6 +30,11 @@ def check_tensor_names(export_dir: str | os.PathLike[str], my_input: str | None,
                      "The C API looks up graph tensors, 'operation:index': read the input's "
                      "'name:' line in saved_model_cli's output.")
     if my_input not in inputs:
+        if "keras_tensor" in my_input:
+            return wrong(f"{my_input!r} is an auto-name from another export: Keras numbers an "
+                         "unnamed input keras_tensor_N per process, so it changes between "
+                         "exports. Read the input's name from this export's serving_default "
+                         f"signature (it is one of {sorted(inputs)}).")
         return wrong(f"{my_input!r} is not this export's input tensor. Read it from this export's "
                      "serving_default signature; names differ between exports.")
     if my_output in sig.outputs:
