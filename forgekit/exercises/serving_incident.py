@@ -1,28 +1,83 @@
-"""Checker for lesson 06 (the serving incident): a post-deployment check that catches it.
+"""Lesson 06 (the serving incident): its drifting world, a wait, and the exercise's checker.
 
-The learner writes ``check(client, model_name, record) -> bool``: True when the model that
-answers is the one ``record`` describes. The checker plants three deployments on a server of
-its own and runs the learner's function on each:
+``week_data`` / ``train_week`` are plumbing: a relation between 8 features and a target that
+drifts week by week, so a model gets worse after the week it was trained on. ``wait_for``
+polls the metadata endpoint until a version answers (the lesson shows the call itself first).
 
-* ``healthy``: v1, then the new model published properly as v2 (expected: v2);
-* ``flat``: v1 serving, the new model saved as ``model.h5`` beside it (expected: v2);
-* ``in_place``: v1 serving, the new model exported over folder ``1`` (expected: v1, new model).
+The learner writes ``my_check(url, model_name, expected) -> bool`` with plain HTTP (``urllib``):
+True only when the server at ``url`` answers ``model_name`` with ``expected["version"]`` and
+its outputs for ``expected["inputs"]`` match ``expected["outputs"]``. The checker serves three
+deployments on a server of its own and calls the function on each, over HTTP:
+
+* ``healthy``: v1, then the new model exported as version 2 (expected: version 2, new model);
+* ``flat``: v1 serving, the new model saved as ``model.h5`` beside it (expected: version 2);
+* ``in_place``: v1 serving, the new model exported over folder ``1`` (expected: version 1, new
+  model) -- the number is right, the weights answering are the old ones;
+* ``renumbered``: the new model exported twice (a retried job), so version 3 answers where the
+  record says 2 -- the outputs are right, the number every label and rollback names is not.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
+import numpy as np
+
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, wrong
+
+FEATURES = 8
 
 
-def _model(scale: float):
+def week_data(week: int, n: int, sample_seed: int = 0, seed: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` requests ``x`` of ``week`` and their outcomes ``y``; the relation drifts weekly.
+
+    ``sample_seed=1`` draws held-out requests no model is trained on (training uses 0).
+    """
+    w_start, w_drift = np.random.default_rng(seed).normal(size=(2, FEATURES, 1))
+    r = np.random.default_rng([seed, week, sample_seed])
+    x = r.normal(size=(n, FEATURES)).astype("float32")
+    y = np.tanh(x @ (w_start + w_drift * week / 26)) + 0.05 * r.normal(size=(n, 1))
+    return x, y.astype("float32")
+
+
+def train_week(week: int, samples: int, epochs: int, seed: int = 0) -> Any:
+    """A small Keras regressor (input named ``x``) trained on ``week``'s data."""
     import keras
-    import numpy as np
+
+    keras.utils.set_random_seed(seed + week)
+    model = keras.Sequential([keras.Input((FEATURES,), name="x"),
+                              keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(*week_data(week, samples, seed=seed), epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
+def wait_for(url: str, version: int, timeout: float = 30.0) -> float:
+    """Seconds until ``GET {url}/metadata`` names ``version`` (``url`` ends in the model path)."""
+    start = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/metadata", timeout=5) as response:
+                if int(json.loads(response.read())["model_spec"]["version"]) == int(version):
+                    return time.monotonic() - start
+        except urllib.error.HTTPError:
+            pass  # not loaded yet (404) or a label not applied yet
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"{url} did not answer version {version} within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def _model(scale: float) -> Any:
+    import keras
 
     model = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(4),
                               keras.layers.Dense(1)])
@@ -31,107 +86,120 @@ def _model(scale: float):
     return model
 
 
-def _plant(workdir: Path) -> tuple[Any, dict[str, Any]]:
-    """Publish v1 everywhere, start a server, then deploy the new model three ways."""
-    import dataclasses
-    import shutil
+def _export(model: Any, folder: Path) -> None:
+    """A plain numbered export: hidden folder, then one rename (the lesson's recipe)."""
+    tmp = folder.parent / f".tmp-{folder.name}"
+    model.export(str(tmp), verbose=False)
+    os.rename(tmp, folder)
 
+
+def plant(workdir: str | os.PathLike[str]) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """Serve v1 of three models, deploy the new model three ways; return (server, expected)."""
     from forgekit.quiet import quiet_absl
     from forgekit.serving import InProcessServer
     from forgekit.serving import deploy as dp
 
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
     old, new = _model(1.0), _model(1.5)
-    names = ("healthy", "flat", "in_place")
-    dp.publish(old, workdir / "healthy", model_name="healthy")
+    names = ("healthy", "flat", "in_place", "renumbered")
+    (workdir / "healthy").mkdir()
+    _export(old, workdir / "healthy" / "1")
     for name in names[1:]:  # the same v1, copied rather than exported again
         shutil.copytree(workdir / "healthy" / "1", workdir / name / "1")
     config = workdir / "models.config"
     dp.write_model_config(config, [dp.ModelEntry(n, workdir / n) for n in names])
     server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.1).start()
-    healthy = dp.publish(new, workdir / "healthy", model_name="healthy")
-    with quiet_absl():  # Keras warns that HDF5 is legacy: not the learner's concern here
-        new.save(workdir / "flat" / "model.h5")
-    # the new model's files written over folder 1 (what model.export(".../1") does)
-    shutil.copytree(workdir / "healthy" / "2", workdir / "in_place" / "1", dirs_exist_ok=True)
-    expected = {  # what each team meant to deploy: the new model, as version 2 or over 1
-        "healthy": healthy,
-        "flat": dataclasses.replace(healthy, model_name="flat", base_path=str(workdir / "flat"),
-                                    path=str(workdir / "flat" / "2")),
-        "in_place": dataclasses.replace(healthy, model_name="in_place", version=1,
-                                        base_path=str(workdir / "in_place"),
-                                        path=str(workdir / "in_place" / "1")),
-    }
     try:
-        with server.client() as client:
-            deadline = time.monotonic() + 30
-            while client.metadata("healthy")["model_spec"]["version"] != "2":
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the checker's server did not pick up version 2 in 30 s")
-                time.sleep(0.05)
+        _export(new, workdir / "healthy" / "2")
+        with quiet_absl():  # Keras warns that HDF5 is legacy: not the learner's concern here
+            new.save(workdir / "flat" / "model.h5")
+        # the new model's files written over folder 1 (what model.export(".../1") does)
+        shutil.copytree(workdir / "healthy" / "2", workdir / "in_place" / "1", dirs_exist_ok=True)
+        for again in ("2", "3"):  # the job ran twice: the same model as 2 and as 3
+            shutil.copytree(workdir / "healthy" / "2", workdir / "renumbered" / again)
+        wait_for(f"{server.rest_url}/v1/models/healthy", 2)
+        wait_for(f"{server.rest_url}/v1/models/renumbered", 3)
+        time.sleep(0.3)  # three poll intervals: the server had every chance to pick changes up
     except BaseException:
         server.stop()
         raise
-    time.sleep(0.3)  # three poll intervals: the server had every chance to pick changes up
+    x = np.round(np.random.default_rng(3).normal(size=(4, 3)), 2).astype("float32")
+    outputs = np.asarray(new(x)).tolist()
+    inputs = {"x": x.tolist()}
+    expected = {"healthy": {"version": 2, "inputs": inputs, "outputs": outputs},
+                "flat": {"version": 2, "inputs": inputs, "outputs": outputs},
+                "in_place": {"version": 1, "inputs": inputs, "outputs": outputs},
+                "renumbered": {"version": 2, "inputs": inputs, "outputs": outputs}}
     return server, expected
 
 
-def check_deploy_check(check: Callable[[Any, str, Any], bool] | None,
-                       workdir: str | os.PathLike[str]) -> Feedback:
-    """Run ``check(client, model_name, record)`` on a healthy and two stale deployments."""
-    if check is None or check is Ellipsis:
+# forgekit names that would do the requests for the learner (the lesson teaches the requests)
+_HELPERS = ("verify_deployment", "Client", "ServingClient", "wait_for_version", "wait_for")
+
+
+def judge(check: Any, url: str, expected: dict[str, dict[str, Any]]) -> Feedback:
+    """Run ``check(url, name, expected[name])`` on each planted deployment; say what is wrong."""
+    if check is None or is_placeholder(check):
         return NOT_ANSWERED
     if not callable(check):
-        return wrong("`my_check` should be a function taking (client, model_name, record).")
-    import forgekit.serving.verify as verify_module
-
-    if "verify_deployment" in getattr(getattr(check, "__code__", None), "co_names", ()):
-        return wrong("verify_deployment is the answer key: write the check yourself with "
-                     "client.metadata(...) and client.predict(...).")
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    server, expected = _plant(workdir)
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("verify_deployment is the answer key: write the check with "
-                           "client.metadata(...) and client.predict(...)")
-
-    saved = verify_module.verify_deployment
-    verify_module.verify_deployment = refuse
+        return wrong(f"`my_check` should be a function of (url, model_name, expected), got "
+                     f"{type(check).__name__}.")
+    used = set(getattr(getattr(check, "__code__", None), "co_names", ()))
+    if used & set(_HELPERS):
+        return wrong(f"Your check uses {sorted(used & set(_HELPERS))}: write the two HTTP "
+                     "requests yourself with urllib.request (GET .../metadata, POST ...:predict) "
+                     "so you can run them anywhere, with no forgekit installed.")
     verdicts: dict[str, Any] = {}
-    try:
-        with server.client() as client:
-            for name, record in expected.items():
-                try:
-                    verdicts[name] = check(client, name, record)
-                except Exception as exc:  # the learner's bug, reported as feedback
-                    verdicts[name] = exc
-    finally:
-        verify_module.verify_deployment = saved
-        server.stop()
-    for name, verdict in verdicts.items():
-        if isinstance(verdict, Exception):
+    for name, exp in expected.items():
+        try:
+            verdicts[name] = check(url, name, {k: (dict(v) if isinstance(v, dict) else v)
+                                               for k, v in exp.items()})
+        except Exception as exc:  # the learner's bug, reported as feedback
+            hint = ""
+            if isinstance(exc, urllib.error.HTTPError):
+                hint = (f" ({exc.url}). The paths are {url}/v1/models/{name}/metadata and "
+                        f"{url}/v1/models/{name}:predict with a JSON body "
+                        '{"inputs": expected["inputs"]}.')
             return wrong(f"Your check raised on the {name!r} deployment: "
-                         f"{type(verdict).__name__}: {verdict}")
-        if type(verdict).__name__ == "bool_":  # numpy's bool, e.g. from np.allclose
-            verdicts[name] = verdict = bool(verdict)
-        if not isinstance(verdict, bool):
-            return wrong(f"Your check returned {verdict!r} for {name!r}; return True (the "
+                         f"{type(exc).__name__}: {exc}{hint}")
+        if isinstance(verdicts[name], np.bool_):  # e.g. straight from np.allclose
+            verdicts[name] = bool(verdicts[name])
+        if not isinstance(verdicts[name], bool):
+            return wrong(f"Your check returned {verdicts[name]!r} for {name!r}; return True (the "
                          "expected model answers) or False.")
     if not verdicts["healthy"]:
-        return wrong("Your check rejects the healthy deployment (v2 published properly and "
-                     "answering): a check that always fails gets switched off. Compare with "
-                     "record.version and the canary's outputs within a tolerance "
-                     "(np.allclose), not exact equality.")
+        return wrong("Your check rejects the healthy deployment (version 2 exported properly "
+                     "and answering): a check that always fails gets switched off. Compare "
+                     "int(model_spec.version) with expected['version'], and the outputs within "
+                     "a tolerance (np.allclose), not exact equality.")
     if verdicts["flat"]:
-        return wrong("Your check passes the flat-file deployment: model.h5 sits beside folder "
-                     "1, the server never looks at it and version 1 answers while the record "
-                     "expects version 2. Read the answering version from "
-                     "client.metadata(name)['model_spec']['version'].")
+        return wrong("Your check passes the flat-file deployment: model.h5 sits beside folder 1, "
+                     "the server never reads it and version 1 answers while version 2 is "
+                     "expected. Read the answering version from GET "
+                     "/v1/models/<name>/metadata, field model_spec.version.")
     if verdicts["in_place"]:
         return wrong("Your check passes the in-place overwrite: the answering version IS 1, as "
-                     "expected, but the server never reloaded folder 1, so the old weights "
-                     "answer. A version number cannot tell; send the canary inputs "
-                     "(record.canary().inputs) and compare the outputs.")
-    return correct("It passes the healthy deployment and catches both stale ones: the flat "
-                   "file by the version number, the in-place overwrite by what the model "
-                   "answers.")
+                     "expected, but a running server never reloads a number it has loaded, so "
+                     "the old weights answer. A version number cannot tell: POST the canary "
+                     "inputs to /v1/models/<name>:predict and compare the outputs.")
+    if verdicts["renumbered"]:
+        return wrong("Your check passes the renumbered deployment: the new model answers, but as "
+                     "version 3 (the job ran twice) where the record says 2, so every label, "
+                     "pinned /versions/2 request and rollback that names 2 is wrong. The outputs "
+                     "alone cannot tell: compare model_spec.version with expected['version'] too.")
+    return correct("It passes the healthy deployment and catches the three wrong ones: the flat "
+                   "file and the renumbered export by the version number, the in-place "
+                   "overwrite by what the model answers.")
+
+
+def check_deploy_check(check: Callable[[str, str, dict[str, Any]], bool] | None,
+                       workdir: str | os.PathLike[str]) -> Feedback:
+    """Serve a healthy and two stale deployments; run ``check(url, name, expected)`` on each."""
+    if check is None or is_placeholder(check) or not callable(check):
+        return judge(check, "", {})
+    server, expected = plant(workdir)
+    try:
+        return judge(check, server.rest_url, expected)
+    finally:
+        server.stop()
