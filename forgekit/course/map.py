@@ -36,7 +36,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("05_wrong_path_failures", "Wrong-path failures",
            "Every loader against every format, version mismatches, moved folders, unsafe files.", 52),
     Lesson("06_serving_incident", "The serving incident",
-           "Reproduce six months of serving the wrong version, and catch it with two HTTP calls.", 41),
+           "Deploy a retrained model the usual way, watch the old one keep answering, catch it with two HTTP calls, roll back.", 24),
     Lesson("07_deploying_with_tf_serving", "Deploying with TF Serving",
            "Versioned base paths, hot swaps, labels and a post-deployment check.", 37),
     Lesson("08_audit_trail", "Audit trail",
