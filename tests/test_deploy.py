@@ -18,6 +18,7 @@ import pytest
 
 from forgekit.serving import InProcessServer, ServingError
 from forgekit.serving import deploy as dp
+from forgekit.serving.rollback import rollback
 from forgekit.serving.verify import verify_deployment
 from tests.conftest import ROOT
 
@@ -161,10 +162,10 @@ def test_rollback_by_policy_and_by_label_is_verified(served):
     store = FakeStore()
     v2 = dp.publish(tiny(2.0), base)
     assert verify_deployment(client, "m", v2, wait=10, store=store).ok
-    back = dp.rollback(config, "m", 1, client=client, wait=10)
+    back = rollback(config, "m", 1, client=client, wait=10)
     assert back.report.ok and back.report.answering_version == 1, back.report
     assert "specific" in back.config_text
-    labelled = dp.rollback(config, "m", 2, label="stable", client=client, wait=10)
+    labelled = rollback(config, "m", 2, label="stable", client=client, wait=10)
     assert labelled.report.ok, labelled.report
     assert dp.read_model_config(config)[0].labels == {"stable": 2}
     assert client.metadata("m")["model_spec"]["version"] == "2"  # newest of specific [1, 2]
@@ -172,7 +173,7 @@ def test_rollback_by_policy_and_by_label_is_verified(served):
         "model_name": "m", "version": 2, "ok": True,
         "detail": store.calls[0][1]["detail"]})]
     with pytest.raises(dp.DeployError, match="no such version folder"):
-        dp.rollback(config, "m", 9)
+        rollback(config, "m", 9)
 
 
 def test_a_plain_export_killed_mid_write_leaves_a_version_the_server_keeps_retrying(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.diagnose.environment import EnvironmentReport, environment_report
+from forgekit.diagnose.loaders import LOADERS
 from forgekit.errors import ForgekitError
 from forgekit.formats.detect import detect_format
 from forgekit.formats.info import FormatInfo
@@ -44,7 +45,7 @@ class ArtifactDiagnosis:
     ``path`` is the path exactly as given (a trailing slash matters to Keras). ``target`` is the
     path a loader should be given (the SavedModel above ``variables/``, a serving base's latest
     version, a checkpoint's prefix). ``works_with`` lists the loaders (keys of
-    :data:`forgekit.diagnose.failures.LOADERS`) predicted to work on ``path`` as given, ``fix`` is the one
+    :data:`forgekit.diagnose.loaders.LOADERS`) predicted to work on ``path`` as given, ``fix`` is the one
     call that loads the artifact, ``problems`` what stops its usual loader here.
     """
 
@@ -112,7 +113,6 @@ class ArtifactDiagnosis:
         if info.mismatch:
             rows.append(("warning", info.mismatch))
         rows += [("problem", p) for p in self.problems]
-        from forgekit.diagnose.failures import LOADERS
 
         calls = [LOADERS[key].name for key in self.works_with]
         rows.append(("loaders that work", ", ".join(calls) if calls else "none, as given"))
@@ -155,7 +155,6 @@ def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:
         diagnosis.version = compare(info.keras_version)
         if not diagnosis.version.ok:
             diagnosis.problems.append(diagnosis.version.message)
-    from forgekit.diagnose.failures import LOADERS
 
     _preflight(diagnosis, info)
     diagnosis.works_with = [key for key, loader in LOADERS.items() if loader.works(diagnosis)]

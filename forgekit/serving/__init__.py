@@ -10,7 +10,7 @@
 * :class:`InProcessServer` is the same server on a thread of the calling process (lessons).
 * :func:`publish` deploys a Keras model as a new version, atomically, with a canary and a
   fingerprint; :func:`verify_deployment` checks what a server answers against that record;
-  :func:`rollback` serves an earlier version again through a ``models.config``.
+  :mod:`forgekit.serving.rollback` serves an earlier version again through a ``models.config``.
 
 Importing this package does not import TensorFlow: names resolve lazily, and only the gRPC
 client and the server itself need it. Reference: docs/serving.md.
@@ -33,7 +33,6 @@ _LAZY = {
     "publish": "forgekit.serving.deploy",
     "record_for": "forgekit.serving.deploy",
     "load_record": "forgekit.serving.deploy",
-    "rollback": "forgekit.serving.deploy",
     "write_model_config": "forgekit.serving.deploy",
     "ModelEntry": "forgekit.serving.deploy",
     "PublishRecord": "forgekit.serving.deploy",

@@ -1,7 +1,7 @@
 """Loader playground: pick an artifact (the right ones and the traps) and a loader; the real call
 runs, and its real outcome is shown whole beside ``forgekit.doctor``'s diagnosis of the path.
 
-The loaders are the failure lab's catalogue (:data:`forgekit.diagnose.failures.LOADERS`, the
+The loaders are the failure lab's catalogue (:data:`forgekit.diagnose.loaders.LOADERS`, the
 exact calls lesson 05 makes). Every load runs in the kernel: all of them are Keras 3 / TF calls.
 Only *making* the Keras 2 file needs another interpreter (tf-keras), so it is written once, in a
 fresh process, and reused.
@@ -96,7 +96,7 @@ class LoadAttempt:
     @property
     def works_with(self) -> list[str]:
         """The loaders forgekit says read this path as given."""
-        from forgekit.diagnose.failures import LOADERS
+        from forgekit.diagnose.loaders import LOADERS
 
         return [LOADERS[key].name for key in self.diagnosis.works_with]
 
@@ -146,7 +146,7 @@ class LoaderPlayground(Explorer):
 
     def __init__(self, workdir: str | os.PathLike[str], *, artifacts: list[str] | None = None,
                  timeout: float = 180.0, prefetch: bool = True) -> None:
-        from forgekit.diagnose.failures import LOADERS
+        from forgekit.diagnose.loaders import LOADERS
 
         keys = list(artifacts) if artifacts is not None else list(ARTIFACTS)
         offered = {k: ARTIFACTS[choose(k, ARTIFACTS, "artifact", "LoaderPlayground.try_load")]
@@ -282,7 +282,7 @@ class LoaderPlayground(Explorer):
         """Make ``artifact`` if needed, diagnose its path, run ``loader`` on it for real.
 
         ``artifact`` is a key of :data:`ARTIFACTS` (or its label); ``loader`` a key of
-        ``forgekit.diagnose.failures.LOADERS`` (``"load_model"``, ...) or its name
+        ``forgekit.diagnose.loaders.LOADERS`` (``"load_model"``, ...) or its name
         (``"keras.models.load_model"``).
         """
         from forgekit.diagnose.diagnosis import diagnose_artifact

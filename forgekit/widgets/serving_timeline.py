@@ -233,13 +233,13 @@ class ServingTimeline(Explorer):
 
     def rollback(self, version: int | None = None, *, label: str | None = None
                  ) -> TimelineStep:
-        """Serve ``version`` again through ``models.config`` (``deploy.rollback``), then check.
+        """Serve ``version`` again through ``models.config`` (``serving.rollback``), then check.
 
         ``version`` defaults to the published version before the newest one. With ``label``
         (e.g. ``"stable"``) the label is pointed at it instead of pinning the policy, and the
         checks address the label.
         """
-        from forgekit.serving.deploy import rollback
+        from forgekit.serving.rollback import rollback
 
         self.start()
         if version is None:
