@@ -18,6 +18,14 @@ def atomic_save(model, path):
     os.replace(tmp, path)
 
 
+def copy_save(model, path):  # a second write per call, and the copy is itself in place
+    import shutil
+
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    shutil.copyfile(tmp, path)
+
+
 def in_place_save(model, path):
     model.save(path)
 
@@ -76,6 +84,7 @@ def test_a_helper_from_the_notebook_is_named_not_a_traceback(tmp_path):
 @pytest.mark.parametrize("save, resume, why", [
     (atomic_save, right_resume, None),
     (in_place_save, right_resume, "saved straight to the final name"),
+    (copy_save, right_resume, "a copy such as shutil.copyfile"),
     (atomic_save, no_resume, "forgot to resume"),
     (atomic_save, counter_off_by_one, "the counter is wrong"),
     (atomic_save, fixed_counter, "not fixed"),

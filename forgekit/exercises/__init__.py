@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,24 @@ def wrong(message: str) -> Feedback:
 
 
 NOT_ANSWERED = Feedback(False, "No answer yet: replace the placeholder in the cell above and run it again.")
+
+
+def check_guess(guess: Any, measured: str, choices: Iterable[str], why: str) -> Feedback:
+    """Compare the learner's typed ``guess`` (one of ``choices``) with the ``measured`` answer.
+
+    ``why`` is the measurement in words, shown whatever the guess: a right guess is confirmed
+    with the numbers, a wrong one is told what happened instead, no guess is told to type one.
+    """
+    options = tuple(choices)
+    if guess is None:
+        return wrong(f"You typed no guess, so there is nothing to check. Measured: {measured}. "
+                     f"{why}")
+    if str(guess).strip().lower() not in options:
+        return wrong(f"Your guess {guess!r} is not one of {list(options)}. Measured: {measured}. "
+                     f"{why}")
+    if str(guess).strip().lower() != measured:
+        return wrong(f"You guessed {guess!r}; the cell measured {measured!r}. {why}")
+    return correct(f"You guessed {measured!r}, and that is what the cell measured. {why}")
 
 
 def is_placeholder(function: Any) -> bool:

@@ -142,7 +142,7 @@ def check_checkpointing(save_checkpoint: Any, resume: Any, folder: Any = None) -
     except Exception as exc:
         return wrong(f"SIGKILL came half-way through save {KILL_IN_SAVE}, and now {path.name} "
                      f"({path.stat().st_size:,} bytes) does not load: {type(exc).__name__}: "
-                     f"{first_line(str(exc), 160).rstrip('.')}. You saved straight to the final name: "
+                     f"{first_line(str(exc), 400).rstrip('.')}. You saved straight to the final name: "
                      "opening it for writing emptied the last good checkpoint before the new "
                      "bytes were there. Save to a temporary name in the same folder, then "
                      "os.replace it onto `path`.")
@@ -151,9 +151,14 @@ def check_checkpointing(save_checkpoint: Any, resume: Any, folder: Any = None) -
     steps = task.steps_per_epoch(32)
     safe = KILL_IN_SAVE - 1  # epochs whose save completed before the kill
     if int(on_disk.optimizer.iterations) != safe * steps:
-        return wrong(f"after the kill, {path.name} loads but holds {int(on_disk.optimizer.iterations)} "
-                     f"optimizer steps, not the {safe * steps} of the {safe} epochs saved before "
-                     "the kill: save the whole model (model.save), once per call, onto `path`.")
+        held = int(on_disk.optimizer.iterations)
+        return wrong(f"after the kill, {path.name} loads but holds {held} optimizer steps "
+                     f"({held / steps:g} epochs), not the {safe * steps} of the {safe} epochs saved "
+                     f"before the kill. The kill comes in the script's {KILL_IN_SAVE}th write of a "
+                     ".keras file: if save_checkpoint writes two per call (a temporary file, then "
+                     "a copy such as shutil.copyfile onto `path`), it came an epoch early, and the "
+                     "copy is itself a write in place that a kill can cut. Write the model once "
+                     "(model.save to a temporary name), then rename it onto `path`.")
     if EPOCHS not in _REFERENCE:  # deterministic: one uninterrupted run serves every check
         reference = tasks.build_model(task, seed=0)
         reference.fit(task.x_train, task.y_train, batch_size=32, shuffle=False, verbose=0,

@@ -10,29 +10,17 @@ optimizer and step count with the original.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, unused_path, wrong
-
-
-def check_guess(guess: Any, measured: str, choices: Iterable[str], why: str) -> Feedback:
-    """Compare the learner's typed ``guess`` (one of ``choices``) with the ``measured`` answer.
-
-    ``why`` is the measurement in words, shown whatever the guess: a right guess is confirmed
-    with the numbers, a wrong one is told what happened instead, no guess is told to type one.
-    """
-    options = tuple(choices)
-    if guess is None:
-        return wrong(f"You typed no guess, so there is nothing to check. Measured: {measured}. "
-                     f"{why}")
-    if str(guess).strip().lower() not in options:
-        return wrong(f"Your guess {guess!r} is not one of {list(options)}. Measured: {measured}. "
-                     f"{why}")
-    if str(guess).strip().lower() != measured:
-        return wrong(f"You guessed {guess!r}; the cell measured {measured!r}. {why}")
-    return correct(f"You guessed {measured!r}, and that is what the cell measured. {why}")
+from forgekit.exercises import (
+    NOT_ANSWERED,
+    Feedback,
+    correct,
+    is_placeholder,
+    unused_path,
+    wrong,
+)
 
 
 def _stranger() -> Any:
