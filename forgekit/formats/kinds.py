@@ -72,8 +72,11 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          "same architecture from code, compile, tf.train.Checkpoint(...).restore",
          (".index",), needs_model=True, one_file=False),
     Kind("tflite", "TFLite flatbuffer", "tflite",
-         "tf.lite.Interpreter(model_path={path!r})", "tflite", "tflite",
-         "tf.lite.Interpreter(model_path=path)", (".tflite",)),
+         # LiteRT: TF 2.21 deprecates tf.lite.Interpreter in its favour; the import makes the
+         # line runnable as it is printed
+         "from ai_edge_litert.interpreter import Interpreter; Interpreter(model_path={path!r})",
+         "tflite", "tflite",
+         "ai_edge_litert.interpreter.Interpreter(model_path=path)", (".tflite",)),
     Kind("json_architecture", "JSON architecture (no weights)", "json_config",
          "keras.models.model_from_json(open({path!r}).read())", "json", "model_from_json",
          "keras.models.model_from_json(text)", (".json",), stores_config=True),
