@@ -48,9 +48,12 @@ def planted(tmp_path_factory):
     server.stop()
 
 
-def test_the_right_answer_passes_on_a_server_of_its_own(tmp_path):
-    feedback = ex.check_deploy_check(right, tmp_path)
-    assert feedback.passed, feedback
+def test_the_right_answer_passes_twice_on_one_folder(tmp_path):
+    # a learner re-runs the checker cell: each run plants in a new sub-folder
+    for _ in range(2):
+        feedback = ex.check_deploy_check(right, tmp_path)
+        assert feedback.passed, feedback
+    assert len(list(tmp_path.iterdir())) == 2
 
 
 def test_unanswered_and_not_a_function():
@@ -108,3 +111,10 @@ def test_week_data_drifts_and_is_reproducible():
     assert np.array_equal(x0, ex.week_data(0, 64, sample_seed=0)[0])
     assert not np.array_equal(ex.week_data(0, 64, sample_seed=1)[0], x0)  # held-out differs
     assert x26.shape == (64, ex.FEATURES) and y26.shape == (64, 1)
+
+
+def test_a_year_stale_model_still_beats_predicting_zero():
+    # the drift is slow: the week-0 relation still explains week 52 better than a constant
+    w_start, _ = np.random.default_rng(0).normal(size=(2, ex.FEATURES, 1))
+    x, y = ex.week_data(52, 2048, sample_seed=1)
+    assert np.mean((np.tanh(x @ w_start) - y) ** 2) < np.mean(y ** 2)

@@ -6,15 +6,16 @@ polls the metadata endpoint until a version answers (the lesson shows the call i
 
 The learner writes ``my_check(url, model_name, expected) -> bool`` with plain HTTP (``urllib``):
 True only when the server at ``url`` answers ``model_name`` with ``expected["version"]`` and
-its outputs for ``expected["inputs"]`` match ``expected["outputs"]``. The checker serves three
-deployments on a server of its own and calls the function on each, over HTTP:
+its outputs for ``expected["inputs"]`` match ``expected["outputs"]``. The checker serves four
+deployments on a server of its own (in a new sub-folder of ``workdir`` each run) and calls the
+function on each, over HTTP:
 
 * ``healthy``: v1, then the new model exported as version 2 (expected: version 2, new model);
 * ``flat``: v1 serving, the new model saved as ``model.h5`` beside it (expected: version 2);
 * ``in_place``: v1 serving, the new model exported over folder ``1`` (expected: version 1, new
   model) -- the number is right, the weights answering are the old ones;
 * ``renumbered``: the new model exported twice (a retried job), so version 3 answers where the
-  record says 2 -- the outputs are right, the number every label and rollback names is not.
+  release expected 2 -- the outputs are right, the number every label and rollback names is not.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, wrong
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, unused_path, wrong
 
 FEATURES = 8
 
@@ -40,12 +41,13 @@ def week_data(week: int, n: int, sample_seed: int = 0, seed: int = 0
               ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` requests ``x`` of ``week`` and their outcomes ``y``; the relation drifts weekly.
 
-    ``sample_seed=1`` draws held-out requests no model is trained on (training uses 0).
+    ``sample_seed=1`` draws held-out requests no model is trained on (training uses 0). The
+    drift is slow enough that a model a year stale still beats always predicting 0.
     """
     w_start, w_drift = np.random.default_rng(seed).normal(size=(2, FEATURES, 1))
     r = np.random.default_rng([seed, week, sample_seed])
     x = r.normal(size=(n, FEATURES)).astype("float32")
-    y = np.tanh(x @ (w_start + w_drift * week / 26)) + 0.05 * r.normal(size=(n, 1))
+    y = np.tanh(x @ (w_start + w_drift * week / 78)) + 0.05 * r.normal(size=(n, 1))
     return x, y.astype("float32")
 
 
@@ -94,7 +96,10 @@ def _export(model: Any, folder: Path) -> None:
 
 
 def plant(workdir: str | os.PathLike[str]) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """Serve v1 of three models, deploy the new model three ways; return (server, expected)."""
+    """Serve v1 of four models, deploy the new model four ways; return (server, expected).
+
+    ``workdir`` must not hold an earlier run's folders (``check_deploy_check`` picks a new one).
+    """
     from forgekit.quiet import quiet_absl
     from forgekit.serving import InProcessServer
     from forgekit.serving import deploy as dp
@@ -185,7 +190,7 @@ def judge(check: Any, url: str, expected: dict[str, dict[str, Any]]) -> Feedback
                      "inputs to /v1/models/<name>:predict and compare the outputs.")
     if verdicts["renumbered"]:
         return wrong("Your check passes the renumbered deployment: the new model answers, but as "
-                     "version 3 (the job ran twice) where the record says 2, so every label, "
+                     "version 3 (the job ran twice) where the release expected 2, so every label, "
                      "pinned /versions/2 request and rollback that names 2 is wrong. The outputs "
                      "alone cannot tell: compare model_spec.version with expected['version'] too.")
     return correct("It passes the healthy deployment and catches the three wrong ones: the flat "
@@ -195,10 +200,13 @@ def judge(check: Any, url: str, expected: dict[str, dict[str, Any]]) -> Feedback
 
 def check_deploy_check(check: Callable[[str, str, dict[str, Any]], bool] | None,
                        workdir: str | os.PathLike[str]) -> Feedback:
-    """Serve a healthy and two stale deployments; run ``check(url, name, expected)`` on each."""
+    """Serve a healthy and three wrong deployments; run ``check(url, name, expected)`` on each.
+
+    Each call plants them in a new sub-folder of ``workdir``, so the check can be run again.
+    """
     if check is None or is_placeholder(check) or not callable(check):
         return judge(check, "", {})
-    server, expected = plant(workdir)
+    server, expected = plant(unused_path(workdir, "serving_incident_"))
     try:
         return judge(check, server.rest_url, expected)
     finally:
