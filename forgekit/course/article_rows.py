@@ -858,6 +858,6 @@ def build_rows(row: type[ArticleClaim]) -> tuple[ArticleClaim, ...]:
             "metadata_and_known_input_catch_it",
             "Asking the server which version answers (its metadata endpoint) and comparing its "
             "answer to a fixed input with the expected output catch a wrong version.",
-            "06_serving_incident", verify_deployment, "holds",
+            "07_deploying_with_tf_serving", verify_deployment, "holds",
             _m_checks_catch, _j_checks_catch),
     )
