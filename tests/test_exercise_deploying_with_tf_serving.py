@@ -100,3 +100,21 @@ def test_no_labels_is_unrecognized(base, tmp_path):
     assert not feedback.passed
     assert "answers 400" in feedback.message and "Unrecognized servable version label: stable" \
         in feedback.message, feedback
+
+
+@pytest.mark.parametrize("spelling", ["trailing slash", "single quotes"])
+def test_any_spelling_of_base_is_served_from_the_copy(base, tmp_path, spelling):
+    text = config(f"{base}/", "latest { num_versions: 2 }") if spelling == "trailing slash" \
+        else config(base, "latest { num_versions: 2 }").replace(f'"{base}"', f"'{base}'")
+    feedback = ex.check_promotion(text, base, tmp_path / "ex")  # latest: v5 must strand stable
+    assert not feedback.passed and "right until the next publish" in feedback.message, feedback
+    right = ex.check_promotion(config(f"{base}/", RIGHT), base, tmp_path / "ex")
+    assert right.passed and "specific[3, 4]" in right.message, right
+
+
+def test_a_policy_that_lets_the_next_version_in(base, tmp_path):
+    text = config(base, "specific { versions: 3 versions: 4 versions: 5 }")
+    feedback = ex.check_promotion(text, base, tmp_path / "ex")
+    assert not feedback.passed
+    assert "versions [3, 4, 5] are loaded and un-labelled requests reach version 5" \
+        in feedback.message, feedback

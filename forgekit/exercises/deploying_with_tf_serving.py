@@ -11,7 +11,10 @@ The checker serves the text, on a server of its own, over a copy of the numbered
 1. ``GET /v1/models/forecast/labels/{stable,canary}/metadata``: each label answers its version;
 2. ``GET /v1/models/forecast``: only the labelled versions are AVAILABLE;
 3. version 5 is exported into the copy (hidden folder, one rename) and, once the server had
-   many scans to act on it, both label calls are asked again.
+   many scans to act on it, both labels, the loaded set and the un-labelled version are asked
+   again.
+
+The copy's path is set in the parsed config (any spelling of ``base`` the learner wrote).
 """
 
 from __future__ import annotations
@@ -123,7 +126,9 @@ def judge(text: Any, base: str | os.PathLike[str], workdir: str | os.PathLike[st
         if version <= max(WANTED.values()):
             shutil.copytree(base / str(version), copy / str(version))
     config = workdir / "models.config"
-    config.write_text(text.replace(f'"{base}"', f'"{copy.resolve()}"'), encoding="utf-8")
+    config.write_text(_pointed_at(text, copy.resolve()), encoding="utf-8")
+    served = {m.name: m for m in parse_model_config(config.read_text(), str(config))}
+    assert Path(served[MODEL].base_path) == copy.resolve(), "the checker serves its own copy"
     server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=POLL_SECONDS,
                              extra_args=["--allow_version_labels_for_unavailable_models"])
     try:
@@ -150,13 +155,31 @@ def judge(text: Any, base: str | os.PathLike[str], workdir: str | os.PathLike[st
             return wrong(f"{problem.message} Your config was right until the next publish: "
                          f"{models[MODEL].policy.describe()} follows the newest numbers on "
                          "disk, and labels do not move with it. Name the versions instead.")
+        loaded = _available(url)
         plain = _get(f"{url}/metadata")[1]["model_spec"]["version"]
     finally:
         server.stop()
-    return correct(f"stable answers 3 and canary 4, only those two are loaded, and after "
-                   f"version 5 landed both labels still answer (un-labelled requests get version "
-                   f"{plain}, the highest loaded). A `specific` policy names what the labels "
-                   "need; publishing a new number changes nothing until you edit the config.")
+    policy = models[MODEL].policy.describe()
+    if loaded != set(WANTED.values()):
+        return wrong(f"After version 5 was published, versions {sorted(loaded)} are loaded and "
+                     f"un-labelled requests reach version {plain}: {policy} let the new number "
+                     f"in. Name only {sorted(WANTED.values())}.")
+    return correct(f"Your policy {policy} kept exactly versions {sorted(loaded)} loaded, before "
+                   f"and after version 5 landed in the served copy; stable answers 3, canary 4, "
+                   f"and un-labelled requests get version {plain}, the highest loaded. A new "
+                   "number changes nothing until you edit the config.")
+
+
+def _pointed_at(text: str, copy: Path) -> str:
+    """``text`` with model ``forecast``'s base_path set to ``copy`` (parsed, not replaced)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    for entry in config.model_config_list.config:
+        if entry.name == MODEL:
+            entry.base_path = str(copy)
+    return text_format.MessageToString(config)
 
 
 def check_promotion(text: str | None, base: str | os.PathLike[str],
