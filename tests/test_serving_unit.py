@@ -968,3 +968,46 @@ def test_a_python_failure_in_a_signature_call_is_logged_not_sent(caplog):
         servable.run(sig, {"x": np.ones((1, 1), np.float32)})
     assert info.value.code == "INTERNAL" and "secret" not in info.value.message
     assert "secret detail 42" in caplog.text
+
+
+def test_a_label_outlives_the_version_its_policy_unloads(tmp_path, caplog):
+    """TF Serving (server_core.cc): labels are checked only when the config file is read
+    (UpdateModelVersionLabelMap, run on every re-read, an unchanged file too); a version the
+    policy unloads keeps its labels, whose requests then get NOT_FOUND."""
+    from forgekit.serving.server import _watch_config
+
+    base = tmp_path / "m"
+    for v in (1, 2):
+        _add_version(base, v)
+    text = (f'model_config_list {{ config {{ name: "m" base_path: "{base}" '
+            'model_platform: "tensorflow" model_version_policy { latest { num_versions: 2 } } '
+            'version_labels { key: "stable" value: 1 } } }\n')
+    config_file = tmp_path / "models.config"
+    config_file.write_text(text)
+    core = ServerCore(FakeLoader())
+    core.configure(parse_model_config(text), allow_labels_for_unavailable_models=True)
+    core.models["m"].poll()
+    assert core.servable("m", label="stable") == (1, "model@1")
+    _add_version(base, 3)
+    core.models["m"].poll()  # latest 2 is now {2, 3}: 1 is unloaded, its label stays
+    assert sorted(core.models["m"].available()) == [2, 3]
+    err = _error(core.servable, "m", None, "stable")
+    assert err.http_status == 404
+    assert err.message == "Servable not found for request: Specific(m, 1)"
+    core.check_labels(parse_model_config(text), allow_labels_for_unavailable_models=True)
+    stop = threading.Event()  # without the flag, each re-read of the same file is refused
+    watcher = threading.Thread(target=_watch_config,
+                               args=(config_file, 0.01, core, text, False, stop))
+    with caplog.at_level(logging.ERROR, "forgekit.serving"):
+        watcher.start()
+        try:
+            for _ in range(500):
+                if "not currently available" in caplog.text:
+                    break
+                stop.wait(0.01)
+        finally:
+            stop.set()
+            watcher.join(10)
+    assert ("Request to assign label to version 1 of model m, which is not currently "
+            "available for inference") in caplog.text
+    assert core.models["m"].resolve_label("stable") == 1  # the labels in force stay

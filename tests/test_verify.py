@@ -159,3 +159,37 @@ def test_an_unreachable_server_is_named_not_raised():
         report = verify_deployment(client, "m", record, wait=0.3)
     assert report.problems == ["server_unreachable"] and not report.ok
     assert "UNAVAILABLE" in report.text()
+
+
+def test_a_label_left_on_a_version_the_policy_unloaded_is_caught(tmp_path):
+    """TF Serving checks labels only when it reads its config (UpdateModelVersionLabelMap):
+    v1 unloaded by ``latest {num_versions: 2}`` keeps label ``stable``, whose requests then
+    get NOT_FOUND, while the newest version verifies."""
+    base = tmp_path / "m"
+    records = {v: dp.publish(tiny(float(v)), base) for v in (1, 2)}
+    config = tmp_path / "models.config"
+    dp.write_model_config(config, [dp.ModelEntry("m", base, policy="latest", num_versions=2,
+                                                 labels={"stable": 1, "canary": 2})])
+    server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05,
+                             extra_args=["--allow_version_labels_for_unavailable_models"])
+    with server, server.client() as client:
+        before = verify_deployment(client, "m", records[2], labels={"stable": 1, "canary": 2},
+                                   wait=20)
+        assert before.ok, before
+        records[3] = dp.publish(tiny(3.0), base)
+        assert verify_deployment(client, "m", records[3], wait=20).ok  # the usual check passes
+        deadline = time.monotonic() + 20  # v1 is unloaded right after v3 loads, in that scan
+        while _state(client, "m", 1) != "END" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        report = verify_deployment(client, "m", records[3], labels={"stable": 1, "canary": 2})
+        assert set(report.problems) == {"label_unloaded"}, report
+        assert "Servable not found for request: Specific(m, 1)" in report.text()
+        moved = verify_deployment(client, "m", records[3], labels={"canary": 3})
+        assert moved.problems == ["label_version"], moved
+        by_label = verify_deployment(client, "m", records[1], label="stable")
+        assert "label_unloaded" in by_label.problems, by_label
+
+
+def _state(client, model, version):
+    states = {s["version"]: s["state"] for s in client.status(model)["model_version_status"]}
+    return states.get(str(version))

@@ -65,8 +65,19 @@ class ServerCore:
         with self._configure_lock:
             return self._configure(configs, allow_labels_for_unavailable_models)
 
-    def _configure(self, configs: Sequence[ModelConfig], allow_labels: bool) -> list[str]:
-        current = self.models
+    def check_labels(self, configs: Sequence[ModelConfig], *,
+                     allow_labels_for_unavailable_models: bool = False) -> None:
+        """Raise FAILED_PRECONDITION if ``configs`` assign a label TF Serving would refuse.
+
+        TF Serving runs this check (``UpdateModelVersionLabelMap``) on every read of its config
+        file, an unchanged one too: a version its policy unloaded since keeps its labels, and
+        the re-read is refused and logged at each interval without the flag.
+        """
+        self._check_labels(self.models, configs, allow_labels_for_unavailable_models)
+
+    @staticmethod
+    def _check_labels(current: Mapping[str, ModelVersions[Any]], configs: Sequence[ModelConfig],
+                      allow_labels: bool) -> None:
         for config in configs:
             model = current.get(config.name)
             available = model.available() if model else set()
@@ -78,6 +89,10 @@ class ServerCore:
                         "FAILED_PRECONDITION",
                         f"Request to assign label to version {version} of model "
                         f"{config.name}, which is not currently available for inference")
+
+    def _configure(self, configs: Sequence[ModelConfig], allow_labels: bool) -> list[str]:
+        current = self.models
+        self._check_labels(current, configs, allow_labels)
         models, added = {}, []
         for config in configs:
             model = current.get(config.name)

@@ -53,6 +53,11 @@ def _watch_config(path: Path, interval: float, core: ServerCore, applied: str,
         try:
             text = path.read_text(encoding="utf-8")
             if text == applied:
+                # TF Serving re-applies an unchanged file too; only its label check can fail
+                # then (a labelled version unloaded since), and the labels in force stay.
+                core.check_labels(parse_model_config(text, str(path)),
+                                  allow_labels_for_unavailable_models=(
+                                      allow_labels_for_unavailable_models))
                 continue
             added = core.configure(
                 parse_model_config(text, str(path)),

@@ -9,7 +9,11 @@ calls any TF Serving server answers (so it works unchanged against ``tensorflow/
    one, and ``serving_default``'s inputs and outputs are the ones published;
 3. ``:predict`` with the canary's inputs: the outputs are the published ones, within tolerance;
 4. ``:predict`` with ``signature_name="forgekit_identity"``: the served model's fingerprint is
-   the published one.
+   the published one;
+5. with ``labels={"stable": 2, ...}``: ``GET .../labels/<label>/metadata`` answers each
+   label's version. TF Serving checks a label only when it (re)reads its model config
+   (``ServerCore::UpdateModelVersionLabelMap``): a version unloaded later by its policy keeps
+   its labels, and every request to them gets NOT_FOUND (``label_unloaded``).
 
 The report names each problem (``stale_version``, ``canary_mismatch``, ...) and renders as
 text and HTML. ``forgekit verify`` runs it from a CD pipeline and exits 1 on any problem.
@@ -37,7 +41,8 @@ from forgekit.serving.errors import ServingError
 # Problems a server still picking up a new version or config shows for a moment: with ``wait``,
 # a report that has one of them is retried (its other problems may be their consequence).
 TRANSIENT = frozenset({"version_missing", "version_loading", "version_not_loaded",
-                       "stale_version", "label_unknown", "server_unreachable"})
+                       "stale_version", "label_unknown", "label_unloaded", "label_version",
+                       "server_unreachable"})
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ def _version_of(entry: Mapping[str, Any]) -> int:
 
 
 def verify_deployment(client: Any, model_name: str, expected: PublishRecord | str | Any, *,
-                      label: str | None = None, store: Any = None, wait: float = 0.0,
+                      label: str | None = None, labels: Mapping[str, int] | None = None,
+                      store: Any = None, wait: float = 0.0,
                       atol: float = 1e-5, rtol: float = 1e-4) -> VerificationReport:
     """Check that ``expected`` (a :class:`PublishRecord` or its path) is what ``client`` serves.
 
@@ -116,6 +122,9 @@ def verify_deployment(client: Any, model_name: str, expected: PublishRecord | st
         expected: the publish record of the version that should answer.
         label: check the version a label points at (after a label rollback) instead of the
             version that answers un-addressed requests.
+        labels: every label clients use and the version it must answer with
+            (``{"stable": 2, "canary": 3}``); a label that names an unloaded version, is
+            unknown, or answers another version is a problem.
         store: optional audit trail; ``store.record_verification(...)`` gets the verdict.
         wait: seconds to keep retrying while a problem is one of a version not yet picked up
             (missing, loading, unloaded, an older one still answering, a label not yet
@@ -128,6 +137,8 @@ def verify_deployment(client: Any, model_name: str, expected: PublishRecord | st
     started = time.monotonic()
     while True:
         report = _verify_once(client, model_name, record, label, atol, rtol)
+        if labels:
+            report.checks += _label_checks(client, model_name, labels)
         if report.ok or not TRANSIENT & set(report.problems) or \
                 time.monotonic() - started >= wait:
             break
@@ -178,8 +189,10 @@ def _verify_once(client: Any, model_name: str, record: PublishRecord, label: str
         meta = client.metadata(model_name, label=label)
     except ServingError as err:
         unknown = label is not None and "label" in err.message.lower()
-        add(Check("label_unknown" if unknown else "metadata_failed", False,
-                  f"metadata: {err.code}: {err.message}"))
+        unloaded = label is not None and err.code == "NOT_FOUND"
+        name = "label_unknown" if unknown else "label_unloaded" if unloaded else "metadata_failed"
+        add(Check(name, False, f"metadata of label {label!r}: {err.code}: {err.message}"
+                  if label else f"metadata: {err.code}: {err.message}"))
         return report
     try:
         report.answering_version = int(meta["model_spec"]["version"])
@@ -249,6 +262,27 @@ def _verify_once(client: Any, model_name: str, record: PublishRecord, label: str
             add(Check("identity_missing", False, f"{IDENTITY_SIGNATURE} answered something "
                       f"else than a fingerprint and a version ({type(exc).__name__}: {exc})"))
     return report
+
+
+def _label_checks(client: Any, model_name: str, labels: Mapping[str, int]) -> list[Check]:
+    """One check per label: its metadata answers the version it must name."""
+    checks = []
+    for label, want in sorted(labels.items()):
+        try:
+            got = int(client.metadata(model_name, label=label)["model_spec"]["version"])
+        except ServingError as err:
+            # NOT_FOUND: the label resolves to a version number nothing serves (TF Serving's
+            # "Servable not found for request: Specific(name, N)").
+            name = "label_unloaded" if err.code == "NOT_FOUND" else "label_unknown"
+            checks.append(Check(name, False, f"label {label!r} (expected version {want}): "
+                                f"{err.code}: {err.message}"))
+            continue
+        except (KeyError, TypeError, ValueError) as exc:
+            checks.append(Check("metadata_failed", False, f"label {label!r}: {exc}"))
+            continue
+        checks.append(Check("label" if got == int(want) else "label_version", got == int(want),
+                            f"label {label!r} answers version {got}, expected {want}"))
+    return checks
 
 
 def _text(value: Any) -> str:
