@@ -38,7 +38,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("06_serving_incident", "The serving incident",
            "Deploy a retrained model the usual way, watch the old one keep answering, catch it with two HTTP calls, roll back.", 22),
     Lesson("07_deploying_with_tf_serving", "Deploying with TF Serving",
-           "Versioned base paths, hot swaps, labels and a post-deployment check.", 37),
+           "Write models.config by hand, watch a publish leave stable on an unloaded version, catch it over HTTP.", 22),
     Lesson("08_audit_trail", "Audit trail",
            "Record every artifact and its metrics in SQL (SQLite, or PostgreSQL by DSN).", 23),
     Lesson("09_cross_language", "Cross-language loading",
