@@ -45,6 +45,12 @@ def _trains(weights_path, build_model):
     return model
 
 
+def _recompiles(weights_path, build_model):
+    model = _build_then_load(weights_path, build_model)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
 def _tuple(weights_path, build_model):
     return _build_then_load(weights_path, build_model), 0
 
@@ -58,8 +64,9 @@ def _placeholder(weights_path, build_model):
     (_load_then_build, "Order matters"),
     (_no_load, "its weights are not the file's"),
     (_load_model, "failed: "),
-    (_trains, "you trained it"),
+    (_trains, "resume trained the model"),
     (_tuple, "resume returned tuple"),
+    (_recompiles, "a compile after loading replaced the optimizer"),
 ])
 def test_each_wrong_resume_is_refused_with_its_reason(answer, why, tmp_path):
     from forgekit.exercises.weights_and_architecture import check_resume

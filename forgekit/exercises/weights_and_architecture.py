@@ -144,33 +144,37 @@ def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> F
                 "a model you build, with model.load_weights." if "load_model" in repr(exc)
                 or "config" in str(exc).lower() else "")
         return wrong(f"resume(weights_path, build_model) failed: {type(exc).__name__}: "
-                     f"{first_line(str(exc), 300)}.{hint}")
+                     f"{first_line(str(exc), 300).rstrip('.')}.{hint}")
     import keras
 
     if not isinstance(model, keras.Model):
         return wrong(f"resume returned {type(model).__name__}; return the model itself.")
     if getattr(model, "optimizer", None) is None:
-        return wrong("the returned model has no optimizer: use the model build_model() returns, "
+        return wrong("The returned model has no optimizer: use the model build_model() returns, "
                      "which is compiled with Adam.")
     skipped = [first_line(str(w.message), 200) for w in caught if "optimizer" in str(w.message)]
     got = int(model.optimizer.iterations)
     gap = max_abs_diff([saved.predict(x[:8], verbose=0)], [model.predict(x[:8], verbose=0)])
-    if gap != 0.0:
-        trained = f" and Adam is at step {got}, not {steps}: you trained it" if got > steps else ""
-        return wrong(f"the model predicts differently from the saved one (max difference "
-                     f"{gap:.3g}){trained}: its weights are not the file's. Load them with "
-                     "model.load_weights(weights_path) and do not train inside resume.")
     if got > steps:
-        return wrong(f"the weights are the file's, but Adam is at step {got}, not the saved "
-                     f"{steps}: resume took {got - steps} training step(s). Return the model "
-                     "without training it.")
+        return wrong(f"Adam is at step {got}, not the file's {steps}, and predictions differ from "
+                     f"the saved model's by {gap:.3g}: resume trained the model "
+                     f"({got - steps} step(s)). Return it right after load_weights.")
+    if gap != 0.0:
+        return wrong(f"The model predicts differently from the saved one (max difference "
+                     f"{gap:.3g}): its weights are not the file's. Load them with "
+                     "model.load_weights(weights_path).")
+    if got == 0 and not model.optimizer.built and not skipped:
+        return wrong(f"The weights are back (predictions equal), but Adam is a new one at step 0, "
+                     f"while the file holds step {steps}, and load_weights did not warn: a compile "
+                     "after loading replaced the optimizer and its state. build_model's model is "
+                     "compiled already; do not compile it again.")
     if got == 0 and not model.optimizer.built:
-        said = f" Keras warned: \"{skipped[0]}\"" if skipped else ""
-        return wrong(f"the weights are back (predictions equal), but Adam is at step 0 with no "
-                     f"slots, while the file holds step {steps}.{said} load_weights skipped the "
-                     "optimizer's arrays: a model compiled from code creates Adam's variables at "
-                     "its first training step, so there was nothing to fill. Create them first: "
-                     "model.optimizer.build(model.trainable_variables), then load_weights.")
+        return wrong(f"The weights are back (predictions equal), but Adam is at step 0 with no "
+                     f"slots, while the file holds step {steps}. Keras warned: \"{skipped[0]}\" "
+                     "load_weights skipped the optimizer's arrays: a model compiled from code "
+                     "creates Adam's variables at its first training step, so there was nothing "
+                     "to fill. Create them first: model.optimizer.build(model.trainable_variables), "
+                     "then load_weights.")
     if got == 0:
         return wrong(f"Adam has its variables, but fresh ones (step 0, not the file's {steps}): "
                      "they were created after load_weights had already skipped the saved arrays "
@@ -186,13 +190,14 @@ def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> F
     model.train_on_batch(xb, yb)
     step_gap = max_abs_diff(saved.get_weights(), model.get_weights())
     if not step_gap <= STEP_TOLERANCE:
-        return wrong(f"the state looked right, but one more training step lands {step_gap:.3g} "
+        return wrong(f"The state looked right, but one more training step lands {step_gap:.3g} "
                      "away from the saved model's: something else (learning rate? loss?) differs.")
     fresh = _build()  # the same weights with a fresh Adam: what plain load_weights gives
     fresh.set_weights(before)
     fresh.train_on_batch(xb, yb)
     fresh_gap = max_abs_diff(saved.get_weights(), fresh.get_weights())
-    return correct(f"your model has the file's weights and Adam at step {steps} with its slots, "
-                   f"and its next training step lands {step_gap:.3g} from the saved model's. The "
-                   f"same weights with a fresh Adam land {fresh_gap:.3g} away after that one step: "
+    landed = "exactly where" if step_gap == 0.0 else f"within {step_gap:.3g} of where"
+    return correct(f"Your model has the file's weights and Adam at step {steps} with its slots, "
+                   f"and its next training step lands {landed} the saved model's lands. The same "
+                   f"weights with a fresh Adam land {fresh_gap:.3g} away after that one step: "
                    "that is what resuming from a plain load_weights would cost.")
