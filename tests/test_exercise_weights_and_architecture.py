@@ -60,7 +60,7 @@ def _placeholder(weights_path, build_model):
 
 
 @pytest.mark.parametrize("answer, why", [
-    (_plain_load, "model.optimizer.build(model.trainable_variables), then load_weights"),
+    (_plain_load, "Adam has no variables yet"),
     (_load_then_build, "Order matters"),
     (_no_load, "its weights are not the file's"),
     (_load_model, "failed: "),
@@ -82,3 +82,11 @@ def test_a_resume_that_builds_adam_before_loading_passes(tmp_path):
     assert check_resume(_placeholder) is NOT_ANSWERED
     right = check_resume(_build_then_load, tmp_path)
     assert right.passed and "fresh Adam land" in right.message, right.message
+
+
+def test_the_plain_load_hint_does_not_hand_over_the_call(tmp_path):
+    from forgekit.exercises.weights_and_architecture import check_resume
+
+    feedback = check_resume(_plain_load, tmp_path)
+    assert not feedback.passed and "optimizer.build(" not in feedback.message, feedback.message
+    assert "Section 4" in feedback.message, feedback.message

@@ -171,10 +171,10 @@ def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> F
     if got == 0 and not model.optimizer.built:
         return wrong(f"The weights are back (predictions equal), but Adam is at step 0 with no "
                      f"slots, while the file holds step {steps}. Keras warned: \"{skipped[0]}\" "
-                     "load_weights skipped the optimizer's arrays: a model compiled from code "
-                     "creates Adam's variables at its first training step, so there was nothing "
-                     "to fill. Create them first: model.optimizer.build(model.trainable_variables), "
-                     "then load_weights.")
+                     "load_weights skipped the optimizer's arrays: Adam has no variables yet (a "
+                     "model compiled from code creates them at its first training step), so there "
+                     "was nothing to fill. What creates them without training? Section 4 says "
+                     "what model_from_json does that build_model does not.")
     if got == 0:
         return wrong(f"Adam has its variables, but fresh ones (step 0, not the file's {steps}): "
                      "they were created after load_weights had already skipped the saved arrays "
