@@ -1,40 +1,92 @@
-"""Checker of lesson 02's exercise: the right answer passes (the notebook proves it on the real
-artifacts); each wrong answer is refused with the reason."""
+"""Checker of lesson 02's exercise: a right answer passes; each typical wrong answer is refused
+with the reason."""
 
 from __future__ import annotations
+
+import pytest
 
 from forgekit.exercises import NOT_ANSWERED
 
 
-def test_inference_files_checker_refuses_every_copy_that_keeps_an_optimizer(tmp_path):
+def _build_then_load(weights_path, build_model):
+    model = build_model()
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(weights_path)
+    return model
+
+
+def _plain_load(weights_path, build_model):
+    model = build_model()
+    model.load_weights(weights_path)
+    return model
+
+
+def _load_then_build(weights_path, build_model):
+    model = _plain_load(weights_path, build_model)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _no_load(weights_path, build_model):
+    return build_model()
+
+
+def _load_model(weights_path, build_model):
     import keras
 
-    from forgekit.exercises.weights_and_architecture import check_inference_files
+    return keras.models.load_model(weights_path)
 
-    def writer(copy_of):
-        def inference_files(model, folder):
-            architecture, weights = folder / "arch.json", folder / "m.weights.h5"
-            architecture.write_text(model.to_json())
-            copy = copy_of(model)
-            copy.set_weights(model.get_weights())
-            copy.save_weights(weights)
-            return architecture, weights
-        return inference_files
 
-    def recompiled(model):  # drops the trained state of the caller's model
-        model.compile(optimizer="adam", loss="mse")
-        return model
+def _trains(weights_path, build_model):
+    import numpy as np
 
-    assert check_inference_files(None) is NOT_ANSWERED
-    verdicts = {
-        "It should write two files": lambda model, folder: None,
-        "trained Adam's arrays": writer(lambda model: model),
-        "all zero: a fresh Adam": writer(keras.models.clone_model),
-        "lost its optimizer state": writer(recompiled),
-    }
-    for why, answer in verdicts.items():
-        feedback = check_inference_files(answer, tmp_path)
-        assert not feedback.passed and why in feedback.message, (why, feedback.message)
-    right = check_inference_files(
-        writer(lambda model: keras.Sequential.from_config(model.get_config())), tmp_path)
-    assert right.passed and "no optimizer arrays" in right.message, right.message
+    model = _build_then_load(weights_path, build_model)
+    model.fit(np.zeros((4, 12), "float32"), np.zeros(4), verbose=0)
+    return model
+
+
+def _recompiles(weights_path, build_model):
+    model = _build_then_load(weights_path, build_model)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _tuple(weights_path, build_model):
+    return _build_then_load(weights_path, build_model), 0
+
+
+def _placeholder(weights_path, build_model):
+    ...
+
+
+@pytest.mark.parametrize("answer, why", [
+    (_plain_load, "Adam has no variables yet"),
+    (_load_then_build, "Order matters"),
+    (_no_load, "its weights are not the file's"),
+    (_load_model, "failed: "),
+    (_trains, "resume trained the model"),
+    (_tuple, "resume returned tuple"),
+    (_recompiles, "a compile after loading replaced the optimizer"),
+])
+def test_each_wrong_resume_is_refused_with_its_reason(answer, why, tmp_path):
+    from forgekit.exercises.weights_and_architecture import check_resume
+
+    feedback = check_resume(answer, tmp_path)
+    assert not feedback.passed and why in feedback.message, feedback.message
+
+
+def test_a_resume_that_builds_adam_before_loading_passes(tmp_path):
+    from forgekit.exercises.weights_and_architecture import check_resume
+
+    assert check_resume(None) is NOT_ANSWERED
+    assert check_resume(_placeholder) is NOT_ANSWERED
+    right = check_resume(_build_then_load, tmp_path)
+    assert right.passed and "fresh Adam land" in right.message, right.message
+
+
+def test_the_plain_load_hint_does_not_hand_over_the_call(tmp_path):
+    from forgekit.exercises.weights_and_architecture import check_resume
+
+    feedback = check_resume(_plain_load, tmp_path)
+    assert not feedback.passed and "optimizer.build(" not in feedback.message, feedback.message
+    assert "Section 4" in feedback.message, feedback.message

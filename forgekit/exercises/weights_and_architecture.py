@@ -1,14 +1,21 @@
-"""Checker for lesson 02's exercise: ship a model as architecture JSON + weights file."""
+"""Checkers for lesson 02 (weights and architecture).
+
+:func:`check_resume` is the lesson's exercise: the learner writes ``resume(weights_path,
+build_model)``, the plain Keras calls that bring a ``.weights.h5`` back *with* Adam's state, so
+training goes on where it stopped. :func:`check_split_model` checks a model shipped as JSON
+architecture + weights file.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 from forgekit.errors import ForgekitError
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, unused_path, wrong
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, unused_path, wrong
 from forgekit.formats.detect import detect_format
 
 
@@ -76,84 +83,121 @@ def _rebuild_and_compare(arch: Path, weights: Path, model: Any) -> Feedback:
                    "the weights belong in artifact storage.")
 
 
-def _trained_model() -> Any:
-    """A named classifier, compiled with Adam and trained: the checker's own model (~70k
-    parameters, so the weights outweigh the HDF5 headers and the size ratio means something)."""
-    import keras
-    import numpy as np
+STEP_TOLERANCE = 1e-6  # one Adam step from the same state lands within this (CPU float32)
 
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(64, 12)).astype("float32")
+
+def _build() -> Any:
+    """The checker's own ``build_model``: a named classifier compiled with Adam, not the lesson's
+    model (so an answer cannot lean on the notebook's variables), ~70k parameters."""
+    import keras
+
     model = keras.Sequential([keras.Input((12,), name="features"),
                               keras.layers.Dense(256, activation="relu", name="hidden_1"),
                               keras.layers.Dense(256, activation="relu", name="hidden_2"),
                               keras.layers.Dense(4, name="logits")], name="ranker")
     model.compile(optimizer=keras.optimizers.Adam(name="adam"), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, rng.integers(0, 4, 64), epochs=2, batch_size=16, verbose=0)
     return model
 
 
-def _optimizer_arrays_all_zero(weights: Path) -> bool:
-    """True when every non-scalar optimizer array in the file is zero: a fresh, untrained Adam."""
-    import h5py
+def _data(seed: int, n: int) -> tuple[Any, Any]:
     import numpy as np
 
-    found: list[bool] = []
-    with h5py.File(weights, "r") as f:
-        if "optimizer" in f:
-            f["optimizer"].visititems(lambda _, obj: found.append(not np.any(obj[()]))
-                                      if isinstance(obj, h5py.Dataset) and obj.size > 1 else None)
-    return bool(found) and all(found)
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 12)).astype("float32"), rng.integers(0, 4, n)
 
 
-def check_inference_files(inference_files: Any, folder: str | os.PathLike[str] | None = None
-                          ) -> Feedback:
-    """Test ``inference_files(model, folder) -> (architecture_path, weights_path)``.
+def _values(variables: Any) -> list[Any]:
+    return [v.numpy() if hasattr(v, "numpy") else v for v in variables]
 
-    The checker calls it on a trained, Adam-compiled model of its own, rebuilds the model the way
-    a colleague would (``model_from_json`` + ``load_weights``), looks for optimizer arrays in the
-    weights file, and checks that the model it passed in still has its optimizer and step count.
+
+def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> Feedback:
+    """Test ``resume(weights_path, build_model) -> model`` by what training does next.
+
+    The checker trains a model of its own, saves its weights (``save_weights``, so the file holds
+    Adam's state), then calls ``resume`` with that file and its own ``build_model``. The returned
+    model must predict exactly as the saved one, have Adam at the same step with the same slots,
+    and one more training step on the same batch must land where the saved model's step lands.
     """
-
-    from forgekit.sizes import breakdown
-
-    if inference_files is None:
+    if resume is None or is_placeholder(resume):
         return NOT_ANSWERED
-    if not callable(inference_files):
-        return wrong("inference_files should be a function of (model, folder).")
-    run = unused_path(folder, "inference-")
+    if not inspect.isfunction(resume):
+        return wrong("resume should be a function: def resume(weights_path, build_model): ...")
+
+    from forgekit.measure.compare import max_abs_diff
+    from forgekit.outcome import first_line
+
+    run = unused_path(folder, "resume-")
     run.mkdir(parents=True)
-    model = _trained_model()
-    steps = int(model.optimizer.iterations)
+    saved = _build()
+    x, y = _data(3, 64)
+    saved.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    weights = run / "job.weights.h5"
+    saved.save_weights(weights)
+    steps = int(saved.optimizer.iterations)
     try:
-        returned = inference_files(model, run)
-        arch, weights = (Path(p) for p in returned)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = resume(weights, _build)
     except Exception as exc:  # the learner's code: report whatever it raised
-        return wrong(f"inference_files failed: {type(exc).__name__}: {str(exc)[:200]}. It should "
-                     "write two files under folder and return (architecture_path, weights_path).")
-    split = check_split_model(arch, weights, model)
-    if not split.passed:
-        return split
-    if type(model.optimizer).__name__ != "Adam" or int(model.optimizer.iterations) != steps:
-        return wrong("the files are right, but the model you were given lost its optimizer state "
-                     f"(now {type(model.optimizer).__name__} at step "
-                     f"{int(model.optimizer.iterations)}, was Adam at step {steps}): training "
-                     "goes on with that model. Leave it as it was; work on another object.")
-    parts = breakdown(weights)
-    if parts.optimizer and _optimizer_arrays_all_zero(weights):
-        return wrong(f"{weights.name} holds {parts.optimizer:,} bytes of optimizer arrays, all "
-                     "zero: a fresh Adam at step 0. clone_model and model_from_json both compile "
-                     "the copy again (the JSON carries the compile config), so the copy has its own "
-                     "new, empty slots. A model that was never compiled has none.")
-    if parts.optimizer:
-        return wrong(f"{weights.name} still holds {parts.optimizer:,} bytes of the trained Adam's "
-                     "arrays: save_weights writes the optimizer of the model it is called on. "
-                     "Save from a model that has no optimizer, with these weights set into it.")
-    full = run / "_with_optimizer.weights.h5"
-    model.save_weights(full)
-    ratio = full.stat().st_size / weights.stat().st_size
-    return correct(f"model_from_json + load_weights rebuilds the model exactly from your files; "
-                   f"{weights.name} holds {parts.weights:,} bytes of weights and no optimizer "
-                   f"arrays, and the same model's save_weights file with Adam's state is "
-                   f"{ratio:.2f}x larger. The model you were given still has Adam at step {steps}.")
+        hint = (" keras.models.load_model reads whole-model files; a weights file is loaded into "
+                "a model you build, with model.load_weights." if "load_model" in repr(exc)
+                or "config" in str(exc).lower() else "")
+        return wrong(f"resume(weights_path, build_model) failed: {type(exc).__name__}: "
+                     f"{first_line(str(exc), 300).rstrip('.')}.{hint}")
+    import keras
+
+    if not isinstance(model, keras.Model):
+        return wrong(f"resume returned {type(model).__name__}; return the model itself.")
+    if getattr(model, "optimizer", None) is None:
+        return wrong("The returned model has no optimizer: use the model build_model() returns, "
+                     "which is compiled with Adam.")
+    skipped = [first_line(str(w.message), 200) for w in caught if "optimizer" in str(w.message)]
+    got = int(model.optimizer.iterations)
+    gap = max_abs_diff([saved.predict(x[:8], verbose=0)], [model.predict(x[:8], verbose=0)])
+    if got > steps:
+        return wrong(f"Adam is at step {got}, not the file's {steps}, and predictions differ from "
+                     f"the saved model's by {gap:.3g}: resume trained the model "
+                     f"({got - steps} step(s)). Return it right after load_weights.")
+    if gap != 0.0:
+        return wrong(f"The model predicts differently from the saved one (max difference "
+                     f"{gap:.3g}): its weights are not the file's. Load them with "
+                     "model.load_weights(weights_path).")
+    if got == 0 and not model.optimizer.built and not skipped:
+        return wrong(f"The weights are back (predictions equal), but Adam is a new one at step 0, "
+                     f"while the file holds step {steps}, and load_weights did not warn: a compile "
+                     "after loading replaced the optimizer and its state. build_model's model is "
+                     "compiled already; do not compile it again.")
+    if got == 0 and not model.optimizer.built:
+        return wrong(f"The weights are back (predictions equal), but Adam is at step 0 with no "
+                     f"slots, while the file holds step {steps}. Keras warned: \"{skipped[0]}\" "
+                     "load_weights skipped the optimizer's arrays: Adam has no variables yet (a "
+                     "model compiled from code creates them at its first training step), so there "
+                     "was nothing to fill. What creates them without training? Section 4 says "
+                     "what model_from_json does that build_model does not.")
+    if got == 0:
+        return wrong(f"Adam has its variables, but fresh ones (step 0, not the file's {steps}): "
+                     "they were created after load_weights had already skipped the saved arrays "
+                     "(or a compile after loading replaced the optimizer). Order matters: build "
+                     "the optimizer, then load_weights, then return.")
+    slot_gap = max_abs_diff(_values(saved.optimizer.variables), _values(model.optimizer.variables))
+    if got != steps or slot_gap != 0.0:
+        return wrong(f"Adam is at step {got} (saved: {steps}) and its variables differ from the "
+                     f"saved ones by {slot_gap:.3g}: load them from the file, unchanged.")
+    before = saved.get_weights()
+    xb, yb = _data(4, 16)
+    saved.train_on_batch(xb, yb)
+    model.train_on_batch(xb, yb)
+    step_gap = max_abs_diff(saved.get_weights(), model.get_weights())
+    if not step_gap <= STEP_TOLERANCE:
+        return wrong(f"The state looked right, but one more training step lands {step_gap:.3g} "
+                     "away from the saved model's: something else (learning rate? loss?) differs.")
+    fresh = _build()  # the same weights with a fresh Adam: what plain load_weights gives
+    fresh.set_weights(before)
+    fresh.train_on_batch(xb, yb)
+    fresh_gap = max_abs_diff(saved.get_weights(), fresh.get_weights())
+    landed = "exactly where" if step_gap == 0.0 else f"within {step_gap:.3g} of where"
+    return correct(f"Your model has the file's weights and Adam at step {steps} with its slots, "
+                   f"and its next training step lands {landed} the saved model's lands. The same "
+                   f"weights with a fresh Adam land {fresh_gap:.3g} away after that one step: "
+                   "that is what resuming from a plain load_weights would cost.")
