@@ -28,7 +28,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("01_whole_model_formats", "Whole-model formats",
            "SavedModel export for serving, and the two traps of legacy H5, each with its plain fix.", 32),
     Lesson("02_weights_and_architecture", "Weights and architecture",
-           "Weights-only files carry Adam's slots; JSON architecture; the size claim tested.", 25),
+           "Weights files carry Adam's slots (the size claim measured); build the optimizer, then load_weights.", 22),
     Lesson("03_checkpoints_and_resume", "Checkpoints and resume",
            "Kill a training script mid-save, resume it with BackupAndRestore, write a save no kill breaks.", 20),
     Lesson("04_tflite", "TFLite",
