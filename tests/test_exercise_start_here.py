@@ -22,7 +22,7 @@ def small_model():
 
 
 def test_start_here_guess_is_checked_against_what_was_typed():
-    from forgekit.exercises.start_here import check_guess
+    from forgekit.exercises import check_guess
 
     choices = ("exact", "close")
     assert not check_guess(None, "exact", choices, "why").passed
