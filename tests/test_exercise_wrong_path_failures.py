@@ -31,6 +31,10 @@ def new_name_as_key(path):
     return keras.saving.load_model(path, custom_objects={"Rescale": Rescale})
 
 
+def old_key(path):  # section 3's key, for a class that was registered
+    return keras.saving.load_model(path, custom_objects={"Scale": Rescale})
+
+
 def unsafe(path):
     return keras.saving.load_model(path, custom_objects={"forgekit>Scale": Rescale},
                                    safe_mode=False)
@@ -71,7 +75,7 @@ def test_placeholder_and_non_functions_are_not_run(tmp_path):
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("exercise05")
-    answers = [right, in_a_scope, plain, new_name_as_key, unsafe, savedmodel_loader, tfsm_layer,
+    answers = [right, in_a_scope, plain, new_name_as_key, old_key, unsafe, savedmodel_loader, tfsm_layer,
                old_code, returns_nothing, other_class]
     return dict(zip([a.__name__ for a in answers], check_loads(answers, folder), strict=True)), folder
 
@@ -84,6 +88,7 @@ def test_the_saved_name_mapped_to_the_new_class_passes(verdicts):
 
 @pytest.mark.parametrize("answer, says", [
     ("plain", SAVED_NAME), ("new_name_as_key", "custom_objects={'Rescale'"),
+    ("old_key", "custom_objects={'Scale'"),
     ("unsafe", "safe_mode=False"), ("savedmodel_loader", "tf.saved_model.load reads"),
     ("tfsm_layer", "TFSMLayer wraps"), ("old_code", "imports the old code"),
     ("returns_nothing", "NoneType"), ("other_class", "not one it can rebuild"),
