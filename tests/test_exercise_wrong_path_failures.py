@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from forgekit.exercises.wrong_path_failures import SAVED_NAME, check_loads
 from forgekit.zoo.renamed import Rescale
+from forgekit.zoo.unregistered import Scale  # the class lesson 05's kernel has imported
 
 
 def right(path):
@@ -57,6 +58,10 @@ def returns_nothing(path):
     keras.saving.load_model(path, custom_objects={"forgekit>Scale": Rescale})
 
 
+def old_class(path):  # the kernel's unregistered Scale, shipped as an import
+    return keras.saving.load_model(path, custom_objects={"forgekit>Scale": Scale})
+
+
 def other_class(path):
     return keras.saving.load_model(path, custom_objects={"forgekit>Scale": keras.layers.Identity})
 
@@ -76,7 +81,7 @@ def test_placeholder_and_non_functions_are_not_run(tmp_path):
 def verdicts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("exercise05")
     answers = [right, in_a_scope, plain, new_name_as_key, old_key, unsafe, savedmodel_loader, tfsm_layer,
-               old_code, returns_nothing, other_class]
+               old_code, returns_nothing, old_class, other_class]
     return dict(zip([a.__name__ for a in answers], check_loads(answers, folder), strict=True)), folder
 
 
@@ -91,7 +96,8 @@ def test_the_saved_name_mapped_to_the_new_class_passes(verdicts):
     ("old_key", "custom_objects={'Scale'"),
     ("unsafe", "safe_mode=False"), ("savedmodel_loader", "tf.saved_model.load reads"),
     ("tfsm_layer", "TFSMLayer wraps"), ("old_code", "imports the old code"),
-    ("returns_nothing", "NoneType"), ("other_class", "not one it can rebuild"),
+    ("returns_nothing", "NoneType"),
+    ("old_class", "that is the old class"), ("other_class", "not one it can rebuild"),
 ])
 def test_each_typical_wrong_answer_is_told_why(verdicts, answer, says):
     feedback = verdicts[0][answer]

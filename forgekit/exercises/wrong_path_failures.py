@@ -25,6 +25,7 @@ from forgekit.exercises.checkpoints_and_resume import _shippable
 
 GONE = ("forgekit.zoo.registered", "forgekit.zoo.moved")  # the old code, deleted by the rename
 SAVED_NAME = "forgekit>Scale"
+NEW_CLASS = "forgekit.zoo.renamed.Rescale"  # the only custom class the new code has
 TOLERANCE = 1e-6
 _MARK = "@@forgekit-load@@"
 
@@ -84,6 +85,10 @@ for answer in spec["answers"]:
         model = load(spec["path"])
         report["type"] = f"{type(model).__module__}.{type(model).__qualname__}"
         report["is_model"] = isinstance(model, keras.Model)
+        if report["is_model"]:  # the custom classes Keras built (keras's own left out)
+            report["built"] = sorted({f"{type(layer).__module__}.{type(layer).__qualname__}"
+                                      for layer in model.layers
+                                      if not type(layer).__module__.startswith("keras")})
         if report["is_model"]:
             x = np.load(spec["x"])
             report["diff"] = float(np.max(np.abs(model.predict(x, verbose=0) - np.load(spec["expected"]))))
@@ -158,6 +163,12 @@ def _verdict(report: dict[str, Any]) -> Feedback:
                      "no Lambda layer): that switch lets any file you load run the Python code it "
                      "carries. Remove it; the rename is fixed by naming the class, not by "
                      "switching checks off.")
+    built = report.get("built", [])
+    if built != [NEW_CLASS]:
+        return wrong(f"It loads, but Keras built {', '.join(built) or 'no custom class'} for "
+                     f"{SAVED_NAME!r}: that is the old class (the unregistered copy this lesson "
+                     "imported), not the new code. The rename left only Rescale in "
+                     "forgekit.zoo.renamed: map the saved name to that class.")
     diff = float(report.get("diff", float("inf")))
     if diff > TOLERANCE:
         return wrong(f"It loads, but its predictions differ from the old model's by up to "
