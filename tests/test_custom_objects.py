@@ -10,14 +10,12 @@ import json
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 import forgekit
-from forgekit.exercises.wrong_path_failures import check_renamed_fix
-from forgekit.keras_io.custom_objects import MissingCustomObjectsError, UnsafeLambdaError, scan_file
+from forgekit.keras_io.custom_objects import MissingCustomObjectsError, UnsafeLambdaError
 from forgekit.measure.fresh import load_snippet, run_fresh_many
 
 TINY_NAMES = ["forgekit>TinyRegressor", "forgekit>Scale", "forgekit>smooth_l1"]
@@ -280,27 +278,6 @@ def test_get_config_missing_is_recorded_automatically_but_incomplete_is_silent(r
     silent = restart["forgetful get_config"]
     assert silent.ok, str(silent)  # it loads...
     assert silent.value > 0.1  # ...and predicts something else: factor fell back to 1.0
-
-
-# --------------------------------------------------------------------------------------------
-# the lesson's exercise checker
-
-
-def test_exercise_checker(saved):
-    args = (saved / "scaled.keras", saved / "x.npy", saved / "scaled.npy")
-    assert not check_renamed_fix(None, *args).passed
-    old = check_renamed_fix("import keras, forgekit.zoo.registered\n"
-                            "model = keras.models.load_model(path)", *args)
-    assert not old.passed and "old code is gone" in old.message
-    wrong_key = ("import keras\nfrom forgekit.zoo.renamed import Rescale\n"
-                 "model = keras.models.load_model(path, custom_objects={'Rescale': Rescale})")
-    right = ("import keras\nfrom forgekit.zoo.renamed import Rescale\n"
-             "model = keras.models.load_model(path, custom_objects={'forgekit>Scale': Rescale})")
-    with ThreadPoolExecutor(2) as pool:
-        wrong, correct = pool.map(lambda code: check_renamed_fix(code, *args), [wrong_key, right])
-    assert not wrong.passed and "'forgekit>Scale'" in wrong.message
-    assert correct.passed, str(correct)
-    assert [o.name for o in scan_file(args[0]).custom_objects if o.certain] == ["forgekit>Scale"]
 
 
 def test_missing_objects_fix_for_a_json_architecture_uses_model_from_json(tmp_path):
