@@ -31,13 +31,19 @@ def _fresh_adam(model, path):  # fixes both traps' symptoms, but throws away Ada
     model.optimizer.iterations.assign(steps)
 
 
+def _recompile_with_new_adam(model, path):  # reloads, nothing popped, but Adam starts over
+    model.save(path, include_optimizer=False)
+    model.compile(optimizer="adam", loss="mean_squared_error")
+
+
 WRONG = {
     "plain save": (lambda model, path: model.save(path), "That is Trap 1"),
     "recompiled with a loss object": (_recompile_then_save, "That is Trap 2"),
     "save_weights": (lambda model, path: model.save_weights(path), "raised ValueError"),
     "an export": (lambda model, path: model.export(path, verbose=False), "not a legacy whole-model"),
     "an unfitted clone": (_unfitted_clone, "predictions differ"),
-    "a fresh Adam": (_fresh_adam, "replaced the optimizer's moments"),
+    "recompiled with optimizer='adam'": (_recompile_with_new_adam, "builds a new Adam at step 0"),
+    "a fresh Adam at the old step": (_fresh_adam, "pass model.optimizer or leave model alone"),
 }
 
 

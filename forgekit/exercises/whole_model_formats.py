@@ -49,7 +49,8 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
     run = unused_path(folder, "h5-")
     run.mkdir(parents=True)
     model, h5_path = _tutorial_model(), run / "for_the_old_service.h5"
-    steps, adam_state = int(model.optimizer.iterations), [v.numpy() for v in model.optimizer.variables]
+    adam, steps = model.optimizer, int(model.optimizer.iterations)
+    adam_state = [v.numpy() for v in adam.variables]
     try:
         write_h5(model, h5_path)
     except Exception as exc:  # the learner's code: report whatever it raised
@@ -82,6 +83,11 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
         return wrong("the .h5 reloads, but your write_h5 removed the optimizer from the caller's "
                      "model (model.get_compile_config() no longer has it). That is Trap 2: every "
                      ".keras saved from this model afterwards reloads without its Adam.")
+    if model.optimizer is not adam:
+        return wrong(f"the .h5 reloads, but your write_h5 gave the caller's model a new "
+                     f"{type(model.optimizer).__name__}, its moments at zero: "
+                     "compile(optimizer='adam') builds a new Adam at step 0; pass model.optimizer "
+                     "or leave model alone.")
     keras_path = run / "after.keras"
     model.save(keras_path)
     with warnings.catch_warnings():
