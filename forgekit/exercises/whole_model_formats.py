@@ -3,8 +3,8 @@
 ``check_write_h5`` tests the learner's ``write_h5(model, path)`` by behaviour, on a model of its
 own compiled the way tutorials do (Adam, ``loss="mse"``, a short alias the legacy H5 reader
 cannot resolve): the old consumer reloads the file with plain ``keras.models.load_model(path)``
-(Trap 1), and the caller, who goes on using ``model``, saves it as ``.keras`` afterwards and
-reloads it (Trap 2).
+in a fresh Python process and predicts (Trap 1), and the caller, who goes on using ``model``,
+saves it as ``.keras`` afterwards and reloads it (Trap 2).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
     import keras
 
     from forgekit.measure.compare import fixed_inputs, max_abs_diff
+    from forgekit.measure.fresh import run_fresh
 
     if write_h5 is None or is_placeholder(write_h5):
         return NOT_ANSWERED
@@ -48,7 +49,8 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
     run = unused_path(folder, "h5-")
     run.mkdir(parents=True)
     model, h5_path = _tutorial_model(), run / "for_the_old_service.h5"
-    steps = int(model.optimizer.iterations)
+    adam, steps = model.optimizer, int(model.optimizer.iterations)
+    adam_state = [v.numpy() for v in adam.variables]
     try:
         write_h5(model, h5_path)
     except Exception as exc:  # the learner's code: report whatever it raised
@@ -60,23 +62,32 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
     if kind != "h5_model":
         return wrong(f"{h5_path.name} is {kind}, not a legacy whole-model HDF5 file: the old "
                      "service calls load_model on it, so write it with model.save(path, ...).")
-    try:
-        old_service = keras.models.load_model(h5_path)
-    except Exception as exc:
-        return wrong(f"the old service's keras.models.load_model(path) fails: "
-                     f"{type(exc).__name__}: {exc}. That is Trap 1: the file stores the "
-                     "training config, and the legacy reader cannot resolve its short loss "
-                     "name \"mse\" (it looks up keras.metrics.mse). A service that only predicts "
-                     "needs no optimizer or training config in it.")
     x = fixed_inputs(model, n=8)
-    diff = max_abs_diff([model.predict(x, verbose=0)], [old_service.predict(x, verbose=0)])
-    if diff != 0.0:
+    np.save(run / "inputs.npy", x)
+    old_service = run_fresh(f"""
+        import keras, numpy as np
+        model = keras.models.load_model({os.fspath(h5_path)!r})  # the old service's one call
+        result = model.predict(np.load({os.fspath(run / "inputs.npy")!r}), verbose=0).tolist()
+    """)
+    if not old_service.ok:
+        return wrong(f"the old service's keras.models.load_model(path), in a fresh process, fails: "
+                     f"{old_service.error_type}: {old_service.message}. That is Trap 1: the file "
+                     "stores the training config, and the legacy reader cannot resolve its short "
+                     "loss name \"mse\" (it looks up keras.metrics.mse). A service that only "
+                     "predicts needs no optimizer or training config in it.")
+    diff = max_abs_diff([model.predict(x, verbose=0)], [np.asarray(old_service.value, "float32")])
+    if diff > 1e-5:  # a fresh process may pick other CPU kernels: not bit for bit
         return wrong(f"the .h5 reloads, but its predictions differ from the model's by up to "
                      f"{diff:.3g}: write the weights of the model you were given.")
     if "optimizer" not in model.get_compile_config():
         return wrong("the .h5 reloads, but your write_h5 removed the optimizer from the caller's "
                      "model (model.get_compile_config() no longer has it). That is Trap 2: every "
                      ".keras saved from this model afterwards reloads without its Adam.")
+    if model.optimizer is not adam:
+        return wrong(f"the .h5 reloads, but your write_h5 gave the caller's model a new "
+                     f"{type(model.optimizer).__name__}, its moments at zero: "
+                     "compile(optimizer='adam') builds a new Adam at step 0; pass model.optimizer "
+                     "or leave model alone.")
     keras_path = run / "after.keras"
     model.save(keras_path)
     with warnings.catch_warnings():
@@ -86,9 +97,13 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
         return wrong(f"after write_h5, the caller's next .keras reloads with "
                      f"{type(later.optimizer).__name__} at step {int(later.optimizer.iterations)}, "
                      f"not Adam at step {steps}: your call changed the model in memory.")
-    return correct(f"the old service's plain load_model reads {h5_path.name} with the same "
-                   f"predictions (max difference {diff}), and the model you were given still "
-                   f"saves a .keras that reloads with Adam at step {steps} of {steps}.")
+    if max_abs_diff(adam_state, [v.numpy() for v in later.optimizer.variables]) != 0.0:
+        return wrong("the caller's next .keras reloads Adam at the right step, but not the Adam "
+                     "state the model had: your call replaced the optimizer's moments.")
+    return correct(f"the old service's plain load_model, in a fresh process, reads {h5_path.name} "
+                   f"with the same predictions (max difference {diff}), and the model you were "
+                   f"given still saves a .keras that reloads with Adam at step {steps} of {steps}, "
+                   "its moments intact.")
 
 
 def check_serving_artifact(
