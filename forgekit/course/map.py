@@ -26,7 +26,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("00_start_here", "Start here",
            "Check your machine, save a model with model.save, reload it and prove it is the same model.", 15),
     Lesson("01_whole_model_formats", "Whole-model formats",
-           "SavedModel export for serving, and the two traps of legacy H5, each with its plain fix.", 32),
+           "SavedModel export for serving, and the two traps of legacy H5, each with its plain Keras fix.", 23),
     Lesson("02_weights_and_architecture", "Weights and architecture",
            "Weights files carry Adam's slots (the size claim measured); build the optimizer, then load_weights.", 22),
     Lesson("03_checkpoints_and_resume", "Checkpoints and resume",
