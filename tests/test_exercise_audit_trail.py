@@ -55,6 +55,10 @@ WRONG = {
     "rows typed in":
         ("SELECT model_name, version FROM deployments WHERE (model_name, version) IN "
          "(VALUES ('incident', 2), ('incident', 4), ('ranker', 1))", "literally"),
+    "one model only":
+        ("SELECT d.model_name, d.version FROM deployments d WHERE d.model_name = 'incident' AND "
+         "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.deployment_id = d.id AND v.ok = 1)",
+         "another model"),
     "wrong columns": ("SELECT d.model_name FROM deployments d", "exactly model_name, version"),
     "unknown column": ("SELECT vers FROM deployments", "no such column: vers"),
     "two statements": ("SELECT 1; SELECT 2", "one statement at a time"),
