@@ -530,7 +530,7 @@ def test_lesson_08_runs_unchanged_on_postgresql(postgres, tmp_path, monkeypatch)
     params = {**ci_parameters(notebook), "output_dir": str(tmp_path / "artifacts")}
     result = run_notebook(notebook, tmp_path / notebook.name, params, strict_claims=True)
     assert result.ok, f"{notebook.name} on PostgreSQL failed at {result.failed_cell}"
-    assert not (tmp_path / "artifacts" / "forgekit.sqlite").exists()  # section 6 wrote to the DSN
+    assert not (tmp_path / "artifacts" / "audit.sqlite").exists()  # section 6 wrote to the DSN
     with open_store(postgres.dsn, namespace="lesson_08") as store:
         names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id")]
         assert names == ["baseline"]
