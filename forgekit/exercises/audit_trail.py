@@ -8,8 +8,8 @@ traps a first query falls into:
 
 * a deployment checked twice, both failed (a JOIN returns it twice);
 * a deployment whose first check failed and a later one passed (it *is* verified);
-* deployments never checked at all (an inner JOIN drops them), one of them sharing its version
-  number with a verified deployment of another model;
+* deployments never checked at all (an inner JOIN drops them), one of them of a second model
+  (a query filtered to one model misses it) sharing its version number with a verified one;
 * a passing check with ``deployment_id`` NULL (a version checked that the store never saw
   published), which makes ``id NOT IN (SELECT deployment_id ...)`` return nothing;
 * two databases with different names and numbers, so an answer that names rows literally fails.
