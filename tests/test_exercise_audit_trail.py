@@ -55,6 +55,8 @@ WRONG = {
     "rows typed in":
         ("SELECT model_name, version FROM deployments WHERE (model_name, version) IN "
          "(VALUES ('incident', 2), ('incident', 4), ('ranker', 1))", "literally"),
+    "ids typed in":
+        ("SELECT model_name, version FROM deployments WHERE id IN (2, 4, 5)", "ids literally"),
     "one model only":
         ("SELECT d.model_name, d.version FROM deployments d WHERE d.model_name = 'incident' AND "
          "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.deployment_id = d.id AND v.ok = 1)",

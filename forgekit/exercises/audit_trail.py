@@ -12,7 +12,11 @@ traps a first query falls into:
   (a query filtered to one model misses it) sharing its version number with a verified one;
 * a passing check with ``deployment_id`` NULL (a version checked that the store never saw
   published), which makes ``id NOT IN (SELECT deployment_id ...)`` return nothing;
-* two databases with different names and numbers, so an answer that names rows literally fails.
+* two databases with different model names, versions and row ids, so an answer that names
+  models, versions or ids literally (``WHERE id IN (2, 4, 5)``) fails.
+
+Each model's versions are unique in these databases (the prompt says so), so a right answer
+returns each deployment once.
 """
 
 from __future__ import annotations
@@ -46,8 +50,12 @@ _WORLD = (("incident", 1, [1]),         # verified
           ("ranker", 2, [1, 1]))        # verified twice
 
 
-def _database(names: tuple[str, str], shift: int) -> tuple[sqlite3.Connection, set[tuple]]:
-    """A fresh database of the lesson's tables; returns it and the right answer's rows."""
+def _database(names: tuple[str, str], shift: int,
+              first_id: int) -> tuple[sqlite3.Connection, set[tuple]]:
+    """A fresh database of the lesson's tables; returns it and the right answer's rows.
+
+    Versions are shifted by ``shift``; artifact and deployment ids start at ``first_id``.
+    """
     db = sqlite3.connect(":memory:")
     db.executescript(SCHEMA)
     rename = {"incident": names[0], "ranker": names[1]}
@@ -55,11 +63,13 @@ def _database(names: tuple[str, str], shift: int) -> tuple[sqlite3.Connection, s
     expected = set()
     for i, (model, version, checks) in enumerate(_WORLD, start=1):
         model, version = rename[model], version + shift
-        artifact = db.execute("INSERT INTO artifacts (run_id, path, sha256) VALUES (?, ?, ?)",
-                              (1 + i % 2, f"/models/{model}/{version}", f"{i:064x}")).lastrowid
+        row_id = first_id + i - 1
+        artifact = db.execute("INSERT INTO artifacts (id, run_id, path, sha256) VALUES (?, ?, ?, ?)",
+                              (row_id, 1 + i % 2, f"/models/{model}/{version}",
+                               f"{i:064x}")).lastrowid
         deployment = db.execute(
-            "INSERT INTO deployments (model_name, version, artifact_id) VALUES (?, ?, ?)",
-            (model, version, artifact)).lastrowid
+            "INSERT INTO deployments (id, model_name, version, artifact_id) VALUES (?, ?, ?, ?)",
+            (row_id, model, version, artifact)).lastrowid
         for ok in checks:
             db.execute("INSERT INTO verifications (deployment_id, ok, detail) VALUES (?, ?, ?)",
                        (deployment, ok, "canary matched" if ok else "version 1 answered"))
@@ -70,7 +80,8 @@ def _database(names: tuple[str, str], shift: int) -> tuple[sqlite3.Connection, s
     return db, expected
 
 
-_DATABASES = ((("incident", "ranker"), 0), (("fraud", "churn"), 10))
+# (model names, version shift, first row id): the second differs in all three.
+_DATABASES = ((("incident", "ranker"), 0, 1), (("fraud", "churn"), 10, 101))
 
 
 def _label(row: tuple) -> str:
@@ -83,8 +94,8 @@ def check_never_verified(sql: str | None) -> Feedback:
     text = "\n".join(line.split("--")[0] for line in (sql or "").splitlines()).strip()
     if not text:
         return NOT_ANSWERED
-    for n, (names, shift) in enumerate(_DATABASES):
-        db, expected = _database(names, shift)
+    for n, (names, shift, first_id) in enumerate(_DATABASES):
+        db, expected = _database(names, shift, first_id)
         try:
             cursor = db.execute(sql)
             columns = [c[0].lower() for c in cursor.description or ()]
@@ -100,9 +111,9 @@ def check_never_verified(sql: str | None) -> Feedback:
             if n:  # right on the first database, so the query depends on its names or numbers
                 found = ", ".join(sorted(_label(r) for r in set(rows))) or "no rows"
                 return wrong("Right on the first database the checker built, wrong on a second "
-                             "one with other model names and versions: it should return "
+                             "one with other model names, versions and row ids: it should return "
                              f"{', '.join(sorted(_label(r) for r in expected))} and returned "
-                             f"{found}. Does your query name models or versions literally?")
+                             f"{found}. Does your query name models, versions or ids literally?")
             return verdict
     return correct("Your query returns every deployment with no passing check, once each: the "
                    "one checked twice and failed twice, and the ones never checked, and not the "
