@@ -40,7 +40,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("07_deploying_with_tf_serving", "Deploying with TF Serving",
            "Write models.config by hand, watch a publish leave stable on an unloaded version, catch it over HTTP.", 22),
     Lesson("08_audit_trail", "Audit trail",
-           "Record every artifact and its metrics in SQL (SQLite, or PostgreSQL by DSN).", 23),
+           "Which model is serving and how was it trained: one SQL join from the version the server names.", 21),
     Lesson("09_cross_language", "Cross-language loading",
            "Load one SavedModel from C and Java, and pin the input name non-Python callers rely on.", 22),
     Lesson("10_explorer_and_claims", "Explorer and claims",
