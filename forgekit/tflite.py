@@ -213,15 +213,21 @@ def measure(path: str | os.PathLike[str], x: np.ndarray, y: np.ndarray, referenc
         latency_ms(interp, x[:1], runs))
 
 
-def results_table(results: list[VariantResult], keras_accuracy: float | None = None) -> Table:
-    """The measurements side by side, sizes relative to the first (float32) row."""
+def results_table(results: list[VariantResult], keras_accuracy: float | None = None,
+                  latency: bool = True) -> Table:
+    """The measurements side by side, sizes relative to the first (float32) row.
+
+    ``latency=False`` leaves out the batch-1 latency column: on a host CPU it is mostly Python
+    call overhead, not a device figure.
+    """
     base = results[0].size_bytes
     table = Table(["variant", "size", "x smaller", "max |Δ| vs Keras", "accuracy",
-                   "same argmax as Keras", "latency (batch 1)"], title="TFLite variants, measured")
+                   "same argmax as Keras"] + (["latency (batch 1)"] if latency else []),
+                  title="TFLite variants, measured")
     for r in results:
         table.add(r.variant, human_bytes(r.size_bytes), f"{base / r.size_bytes:.2f}",
                   f"{r.max_abs_diff:.3g}", f"{r.accuracy:.1%}", f"{r.agreement:.1%}",
-                  f"{r.latency_ms * 1e3:.0f} µs")
+                  *([f"{r.latency_ms * 1e3:.0f} µs"] if latency else []))
     if keras_accuracy is not None:
         table.notes.append(f"Keras model accuracy on the same inputs: {keras_accuracy:.1%}")
     return table

@@ -71,3 +71,20 @@ def test_check_quantize_runs_the_model_and_says_why(int8_model):
     cast = check_quantize(cases["alone"], model, x, y).message
     assert "LiteRT ran on it" in cast and "for the right tensor" in cast
     assert "not quantized int8" in check_quantize(right, float_model, x).message
+    # the wrap-around message shows what 50.0 becomes on this model, computed from its scale
+    big = int(np.round(50.0 / scale + zero))
+    wrapped = int(np.array([big]).astype(np.int8)[0])
+    assert f"50.0 -> {big}, which wraps to {wrapped}, not 127" in check_quantize(
+        cases["did not clip"], model, x).message
+
+
+def test_check_quantize_refuses_forgekit_own_quantizer(int8_model):
+    from forgekit import tflite
+
+    model, _, x, _ = int8_model
+
+    def borrowed(x, d):
+        return tflite.quantize(x, d)
+
+    feedback = check_quantize(borrowed, model, x)
+    assert not feedback.passed and "forgekit's own quantizer" in feedback.message

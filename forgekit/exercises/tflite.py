@@ -18,6 +18,10 @@ def _probe_batch(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, extremes])
 
 
+# forgekit names that would do the quantization for the learner (the lesson teaches it)
+_HELPERS = ("quantize",)
+
+
 def check_quantize(my_quantize: Callable[[np.ndarray, dict], np.ndarray] | None,
                    model_path: str | os.PathLike[str], x: np.ndarray,
                    y: np.ndarray | None = None) -> Feedback:
@@ -30,6 +34,11 @@ def check_quantize(my_quantize: Callable[[np.ndarray, dict], np.ndarray] | None,
     """
     if my_quantize is None or is_placeholder(my_quantize):
         return NOT_ANSWERED
+    used = set(getattr(getattr(my_quantize, "__code__", None), "co_names", ()))
+    if used & set(_HELPERS):
+        return wrong(f"Your answer calls {sorted(used & set(_HELPERS))}, forgekit's own "
+                     "quantizer: write round(x / scale + zero_point), clipped and cast, with "
+                     "NumPy, so it runs where forgekit is not installed.")
     from forgekit import tflite
 
     interp = tflite.interpreter(model_path)
@@ -63,6 +72,8 @@ def _diagnose(got: np.ndarray, x: np.ndarray, scale: float, zero: int,
     def as_int8(v: np.ndarray) -> np.ndarray:
         return np.clip(v, -128, 127).astype(np.int8)
 
+    big = int(np.round(50.0 / scale + zero))  # what the probe's 50.0 row becomes unclipped
+    wrapped = int(np.array([big], dtype=np.int64).astype(np.int8)[0])
     with np.errstate(over="ignore", invalid="ignore"):
         guesses = {
             "cast with .astype(np.int8) alone: that keeps each value's integer part, which the "
@@ -79,8 +90,8 @@ def _diagnose(got: np.ndarray, x: np.ndarray, scale: float, zero: int,
                 as_int8(np.round(x / scale - zero)),
             "truncated instead of rounding (astype drops the fraction): use np.round first":
                 as_int8(np.trunc(x / scale + zero)),
-            "did not clip: values beyond [-128, 127] wrap around when cast to int8 (50.0 "
-            "becomes a negative number). np.clip before .astype(np.int8)":
+            f"did not clip: values beyond [-128, 127] wrap around when cast to int8 (50.0 -> "
+            f"{big}, which wraps to {wrapped}, not 127). np.clip before .astype(np.int8)":
                 np.round(x / scale + zero).astype(np.int64).astype(np.int8),
         }
     for why, candidate in guesses.items():
