@@ -7,6 +7,7 @@ plants its own for the right answer, as the notebook does.
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -90,17 +91,48 @@ def test_a_forgekit_client_is_refused(planted):
 
 def test_right_answer_passes_on_the_shared_server_too(planted):
     url, expected = planted
-    assert ex.judge(right, url, expected).passed
+    feedback = ex.judge(right, url, expected)
+    assert feedback.passed and f"{expected['renumbered']['model']} (renumbered): version 3" in str(
+        feedback), feedback
 
 
 def test_the_planted_deployments_are_what_the_checker_says(planted):
     url, expected = planted
-    assert _version(url, "healthy") == 2 and _outputs_match(url, "healthy", expected["healthy"])
-    assert _version(url, "flat") == 1  # model.h5 is never read
-    assert _version(url, "in_place") == 1
-    assert not _outputs_match(url, "in_place", expected["in_place"])  # old weights answer
-    assert _version(url, "renumbered") == 3
-    assert _outputs_match(url, "renumbered", expected["renumbered"])
+    m = {role: e["model"] for role, e in expected.items()}
+    assert sorted(m.values()) == [f"forecast_{c}" for c in "abcd"]  # the name tells nothing
+    assert _version(url, m["healthy"]) == 2 and _outputs_match(url, m["healthy"], expected["healthy"])
+    assert _version(url, m["flat"]) == 1  # model.h5 is never read
+    assert _version(url, m["in_place"]) == 1
+    assert not _outputs_match(url, m["in_place"], expected["in_place"])  # old weights answer
+    assert _version(url, m["renumbered"]) == 3
+    assert _outputs_match(url, m["renumbered"], expected["renumbered"])
+
+
+def test_peeking_at_the_model_name_fails(planted):
+    url, expected = planted
+    feedback = ex.judge(lambda url, name, exp: name == "healthy", url, expected)
+    assert not feedback.passed and "rejects the healthy" in str(feedback), feedback
+
+
+def _pinned(url, name, exp):  # POST .../versions/<expected>:predict: 404 when it is not served
+    return _outputs_match(url, f"{name}/versions/{exp['version']}", exp)
+
+
+def test_a_pinned_version_check_must_catch_the_404(planted):
+    url, expected = planted
+    feedback = ex.judge(_pinned, url, expected)
+    assert not feedback.passed and "must catch urllib.error.HTTPError" in str(feedback), feedback
+
+    def caught(url, name, exp):
+        try:
+            return _pinned(url, name, exp)
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return False
+            raise
+
+    feedback = ex.judge(caught, url, expected)
+    assert feedback.passed, feedback
 
 
 def test_week_data_drifts_and_is_reproducible():
