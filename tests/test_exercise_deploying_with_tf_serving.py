@@ -58,6 +58,17 @@ def test_a_file_the_server_cannot_read(base, tmp_path, text, says):
     assert not feedback.passed and says in feedback.message, feedback
 
 
+def test_text_the_protobuf_reader_refuses_is_a_clear_wrong(base, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from forgekit.serving import config as serving_config
+
+    lenient = [SimpleNamespace(name="forecast", base_path=str(base))]
+    monkeypatch.setattr(serving_config, "parse_model_config", lambda text, where: lenient)
+    feedback = ex.check_promotion("model_config_list { config {", base, tmp_path / "ex")
+    assert not feedback.passed and "TF Serving would not start on this file" in feedback.message
+
+
 def test_wrong_model_name_and_base_path(base, tmp_path):
     named = ex.check_promotion(config(base, RIGHT, name="model"), base, tmp_path / "a")
     assert not named.passed and "names no model 'forecast'" in named.message

@@ -126,7 +126,13 @@ def judge(text: Any, base: str | os.PathLike[str], workdir: str | os.PathLike[st
         if version <= max(WANTED.values()):
             shutil.copytree(base / str(version), copy / str(version))
     config = workdir / "models.config"
-    config.write_text(_pointed_at(text, copy.resolve()), encoding="utf-8")
+    from google.protobuf import text_format
+
+    try:
+        pointed = _pointed_at(text, copy.resolve())
+    except text_format.ParseError as err:  # the same reader TF Serving uses for the file
+        return wrong(f"TF Serving would not start on this file: {err}")
+    config.write_text(pointed, encoding="utf-8")
     served = {m.name: m for m in parse_model_config(config.read_text(), str(config))}
     assert Path(served[MODEL].base_path) == copy.resolve(), "the checker serves its own copy"
     server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=POLL_SECONDS,
