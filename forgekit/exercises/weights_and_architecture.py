@@ -135,10 +135,16 @@ def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> F
     weights = run / "job.weights.h5"
     saved.save_weights(weights)
     steps = int(saved.optimizer.iterations)
+    built: list[Any] = []
+
+    def build_model() -> Any:
+        built.append(_build())
+        return built[-1]
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = resume(weights, _build)
+            model = resume(weights, build_model)
     except Exception as exc:  # the learner's code: report whatever it raised
         hint = (" keras.models.load_model reads whole-model files; a weights file is loaded into "
                 "a model you build, with model.load_weights." if "load_model" in repr(exc)
@@ -173,8 +179,8 @@ def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> F
                      f"slots, while the file holds step {steps}. Keras warned: \"{skipped[0]}\" "
                      "load_weights skipped the optimizer's arrays: Adam has no variables yet (a "
                      "model compiled from code creates them at its first training step), so there "
-                     "was nothing to fill. What creates them without training? Section 4 says "
-                     "what model_from_json does that build_model does not.")
+                     "was nothing to fill. What creates them without training? An optimizer has a "
+                     "method for that, given the variables it will train.")
     if got == 0:
         return wrong(f"Adam has its variables, but fresh ones (step 0, not the file's {steps}): "
                      "they were created after load_weights had already skipped the saved arrays "
@@ -197,7 +203,12 @@ def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> F
     fresh.train_on_batch(xb, yb)
     fresh_gap = max_abs_diff(saved.get_weights(), fresh.get_weights())
     landed = "exactly where" if step_gap == 0.0 else f"within {step_gap:.3g} of where"
+    rebuilt = "" if any(model is m for m in built) else (
+        " Note: your model is not the one build_model() returned. A model_from_json round trip "
+        "works because model_from_json compiles from the JSON, and that builds the optimizer "
+        "before load_weights; the direct call on build_model()'s model is "
+        "model.optimizer.build(model.trainable_variables), then load_weights.")
     return correct(f"Your model has the file's weights and Adam at step {steps} with its slots, "
                    f"and its next training step lands {landed} the saved model's lands. The same "
                    f"weights with a fresh Adam land {fresh_gap:.3g} away after that one step: "
-                   "that is what resuming from a plain load_weights would cost.")
+                   "that is what resuming from a plain load_weights would cost." + rebuilt)
