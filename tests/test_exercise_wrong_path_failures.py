@@ -62,6 +62,18 @@ def old_class(path):  # the kernel's unregistered Scale, shipped as an import
     return keras.saving.load_model(path, custom_objects={"forgekit>Scale": Scale})
 
 
+def own_copy(path):  # a copy of Scale written in the answer, not the new code
+    class MyScale(keras.layers.Layer):
+        def __init__(self, factor=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def call(self, inputs):
+            return inputs * self.factor
+
+    return keras.saving.load_model(path, custom_objects={"forgekit>Scale": MyScale})
+
+
 def other_class(path):
     return keras.saving.load_model(path, custom_objects={"forgekit>Scale": keras.layers.Identity})
 
@@ -81,7 +93,7 @@ def test_placeholder_and_non_functions_are_not_run(tmp_path):
 def verdicts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("exercise05")
     answers = [right, in_a_scope, plain, new_name_as_key, old_key, unsafe, savedmodel_loader, tfsm_layer,
-               old_code, returns_nothing, old_class, other_class]
+               old_code, returns_nothing, old_class, own_copy, other_class]
     return dict(zip([a.__name__ for a in answers], check_loads(answers, folder), strict=True)), folder
 
 
@@ -97,9 +109,11 @@ def test_the_saved_name_mapped_to_the_new_class_passes(verdicts):
     ("unsafe", "safe_mode=False"), ("savedmodel_loader", "tf.saved_model.load reads"),
     ("tfsm_layer", "TFSMLayer wraps"), ("old_code", "imports the old code"),
     ("returns_nothing", "NoneType"),
-    ("old_class", "that is the old class"), ("other_class", "not one it can rebuild"),
+    ("old_class", "that is the old class"), ("own_copy", "MyScale"), ("other_class", "not one it can rebuild"),
 ])
 def test_each_typical_wrong_answer_is_told_why(verdicts, answer, says):
     feedback = verdicts[0][answer]
     assert not feedback.passed
     assert says in feedback.message, feedback.message
+    if answer == "own_copy":
+        assert "old class" not in feedback.message, feedback.message

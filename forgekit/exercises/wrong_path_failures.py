@@ -26,6 +26,7 @@ from forgekit.exercises.checkpoints_and_resume import _shippable
 GONE = ("forgekit.zoo.registered", "forgekit.zoo.moved")  # the old code, deleted by the rename
 SAVED_NAME = "forgekit>Scale"
 NEW_CLASS = "forgekit.zoo.renamed.Rescale"  # the only custom class the new code has
+OLD_COPY = "forgekit.zoo.unregistered.Scale"  # the copy lesson 05's kernel imported
 TOLERANCE = 1e-6
 _MARK = "@@forgekit-load@@"
 
@@ -165,10 +166,14 @@ def _verdict(report: dict[str, Any]) -> Feedback:
                      "switching checks off.")
     built = report.get("built", [])
     if built != [NEW_CLASS]:
+        if built == [OLD_COPY]:
+            return wrong(f"It loads, but Keras built {OLD_COPY} for {SAVED_NAME!r}: that is the "
+                         "old class (the unregistered copy this lesson imported), not the new "
+                         "code. The rename left only Rescale in forgekit.zoo.renamed: map the "
+                         "saved name to that class.")
         return wrong(f"It loads, but Keras built {', '.join(built) or 'no custom class'} for "
-                     f"{SAVED_NAME!r}: that is the old class (the unregistered copy this lesson "
-                     "imported), not the new code. The rename left only Rescale in "
-                     "forgekit.zoo.renamed: map the saved name to that class.")
+                     f"{SAVED_NAME!r}, not the new code's {NEW_CLASS}. The rename left only "
+                     "Rescale in forgekit.zoo.renamed: map the saved name to that class.")
     diff = float(report.get("diff", float("inf")))
     if diff > TOLERANCE:
         return wrong(f"It loads, but its predictions differ from the old model's by up to "
