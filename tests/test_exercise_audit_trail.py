@@ -61,6 +61,10 @@ WRONG = {
         ("SELECT d.model_name, d.version FROM deployments d WHERE d.model_name = 'incident' AND "
          "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.deployment_id = d.id AND v.ok = 1)",
          "another model"),
+    "matched by version, not id":
+        ("SELECT d.model_name, d.version FROM deployments d WHERE NOT EXISTS "
+         "(SELECT 1 FROM verifications v JOIN deployments d2 ON d2.id = v.deployment_id "
+         "WHERE d2.version = d.version AND v.ok = 1)", "by id, not by version number"),
     "wrong columns": ("SELECT d.model_name FROM deployments d", "exactly model_name, version"),
     "unknown column": ("SELECT vers FROM deployments", "no such column: vers"),
     "two statements": ("SELECT 1; SELECT 2", "one statement at a time"),

@@ -153,6 +153,14 @@ def _judge(sql: str, columns: list[str], rows: list[tuple], expected: set[tuple]
         extra = sorted(_label(r) for r in got - expected)
         return wrong(f"It also returns {', '.join(extra)}, which passed a verification. The "
                      "question is which deployments have NO check with ok = 1.")
+    passing_versions = {version for _, version, checks in _WORLD if 1 in checks}
+    by_version = {((names[0], names[1])[model != "incident"], version + shift)
+                  for model, version, _ in _WORLD if version not in passing_versions}
+    if got == by_version:
+        return wrong(f"It returns only {', '.join(sorted(_label(r) for r in got))}: it counts "
+                     "a check of another model's deployment with the same version number. "
+                     "Match the verification to the deployment by id, not by version number "
+                     "(v.deployment_id = d.id).")
     failed_twice = (names[0], 2 + shift)
     if failed_twice not in got:
         return wrong(f"It misses {_label(failed_twice)}, which was checked twice and failed "
