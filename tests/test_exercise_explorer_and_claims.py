@@ -15,13 +15,15 @@ def _audit(changes=("wider", "tanh"), report=None, save=None):
 
     from forgekit.outcome import attempt
 
-    def build(units=8, activation="relu", extra=False, name=None):
-        layers = [keras.Input((4,)), keras.layers.Dense(units, activation=activation, name=name)]
+    def build(units=8, activation="relu", extra=False, name=None, features=4):
+        layers = [keras.Input((features,)),
+                  keras.layers.Dense(units, activation=activation, name=name)]
         layers += [keras.layers.Dense(units)] if extra else []
         return keras.Sequential([*layers, keras.layers.Dense(1)])
 
     variants = {"wider": lambda: build(units=16), "tanh": lambda: build(activation="tanh"),
                 "extra": lambda: build(extra=True), "renamed": lambda: build(name="renamed"),
+                "5 inputs": lambda: build(features=5),
                 "same": build}
 
     def my_audit(workdir):
@@ -51,6 +53,9 @@ def test_a_right_audit_passes_and_names_its_numbers(tmp_path):
     assert feedback.passed, feedback.message
     assert "1 of 2 changed architectures refused (wider)" in feedback.message
     assert "holds only partly" in feedback.message and "away from the original" in feedback.message
+    # a wider input changes only the first kernel's shape: a different architecture, refused
+    other_input = check_weights_audit(_audit(changes=("5 inputs", "tanh")), tmp_path)
+    assert other_input.passed and "refused (5 inputs)" in other_input.message, other_input.message
 
 
 def test_no_answer_and_a_placeholder_are_not_answered(tmp_path):

@@ -34,10 +34,12 @@ KEYS = ("weights", "original", "changed", "loaded", "verdict")
 VERDICTS = ("holds", "partly", "does not hold")
 
 
-def _architecture(model: Any) -> list[tuple[str, dict[str, Any]]]:
-    """What a model computes, layer by layer: class and config, without the layer's name."""
-    return [(type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"})
-            for layer in model.layers]
+def _architecture(model: Any) -> tuple[list[Any], list[tuple[str, dict[str, Any]]]]:
+    """What a model computes: its input shapes, then each layer's class and config without the
+    layer's name (a Dense layer's config does not say how wide its input is)."""
+    return ([tuple(i.shape) for i in model.inputs],
+            [(type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"})
+             for layer in model.layers])
 
 
 def _shapes(model: Any) -> list[tuple[int, ...]]:
