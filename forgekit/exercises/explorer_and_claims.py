@@ -1,7 +1,8 @@
 """Checker for lesson 10's exercise: audit one of the article's claims yourself.
 
-The claim (the article's interview answer, in the course's words): a ``save_weights`` file is
-only usable after rebuilding the *identical* architecture in code. The learner writes
+The claim, in the course's words (the article says a ``save_weights`` file is usable only after
+rebuilding the *identical* architecture): ``load_weights`` refuses any architecture that is not
+identical. The learner writes
 ``my_audit(workdir) -> dict`` in plain Keras: train a small model, ``save_weights`` it into
 ``workdir``, build models whose architecture differs from it, ``load_weights`` the file into
 each, and return::
@@ -9,6 +10,7 @@ each, and return::
     {"weights": <path of the .weights.h5 file>,
      "original": <the model the file came from>,
      "changed": {label: <a model with a different architecture>, ...},
+     "predicted": {label: <bool: you expected load_weights to accept it>, ...},
      "loaded": {label: <bool: load_weights accepted the file>, ...},
      "verdict": "holds", "partly" or "does not hold"}
 
@@ -30,20 +32,29 @@ from typing import Any
 
 from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, wrong
 
-KEYS = ("weights", "original", "changed", "loaded", "verdict")
+KEYS = ("weights", "original", "changed", "predicted", "loaded", "verdict")
+# Config keys that change how a layer is initialised or trained, not what it computes.
+NOT_ARCHITECTURE = {"name", "trainable", "kernel_initializer", "bias_initializer",
+                    "kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                    "kernel_constraint", "bias_constraint", "seed"}
 VERDICTS = ("holds", "partly", "does not hold")
 
 
 def _architecture(model: Any) -> tuple[list[Any], list[tuple[str, dict[str, Any]]]]:
     """What a model computes: its input shapes, then each layer's class and config without the
-    layer's name (a Dense layer's config does not say how wide its input is)."""
+    keys that only name, initialise or regularise it (a Dense config omits its input width)."""
     return ([tuple(i.shape) for i in model.inputs],
-            [(type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"})
+            [(type(layer).__name__,
+              {k: v for k, v in layer.get_config().items() if k not in NOT_ARCHITECTURE})
              for layer in model.layers])
 
 
 def _shapes(model: Any) -> list[tuple[int, ...]]:
     return [tuple(w.shape) for w in model.weights]
+
+
+class _Unreplayable(Exception):
+    """keras.models.clone_model could not rebuild a model from its config."""
 
 
 def _replay(model: Any, path: Path, probe: Any, reference: Any) -> dict[str, Any]:
@@ -54,7 +65,10 @@ def _replay(model: Any, path: Path, probe: Any, reference: Any) -> dict[str, Any
     from forgekit.outcome import attempt
     from forgekit.quiet import quiet_absl
 
-    fresh = keras.models.clone_model(model)
+    try:
+        fresh = keras.models.clone_model(model)
+    except Exception as exc:  # a subclassed model has no config to rebuild it from
+        raise _Unreplayable(f"{type(exc).__name__}: {exc}") from exc
     with quiet_absl(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras warns about skipped optimizer variables
         loaded = attempt(fresh.load_weights, path)
@@ -103,28 +117,40 @@ def check_weights_audit(my_audit: Callable[[Path], Any] | None,
     if not isinstance(original, keras.Model):
         return wrong(f"'original' should be the Keras model the file came from, got "
                      f"{type(original).__name__}.")
-    if not isinstance(changed, dict) or not changed or not all(
+    if not isinstance(changed, dict) or len(changed) < 2 or not all(
             isinstance(m, keras.Model) for m in changed.values()):
         return wrong("'changed' should be a dict of at least two Keras models, each built with "
                      "an architecture different from the original's.")
     if not isinstance(loaded, dict) or set(loaded) != set(changed):
         return wrong(f"'loaded' should say, for each label of 'changed' ({sorted(changed)}), "
                      f"whether load_weights accepted the file; it has {sorted(loaded or {})}.")
+    predicted = result["predicted"]
+    if not isinstance(predicted, dict) or set(predicted) != set(changed) or not all(
+            isinstance(p, bool | np.bool_) for p in predicted.values()):
+        return wrong(f"'predicted' should say, for each label of 'changed' ({sorted(changed)}), "
+                     "True or False: whether you expect load_weights to accept the file, "
+                     "written before you run it.")
     probe = reference = None
     if len(original.inputs) == 1 and None not in tuple(original.inputs[0].shape)[1:]:
         shape = (8, *tuple(original.inputs[0].shape)[1:])
         probe = np.random.default_rng(0).normal(size=shape).astype("float32")
         reference = original.predict(probe, verbose=0)
-    itself = _replay(original, path, probe, reference)
+    try:
+        itself = _replay(original, path, probe, reference)
+        replays = {label: _replay(m, path, probe, reference) for label, m in changed.items()}
+    except _Unreplayable as exc:
+        return wrong(f"keras.models.clone_model cannot rebuild one of your models ({exc}), so "
+                     "its loads cannot be replayed: build every model as keras.Sequential or "
+                     "a functional keras.Model, not a subclass.")
     if not itself["ok"]:
         return wrong(f"{path.name} does not even load into a fresh copy of your original model "
                      f"({itself['error']}): save it with original.save_weights(path).")
     same = [label for label, m in changed.items() if _architecture(m) == _architecture(original)]
     if same:
         return wrong(f"{', '.join(map(repr, same))} computes exactly what the original does (at "
-                     "most the layer names differ): that is the identical architecture. Change "
+                     "most names, initialisers or regularisers differ): that is the identical "
+                     "architecture. Change "
                      "what the model computes: a layer's width, an activation, a layer.")
-    replays = {label: _replay(m, path, probe, reference) for label, m in changed.items()}
     for label, seen in replays.items():
         said = loaded[label]
         if not isinstance(said, bool | np.bool_):
@@ -139,17 +165,13 @@ def check_weights_audit(my_audit: Callable[[Path], Any] | None,
             return wrong(f"You report {label!r} refused, but load_weights into a fresh copy of "
                          f"it accepted the file without an error{moved}. Different predictions "
                          "are not a refusal: the claim is about whether the file loads.")
+        if seen["ok"] and seen["gap"] == 0.0:
+            return wrong(f"{label!r} loaded the file and then predicts exactly what the original "
+                         "does: it computes the same function, so it is not a different "
+                         "architecture. Change what the model computes (a width, an "
+                         "activation, a layer).")
     kept = [label for label, seen in replays.items() if seen["shapes"] == itself["shapes"]]
     reshaped = [label for label in replays if label not in kept]
-    if not kept:
-        return wrong(f"Every change you tried alters a weight's shape ({', '.join(reshaped)}), "
-                     "so the file cannot fit by construction. The claim says *any* other "
-                     "architecture needs rebuilding: also try a change that keeps every "
-                     "weight's shape (an activation, say) and see what load_weights does.")
-    if not reshaped:
-        return wrong(f"Every change you tried keeps every weight's shape ({', '.join(kept)}). "
-                     "Also try the case the claim was written for: a change of shape (a wider "
-                     "layer, an extra layer).")
     refused = [label for label, seen in replays.items() if not seen["ok"]]
     accepted = [label for label in replays if label not in refused]
     follows = ("holds" if not accepted else "does not hold" if not refused else "partly")
@@ -167,8 +189,16 @@ def check_weights_audit(my_audit: Callable[[Path], Any] | None,
     gaps = [replays[label]["gap"] for label in accepted if replays[label]["gap"] is not None]
     silent = (f"; the accepted ones then predict up to {max(gaps):.3g} away from the original, "
               "without a warning" if gaps else "")
+    missed = [label for label in replays if predicted[label] != replays[label]["ok"]]
+    guessed = (f" Your predictions: {len(replays) - len(missed)} of {len(replays)} right"
+               + (f" (wrong for {', '.join(missed)})." if missed else "."))
+    untried = ("" if kept and reshaped else
+               " Every change you tried "
+               + ("alters a weight's shape: try one that keeps every shape (an activation, "
+                  "say) to see whether load_weights checks the architecture or only the shapes."
+                  if not kept else
+                  "keeps every shape: try one that changes a shape (a wider layer)."))
     said = {"holds": "holds", "partly": "holds only partly", "does not hold": "does not hold"}
     why = "" if follows == "holds" else ": load_weights checks shapes, not the architecture"
     return correct(f"Measured on fresh copies of your models: {numbers}{silent}. So on this "
-                   f"Keras the claim {said[follows]}{why}. Keep the code that builds the model "
-                   "next to its weights file.")
+                   f"Keras the claim {said[follows]}{why}.{guessed}{untried}")
