@@ -648,15 +648,17 @@ def _m_keras_versions(run_fresh_many: Callable[..., Any], lab: Lab) -> Numbers:
 
     from forgekit.outcome import attempt
 
-    probed = _probe_kinds(lab)
     folder = lab.folder("keras_versions")
     # Keras 3 refuses even its own .h5 compiled with loss="mse" (the metric name does not
-    # deserialize), so the version test uses a loss both versions name alike; the "mse" file and
-    # Keras 3's own "mse" file are the control that shows that failure is not about versions.
-    k2_file, k2_mse, k3_mse = (folder / n for n in ("k2_model.h5", "k2_mse.h5", "k3_mse.h5"))
-    for kind in ("keras", "h5_model"):
-        if not probed[kind].path.exists():
-            raise RuntimeError(f"the Keras 3 {kind} file is missing: {probed[kind].path}")
+    # deserialize), so the version test uses a loss both versions name alike; the "mse" files
+    # of both versions are the control that shows that failure is not about versions.
+    k2_file, k2_mse, k3_mse, k3_keras, k3_h5 = (folder / n for n in (
+        "k2_model.h5", "k2_mse.h5", "k3_mse.h5", "k3_model.keras", "k3_model.h5"))
+    for loss, paths in (("mean_squared_error", (k3_keras, k3_h5)), ("mse", (k3_mse,))):
+        own = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        own.compile(optimizer="adam", loss=loss)
+        for path in paths:
+            own.save(path)
     steps = run_fresh_many({"keras 2": {  # one fresh process that imports only Keras 2
         "write": f"""
             import tf_keras
@@ -666,15 +668,12 @@ def _m_keras_versions(run_fresh_many: Callable[..., Any], lab: Lab) -> Numbers:
                 m.compile(optimizer="adam", loss=loss)
                 m.save(path)
             result = tf_keras.__version__""",
-        "keras": f"tf_keras.models.load_model({os.fspath(probed['keras'].path)!r})",
-        "h5": f"tf_keras.models.load_model({os.fspath(probed['h5_model'].path)!r})",
+        "keras": f"tf_keras.models.load_model({os.fspath(k3_keras)!r})",
+        "h5": f"tf_keras.models.load_model({os.fspath(k3_h5)!r})",
     }}, workers=1)
     if not (steps["write"].ok and k2_file.is_file() and k2_mse.is_file()):
         raise RuntimeError(f"Keras 2 (tf_keras) could not write its files, so nothing was "
                            f"measured: {steps['write'].error_type}: {steps['write'].message}")
-    own = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    own.compile(optimizer="adam", loss="mse")
-    own.save(k3_mse)
     k3 = attempt(keras.models.load_model, k2_file)
     k3_on_mse, k3_on_own = (attempt(keras.models.load_model, f) for f in (k2_mse, k3_mse))
     return {"keras2_version": steps["write"].value,
