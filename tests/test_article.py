@@ -220,6 +220,16 @@ def test_a_run_that_was_not_killed_or_did_not_overfit_is_not_a_verdict(tmp_path)
       "export_signatures": "serve", "tf_saved_model_save_optimizer_variables": 0,
       "tf_saved_model_load_keras_optimizer": False, "tf_saved_model_load_compiled": False,
       "keras_optimizer_restored": True, "keras_compile_restored": True}, "does not hold"),
+    ("keras_version_mismatch",  # every load across the versions fails: then the claim holds
+     {"keras2_version": "2.21.0", "keras2_reads_keras3_keras": False,
+      "keras2_reads_keras3_h5": False, "keras3_reads_keras2_h5": False, "keras3_error": "ValueError",
+      "keras3_reads_keras2_mse_h5": False, "keras3_reads_own_mse_h5": True,
+      "mse_errors_identical": False, "keras2_errors": "TypeError"}, "holds"),
+    ("keras_version_mismatch",  # Keras 3 reads the Keras 2 file; its "mse" failure is its own
+     {"keras2_version": "2.21.0", "keras2_reads_keras3_keras": False,
+      "keras2_reads_keras3_h5": False, "keras3_reads_keras2_h5": True, "keras3_error": "",
+      "keras3_reads_keras2_mse_h5": False, "keras3_reads_own_mse_h5": False,
+      "mse_errors_identical": True, "keras2_errors": "TypeError"}, "partly"),
 ])
 def test_rows_judge_fake_measurements_both_ways(row_id, numbers, verdict):
     checks, reason = _row(row_id).judge(numbers)
@@ -246,7 +256,8 @@ def _keras_versions_with(tmp_path, outcomes, write_file):
 
     def fake_run_fresh_many(jobs, **kwargs):
         if write_file:
-            (lab.workdir / "keras_versions" / "k2_model.h5").write_text("not really")
+            for name in ("k2_model.h5", "k2_mse.h5"):
+                (lab.workdir / "keras_versions" / name).write_text("not really")
         return outcomes
 
     fake = SimpleNamespace(**{f: getattr(row, f) for f in (

@@ -1,19 +1,23 @@
-"""Checker for lesson 10's exercise: audit one more of the article's claims yourself.
+"""Checker for lesson 10's exercise: audit one of the article's claims yourself.
 
-The claim: "checkpoints save weights only; use ``ModelCheckpoint`` with ``save_best_only=True``".
-The learner writes ``my_experiment(workdir) -> dict`` in plain Keras: train a small model with
-``keras.callbacks.ModelCheckpoint(..., save_best_only=True)`` writing into ``workdir``, then
-measure the file it wrote and return::
+The claim, in the course's words (the article says a ``save_weights`` file is usable only after
+rebuilding the *identical* architecture): ``load_weights`` refuses any architecture that is not
+identical. The learner writes
+``my_audit(workdir) -> dict`` in plain Keras: train a small model, ``save_weights`` it into
+``workdir``, build models whose architecture differs from it, ``load_weights`` the file into
+each, and return::
 
-    {"checkpoint": <path of that file>,
-     "architecture": <bool: load_model rebuilds a model from the file alone (compile=False
-                      counts: a compile config that does not deserialize is not a missing model)>,
-     "optimizer_steps": <int: the restored optimizer's step count, 0 if none comes back>,
-     "verdict": "holds" or "does not hold"}
+    {"weights": <path of the .weights.h5 file>,
+     "original": <the model the file came from>,
+     "changed": {label: <a model with a different architecture>, ...},
+     "predicted": {label: <bool: you expected load_weights to accept it>, ...},
+     "loaded": {label: <bool: load_weights accepted the file>, ...},
+     "verdict": "holds", "partly" or "does not hold"}
 
-The checker runs the function in a fresh folder, watches which ``ModelCheckpoint`` it creates,
-measures the file itself (content detection, ``keras.models.load_model``) and explains each
-difference between the learner's numbers, forgekit's numbers and the verdict.
+The checker runs the function in a fresh folder, then replays every load itself on a *fresh
+copy* of each model (``keras.models.clone_model``: new weights, built from the config), so the
+learner's numbers are measured again, not trusted. The verdict must follow from those numbers:
+every changed architecture refused is ``holds``, none is ``does not hold``, some is ``partly``.
 """
 
 from __future__ import annotations
@@ -21,174 +25,180 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, wrong
 
-KEYS = ("checkpoint", "architecture", "optimizer_steps", "verdict")
-VERDICTS = ("holds", "does not hold")
+KEYS = ("weights", "original", "changed", "predicted", "loaded", "verdict")
+# Config keys that change how a layer is initialised or trained, not what it computes.
+NOT_ARCHITECTURE = {"name", "trainable", "kernel_initializer", "bias_initializer",
+                    "kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                    "kernel_constraint", "bias_constraint", "seed"}
+VERDICTS = ("holds", "partly", "does not hold")
 
 
-@contextlib.contextmanager
-def _watched_checkpoints() -> Iterator[list[dict[str, Any]]]:
-    """Record the arguments of every ``keras.callbacks.ModelCheckpoint`` created inside."""
+def _architecture(model: Any) -> tuple[list[Any], list[tuple[str, dict[str, Any]]]]:
+    """What a model computes: its input shapes, then each layer's class and config without the
+    keys that only name, initialise or regularise it (a Dense config omits its input width)."""
+    return ([tuple(i.shape) for i in model.inputs],
+            [(type(layer).__name__,
+              {k: v for k, v in layer.get_config().items() if k not in NOT_ARCHITECTURE})
+             for layer in model.layers])
+
+
+def _shapes(model: Any) -> list[tuple[int, ...]]:
+    return [tuple(w.shape) for w in model.weights]
+
+
+class _Unreplayable(Exception):
+    """keras.models.clone_model could not rebuild a model from its config."""
+
+
+def _replay(model: Any, path: Path, probe: Any, reference: Any) -> dict[str, Any]:
+    """Load ``path`` into a fresh copy of ``model``; did it load, its shapes, how far it predicts."""
     import keras
+    import numpy as np
 
-    cls = keras.callbacks.ModelCheckpoint
-    original_init, original_should = cls.__init__, cls._should_save_model
-    created: list[dict[str, Any]] = []
-
-    def recording(self: Any, filepath: Any, *args: Any, **kwargs: Any) -> None:
-        original_init(self, filepath, *args, **kwargs)
-        self._forgekit_seen = {"filepath": str(filepath), "save_best_only": self.save_best_only,
-                               "save_weights_only": self.save_weights_only,
-                               "monitor": self.monitor, "epochs": 0, "monitored": 0}
-        created.append(self._forgekit_seen)
-
-    def deciding(self: Any, epoch: Any, batch: Any, logs: Any, filepath: Any) -> bool:
-        seen = getattr(self, "_forgekit_seen", None)
-        if seen is not None:  # Keras saves anyway, with a warning, when the monitor is missing
-            seen["epochs"] += 1
-            seen["monitored"] += self.monitor in (logs or {})
-        return original_should(self, epoch, batch, logs, filepath)
-
-    cls.__init__, cls._should_save_model = recording, deciding
-    try:
-        yield created
-    finally:
-        cls.__init__, cls._should_save_model = original_init, original_should
-
-
-def _measure(path: Path) -> dict[str, Any]:
-    """What forgekit finds in ``path``: its kind by content, and what ``load_model`` restores."""
-    import keras
-
-    from forgekit.formats.detect import detect_format
     from forgekit.outcome import attempt
     from forgekit.quiet import quiet_absl
 
-    with quiet_absl():
-        loaded = attempt(keras.models.load_model, path)
-        # A whole model whose compile config does not deserialize (an .h5 compiled with
-        # loss="mse") still holds its architecture: compile=False shows it.
-        rebuilt = loaded if loaded.ok else attempt(keras.models.load_model, path, compile=False)
-    optimizer = getattr(loaded.value, "optimizer", None) if loaded.ok else None
-    return {"kind": detect_format(path).kind, "architecture": bool(rebuilt.ok),
-            "optimizer_steps": int(optimizer.iterations) if optimizer is not None else 0,
-            "load_error": loaded.summary if not loaded.ok else "",
-            "compile_only": rebuilt.ok and not loaded.ok}
+    try:
+        fresh = keras.models.clone_model(model)
+    except Exception as exc:  # a subclassed model has no config to rebuild it from
+        raise _Unreplayable(f"{type(exc).__name__}: {exc}") from exc
+    with quiet_absl(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns about skipped optimizer variables
+        loaded = attempt(fresh.load_weights, path)
+    gap = None
+    if loaded.ok and probe is not None:
+        with contextlib.suppress(Exception):  # a changed input shape cannot take the probe
+            gap = float(np.max(np.abs(fresh.predict(probe, verbose=0) - reference)))
+    return {"ok": bool(loaded.ok), "error": "" if loaded.ok else loaded.summary,
+            "shapes": _shapes(fresh), "gap": gap}
 
 
-def _run(my_experiment: Callable[[Path], Any], folder: Path
-         ) -> tuple[Any, list[dict[str, Any]], Feedback | None]:
-    with _watched_checkpoints() as created:
-        try:
-            result = my_experiment(folder)
-        except Exception as exc:  # the learner's code: report what it raised, whole
-            return None, created, wrong(
-                f"my_experiment({folder.name!r}) raised {type(exc).__name__}: {exc}")
-    return result, created, None
+def check_weights_audit(my_audit: Callable[[Path], Any] | None,
+                        workdir: str | os.PathLike[str]) -> Feedback:
+    """Run ``my_audit`` in a fresh folder under ``workdir``, replay its loads, judge its verdict."""
+    import keras
+    import numpy as np
 
+    from forgekit.formats.detect import detect_format
 
-def check_checkpoint_audit(my_experiment: Callable[[Path], Any] | None,
-                           workdir: str | os.PathLike[str]) -> Feedback:
-    """Run ``my_experiment`` in a fresh folder under ``workdir`` and check what it measured.
-
-    Right when the function trained with ``ModelCheckpoint(..., save_best_only=True)`` (the
-    article's recipe, no other saving option), returned the file that callback wrote, and its
-    ``architecture`` and ``optimizer_steps`` agree with what forgekit measures in that file,
-    and its ``verdict`` follows from those numbers.
-    """
-    if my_experiment is None or my_experiment is Ellipsis:
+    if my_audit is None or my_audit is Ellipsis or is_placeholder(my_audit):
         return NOT_ANSWERED
-    if not callable(my_experiment):
-        return wrong(f"my_experiment should be a function taking a folder, got "
-                     f"{type(my_experiment).__name__}.")
+    if not callable(my_audit):
+        return wrong(f"my_audit should be a function taking a folder, got "
+                     f"{type(my_audit).__name__}.")
     Path(workdir).mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="audit-", dir=workdir))
-    result, created, failed = _run(my_experiment, folder)
-    if failed is not None and not created:  # Feedback is falsy when it fails: compare to None
-        return failed
-    if not created:
-        return wrong("Your experiment never created a keras.callbacks.ModelCheckpoint. The claim "
-                     "is about what that callback writes, so the experiment has to use it.")
-    recipe = created[-1]
-    if recipe["save_weights_only"]:
-        return wrong("You passed save_weights_only=True: then the file holds weights because you "
-                     "asked for it, which tests your option, not the article's claim. Use the "
-                     "article's recipe, ModelCheckpoint(path, save_best_only=True), and measure "
-                     "what it writes.")
-    if not recipe["save_best_only"]:
-        return wrong("The article's recipe is ModelCheckpoint(..., save_best_only=True); your "
-                     "callback saves every epoch. Test the recipe the article gives.")
-    if failed is not None:
-        return failed
-    if recipe["epochs"] and not recipe["monitored"]:
-        return wrong(f"No epoch of your run reported {recipe['monitor']!r}, the value your "
-                     "callback monitors. Keras then warns and saves every epoch, so "
-                     "save_best_only=True did nothing: pass validation_data to fit (or monitor "
-                     "a value fit reports).")
+    try:
+        result = my_audit(folder)
+    except Exception as exc:  # the learner's code: report what it raised, whole
+        return wrong(f"my_audit({folder.name!r}) raised {type(exc).__name__}: {exc}")
     if not isinstance(result, dict) or set(KEYS) - set(result):
         missing = sorted(set(KEYS) - set(result)) if isinstance(result, dict) else list(KEYS)
-        return wrong(f"my_experiment should return a dict with the keys {list(KEYS)}; "
+        return wrong(f"my_audit should return a dict with the keys {list(KEYS)}; "
                      f"missing: {missing}.")
-    path = Path(result["checkpoint"])
-    if not path.exists():
-        hint = ""
-        if recipe["monitor"].startswith("val_"):
-            hint = (f" Your callback monitors {recipe['monitor']!r}: with save_best_only=True it "
-                    "writes only when fit reports that value, so pass validation_data to fit.")
-        return wrong(f"The checkpoint {path} does not exist after your experiment ran.{hint}")
+    path = Path(result["weights"])
+    if not path.is_file():
+        return wrong(f"The weights file {path} does not exist after my_audit ran.")
     if folder.resolve() not in path.resolve().parents:
-        return wrong(f"{path} is not inside the folder your function was given ({folder}): "
-                     "write the checkpoint there, so each run measures its own file.")
-    found = _measure(path)
-    if bool(result["architecture"]) != found["architecture"]:
-        if found["compile_only"]:
-            return wrong(f"You report architecture={result['architecture']!r}, but {path.name} "
-                         f"is a whole model (forgekit reads it as {found['kind']!r}). "
-                         f"keras.models.load_model failed on its compile config "
-                         f"({found['load_error']}), not for lack of an architecture: "
-                         f"keras.models.load_model({path.name!r}, compile=False) rebuilds it.")
-        if found["architecture"]:
-            return wrong(f"You report architecture={result['architecture']!r}, but "
-                         f"keras.models.load_model({path.name!r}) rebuilds the model from the file "
-                         f"alone (forgekit reads it as {found['kind']!r}): the architecture is in "
-                         "it. Measure by loading the file, not by reading the article.")
-        return wrong(f"You report architecture={result['architecture']!r}, but "
-                     f"keras.models.load_model({path.name!r}) fails ({found['load_error']}): "
-                     "nothing in the file rebuilds the model.")
+        return wrong(f"{path} is not inside the folder my_audit was given ({folder}): write it "
+                     "there, so each run measures its own file.")
+    kind = detect_format(path).kind
+    if kind != "weights_h5":
+        return wrong(f"{path.name} holds a {kind!r} artifact, not a weights file: the claim is "
+                     "about what model.save_weights(path) writes (a path ending .weights.h5).")
+    original, changed, loaded = result["original"], result["changed"], result["loaded"]
+    if not isinstance(original, keras.Model):
+        return wrong(f"'original' should be the Keras model the file came from, got "
+                     f"{type(original).__name__}.")
+    if not isinstance(changed, dict) or len(changed) < 2 or not all(
+            isinstance(m, keras.Model) for m in changed.values()):
+        return wrong("'changed' should be a dict of at least two Keras models, each built with "
+                     "an architecture different from the original's.")
+    if not isinstance(loaded, dict) or set(loaded) != set(changed):
+        return wrong(f"'loaded' should say, for each label of 'changed' ({sorted(changed)}), "
+                     f"whether load_weights accepted the file; it has {sorted(loaded or {})}.")
+    predicted = result["predicted"]
+    if not isinstance(predicted, dict) or set(predicted) != set(changed) or not all(
+            isinstance(p, bool | np.bool_) for p in predicted.values()):
+        return wrong(f"'predicted' should say, for each label of 'changed' ({sorted(changed)}), "
+                     "True or False: whether you expect load_weights to accept the file, "
+                     "written before you run it.")
+    probe = reference = None
+    if len(original.inputs) == 1 and None not in tuple(original.inputs[0].shape)[1:]:
+        shape = (8, *tuple(original.inputs[0].shape)[1:])
+        probe = np.random.default_rng(0).normal(size=shape).astype("float32")
+        reference = original.predict(probe, verbose=0)
     try:
-        steps = int(result["optimizer_steps"])
-    except (TypeError, ValueError):
-        return wrong(f"optimizer_steps should be a whole number, got {result['optimizer_steps']!r}.")
-    if steps != found["optimizer_steps"]:
-        return wrong(f"You report optimizer_steps={steps}, but the optimizer loaded from "
-                     f"{path.name} has taken {found['optimizer_steps']} steps. Read it from the "
-                     "loaded file (keras.models.load_model(path).optimizer.iterations), not "
-                     "from the model in memory: with save_best_only=True the file holds the best "
-                     "epoch, which need not be the last.")
+        itself = _replay(original, path, probe, reference)
+        replays = {label: _replay(m, path, probe, reference) for label, m in changed.items()}
+    except _Unreplayable as exc:
+        return wrong(f"keras.models.clone_model cannot rebuild one of your models ({exc}), so "
+                     "its loads cannot be replayed: build every model as keras.Sequential or "
+                     "a functional keras.Model, not a subclass.")
+    if not itself["ok"]:
+        return wrong(f"{path.name} does not even load into a fresh copy of your original model "
+                     f"({itself['error']}): save it with original.save_weights(path).")
+    same = [label for label, m in changed.items() if _architecture(m) == _architecture(original)]
+    if same:
+        return wrong(f"{', '.join(map(repr, same))} computes exactly what the original does (at "
+                     "most names, initialisers or regularisers differ): that is the identical "
+                     "architecture. Change "
+                     "what the model computes: a layer's width, an activation, a layer.")
+    for label, seen in replays.items():
+        said = loaded[label]
+        if not isinstance(said, bool | np.bool_):
+            return wrong(f"loaded[{label!r}] should be True or False, got {said!r}.")
+        if bool(said) and not seen["ok"]:
+            return wrong(f"You report {label!r} loaded, but load_weights into a fresh copy of it "
+                         f"raised {seen['error']}. Record whether the call raised (attempt(...)"
+                         ".ok, or try/except), not what you expected.")
+        if not said and seen["ok"]:
+            moved = (f", and the copy then predicts up to {seen['gap']:.3g} away from the "
+                     "original" if seen["gap"] else "")
+            return wrong(f"You report {label!r} refused, but load_weights into a fresh copy of "
+                         f"it accepted the file without an error{moved}. Different predictions "
+                         "are not a refusal: the claim is about whether the file loads.")
+        if seen["ok"] and seen["gap"] == 0.0:
+            return wrong(f"{label!r} loaded the file and then predicts exactly what the original "
+                         "does: it computes the same function, so it is not a different "
+                         "architecture. Change what the model computes (a width, an "
+                         "activation, a layer).")
+    kept = [label for label, seen in replays.items() if seen["shapes"] == itself["shapes"]]
+    reshaped = [label for label in replays if label not in kept]
+    refused = [label for label, seen in replays.items() if not seen["ok"]]
+    accepted = [label for label in replays if label not in refused]
+    follows = ("holds" if not accepted else "does not hold" if not refused else "partly")
     verdict = result["verdict"]
     if verdict not in VERDICTS:
         return wrong(f"verdict should be one of {list(VERDICTS)}, got {verdict!r}.")
-    weights_only = not found["architecture"] and found["optimizer_steps"] == 0
-    if (verdict == "holds") != weights_only:
-        return wrong(f"Your own numbers say architecture={found['architecture']}, "
-                     f"optimizer_steps={found['optimizer_steps']}; a weights-only file has "
-                     f"neither, so the verdict that follows is "
-                     f"{'holds' if weights_only else 'does not hold'!r}, not {verdict!r}.")
-    if weights_only:
-        found_text = ("holds no architecture (load_model cannot rebuild a model from it) and no "
-                      "optimizer state")
-    else:
-        rebuilds = ("rebuilds the model with load_model(..., compile=False)"
-                    if found["compile_only"] else "rebuilds the model with load_model")
-        found_text = (f"{rebuilds if found['architecture'] else 'holds no architecture'} and "
-                      + (f"brings back an optimizer {found['optimizer_steps']} steps in"
-                         if found["optimizer_steps"] else "brings back no optimizer state"))
-    return correct(f"Measured, not quoted: the file ModelCheckpoint wrote ({path.name}, read as "
-                   f"{found['kind']!r}) {found_text}, so on this Keras the claim "
-                   f"{'holds' if weights_only else 'does not hold'}. Your experiment, its numbers "
-                   "and its verdict agree with forgekit's own measurement of the same file.")
+    numbers = (f"{len(refused)} of {len(replays)} changed architectures refused "
+               f"({', '.join(refused) or 'none'}), {len(accepted)} loaded "
+               f"({', '.join(accepted) or 'none'})")
+    if verdict != follows:
+        trusted = (" The article's word is not a measurement." if verdict == "holds" else "")
+        return wrong(f"Your own numbers: {numbers}. The claim is that only the identical "
+                     f"architecture loads, so what follows is {follows!r}, not {verdict!r}."
+                     f"{trusted}")
+    gaps = [replays[label]["gap"] for label in accepted if replays[label]["gap"] is not None]
+    silent = (f"; the accepted ones then predict up to {max(gaps):.3g} away from the original, "
+              "without a warning" if gaps else "")
+    missed = [label for label in replays if predicted[label] != replays[label]["ok"]]
+    guessed = (f" Your predictions: {len(replays) - len(missed)} of {len(replays)} right"
+               + (f" (wrong for {', '.join(missed)})." if missed else "."))
+    untried = ("" if kept and reshaped else
+               " Every change you tried "
+               + ("alters a weight's shape: try one that keeps every shape (an activation, "
+                  "say) to see whether load_weights checks the architecture or only the shapes."
+                  if not kept else
+                  "keeps every shape: try one that changes a shape (a wider layer)."))
+    said = {"holds": "holds", "partly": "holds only partly", "does not hold": "does not hold"}
+    why = "" if follows == "holds" else ": load_weights checks shapes, not the architecture"
+    return correct(f"Measured on fresh copies of your models: {numbers}{silent}. So on this "
+                   f"Keras the claim {said[follows]}{why}.{guessed}{untried}")

@@ -1,0 +1,121 @@
+"""Lesson 10's checker: a right audit passes; each typical wrong answer is refused with why."""
+
+from __future__ import annotations
+
+import pytest
+
+from forgekit.exercises import NOT_ANSWERED
+from forgekit.exercises.explorer_and_claims import check_weights_audit
+
+
+def _audit(changes=("wider", "tanh"), report=None, save=None):
+    """An answer to the exercise: ``changes`` picks the variants, ``report`` overrides keys."""
+    import keras
+    import numpy as np
+
+    from forgekit.outcome import attempt
+
+    def build(units=8, activation="relu", extra=False, name=None, features=4, init="glorot_uniform",
+              dropout=False):
+        layers = [keras.Input((features,)),
+                  keras.layers.Dense(units, activation=activation, name=name,
+                                     kernel_initializer=init)]
+        layers += [keras.layers.Dense(units)] if extra else []
+        layers += [keras.layers.Dropout(0.5)] if dropout else []
+        return keras.Sequential([*layers, keras.layers.Dense(1)])
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.out = keras.layers.Dense(16), keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    def subclassed():
+        model = Subclassed()
+        model(np.zeros((1, 4), "float32"))
+        return model
+
+    variants = {"wider": lambda: build(units=16), "tanh": lambda: build(activation="tanh"),
+                "extra": lambda: build(extra=True), "renamed": lambda: build(name="renamed"),
+                "5 inputs": lambda: build(features=5), "zeros": lambda: build(init="zeros"),
+                "dropout": lambda: build(dropout=True), "subclassed": subclassed,
+                "same": build}
+
+    def my_audit(workdir):
+        model = build()
+        model.compile(optimizer="adam", loss="mse")
+        x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+        model.fit(x, x.sum(axis=1, keepdims=True), epochs=1, verbose=0)
+        path = workdir / "model.weights.h5"
+        if save is None:
+            model.save_weights(path)
+        else:
+            save(model, path)
+        changed = {label: variants[label]() for label in changes}
+        loaded = {label: attempt(m.load_weights, path).ok for label, m in changed.items()}
+        refused = sum(not ok for ok in loaded.values())
+        verdict = ("holds" if refused == len(loaded) else
+                   "does not hold" if refused == 0 else "partly")
+        predicted = {label: label == "tanh" for label in changed}
+        answer = {"weights": path, "original": model, "changed": changed,
+                  "predicted": predicted, "loaded": loaded, "verdict": verdict}
+        return {**answer, **(report(answer) if callable(report) else report or {})}
+
+    return my_audit
+
+
+def test_a_right_audit_passes_and_names_its_numbers(tmp_path):
+    feedback = check_weights_audit(_audit(), tmp_path)
+    assert feedback.passed, feedback.message
+    assert "1 of 2 changed architectures refused (wider)" in feedback.message
+    assert "holds only partly" in feedback.message and "away from the original" in feedback.message
+    assert "predictions: 2 of 2 right." in feedback.message
+    # the learner chooses the changes: shape changes alone make "holds", with what is untried
+    shapes = check_weights_audit(_audit(changes=("wider", "extra")), tmp_path)
+    assert shapes.passed and "claim holds" in shapes.message, shapes.message
+    assert "try one that keeps every shape" in shapes.message
+    missed = check_weights_audit(_audit(report=lambda a: {"predicted": {"wider": True,
+                                                                        "tanh": True}}), tmp_path)
+    assert missed.passed and "1 of 2 right (wrong for wider)" in missed.message, missed.message
+    # a wider input changes only the first kernel's shape: a different architecture, refused
+    other_input = check_weights_audit(_audit(changes=("5 inputs", "tanh")), tmp_path)
+    assert other_input.passed and "refused (5 inputs)" in other_input.message, other_input.message
+
+
+def test_no_answer_and_a_placeholder_are_not_answered(tmp_path):
+    def my_audit(workdir):
+        ...
+
+    assert check_weights_audit(None, tmp_path) is NOT_ANSWERED
+    assert check_weights_audit(my_audit, tmp_path) is NOT_ANSWERED
+
+
+def _whole_model(model, path):
+    model.save(path.with_name("model.keras"))
+    path.with_name("model.keras").rename(path)  # a whole .keras zip under the weights name
+
+
+@pytest.mark.parametrize("answer, why", [
+    (_audit(report={"verdict": "holds"}), "what follows is 'partly', not 'holds'"),
+    (_audit(report={"verdict": "does not hold"}), "not 'does not hold'"),
+    (_audit(report=lambda a: {"loaded": {k: False for k in a["loaded"]}}),
+     "Different predictions are not a refusal"),
+    (_audit(report=lambda a: {"loaded": {k: True for k in a["loaded"]}}),
+     "Record whether the call raised"),
+    (_audit(changes=("tanh",)), "at least two Keras models"),
+    (_audit(changes=("wider", "zeros")), "that is the identical architecture"),
+    (_audit(changes=("wider", "dropout")), "predicts exactly what the original does"),
+    (_audit(changes=("wider", "subclassed")), "not a subclass"),
+    (_audit(report={"predicted": {}}), "'predicted' should say"),
+    (_audit(changes=("wider", "renamed")), "that is the identical architecture"),
+    (_audit(save=_whole_model), "not a weights file"),
+    (_audit(report={"verdict": "mostly"}), "verdict should be one of"),
+    (_audit(report=lambda a: {"loaded": {"wider": False}}), "'loaded' should say"),
+    (lambda workdir: {"weights": workdir / "w.weights.h5"}, "missing: ['changed'"),
+    (lambda workdir: 1 / 0, "raised ZeroDivisionError: division by zero"),
+])
+def test_typical_wrong_answers_say_why(tmp_path, answer, why):
+    feedback = check_weights_audit(answer, tmp_path)
+    assert not feedback.passed and why in feedback.message, feedback.message
