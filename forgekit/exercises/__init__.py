@@ -11,8 +11,11 @@ the cell prints how to run it instead. The runner (tests, ``make run``) sets
 
 from __future__ import annotations
 
+import marshal
 import os
+import pickle
 import tempfile
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +78,55 @@ def check_guess(guess: Any, measured: str, choices: Iterable[str], why: str) -> 
     if str(guess).strip().lower() != measured:
         return wrong(f"You guessed {guess!r}; the cell measured {measured!r}. {why}")
     return correct(f"You guessed {measured!r}, and that is what the cell measured. {why}")
+
+
+def _names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+def shippable(function: Any, role: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A learner's function as marshalled code plus how to rebuild the globals it uses (imports by
+    name, picklable values), for a checker's fresh process; or why it cannot travel."""
+    if function.__closure__:
+        return None, (f"{role} uses variables of an enclosing function; define it at the top "
+                      "level of a cell, with what it needs imported or passed in.")
+    imports, values = {}, {}
+    for name in _names(function.__code__):
+        if name not in function.__globals__:
+            continue  # a builtin, an attribute, or a name defined inside
+        obj = function.__globals__[name]
+        if isinstance(obj, types.ModuleType):
+            imports[name] = (obj.__name__, "")
+        elif getattr(obj, "__module__", "__main__") not in ("__main__", None) and hasattr(
+                obj, "__qualname__"):
+            imports[name] = (obj.__module__, obj.__qualname__)
+        else:
+            try:
+                pickle.dumps(obj)
+            except Exception:
+                return None, (f"{role} uses {name!r}, defined in the notebook; the checker runs "
+                              "your function in a fresh process, so import or define what it "
+                              "needs inside the function.")
+            values[name] = obj
+    return {"code": marshal.dumps(function.__code__), "imports": imports, "values": values,
+            "defaults": function.__defaults__}, None
+
+
+def revive(shipped: dict[str, Any], name: str) -> Any:
+    """The function :func:`shippable` packed, rebuilt in this (fresh) process."""
+    import importlib
+
+    namespace = {"__builtins__": __builtins__, **shipped["values"]}
+    for key, (module, attr) in shipped["imports"].items():
+        obj = importlib.import_module(module)
+        for part in attr.split(".") if attr else ():
+            obj = getattr(obj, part)
+        namespace[key] = obj
+    return types.FunctionType(marshal.loads(shipped["code"]), namespace, name, shipped["defaults"])
 
 
 def is_placeholder(function: Any) -> bool:

@@ -10,33 +10,32 @@ the learner's ``resume``, comparing with a run that was never interrupted.
 from __future__ import annotations
 
 import inspect
-import marshal
 import operator
 import pickle
-import types
 from typing import Any
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, unused_path, wrong
+from forgekit.exercises import (
+    NOT_ANSWERED,
+    Feedback,
+    correct,
+    is_placeholder,
+    shippable,
+    unused_path,
+    wrong,
+)
 
 EPOCHS, KILL_IN_SAVE, N_VAL = 5, 3, 256  # killed while saving epoch 3: epochs 1-2 are safe
 _REFERENCE: dict[int, list[Any]] = {}
 
 _CHILD = '''"""The checker's training script: the learner's two functions, a plain fit."""
-import importlib, marshal, pickle, sys, types
+import pickle, sys
 import keras
+from forgekit.exercises import revive
 from forgekit.training import tasks
 
 spec = pickle.loads(open(sys.argv[1], "rb").read())
-def revive(name):
-    s = spec[name]
-    namespace = {"__builtins__": __builtins__, **s["values"]}
-    for key, (module, attr) in s["imports"].items():
-        obj = importlib.import_module(module)
-        for part in attr.split(".") if attr else ():
-            obj = getattr(obj, part)
-        namespace[key] = obj
-    return types.FunctionType(marshal.loads(s["code"]), namespace, name, s["defaults"])
-save_checkpoint, resume = revive("save_checkpoint"), revive("resume")
+save_checkpoint = revive(spec["save_checkpoint"], "save_checkpoint")
+resume = revive(spec["resume"], "resume")
 path = spec["path"]
 tasks.set_determinism(0)
 task = tasks.make_task(n_val=spec["n_val"])
@@ -47,41 +46,6 @@ model.fit(task.x_train, task.y_train, validation_data=task.validation_data, batc
           callbacks=[keras.callbacks.LambdaCallback(
               on_epoch_end=lambda epoch, logs: save_checkpoint(model, path))])
 '''
-
-
-def _names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _names(const)
-    return names
-
-
-def _shippable(function: Any, role: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The function as marshalled code plus how to rebuild the globals it uses, or why not."""
-    if function.__closure__:
-        return None, (f"{role} uses variables of an enclosing function; define it at the top "
-                      "level of a cell, with what it needs imported or passed in.")
-    imports, values = {}, {}
-    for name in _names(function.__code__):
-        if name not in function.__globals__:
-            continue  # a builtin, an attribute, or a name defined inside
-        obj = function.__globals__[name]
-        if isinstance(obj, types.ModuleType):
-            imports[name] = (obj.__name__, "")
-        elif getattr(obj, "__module__", "__main__") not in ("__main__", None) and hasattr(
-                obj, "__qualname__"):
-            imports[name] = (obj.__module__, obj.__qualname__)
-        else:
-            try:
-                pickle.dumps(obj)
-            except Exception:
-                return None, (f"{role} uses {name!r}, defined in the notebook; the checker runs "
-                              "your function in a fresh process, so import or define what it "
-                              "needs inside the function.")
-            values[name] = obj
-    return {"code": marshal.dumps(function.__code__), "imports": imports, "values": values,
-            "defaults": function.__defaults__}, None
 
 
 def _tail(text: str, lines: int = 6) -> str:
@@ -105,7 +69,7 @@ def check_checkpointing(save_checkpoint: Any, resume: Any, folder: Any = None) -
             return wrong(f"{role} should be a function (def {role}(...): ...).")
     spec: dict[str, Any] = {}
     for role, answer in answers.items():
-        shipped, reason = _shippable(answer, role)
+        shipped, reason = shippable(answer, role)
         if reason:
             return wrong(reason)
         spec[role] = shipped

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, wrong
-from forgekit.exercises.checkpoints_and_resume import _shippable
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, shippable, wrong
 
 GONE = ("forgekit.zoo.registered", "forgekit.zoo.moved")  # the old code, deleted by the rename
 SAVED_NAME = "forgekit>Scale"
@@ -48,7 +47,7 @@ np.save(f"{folder}/expected.npy", model.predict(x, verbose=0))
 '''
 
 _CHILD = '''
-import importlib, importlib.abc, json, marshal, pickle, sys, traceback, types
+import importlib, importlib.abc, json, pickle, sys, traceback
 MARK, GONE = sys.argv[2], sys.argv[3].split(",")
 
 
@@ -60,6 +59,7 @@ class Gone(importlib.abc.MetaPathFinder):  # the rename deleted the old modules
 
 sys.meta_path.insert(0, Gone())
 import keras, numpy as np
+from forgekit.exercises import revive
 real, calls = keras.saving.load_model, []
 
 
@@ -75,14 +75,7 @@ for answer in spec["answers"]:
     calls.clear()
     report = {}
     try:
-        namespace = {"__builtins__": __builtins__, **answer["values"]}
-        for key, (module, attr) in answer["imports"].items():
-            obj = importlib.import_module(module)
-            for part in attr.split(".") if attr else ():
-                obj = getattr(obj, part)
-            namespace[key] = obj
-        load = types.FunctionType(marshal.loads(answer["code"]), namespace, "load",
-                                  answer["defaults"])
+        load = revive(answer, "load")
         model = load(spec["path"])
         report["type"] = f"{type(model).__module__}.{type(model).__qualname__}"
         report["is_model"] = isinstance(model, keras.Model)
@@ -197,7 +190,7 @@ def check_loads(loads: Sequence[Any], folder: str | os.PathLike[str],
         elif not inspect.isfunction(load):
             verdicts.append(wrong("load should be a function: def load(path): ... return model"))
         else:
-            shipped, reason = _shippable(load, "load")
+            shipped, reason = shippable(load, "load")
             verdicts.append(wrong(reason) if reason else None)
             if shipped:
                 answers.append(shipped)
