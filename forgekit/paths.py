@@ -11,6 +11,7 @@ folders and ``publish``'s temporary folders all go through these functions.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -20,6 +21,23 @@ from pathlib import Path
 from forgekit.table import human_bytes
 
 ROOT_ENV = "FORGEKIT_ROOT"
+
+
+def fsync(path: str | os.PathLike[str]) -> None:
+    """Flush a file's bytes, or a folder's entries (a rename into it), to disk.
+
+    The one fsync of forgekit's atomic writes (checkpoints, publish, records). A folder the file
+    system cannot fsync (EINVAL, as on some network mounts) is skipped: the rename stays atomic,
+    only its survival of a power cut is lost. Any other error is raised.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if not (exc.errno == errno.EINVAL and os.path.isdir(path)):
+            raise
+    finally:
+        os.close(fd)
 
 
 def project_root(start: str | os.PathLike[str] | None = None) -> Path:

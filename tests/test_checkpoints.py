@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -158,3 +160,21 @@ def test_backup_dir_shared_with_model_checkpoint_deletes_the_best_model(tmp_path
                       best.stat().st_size if best.exists() else 0))])
     assert written[0] > 0, "ModelCheckpoint never wrote the best model"  # it existed...
     assert not best.exists()  # ...and BackupAndRestore's cleanup of its folder deleted it
+
+
+def test_fsync_skips_only_a_folder_the_file_system_cannot_flush(tmp_path, monkeypatch):
+    import errno
+
+    from forgekit.paths import fsync
+
+    (tmp_path / "f").write_text("x")
+    fsync(tmp_path / "f")
+    fsync(tmp_path)
+
+    def refuses(fd):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "fsync", refuses)
+    fsync(tmp_path)  # a folder: the rename stays atomic, only its durability is lost
+    with pytest.raises(OSError):
+        fsync(tmp_path / "f")  # a file's bytes that did not reach the disk are an error

@@ -524,3 +524,16 @@ def test_a_full_loss_name_keeps_the_plain_call(tmp_path):
     info = detect_format(tmp_path / "m.h5")
     assert info.how_to_load == f"keras.models.load_model({str(tmp_path / 'm.h5')!r})"
     keras.models.load_model(info.load_path)  # and it really loads
+
+
+def test_detection_publish_and_the_server_read_version_folders_by_one_rule(tmp_path):
+    """ASCII digits whose value fits an int64 (TF Serving's safe_strto64): a larger number, a
+    superscript digit or a name with a letter is no version to anyone in forgekit."""
+    from forgekit.formats.serving_base import version_numbers
+    from forgekit.serving.versions import scan_versions
+
+    top = (1 << 63) - 1
+    for name in ("1", "0002", str(top), str(top + 1), "²", "3a"):
+        (tmp_path / name).mkdir()
+    assert version_numbers(tmp_path) == [1, 2, top]
+    assert sorted(scan_versions(tmp_path)) == [1, 2, top]

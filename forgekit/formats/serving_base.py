@@ -14,10 +14,13 @@ from typing import Any
 from forgekit.formats import savedmodel
 from forgekit.formats.info import FormatInfo, dir_size
 
+INT64_MAX = (1 << 63) - 1  # TF Serving parses a version with safe_strto64: larger is no version
+
 
 def is_version_name(name: str) -> bool:
-    """A folder name TF Serving reads as a version number (``"0002"`` is version 2)."""
-    return name.isascii() and name.isdigit()
+    """A folder name TF Serving reads as a version number (``"0002"`` is version 2): ASCII
+    digits whose value fits an int64. The server, detection and publish all use this rule."""
+    return name.isascii() and name.isdigit() and int(name) <= INT64_MAX
 
 
 def version_folders(base: str | os.PathLike[str]) -> dict[int, Path]:

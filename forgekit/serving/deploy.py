@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from forgekit.errors import ForgekitError
+from forgekit.paths import fsync
 
 IDENTITY_SIGNATURE = "forgekit_identity"
 RECORDS_DIR = "_forgekit"  # non-numeric: TF Serving ignores it
@@ -422,19 +423,7 @@ def _fsync_tree(root: Path) -> None:
         paths.append(dirpath)
         paths.extend(os.path.join(dirpath, name) for name in files)
     with ThreadPoolExecutor(max(1, min(len(paths), 16))) as pool:
-        list(pool.map(_fsync_path, paths))  # re-raises the first OSError
-
-
-def _fsync_path(path: str | os.PathLike[str]) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    _fsync_path(path)
+        list(pool.map(fsync, paths))  # re-raises the first OSError
 
 
 def _write_atomic(path: Path, text: str, *, sync_dir: bool = True) -> None:
@@ -447,7 +436,7 @@ def _write_atomic(path: Path, text: str, *, sync_dir: bool = True) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     if sync_dir:
-        _fsync_dir(path.parent)
+        fsync(path.parent)
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -556,7 +545,7 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
                               "something else wrote this version meanwhile. Publish again "
                               "without version=.") from None
         committed = True
-        _fsync_dir(base)
+        fsync(base)
     finally:
         remove_claimed(work)
         if not committed:  # a clean failure gives its number back (a kill cannot)

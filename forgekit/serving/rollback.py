@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forgekit.formats.serving_base import version_numbers
 from forgekit.serving.deploy import (
     RECORDS_DIR,
     DeployError,
@@ -23,6 +24,7 @@ from forgekit.serving.deploy import (
     write_model_config,
 )
 from forgekit.serving.verify import verify_deployment
+from forgekit.serving.versions import VersionPolicy
 
 
 @dataclass
@@ -102,12 +104,6 @@ def rollback(config_file: str | os.PathLike[str], model_name: str, version: int,
 
 
 def _served_by(entry: ModelEntry, base: Path) -> set[int]:
-    """The versions ``entry``'s policy serves given the folders on disk."""
-    from forgekit.formats.serving_base import version_numbers
-
-    on_disk = version_numbers(base) if base.is_dir() else []
-    if entry.policy == "all":
-        return set(on_disk)
-    if entry.policy == "specific":
-        return set(on_disk) & set(entry.versions)
-    return set(on_disk[-max(entry.num_versions, 1):])
+    """The versions ``entry``'s policy serves given the folders on disk (the server's rule)."""
+    policy = VersionPolicy(entry.policy, entry.num_versions, frozenset(entry.versions))
+    return policy.select(version_numbers(base) if base.is_dir() else [])

@@ -26,7 +26,6 @@ import gc
 import logging
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,13 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+from forgekit.formats.serving_base import is_version_name
 from forgekit.serving.errors import from_exception, invalid, not_found, shorten
 
 log = logging.getLogger("forgekit.serving")
 
 T = TypeVar("T")
-_VERSION_DIR = re.compile(r"[0-9]+")  # ASCII digits; the value must fit an int64 (below)
-_INT64_MAX = (1 << 63) - 1  # TF Serving's safe_strto64 refuses a larger number
 
 
 @dataclass(frozen=True)
@@ -118,8 +116,7 @@ def scan_versions(base_path: Path, name: str = "") -> dict[int, Path]:
     os.stat(root)  # FileNotFoundError, PermissionError, ELOOP...
     found: dict[int, Path] = {}
     for child in sorted(root.iterdir(), key=lambda p: p.name):
-        if not _VERSION_DIR.fullmatch(child.name) or int(child.name) > _INT64_MAX \
-                or not child.is_dir():
+        if not is_version_name(child.name) or not child.is_dir():
             continue
         if not Path(os.path.realpath(child)).is_relative_to(root):
             log.warning("Ignoring version directory %s of servable %s: it resolves outside the "

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from forgekit.outcome import Outcome, attempt
+from forgekit.paths import fsync
 from forgekit.training.run import SAVE_PHASES as SAVE_PHASES  # re-exported: the phases of a save
 
 STATE_MEMBER = "forgekit.json"
@@ -50,16 +51,6 @@ def partial_files(path: str | os.PathLike[str]) -> list[Path]:
     """Leftover temporary files of ``path`` (a writer was killed before its rename)."""
     path = Path(path)
     return sorted(path.parent.glob(f".{path.stem}.partial-*.keras"))
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:  # some platforms cannot fsync a directory; the rename is still atomic
-        pass
-    finally:
-        os.close(fd)
 
 
 def atomic_save(
@@ -85,12 +76,12 @@ def atomic_save(
     # A kill cannot tear a rename, but a power cut can: the file system may persist the new
     # name before the new data blocks, and after a reboot `path` would be empty. Flushing the
     # data to disk first makes the rename publish only complete bytes.
-    _fsync(tmp)
+    fsync(tmp)
     hook("before_replace")
     os.replace(tmp, path)
     # The rename itself lives in the directory; flush it so the new checkpoint is still the
     # current one after a power cut, not only after a crash of this process.
-    _fsync(path.parent)
+    fsync(path.parent)
     hook("after_replace")
     return path
 
