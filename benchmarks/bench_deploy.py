@@ -86,7 +86,7 @@ def main() -> None:
             waits = []
             for _ in range(args.repeats):
                 record = deploy.publish(model, pub_base)
-                waits.append(deploy.wait_for_version(client, "pub", record.version,
+                waits.append(client.wait_for_version("pub", record.version,
                                                      timeout=120, interval=0.01))
         print(f"publish -> AVAILABLE and answering at poll {args.poll:g} s: median "
               f"{statistics.median(waits):.2f} s (min {min(waits):.2f}, max {max(waits):.2f}; "

@@ -119,7 +119,8 @@ def _transport_server(kind: str, base: str, port: int, ready) -> None:
     """Child process: serve the REST API for ``base`` with the stdlib server or tornado."""
     quiet_tf()
     from forgekit.serving.core import ServerCore
-    from forgekit.serving.rest import RestApi, RestServer
+    from forgekit.serving.http_server import RestServer
+    from forgekit.serving.rest import RestApi
     from forgekit.serving.servable import SavedModelServable
     from forgekit.serving.versions import ModelConfig
 

@@ -56,7 +56,7 @@ def _verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from forgekit.serving.client import Client
-    from forgekit.serving.deploy import DeployError, load_record
+    from forgekit.serving.record import DeployError, load_record
     from forgekit.serving.verify import verify_deployment
 
     try:

@@ -40,6 +40,25 @@ def fsync(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, sync_dir: bool = True) -> None:
+    """Write ``text`` to a temporary name beside ``path``, fsync it, then rename it over ``path``.
+
+    A reader (a server polling its config, a verification reading a record) sees the old file
+    or the new one, never half of one. ``sync_dir=False`` leaves the folder's fsync to the
+    caller, when several files are renamed into one folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    if sync_dir:
+        fsync(path.parent)
+
+
 def project_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The course's root folder.
 

@@ -18,6 +18,13 @@ import pytest
 
 from forgekit.serving import InProcessServer, ServingError
 from forgekit.serving import deploy as dp
+from forgekit.serving.config import (
+    ModelEntry,
+    model_config_text,
+    read_model_config,
+    write_model_config,
+)
+from forgekit.serving.record import load_record
 from forgekit.serving.rollback import rollback
 from forgekit.serving.verify import verify_deployment
 from tests.conftest import ROOT
@@ -61,8 +68,8 @@ def test_publish_numbers_versions_and_never_overwrites_one(tmp_path):
     with pytest.raises(dp.DeployError, match="version 1 already exists.*next free number"):
         dp.publish(tiny(3.0), base, version=1)
     assert sorted(os.listdir(base / "1")) == before
-    assert dp.load_record(base, 2).fingerprint == second.fingerprint
-    assert dp.load_record(second.record_path).version == 2
+    assert load_record(base, 2).fingerprint == second.fingerprint
+    assert load_record(second.record_path).version == 2
 
 
 def test_publish_keeps_serving_default_as_model_export_writes_it(tmp_path):
@@ -98,35 +105,35 @@ def test_publish_reports_to_the_store_with_the_agreed_call(tmp_path):
     record = dp.publish(tiny(), tmp_path / "m", model_name="demo", store=store, run_id="run-7")
     assert store.calls == [("record_deployment", {
         "model_name": "demo", "version": 1, "path": str(tmp_path / "m" / "1"), "run_id": "run-7"})]
-    assert record.deployment_id == 41 and dp.load_record(record.record_path).deployment_id == 41
+    assert record.deployment_id == 41 and load_record(record.record_path).deployment_id == 41
 
 
 def test_bad_records_are_named_with_the_fix(tmp_path):
     (tmp_path / "r.json").write_text("[1, 2]")
     with pytest.raises(dp.DeployError, match="r.json: JSON list, expected a publish record"):
-        dp.load_record(tmp_path / "r.json")
+        load_record(tmp_path / "r.json")
     (tmp_path / "r.json").write_text('{"model_name": "m"}')
     with pytest.raises(dp.DeployError, match="without .*'fingerprint'"):
-        dp.load_record(tmp_path / "r.json")
+        load_record(tmp_path / "r.json")
     with pytest.raises(dp.DeployError, match="no such file"):
-        dp.load_record(tmp_path, version=3)
+        load_record(tmp_path, version=3)
 
 
 def test_model_config_is_written_with_the_official_protos_and_read_back(tmp_path):
     from forgekit.serving.config import parse_model_config
 
-    text = dp.write_model_config(tmp_path / "models.config", [
-        dp.ModelEntry("a", tmp_path / "a", "specific", (1, 3), labels={"stable": 1}),
-        dp.ModelEntry("b", tmp_path / "b", "latest", num_versions=2)])
+    text = write_model_config(tmp_path / "models.config", [
+        ModelEntry("a", tmp_path / "a", "specific", (1, 3), labels={"stable": 1}),
+        ModelEntry("b", tmp_path / "b", "latest", num_versions=2)])
     models = parse_model_config(text)
     assert [(m.name, m.policy.kind, sorted(m.policy.versions), dict(m.labels)) for m in models] \
         == [("a", "specific", [1, 3], {"stable": 1}), ("b", "latest", [], {})]
     assert models[1].policy.num_versions == 2
-    assert dp.read_model_config(tmp_path / "models.config")[0].versions == (1, 3)
+    assert read_model_config(tmp_path / "models.config")[0].versions == (1, 3)
     with pytest.raises(dp.DeployError, match="policy 'newest'"):
-        dp.model_config_text([dp.ModelEntry("a", tmp_path, "newest")])
+        model_config_text([ModelEntry("a", tmp_path, "newest")])
     with pytest.raises(dp.DeployError, match="Illegal to list model a multiple times"):
-        dp.model_config_text([dp.ModelEntry("a", tmp_path), dp.ModelEntry("a", tmp_path)])
+        model_config_text([ModelEntry("a", tmp_path), ModelEntry("a", tmp_path)])
 
 
 # ----------------------------------------------------------------------------- with a server
@@ -138,7 +145,7 @@ def served(tmp_path):
     base = tmp_path / "m"
     v1 = dp.publish(tiny(1.0), base)
     config = tmp_path / "models.config"
-    dp.write_model_config(config, [dp.ModelEntry("m", base)])
+    write_model_config(config, [ModelEntry("m", base)])
     server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05,
                              extra_args=["--model_config_file_poll_wait_seconds=1"])
     with server, server.client() as client:
@@ -167,7 +174,7 @@ def test_rollback_by_policy_and_by_label_is_verified(served):
     assert "specific" in back.config_text
     labelled = rollback(config, "m", 2, label="stable", client=client, wait=10)
     assert labelled.report.ok, labelled.report
-    assert dp.read_model_config(config)[0].labels == {"stable": 2}
+    assert read_model_config(config)[0].labels == {"stable": 2}
     assert client.metadata("m")["model_spec"]["version"] == "2"  # newest of specific [1, 2]
     assert store.calls == [("record_verification", {
         "model_name": "m", "version": 2, "ok": True,
@@ -289,7 +296,7 @@ def test_publish_killed_at_random_points_never_shows_a_broken_version(tmp_path):
     dp.publish(tiny(1.0), pub, model_name="pub")
     tiny(1.0).export(str(plain / "1"), verbose=False)
     config = tmp_path / "models.config"
-    dp.write_model_config(config, [dp.ModelEntry("pub", pub), dp.ModelEntry("plain", plain)])
+    write_model_config(config, [ModelEntry("pub", pub), ModelEntry("plain", plain)])
     rng = random.Random(20)
     answers: list[object] = []
     stop = threading.Event()
@@ -369,7 +376,7 @@ def test_version_numbers_are_claimed_once_and_a_killed_claim_is_skipped(tmp_path
     with pytest.raises(dp.DeployError, match="version 2 was claimed by another publish"):
         dp._reserve(base, 2)
     with pytest.raises(dp.DeployError, match="never completed; nothing was deployed"):
-        dp.load_record(base, 2)
+        load_record(base, 2)
     record = dp.publish(tiny(), base)  # 1-3 were claimed by publishes that never finished
     assert record.version == 4 and dp_versions(base) == [4]
 
@@ -417,7 +424,7 @@ def test_publish_refuses_a_serving_signature_change_unless_allowed(tmp_path):
     assert allowed.version == 3
     assert allowed.signature_change["from_version"] == 1
     assert "input 'features' added (float[-1, 3])" in allowed.signature_change["differences"]
-    assert dp.load_record(base, 3).signature_change == allowed.signature_change
+    assert load_record(base, 3).signature_change == allowed.signature_change
     assert dp.publish(renamed(), base).signature_change is None  # same contract as version 3
 
 

@@ -54,6 +54,7 @@ import zipfile, zlib
 import h5py, numpy as np
 import forgekit
 from forgekit.serving import deploy
+from forgekit.serving.record import load_record
 
 fifo = W / "fifo"
 os.mkfifo(fifo)
@@ -82,8 +83,8 @@ for label, path in [("fifo", fifo), ("dev_zero", "/dev/zero"), ("ext_link", W / 
     case(f"load {label}", lambda: forgekit.load(path))
     case(f"doctor {label}", lambda: forgekit.doctor(path).ok)
 case("tensorflow imported", lambda: "tensorflow" in sys.modules)
-case("record fifo", lambda: deploy.load_record(fifo))
-case("record dev_zero", lambda: deploy.load_record("/dev/zero"))
+case("record fifo", lambda: load_record(fifo))
+case("record dev_zero", lambda: load_record("/dev/zero"))
 record = deploy.PublishRecord("m", str(W), 1, str(W / "1"), "x", str(fifo), "now")
 case("canary fifo", lambda: record.canary())
 '''

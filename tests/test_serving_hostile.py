@@ -532,7 +532,7 @@ def test_one_budget_for_both_protocols_held_until_the_answer_is_sent(fake_core):
 
     from forgekit.serving.budget import MemoryBudget
     from forgekit.serving.grpc_api import PredictionService
-    from forgekit.serving.rest import RestServer
+    from forgekit.serving.http_server import RestServer
 
     budget = MemoryBudget(64 * 2 ** 20)
     rest = RestServer(fake_core, "127.0.0.1", 0, timeout_s=30.0, budget=budget)
@@ -577,7 +577,7 @@ def test_idle_connections_give_way_and_only_busy_ones_fill_the_server(fake_core)
     idle connections for free); connections in the middle of a request keep theirs."""
     import select
 
-    from forgekit.serving.rest import RestServer
+    from forgekit.serving.http_server import RestServer
 
     rest = RestServer(fake_core, "127.0.0.1", 0, timeout_s=30.0, max_connections=4)
     rest.start()
@@ -612,7 +612,7 @@ def test_idle_connections_give_way_and_only_busy_ones_fill_the_server(fake_core)
 def test_folded_headers_are_read_as_libevent_reads_them(fake_core):
     """TF Serving's HTTP server (libevent's evhttp) joins obsolete folded header lines onto
     the previous header; so does this one."""
-    from forgekit.serving.rest import RestServer
+    from forgekit.serving.http_server import RestServer
 
     rest = RestServer(fake_core, "127.0.0.1", 0, timeout_s=30.0)
     rest.start()

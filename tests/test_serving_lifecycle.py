@@ -17,6 +17,7 @@ import numpy as np
 
 from forgekit.serving import InProcessServer
 from forgekit.serving import deploy as dp
+from forgekit.serving.config import ModelEntry, write_model_config
 from forgekit.serving.core import ServerCore
 from forgekit.serving.verify import verify_deployment
 from forgekit.serving.versions import ModelConfig
@@ -124,8 +125,8 @@ def test_a_symlink_loop_base_path_neither_stops_start_up_nor_the_other_models(tm
     good = tmp_path / "good"
     dp.publish(tiny(1.0), good)
     config = tmp_path / "models.config"
-    dp.write_model_config(config, [dp.ModelEntry("loop", tmp_path / "loop"),
-                                   dp.ModelEntry("good", good)])
+    write_model_config(config, [ModelEntry("loop", tmp_path / "loop"),
+                                   ModelEntry("good", good)])
     with InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05) as server, \
             server.client() as client:
         time.sleep(0.2)  # a few poll rounds with the loop listed first

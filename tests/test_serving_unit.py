@@ -699,7 +699,7 @@ def test_importing_forgekit_serving_and_its_rest_client_does_not_import_tensorfl
 
 
 def test_responses_are_one_buffer_and_head_gets_no_body():
-    from forgekit.serving.rest import response_bytes
+    from forgekit.serving.http_server import response_bytes
 
     full = response_bytes(404, b'{"error": "x"}', close=True)
     assert full.startswith(b"HTTP/1.1 404 Not Found\r\n") and full.endswith(b'\r\n\r\n{"error": "x"}')
@@ -744,7 +744,7 @@ def test_rest_shutdown_answers_requests_in_flight_and_closes_idle_connections(tm
     import http.client
     import socket
 
-    from forgekit.serving.rest import RestServer
+    from forgekit.serving.http_server import RestServer
 
     base = tmp_path / "m"
     _add_version(base, 1)
@@ -854,7 +854,7 @@ def test_rest_timeout_zero_means_no_timeout_as_in_tf_serving(tmp_path):
     import http.client
     import time
 
-    from forgekit.serving.rest import RestServer
+    from forgekit.serving.http_server import RestServer
 
     base = tmp_path / "m"
     _add_version(base, 1)

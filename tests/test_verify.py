@@ -11,6 +11,8 @@ import pytest
 
 from forgekit.serving import InProcessServer
 from forgekit.serving import deploy as dp
+from forgekit.serving.config import ModelEntry, write_model_config
+from forgekit.serving.record import load_record
 from forgekit.serving.verify import verify_deployment
 from tests.conftest import ROOT
 from tests.test_deploy import FakeStore, tiny
@@ -33,7 +35,7 @@ def world(tmp_path_factory):
     records["inplace_new"] = dp.record_for(new, root / "inplace", 1, canary_path=root / "i.json")
     records["broken_new"] = dp.record_for(new, root / "broken", 2, canary_path=root / "b.json")
     config = root / "models.config"
-    dp.write_model_config(config, [dp.ModelEntry(n, root / n)
+    write_model_config(config, [ModelEntry(n, root / n)
                                    for n in ("flat", "inplace", "broken", "plain")])
     # no load retries: the broken version is given up at once (TF Serving with this flag)
     server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05,
@@ -146,7 +148,7 @@ def test_a_record_that_cannot_be_verified_is_refused_not_misread(tmp_path, field
     doc = {**json.loads(record.to_json()), field: value}
     (tmp_path / "r.json").write_text(json.dumps(doc))
     with pytest.raises(dp.DeployError, match="expected") as refused:
-        dp.load_record(tmp_path / "r.json")
+        load_record(tmp_path / "r.json")
     assert fragment in str(refused.value) and "r.json" in str(refused.value)
 
 
@@ -168,7 +170,7 @@ def test_a_label_left_on_a_version_the_policy_unloaded_is_caught(tmp_path):
     base = tmp_path / "m"
     records = {v: dp.publish(tiny(float(v)), base) for v in (1, 2)}
     config = tmp_path / "models.config"
-    dp.write_model_config(config, [dp.ModelEntry("m", base, policy="latest", num_versions=2,
+    write_model_config(config, [ModelEntry("m", base, policy="latest", num_versions=2,
                                                  labels={"stable": 1, "canary": 2})])
     server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.05,
                              extra_args=["--allow_version_labels_for_unavailable_models"])

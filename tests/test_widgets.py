@@ -281,7 +281,7 @@ def test_serving_timeline_against_a_real_server(tmp_path, monkeypatch):
     monkeypatch.setattr(tl.client, "wait_until_available", too_slow)
     slow = tl.set_label("stable", 2)
     monkeypatch.undo()
-    from forgekit.serving.deploy import read_model_config
+    from forgekit.serving.config import read_model_config
 
     (entry,) = read_model_config(tl.config)
     assert tl.history[-1] is slow and not slow.verified and "action_failed" in slow.problems

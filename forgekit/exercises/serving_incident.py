@@ -106,7 +106,7 @@ def plant(workdir: str | os.PathLike[str]) -> tuple[Any, dict[str, dict[str, Any
     """
     from forgekit.quiet import quiet_absl
     from forgekit.serving import InProcessServer
-    from forgekit.serving import deploy as dp
+    from forgekit.serving.config import ModelEntry, write_model_config
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def plant(workdir: str | os.PathLike[str]) -> tuple[Any, dict[str, dict[str, Any
     for folder in (flat, in_place, renumbered):  # the same v1, copied rather than exported again
         shutil.copytree(healthy / "1", folder / "1")
     config = workdir / "models.config"
-    dp.write_model_config(config, [dp.ModelEntry(n, workdir / n) for n in names])
+    write_model_config(config, [ModelEntry(n, workdir / n) for n in names])
     server = InProcessServer(model_config_file=config, file_system_poll_wait_seconds=0.1).start()
     try:
         _export(new, healthy / "2")

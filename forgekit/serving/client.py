@@ -22,13 +22,16 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import numpy as np
 
 from forgekit.quiet import QUIET_ENV, muted_stderr
 from forgekit.serving.errors import ServingError
+
+T = TypeVar("T")
 
 URL_ENV = "FORGEKIT_SERVING_URL"
 DEFAULT_URL = "http://127.0.0.1:8501"
@@ -377,19 +380,27 @@ class Client:
     def wait_until_available(self, model: str, *, version: int | None = None,
                              timeout: float = 30.0, interval: float = 0.1) -> dict[str, Any]:
         """Poll ``status`` until ``version`` (default: any version) is AVAILABLE."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while True:
-            try:
-                last = self.status(model, version=version)
-                if any(s.get("state") == "AVAILABLE" for s in last["model_version_status"]):
-                    return last
-            except ServingError as err:
-                last = err
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{model} version {version or 'any'} not AVAILABLE after "
-                                   f"{timeout:g}s; last status: {last}")
-            time.sleep(interval)
+        def available() -> dict[str, Any] | None:
+            status = self.status(model, version=version)
+            states = [s.get("state") for s in status["model_version_status"]]
+            return status if "AVAILABLE" in states else None
+
+        return poll(available, timeout=timeout, interval=interval,
+                    what=f"{model} version {version or 'any'} AVAILABLE")
+
+    def wait_for_version(self, model: str, version: int, *, timeout: float = 30.0,
+                         interval: float = 0.05) -> float:
+        """Seconds until requests for ``model`` without a version get ``version`` (its
+        metadata's ``model_spec.version`` says so): when a newly published version answers."""
+        started = time.monotonic()
+
+        def answering() -> float | None:
+            meta = self.metadata(model)
+            return time.monotonic() - started \
+                if int(meta["model_spec"]["version"]) == int(version) else None
+
+        return poll(answering, timeout=timeout, interval=interval,
+                    what=f"{model} version {version} answering")
 
     def close(self) -> None:
         self._impl.close()
@@ -399,3 +410,23 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def poll(attempt: Callable[[], T | None], *, timeout: float, interval: float, what: str) -> T:
+    """Call ``attempt`` until it returns something other than None; TimeoutError after
+    ``timeout`` seconds. A :class:`ServingError` (the server not up yet, the model not loaded)
+    counts as "not yet" and is named in the TimeoutError: a server picks up a new version or
+    config on its next poll, so every wait in forgekit is this loop."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = attempt()
+            if value is not None:
+                return value
+        except ServingError as err:
+            last = err
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} after {timeout:g}s"
+                               + (f"; last error: {last}" if last is not None else ""))
+        time.sleep(interval)

@@ -6,14 +6,17 @@ Differences are deliberate and documented in docs/serving.md: servers bind 127.0
 ``--grpc_host`` / ``--rest_api_host`` say otherwise, and request sizes are bounded. Flags that
 exist only here are named ``--forgekit_*`` (or say "forgekit only" in their help), so a command
 line without them is one ``tensorflow_model_server`` accepts.
+
+:func:`write_model_config` writes a ``models.config`` a server reads (built with the official
+protos and parsed back the way the server parses it); :func:`read_model_config` reads one.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from forgekit.serving.errors import ServingError
@@ -267,3 +270,75 @@ def models_from_options(options: ServerOptions) -> tuple[list[ModelConfig], str]
                            "server_options.model_config_file are empty!")
     model = ModelConfig(options.model_name, Path(options.model_base_path))
     return validate_models([model]), ""
+
+
+# --------------------------------------------------------------------------- writing one
+
+
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a ``model_config_list``: name, base path, version policy, labels."""
+
+    name: str
+    base_path: str | os.PathLike[str]
+    policy: str = "latest"  # latest, all or specific
+    versions: Sequence[int] = ()  # for specific
+    num_versions: int = 1  # for latest
+    labels: Mapping[str, int] = field(default_factory=dict)
+
+
+def model_config_text(models: Sequence[ModelEntry]) -> str:
+    """A text-format ``ModelServerConfig`` built with the official protos, and validated.
+
+    Validation parses the text back the way the server will, so a config forgekit writes is
+    one ``tensorflow_model_server --model_config_file`` accepts.
+    """
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    from forgekit.serving.record import DeployError
+
+    config = model_server_config_pb2.ModelServerConfig()
+    for m in models:
+        entry = config.model_config_list.config.add()
+        entry.name = m.name
+        entry.base_path = str(Path(m.base_path).absolute())
+        entry.model_platform = "tensorflow"
+        policy = entry.model_version_policy
+        if m.policy == "all":
+            policy.all.SetInParent()
+        elif m.policy == "specific":
+            if not m.versions:
+                raise DeployError(f"model {m.name}: a 'specific' policy needs versions")
+            policy.specific.versions.extend(sorted(int(v) for v in m.versions))
+        elif m.policy == "latest":
+            policy.latest.num_versions = int(m.num_versions)
+        else:
+            raise DeployError(f"model {m.name}: policy {m.policy!r}; expected latest, all or "
+                              "specific")
+        for label, version in sorted(m.labels.items()):
+            entry.version_labels[label] = int(version)
+    text = text_format.MessageToString(config)
+    try:
+        parse_model_config(text, "models.config")
+    except ServingError as err:
+        raise DeployError(f"the model config forgekit built is invalid: {err}") from None
+    return text
+
+
+def write_model_config(path: str | os.PathLike[str], models: Sequence[ModelEntry]) -> str:
+    """Write ``models`` as a ``models.config`` atomically (a watching server never reads half)."""
+    from forgekit.paths import write_text_atomic
+
+    text = model_config_text(models)
+    write_text_atomic(path, text)
+    return text
+
+
+def read_model_config(path: str | os.PathLike[str]) -> list[ModelEntry]:
+    """The entries of a ``models.config`` (parsed with the official protos)."""
+    models = parse_model_config(Path(path).read_text(encoding="utf-8"), str(path))
+    return [ModelEntry(m.name, m.base_path, m.policy.kind, tuple(sorted(m.policy.versions)),
+                       m.policy.num_versions, dict(m.labels)) for m in models]

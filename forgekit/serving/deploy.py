@@ -17,9 +17,8 @@ wrapper around ``model.export``:
   written beside the version folders in ``<base>/_forgekit/``, for
   :func:`forgekit.serving.verify.verify_deployment` after every deployment.
 
-:func:`write_model_config` writes a ``models.config`` (checked by parsing it back with the
-official TF Serving protos); :func:`forgekit.serving.rollback.rollback` edits it to serve an
-earlier version, by version policy or by label.
+:mod:`forgekit.serving.record` holds the record and canary, :mod:`forgekit.serving.contract`
+the signature check, :func:`forgekit.serving.config.write_model_config` the ``models.config``.
 """
 
 from __future__ import annotations
@@ -31,108 +30,30 @@ import json
 import numbers
 import os
 import secrets
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from forgekit.errors import ForgekitError
-from forgekit.paths import fsync
+from forgekit.formats.serving_base import INT64_MAX
+from forgekit.paths import fsync, write_text_atomic
+from forgekit.serving.contract import (
+    current_signature,
+    describe,
+    serving_signature,
+    signature_differences,
+)
+from forgekit.serving.record import (
+    IDENTITY_SIGNATURE,
+    RECORDS_DIR,
+    Canary,
+    DeployError,
+    PublishRecord,
+)
 
-IDENTITY_SIGNATURE = "forgekit_identity"
-RECORDS_DIR = "_forgekit"  # non-numeric: TF Serving ignores it
 TEMP_PREFIX = ".forgekit-publish-"  # hidden and non-numeric: TF Serving ignores it
 DEFAULT_CANARY_SIZE = 4
-INT64_MAX = (1 << 63) - 1  # TF Serving reads version folder names as int64
-
-
-class DeployError(ForgekitError):
-    """A deployment step refused or failed; the message names the path and the fix."""
-
-
-@dataclass
-class PublishRecord:
-    """What :func:`publish` deployed: the version, where, and how to recognise it when served.
-
-    ``fingerprint`` is a SHA-256 of the model's weights (order, shapes, dtypes and bytes): the
-    value the served ``forgekit_identity`` signature answers. ``saved_model_fingerprint`` is
-    TensorFlow's own ``fingerprint.pb`` singleprint of the exported folder. That one identifies
-    an *export*, not the weights (two exports of the same weights get different checkpoint
-    hashes), and it is computed from files that include the identity signature, so it cannot
-    be what the signature answers; it is kept to recognise the folder on disk.
-    """
-
-    model_name: str
-    base_path: str
-    version: int
-    path: str
-    fingerprint: str
-    canary_path: str
-    published_at: str
-    saved_model_fingerprint: str = ""
-    signature: dict[str, Any] = field(default_factory=dict)
-    deployment_id: Any = None
-    # Set when publish(allow_signature_change=True) deployed a serving_default that differs
-    # from the version before it: {"from_version", "previous", "differences"}.
-    signature_change: dict[str, Any] | None = None
-
-    @property
-    def record_path(self) -> Path:
-        """Where this record is stored (``<base>/_forgekit/<version>.record.json``)."""
-        return Path(self.base_path) / RECORDS_DIR / f"{self.version}.record.json"
-
-    def canary(self) -> Canary:
-        """The canary inputs and the outputs this model gave for them."""
-        return Canary.read(self.canary_path)
-
-    def to_json(self) -> str:
-        """The record as JSON (what ``forgekit verify --expect`` reads)."""
-        return json.dumps(asdict(self), indent=2, default=str) + "\n"
-
-    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write the record atomically to ``path`` (default :attr:`record_path`)."""
-        target = Path(path) if path is not None else self.record_path
-        _write_atomic(target, self.to_json())
-        return target
-
-    def __str__(self) -> str:
-        return (f"{self.model_name} version {self.version} -> {self.path}\n"
-                f"  fingerprint {self.fingerprint[:23]}…  published {self.published_at}\n"
-                f"  canary {self.canary_path}")
-
-
-@dataclass
-class Canary:
-    """Known inputs and the outputs one exact model gave for them (columns, by tensor name)."""
-
-    inputs: dict[str, np.ndarray]
-    outputs: dict[str, np.ndarray]
-    signature_name: str = "serving_default"
-
-    def to_json(self) -> str:
-        def cols(d: Mapping[str, np.ndarray]) -> dict[str, Any]:
-            return {k: {"dtype": str(v.dtype), "values": v.tolist()} for k, v in d.items()}
-
-        return json.dumps({"signature_name": self.signature_name, "inputs": cols(self.inputs),
-                           "outputs": cols(self.outputs)}) + "\n"
-
-    @classmethod
-    def read(cls, path: str | os.PathLike[str]) -> Canary:
-        """Read a canary file written by :func:`publish` or :func:`record_for`."""
-        doc = _read_json(Path(path), "a canary file (.canary.json)")
-        try:
-            def arrays(d: Mapping[str, Any]) -> dict[str, np.ndarray]:
-                return {k: np.asarray(v["values"], dtype=v["dtype"]) for k, v in d.items()}
-
-            return cls(arrays(doc["inputs"]), arrays(doc["outputs"]),
-                       doc.get("signature_name", "serving_default"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DeployError(f"{path}: not a forgekit canary file ({exc}); expected the JSON "
-                              "publish() writes beside the version folders. Re-publish the "
-                              "model to write a new one.") from None
 
 
 # --------------------------------------------------------------------------- identity
@@ -224,54 +145,6 @@ def _base_folder(base_path: str | os.PathLike[str]) -> Path:
     return base
 
 
-# --------------------------------------------------------------------------- signature contract
-
-
-def serving_signature(export_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``serving_default`` of a SavedModel folder: ``{inputs|outputs: {name: [dtype, shape]}}``.
-
-    Exactly what a REST or gRPC client depends on: the tensor names it sends and reads, their
-    dtypes, and their shapes (``-1`` for a batch dimension, ``None`` for an unknown rank).
-    """
-    return _signature_summary(Path(export_dir))
-
-
-def signature_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """What a client of ``old`` would find changed in ``new`` (``[]``: the same contract)."""
-    found = []
-    for side in ("inputs", "outputs"):
-        before, after = old.get(side, {}), new.get(side, {})
-        for name in sorted(set(before) - set(after)):
-            found.append(f"{side[:-1]} {name!r} removed")
-        for name in sorted(set(after) - set(before)):
-            found.append(f"{side[:-1]} {name!r} added ({_tensor(after[name])})")
-        for name in sorted(set(before) & set(after)):
-            if list(before[name]) != list(after[name]):
-                found.append(f"{side[:-1]} {name!r} was {_tensor(before[name])}, now "
-                             f"{_tensor(after[name])}")
-    return found
-
-
-def _tensor(spec: Sequence[Any]) -> str:
-    dtype, shape = spec
-    return f"{str(dtype).removeprefix('DT_').lower()}{'[?]' if shape is None else list(shape)}"
-
-
-def _current_signature(base: Path, below: int) -> tuple[int, dict[str, Any]] | None:
-    """The newest version under ``below`` with a readable serving_default: what a server on
-    TF Serving's default policy (latest) answers with until the new version loads."""
-    from forgekit.formats.serving_base import version_folders
-
-    for number, folder in sorted(version_folders(base).items(), reverse=True):
-        if number >= below or number > INT64_MAX:
-            continue
-        try:
-            return number, _signature_summary(folder)
-        except Exception:  # a folder no server can load (a killed export): not answering
-            continue
-    return None
-
-
 # --------------------------------------------------------------------------- export
 
 
@@ -312,28 +185,6 @@ def _export_with_identity(model: Any, path: Path, version: int) -> tuple[Any, st
                              input_signature=[tf.TensorSpec([None], tf.int32, name="probe")])
         archive.write_out(str(path), verbose=False)
         return archive, hashing.result()
-
-
-def _signature_summary(export_dir: Path) -> dict[str, Any]:
-    """serving_default's inputs and outputs ({name: [dtype, shape]}), read from saved_model.pb."""
-    from forgekit.serving.servable import read_meta_graph
-
-    sig = read_meta_graph(export_dir, ["serve"]).signature_def["serving_default"]
-    return _summary_from_proto(sig)
-
-
-def _summary_from_proto(sig: Any) -> dict[str, Any]:
-    from tensorflow.core.framework import types_pb2
-
-    def side(tensors: Any) -> dict[str, list[Any]]:
-        out = {}
-        for name, info in sorted(tensors.items()):
-            shape = None if info.tensor_shape.unknown_rank else [
-                int(d.size) for d in info.tensor_shape.dim]
-            out[name] = [types_pb2.DataType.Name(info.dtype), shape]
-        return out
-
-    return {"inputs": side(sig.inputs), "outputs": side(sig.outputs)}
 
 
 def _canary_inputs(signature: Mapping[str, Any], size: int, seed: int) -> dict[str, np.ndarray]:
@@ -426,37 +277,6 @@ def _fsync_tree(root: Path) -> None:
         list(pool.map(fsync, paths))  # re-raises the first OSError
 
 
-def _write_atomic(path: Path, text: str, *, sync_dir: bool = True) -> None:
-    """Write ``text`` to a temporary name, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    if sync_dir:
-        fsync(path.parent)
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    from forgekit.formats import bounded
-
-    try:  # a regular file, at most 64 MiB: a FIFO or /dev/zero never hangs verify
-        text = bounded.read_text(path)
-    except FileNotFoundError:
-        raise DeployError(f"{path}: no such file; expected {what}.") from None
-    except ForgekitError as exc:
-        raise DeployError(f"{path}: {exc.reason}; expected {what}.") from None
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        raise DeployError(f"{path}: not JSON (starts {text[:40]!r}); expected {what}.") from None
-    if not isinstance(doc, dict):
-        raise DeployError(f"{path}: JSON {type(doc).__name__}, expected {what} (an object).")
-    return doc
-
-
 def _remove_stale_temps(base: Path) -> None:
     """Delete temporary folders left by publishes killed part-way: only those a publish created
     and marked, on this host, whose process is gone (a name alone proves nothing: it may be a
@@ -524,7 +344,7 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
         # The rename below waits for both, so nothing becomes visible before it is durable.
         with ThreadPoolExecutor(1) as pool:
             syncing = pool.submit(_fsync_tree, temp)
-            signature = _signature_summary(temp)
+            signature = serving_signature(temp)
             change = _signature_change(base, version, signature, allow_signature_change)
             canary = _canary(model, archive, temp, signature, canary_inputs, canary_size, seed)
             tf_print = _saved_model_fingerprint(temp)
@@ -533,7 +353,7 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
                                    str(canary_path), _now(), tf_print, signature,
                                    signature_change=change)
             # beside the export, never inside it; one folder fsync (in save) covers both
-            _write_atomic(canary_path, canary.to_json(), sync_dir=False)
+            write_text_atomic(canary_path, canary.to_json(), sync_dir=False)
             record.save()  # replaces the reservation
             syncing.result()
         try:
@@ -566,7 +386,7 @@ def publish(model: Any, base_path: str | os.PathLike[str], version: int | None =
 def _signature_change(base: Path, version: int, signature: Mapping[str, Any],
                       allowed: bool) -> dict[str, Any] | None:
     """None if the contract holds; the change if allowed; else DeployError (nothing visible)."""
-    current = _current_signature(base, version)
+    current = current_signature(base, version)
     if current is None:
         return None
     previous_version, previous = current
@@ -576,20 +396,13 @@ def _signature_change(base: Path, version: int, signature: Mapping[str, Any],
     if not allowed:
         raise DeployError(
             f"{base / str(version)}: refused, the serving signature changed: serving_default "
-            f"of version {previous_version} (answering now) is {_contract(previous)}, the new "
-            f"version's is {_contract(signature)} ({'; '.join(differences)}). Every client "
+            f"of version {previous_version} (answering now) is {describe(previous)}, the new "
+            f"version's is {describe(signature)} ({'; '.join(differences)}). Every client "
             "sending the old names or shapes would fail. Keep the inputs and outputs (a Keras "
             "model.export keeps the layer names; tf.saved_model.save renames them), or update "
             "the clients first and publish with allow_signature_change=True.")
     return {"from_version": previous_version, "previous": dict(previous),
             "differences": differences}
-
-
-def _contract(sig: Mapping[str, Any]) -> str:
-    def side(d: Mapping[str, Any]) -> str:
-        return ", ".join(f"{k}: {_tensor(v)}" for k, v in d.items())
-
-    return f"({side(sig.get('inputs', {}))}) -> ({side(sig.get('outputs', {}))})"
 
 
 def _reserve(base: Path, version: int | None) -> int:
@@ -653,146 +466,11 @@ def record_for(model: Any, base_path: str | os.PathLike[str], version: int, *,
     with tempfile.TemporaryDirectory(prefix="forgekit-expect-") as tmp:
         export = Path(tmp) / "export"
         archive, identity = _export_with_identity(model, export, int(version))
-        signature = _signature_summary(export)
+        signature = serving_signature(export)
         canary = _canary(model, archive, export, signature, canary_inputs, canary_size, seed)
-    _write_atomic(Path(canary_path), canary.to_json())
+    write_text_atomic(Path(canary_path), canary.to_json())
     return PublishRecord(model_name or base.name, str(base), int(version),
                          str(base / str(int(version))), identity,
                          str(Path(canary_path).absolute()), _now(), "", signature)
 
 
-def load_record(path: str | os.PathLike[str], version: int | None = None) -> PublishRecord:
-    """Read a record: a ``.record.json`` file, or a base path and a version number."""
-    p = Path(path)
-    if version is not None:
-        p = p / RECORDS_DIR / f"{int(version)}.record.json"
-    elif p.is_dir():
-        raise DeployError(f"{p} is a folder; pass a .record.json file, or the base path and "
-                          "version=N")
-    doc = _read_json(p, "a publish record (<base>/_forgekit/<version>.record.json)")
-    if "reserved_by_pid" in doc and "fingerprint" not in doc:
-        raise DeployError(f"{p}: the publish that claimed this version (process "
-                          f"{doc['reserved_by_pid']}, {doc.get('reserved_at', '?')}) never "
-                          "completed; nothing was deployed under this number.")
-    known = set(PublishRecord.__dataclass_fields__)
-    missing = {"model_name", "version", "fingerprint", "canary_path"} - set(doc)
-    if missing:
-        raise DeployError(f"{p}: JSON without {sorted(missing)}; expected a publish record as "
-                          "forgekit.serving.publish() writes it.")
-    return validate_record(PublishRecord(**{k: v for k, v in doc.items() if k in known}),
-                           source=str(p))
-
-
-def validate_record(record: PublishRecord, source: str = "the record") -> PublishRecord:
-    """``record`` if every field a verification relies on is usable, else DeployError.
-
-    A version must be a whole number (``"abc"``, ``1.9`` or ``true`` are refused, not read as
-    1) and the fingerprint a non-empty string: an empty one would silently skip the
-    identity check.
-    """
-    def bad(field_name: str, value: Any, expected: str) -> DeployError:
-        return DeployError(f"{source}: {field_name} is {value!r} ({type(value).__name__}); "
-                           f"expected {expected}. Use the record publish() wrote, or "
-                           "record_for() to make one.")
-
-    version = record.version
-    if isinstance(version, bool) or not isinstance(version, numbers.Integral) \
-            or not 1 <= version <= INT64_MAX:
-        raise bad("version", version, "a whole number from 1 to 2**63 - 1")
-    if not isinstance(record.fingerprint, str) or not record.fingerprint:
-        raise bad("fingerprint", record.fingerprint, "the non-empty weights fingerprint")
-    if not isinstance(record.model_name, str) or not record.model_name:
-        raise bad("model_name", record.model_name, "the served model's name")
-    if not isinstance(record.canary_path, str | os.PathLike) or not str(record.canary_path):
-        raise bad("canary_path", record.canary_path, "the path of the canary file")
-    if not isinstance(record.signature, dict):
-        raise bad("signature", record.signature, "an object of inputs and outputs")
-    return record
-
-
-# --------------------------------------------------------------------------- models.config
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model of a ``model_config_list``: name, base path, version policy, labels."""
-
-    name: str
-    base_path: str | os.PathLike[str]
-    policy: str = "latest"  # latest, all or specific
-    versions: Sequence[int] = ()  # for specific
-    num_versions: int = 1  # for latest
-    labels: Mapping[str, int] = field(default_factory=dict)
-
-
-def model_config_text(models: Sequence[ModelEntry]) -> str:
-    """A text-format ``ModelServerConfig`` built with the official protos, and validated.
-
-    Validation parses the text back the way the server will, so a config forgekit writes is
-    one ``tensorflow_model_server --model_config_file`` accepts.
-    """
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-
-    from forgekit.serving.config import parse_model_config
-    from forgekit.serving.errors import ServingError
-
-    config = model_server_config_pb2.ModelServerConfig()
-    for m in models:
-        entry = config.model_config_list.config.add()
-        entry.name = m.name
-        entry.base_path = str(Path(m.base_path).absolute())
-        entry.model_platform = "tensorflow"
-        policy = entry.model_version_policy
-        if m.policy == "all":
-            policy.all.SetInParent()
-        elif m.policy == "specific":
-            if not m.versions:
-                raise DeployError(f"model {m.name}: a 'specific' policy needs versions")
-            policy.specific.versions.extend(sorted(int(v) for v in m.versions))
-        elif m.policy == "latest":
-            policy.latest.num_versions = int(m.num_versions)
-        else:
-            raise DeployError(f"model {m.name}: policy {m.policy!r}; expected latest, all or "
-                              "specific")
-        for label, version in sorted(m.labels.items()):
-            entry.version_labels[label] = int(version)
-    text = text_format.MessageToString(config)
-    try:
-        parse_model_config(text, "models.config")
-    except ServingError as err:
-        raise DeployError(f"the model config forgekit built is invalid: {err}") from None
-    return text
-
-
-def write_model_config(path: str | os.PathLike[str], models: Sequence[ModelEntry]) -> str:
-    """Write ``models`` as a ``models.config`` atomically (a watching server never reads half)."""
-    text = model_config_text(models)
-    _write_atomic(Path(path), text)
-    return text
-
-
-def read_model_config(path: str | os.PathLike[str]) -> list[ModelEntry]:
-    """The entries of a ``models.config`` (parsed with the official protos)."""
-    from forgekit.serving.config import parse_model_config
-
-    models = parse_model_config(Path(path).read_text(encoding="utf-8"), str(path))
-    return [ModelEntry(m.name, m.base_path, m.policy.kind, tuple(sorted(m.policy.versions)),
-                       m.policy.num_versions, dict(m.labels)) for m in models]
-
-
-def wait_for_version(client: Any, model_name: str, version: int, *, timeout: float = 30.0,
-                     interval: float = 0.05) -> float:
-    """Seconds until ``version`` answers requests for ``model_name`` (metadata says so)."""
-    from forgekit.serving.errors import ServingError
-
-    started = time.monotonic()
-    while True:
-        with contextlib.suppress(ServingError):
-            meta = client.metadata(model_name)
-            if int(meta["model_spec"]["version"]) == int(version):
-                return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{model_name} version {version} did not answer within "
-                               f"{timeout:g}s")
-        time.sleep(interval)

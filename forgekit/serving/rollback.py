@@ -14,15 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from forgekit.formats.serving_base import version_numbers
-from forgekit.serving.deploy import (
-    RECORDS_DIR,
-    DeployError,
-    ModelEntry,
-    PublishRecord,
-    load_record,
-    read_model_config,
-    write_model_config,
-)
+from forgekit.serving.config import ModelEntry, read_model_config, write_model_config
+from forgekit.serving.record import RECORDS_DIR, DeployError, PublishRecord, load_record
 from forgekit.serving.verify import verify_deployment
 from forgekit.serving.versions import VersionPolicy
 

@@ -151,7 +151,7 @@ def _open_ports(core: ServerCore, options: ServerOptions) -> tuple[Any, Any]:
     """Start gRPC, then REST unless disabled; returns (grpc server, RestServer or None)."""
     from forgekit.serving.budget import MemoryBudget, default_limit
     from forgekit.serving.grpc_api import start_grpc_server
-    from forgekit.serving.rest import RestServer
+    from forgekit.serving.http_server import RestServer
 
     budget = MemoryBudget(default_limit(options.max_request_bytes))  # one for both protocols
     grpc_server, grpc_port = start_grpc_server(

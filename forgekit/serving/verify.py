@@ -29,14 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.serving.deploy import (
+from forgekit.serving.client import poll
+from forgekit.serving.contract import describe, from_metadata, signature_differences
+from forgekit.serving.errors import ServingError
+from forgekit.serving.record import (
     IDENTITY_SIGNATURE,
+    DeployError,
     PublishRecord,
     load_record,
-    signature_differences,
     validate_record,
 )
-from forgekit.serving.errors import ServingError
 
 # Problems a server still picking up a new version or config shows for a moment: with ``wait``,
 # a report that has one of them is retried (its other problems may be their consequence).
@@ -135,14 +137,19 @@ def verify_deployment(client: Any, model_name: str, expected: PublishRecord | st
     record = validate_record(expected) if isinstance(expected, PublishRecord) \
         else load_record(expected)
     started = time.monotonic()
-    while True:
+    last: list[VerificationReport] = []
+
+    def settled() -> VerificationReport | None:
         report = _verify_once(client, model_name, record, label, atol, rtol)
         if labels:
             report.checks += _label_checks(client, model_name, labels)
-        if report.ok or not TRANSIENT & set(report.problems) or \
-                time.monotonic() - started >= wait:
-            break
-        time.sleep(0.1)
+        last[:] = [report]
+        return report if report.ok or not TRANSIENT & set(report.problems) else None
+
+    try:
+        report = poll(settled, timeout=wait, interval=0.1, what="settled deployment")
+    except TimeoutError:  # still a transient problem when time ran out: that is the verdict
+        report = last[0]
     report.seconds = time.monotonic() - started
     if store is not None:
         store.record_verification(model_name=model_name, version=int(record.version),
@@ -207,20 +214,20 @@ def _verify_once(client: Any, model_name: str, record: PublishRecord, label: str
     else:
         add(Check("stale_version", False, f"metadata model_spec.version = "
                   f"{report.answering_version} for {addressed}, expected {expected}"))
-    served = _served_signature(meta)
+    served = from_metadata(meta)
     if record.signature and served is not None:
         if served == record.signature:
             add(Check("signature", True, "serving_default inputs/outputs as published: "
-                      + _describe(served)))
+                      + describe(served)))
         else:
-            add(Check("signature_changed", False, f"serving_default is {_describe(served)}; "
-                      f"published {_describe(record.signature)} ("
+            add(Check("signature_changed", False, f"serving_default is {describe(served)}; "
+                      f"published {describe(record.signature)} ("
                       + "; ".join(signature_differences(record.signature, served)) + ")"))
 
     # 3. canary: the published outputs for known inputs, from what answers.
     try:
         canary = record.canary()
-    except Exception as exc:  # a missing/broken canary file is a finding, not a crash
+    except DeployError as exc:  # a missing/broken canary file is a finding, not a crash
         add(Check("canary_missing", False, f"{record.canary_path}: {exc}"))
         canary = None
     if canary is not None:
@@ -301,29 +308,3 @@ def _as_named(outputs: Any, names: list[str]) -> dict[str, Any]:
         return {names[0]: outputs}
     raise KeyError(f"served outputs {sorted(outputs) if isinstance(outputs, Mapping) else '?'}"
                    f", published {names}")
-
-
-def _served_signature(meta: Mapping[str, Any]) -> dict[str, Any] | None:
-    """serving_default as ``{inputs: {name: [dtype, shape]}, outputs: ...}`` from metadata."""
-    try:
-        sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
-    except (KeyError, TypeError):
-        return None
-
-    def side(tensors: Mapping[str, Any]) -> dict[str, list[Any]]:
-        out = {}
-        for name, info in sorted(tensors.items()):
-            shape = info.get("tensor_shape", {})
-            dims = None if shape.get("unknown_rank") else [
-                int(d.get("size", 0)) for d in shape.get("dim", [])]
-            out[name] = [info.get("dtype"), dims]
-        return out
-
-    return {"inputs": side(sig.get("inputs", {})), "outputs": side(sig.get("outputs", {}))}
-
-
-def _describe(sig: Mapping[str, Any]) -> str:
-    def side(d: Mapping[str, Any]) -> str:
-        return ", ".join(f"{k}:{v[0].removeprefix('DT_').lower()}{v[1]}" for k, v in d.items())
-
-    return f"({side(sig.get('inputs', {}))}) -> ({side(sig.get('outputs', {}))})"

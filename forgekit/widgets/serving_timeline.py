@@ -100,7 +100,7 @@ class ServingTimeline(Explorer):
 
     def start(self) -> ServingTimeline:
         """Write the config and start the server (no-op when it runs)."""
-        from forgekit.serving.deploy import ModelEntry, write_model_config
+        from forgekit.serving.config import ModelEntry, write_model_config
         from forgekit.serving.process import InProcessServer
 
         if self.closed:
@@ -167,7 +167,7 @@ class ServingTimeline(Explorer):
 
     def _reset_policy(self) -> bool:
         """Back to "serve the latest version" after a rollback pinned one; True if changed."""
-        from forgekit.serving.deploy import ModelEntry, read_model_config, write_model_config
+        from forgekit.serving.config import ModelEntry, read_model_config, write_model_config
 
         (entry,) = read_model_config(self.config)
         if entry.policy == "latest" and not entry.labels:
@@ -179,7 +179,7 @@ class ServingTimeline(Explorer):
 
     def publish(self) -> TimelineStep:
         """``forgekit.serving.deploy.publish`` a new model as the next version, then check."""
-        from forgekit.serving.deploy import publish, wait_for_version
+        from forgekit.serving.deploy import publish
 
         self.start()
         self._step(0, 3, "exporting the new version (publish)")
@@ -193,7 +193,7 @@ class ServingTimeline(Explorer):
         self.expected, self.label = record, None
         self._step(1, 3, f"waiting for the server to load version {record.version}")
         with contextlib.suppress(TimeoutError):  # the check below reports it by name
-            wait_for_version(self.client, self.model_name, record.version, timeout=self.wait)
+            self.client.wait_for_version(self.model_name, record.version, timeout=self.wait)
         action = f"publish v{record.version}" + (" (policy back to latest)" if reset else "")
         return self._record(action, wait=self.wait)
 
@@ -274,7 +274,7 @@ class ServingTimeline(Explorer):
     def _follow_config(self) -> None:
         """Set what a check expects from models.config as it is now (after a failed edit)."""
         from forgekit.formats.serving_base import version_numbers
-        from forgekit.serving.deploy import read_model_config
+        from forgekit.serving.config import read_model_config
 
         (entry,) = read_model_config(self.config)
         if self.label is not None and self.label in entry.labels:
