@@ -25,7 +25,7 @@ _LAZY = {
     "doctor": "forgekit.diagnose.diagnosis",
     "detect_format": "forgekit.formats.detect",
     "FormatInfo": "forgekit.formats.info",
-    "load": "forgekit.keras_io.saving",
+    "load": "forgekit.keras_io.loading",
     "save": "forgekit.keras_io.saving",
     "ForgekitError": "forgekit.errors",
     "WrongFormatError": "forgekit.errors",

@@ -273,7 +273,7 @@ def test_truncated_files_are_corrupt(made, tmp_path, name, fraction):
 
 @pytest.mark.parametrize("name", ["m.keras", "m.h5", "m.tflite"])
 def test_cut_inside_the_signature_is_unknown_and_load_calls_it_corrupt(made, tmp_path, name):
-    from forgekit.keras_io.saving import load
+    from forgekit.keras_io.loading import load
 
     (tmp_path / name).write_bytes((made / name).read_bytes()[:3])
     info = detect_format(tmp_path / name)
@@ -374,7 +374,7 @@ def test_extension_kinds():
 def test_keras2_artifacts_load_by_content(made):
     import keras
 
-    from forgekit.keras_io.saving import load
+    from forgekit.keras_io.loading import load
 
     k2_sm = load(made / "k2_savedmodel", loader="tf_keras")
     assert type(k2_sm).__module__.startswith("tf_keras")

@@ -260,13 +260,13 @@ def test_tensorflow_permission_error_becomes_unreadable_artifact_error(saved, mo
     import tensorflow as tf
 
     from forgekit.errors import UnreadableArtifactError
-    from forgekit.keras_io import saving
+    from forgekit.keras_io import loading
 
     def denied(info, **kw):
         raise tf.errors.PermissionDeniedError(None, None, "variables.data-00000-of-00001")
 
-    kinds, _, call = saving.LOADERS["saved_model"]
-    monkeypatch.setitem(saving.LOADERS, "saved_model", (kinds, denied, call))
+    kinds, _, call = loading.LOADERS["saved_model"]
+    monkeypatch.setitem(loading.LOADERS, "saved_model", (kinds, denied, call))
     _, d, _ = saved
     with pytest.raises(UnreadableArtifactError) as info:
         forgekit.load(d / "export")
@@ -302,15 +302,15 @@ def test_system_errors_are_not_reported_as_a_damaged_artifact(saved, monkeypatch
     import errno
 
     from forgekit.errors import ArtifactReadError
-    from forgekit.keras_io import saving
+    from forgekit.keras_io import loading
 
     _, _, infos = saved
 
     def failing(info, **kw):
         raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
 
-    kinds, _, call = saving.LOADERS["keras"]
-    monkeypatch.setitem(saving.LOADERS, "keras", (kinds, failing, call))
+    kinds, _, call = loading.LOADERS["keras"]
+    monkeypatch.setitem(loading.LOADERS, "keras", (kinds, failing, call))
     with pytest.raises(ArtifactReadError) as error:
         forgekit.load(infos["keras"].path)
     assert not isinstance(error.value, CorruptArtifactError)

@@ -20,7 +20,7 @@ class Kind:
     """One kind of saved model.
 
     ``call`` is the line a learner types (``{path}`` is filled in); ``loader`` the key of
-    ``forgekit.keras_io.saving.LOADERS`` that ``forgekit.load`` uses (``None``: it refuses the
+    ``forgekit.keras_io.loading.LOADERS`` that ``forgekit.load`` uses (``None``: it refuses the
     kind); ``lab_loader`` the failure lab's loader (``forgekit.diagnose.loaders.LOADERS``) that
     normally reads it; ``reload`` how the probe reloads it, in words for its table.
     """

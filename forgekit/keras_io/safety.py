@@ -55,7 +55,7 @@ _VERIFIED: dict[tuple[int, int, int, int], None] = {}  # (device, inode, size, m
 def check_safe(info: FormatInfo, loader: str, safe_mode: bool = True) -> None:
     """Raise :class:`UnsafeLambdaError` when ``loader`` would run Python stored in the artifact.
 
-    ``loader`` is a key of :data:`forgekit.keras_io.saving.LOADERS`. With ``safe_mode=False``
+    ``loader`` is a key of :data:`forgekit.keras_io.loading.LOADERS`. With ``safe_mode=False``
     (the caller trusts the file) nothing is refused.
     """
     if safe_mode is False or loader not in RUNS_STORED_CODE:

@@ -204,7 +204,7 @@ def _rebuild(model: Any) -> Any:
 
 
 def _reload(kind: str, model: Any, info: Any, result: ProbeResult, x: np.ndarray) -> None:
-    from forgekit.keras_io.saving import load
+    from forgekit.keras_io.loading import load
 
     path = info.load_path
     if kind in ("keras", "h5_model"):
