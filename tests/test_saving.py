@@ -148,7 +148,7 @@ def test_expectation_that_does_not_fit(saved):
 def test_loader_that_does_not_fit(saved):
     _, _, infos = saved
     with pytest.raises(WrongFormatError, match="keras.models.load_model cannot read") as info:
-        forgekit.load(infos["savedmodel"].path, loader="keras")
+        forgekit.load(infos["savedmodel"].path, loader="load_model")
     assert "TFSMLayer" in info.value.fix
     with pytest.raises(WrongFormatError, match="tf_keras"):
         forgekit.load(infos["savedmodel"].path, loader="tf_keras")  # Keras 3 export, not Keras 2
@@ -265,8 +265,8 @@ def test_tensorflow_permission_error_becomes_unreadable_artifact_error(saved, mo
     def denied(info, **kw):
         raise tf.errors.PermissionDeniedError(None, None, "variables.data-00000-of-00001")
 
-    kinds, _, call = loading.LOADERS["saved_model"]
-    monkeypatch.setitem(loading.LOADERS, "saved_model", (kinds, denied, call))
+    kinds, _, call = loading.LOADERS["saved_model_load"]
+    monkeypatch.setitem(loading.LOADERS, "saved_model_load", (kinds, denied, call))
     _, d, _ = saved
     with pytest.raises(UnreadableArtifactError) as info:
         forgekit.load(d / "export")
@@ -309,8 +309,8 @@ def test_system_errors_are_not_reported_as_a_damaged_artifact(saved, monkeypatch
     def failing(info, **kw):
         raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
 
-    kinds, _, call = loading.LOADERS["keras"]
-    monkeypatch.setitem(loading.LOADERS, "keras", (kinds, failing, call))
+    kinds, _, call = loading.LOADERS["load_model"]
+    monkeypatch.setitem(loading.LOADERS, "load_model", (kinds, failing, call))
     with pytest.raises(ArtifactReadError) as error:
         forgekit.load(infos["keras"].path)
     assert not isinstance(error.value, CorruptArtifactError)

@@ -75,7 +75,7 @@ class ArtifactDiagnosis:
     def ok(self) -> bool:
         """True when the artifact loads as given with its usual loader, in this process."""
         return (self.error is None and not self.problems
-                and kind(self.kind).lab_loader in self.works_with)
+                and kind(self.kind).loader in self.works_with)
 
     @property
     def bytecode_lambdas(self) -> bool:
@@ -159,7 +159,7 @@ def diagnose_artifact(path: str | os.PathLike[str]) -> ArtifactDiagnosis:
     _preflight(diagnosis, info)
     diagnosis.works_with = [key for key, loader in LOADERS.items() if loader.works(diagnosis)]
     diagnosis.fix = _fix(diagnosis)
-    primary = KINDS[info.kind].lab_loader
+    primary = KINDS[info.kind].loader
     if info.kind == "unknown":
         diagnosis.problems.append("the content matches no model format forgekit knows")
     elif primary and primary not in diagnosis.works_with and not diagnosis.problems:

@@ -19,10 +19,11 @@ from pathlib import Path
 class Kind:
     """One kind of saved model.
 
-    ``call`` is the line a learner types (``{path}`` is filled in); ``loader`` the key of
-    ``forgekit.keras_io.loading.LOADERS`` that ``forgekit.load`` uses (``None``: it refuses the
-    kind); ``lab_loader`` the failure lab's loader (``forgekit.diagnose.loaders.LOADERS``) that
-    normally reads it; ``reload`` how the probe reloads it, in words for its table.
+    ``call`` is the line a learner types (``{path}`` is filled in); ``loader`` the name of the
+    loader that reads it, one name across forgekit: the key of ``forgekit.keras_io.loading.
+    LOADERS`` that ``forgekit.load`` uses and of the failure lab's plain call
+    (``forgekit.diagnose.loaders.LOADERS``); ``None`` for a kind ``forgekit.load`` refuses.
+    ``reload`` is how the probe reloads it, in words for its table.
     """
 
     name: str
@@ -30,7 +31,6 @@ class Kind:
     parser: str | None  # module of forgekit.formats that recognises and reads it
     call: str
     loader: str | None
-    lab_loader: str | None
     reload: str
     extensions: tuple[str, ...] = ()  # name endings that promise this kind
     suffix: str = ""  # the ending Keras 3 needs to choose the right reader ("": none)
@@ -53,38 +53,38 @@ class Kind:
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("keras", "Keras native .keras zip", "keras_zip",
-         "keras.models.load_model({path!r})", "keras", "load_model",
+         "keras.models.load_model({path!r})", "load_model",
          "keras.models.load_model(path)", (".keras",), ".keras", stores_config=True),
     Kind("savedmodel", "SavedModel folder", "savedmodel",
-         "tf.saved_model.load({path!r})", "saved_model", "saved_model_load",
+         "tf.saved_model.load({path!r})", "saved_model_load",
          "tf.saved_model.load(path)", (".pb",), one_file=False),
     Kind("h5_model", "legacy HDF5 whole model", "hdf5",
-         "keras.models.load_model({path!r})", "keras", "load_model",
+         "keras.models.load_model({path!r})", "load_model",
          "keras.models.load_model(path)", (".h5", ".hdf5"), ".h5", stores_config=True),
     Kind("weights_h5", "HDF5 weights only", "hdf5",
          "model.load_weights({path!r})  # model = the same architecture, rebuilt",
-         "weights", "load_weights",
+         "load_weights",
          "same architecture from code, compile, model.load_weights(path)",
          (".weights.h5", ".h5", ".hdf5"), ".weights.h5", needs_model=True),
     Kind("tf_checkpoint", "tf.train.Checkpoint", "checkpoint",
          "tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore({path!r})",
-         "checkpoint", "checkpoint_restore",
+         "checkpoint_restore",
          "same architecture from code, compile, tf.train.Checkpoint(...).restore",
          (".index",), needs_model=True, one_file=False),
     Kind("tflite", "TFLite flatbuffer", "tflite",
          # LiteRT: TF 2.21 deprecates tf.lite.Interpreter in its favour; the import makes the
          # line runnable as it is printed
          "from ai_edge_litert.interpreter import Interpreter; Interpreter(model_path={path!r})",
-         "tflite", "tflite",
+         "tflite",
          "ai_edge_litert.interpreter.Interpreter(model_path=path)", (".tflite",)),
     Kind("json_architecture", "JSON architecture (no weights)", "json_config",
-         "keras.models.model_from_json(open({path!r}).read())", "json", "model_from_json",
+         "keras.models.model_from_json(open({path!r}).read())", "model_from_json",
          "keras.models.model_from_json(text)", (".json",), stores_config=True),
     Kind("serving_base", "TF Serving base folder (numbered versions)", "serving_base",
          # path = the latest version's folder (FormatInfo.load_path)
-         "tf.saved_model.load({path!r})", None, None, "tf.saved_model.load(path/<latest>)",
+         "tf.saved_model.load({path!r})", None, "tf.saved_model.load(path/<latest>)",
          one_file=False),
-    Kind("unknown", "unknown", None, "", None, None, "", one_file=False),
+    Kind("unknown", "unknown", None, "", None, "", one_file=False),
 )}
 
 DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")  # a checkpoint's data file

@@ -190,17 +190,20 @@ def _load_json(info: FormatInfo, safe_mode: bool = True, **kw: Any) -> Any:
     return keras.saving.deserialize_keras_object(config, safe_mode=safe_mode, **kw)
 
 
-# loader name -> (kinds it reads, function, the real call it makes)
+# loader name -> (kinds it reads, function, the real call it makes). The names are those of
+# the failure lab's plain calls (forgekit.diagnose.loaders.LOADERS) and of formats.kinds'
+# Kind.loader: one name per loader across forgekit.
 LOADERS: dict[str, tuple[tuple[str, ...], Callable[..., Any], str]] = {
-    "keras": (("keras", "h5_model"), _load_keras, "keras.models.load_model"),
+    "load_model": (("keras", "h5_model"), _load_keras, "keras.models.load_model"),
     "tf_keras": (("h5_model", "savedmodel", "json_architecture"), _load_tf_keras,
                  "tf_keras.models.load_model"),
-    "saved_model": (("savedmodel",), _load_saved_model, "tf.saved_model.load"),
+    "saved_model_load": (("savedmodel",), _load_saved_model, "tf.saved_model.load"),
     "tfsm_layer": (("savedmodel",), _load_tfsm_layer, "keras.layers.TFSMLayer"),
-    "weights": (("weights_h5", "keras"), _load_weights, "model.load_weights"),
-    "checkpoint": (("tf_checkpoint",), _load_checkpoint, "tf.train.Checkpoint(...).restore"),
+    "load_weights": (("weights_h5", "keras"), _load_weights, "model.load_weights"),
+    "checkpoint_restore": (("tf_checkpoint",), _load_checkpoint,
+                           "tf.train.Checkpoint(...).restore"),
     "tflite": (("tflite",), _load_tflite, "tf.lite.Interpreter"),
-    "json": (("json_architecture",), _load_json, "keras.models.model_from_json"),
+    "model_from_json": (("json_architecture",), _load_json, "keras.models.model_from_json"),
 }
 
 

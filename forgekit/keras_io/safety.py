@@ -32,7 +32,7 @@ from forgekit.formats.info import FormatInfo
 from forgekit.keras_io.custom_objects import UnsafeLambdaError
 from forgekit.outcome import first_line
 
-RUNS_STORED_CODE = ("keras", "tf_keras", "json")  # forgekit.load loaders that rebuild a config
+RUNS_STORED_CODE = ("load_model", "tf_keras", "model_from_json")  # forgekit.load loaders that rebuild a config
 TFLITE_TIMEOUT = 120.0  # seconds for a child to open a flatbuffer; a real one takes < 10 s
 
 # LiteRT imports in a fraction of a second and verifies the flatbuffer before building
@@ -65,7 +65,7 @@ def check_safe(info: FormatInfo, loader: str, safe_mode: bool = True) -> None:
     if not layers and not unchecked:
         return
     call = ("tf_keras.models.load_model" if loader == "tf_keras" else
-            "keras.models.model_from_json" if loader == "json" else "keras.models.load_model")
+            "keras.models.model_from_json" if loader == "model_from_json" else "keras.models.load_model")
     trusted = f"forgekit.load({os.fspath(info.path)!r}, loader={loader!r}, safe_mode=False)"
     if layers:
         reason = (f"Lambda layer(s) {', '.join(repr(n) for n in layers)} hold Python bytecode, "
