@@ -38,7 +38,7 @@ _LAZY = {
 _SUBMODULES = {
     "audit", "cli", "course", "crosslang", "details", "diagnose", "errors", "exercises", "formats",
     "keras_io", "measure", "outcome", "paths", "plots", "quiet", "serving", "sizes", "table",
-    "tflite", "training", "versions", "widgets", "zoo",
+    "tflite", "training", "package_versions", "widgets", "zoo",
 }
 # Old module paths -> where the module lives now. ``forgekit.probe``, ``import forgekit.probe``
 # and ``from forgekit.probe import matrix`` all give the module at its new path.

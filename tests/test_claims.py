@@ -51,7 +51,7 @@ def test_a_claim_needs_text():
 def test_an_unmet_claim_on_other_versions_is_shown_as_drift(monkeypatch):
     """On a learner's own TensorFlow (Colab) a ✗ names both versions instead of calling the
     lesson wrong; under the course's versions it stays a plain ✗."""
-    from forgekit import versions
+    from forgekit import package_versions as versions
     from forgekit.course import claims as claims_module
 
     monkeypatch.delenv(claims_module.STRICT_ENV, raising=False)

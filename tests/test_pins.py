@@ -128,9 +128,9 @@ def test_a_lock_not_written_by_make_lock_is_refused_with_the_expected_format(tmp
 
 
 def test_the_course_versions_the_lessons_name_are_the_locked_ones():
-    """Claims call a verdict 'drift' against forgekit.versions.COURSE_VERSIONS: they must be the
+    """Claims call a verdict 'drift' against forgekit.package_versions.COURSE_VERSIONS: they must be the
     versions the lock (and so CI, which measured the prose) installs."""
-    from forgekit.versions import COURSE_VERSIONS
+    from forgekit.package_versions import COURSE_VERSIONS
 
     for name, version in COURSE_VERSIONS.items():
         assert lock.locked_version(name) == version, name

@@ -232,7 +232,7 @@ def test_method_name_check_flag_refuses_tf2_classify_as_tf_serving_does(server, 
 
     from forgekit.serving import inference
     from forgekit.serving.core import method_name_check, set_method_name_check
-    from forgekit.serving.errors import ServingError
+    from forgekit.serving.error_codes import ServingError
     from forgekit.serving.servable import SavedModelServable
 
     servable = SavedModelServable(export_half_plus_two_tf2(tmp_path / "tf2" / "1"))

@@ -20,7 +20,7 @@ import pytest
 
 from forgekit.serving.config import parse_flags, parse_model_config
 from forgekit.serving.core import ServerCore
-from forgekit.serving.errors import ServingError
+from forgekit.serving.error_codes import ServingError
 from forgekit.serving.rest import RestApi
 from forgekit.serving.tensors import InputInfo, outputs_to_json, parse_inputs, to_array
 from forgekit.serving.versions import (
@@ -671,7 +671,7 @@ def test_errors_map_between_http_and_canonical_codes():
 
 
 def test_exceptions_become_serving_errors_with_tensorflows_code_when_they_carry_one():
-    from forgekit.serving.errors import from_exception
+    from forgekit.serving.error_codes import from_exception
 
     class OpError(Exception):  # what tf.errors.InvalidArgumentError carries
         error_code, message = 3, "Matrix size-incompatible"

@@ -451,7 +451,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _versions() -> dict[str, str | None]:
-    from forgekit.versions import installed_version
+    from forgekit.package_versions import installed_version
 
     return {"TensorFlow": installed_version("tensorflow"), "Keras": installed_version("keras")}
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgekit.versions import drift_from_course
+from forgekit.package_versions import drift_from_course
 
 CLAIMS_FILE_ENV = "FORGEKIT_CLAIMS_FILE"
 STRICT_ENV = "FORGEKIT_STRICT_CLAIMS"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psutil
 
+from forgekit.package_versions import installed_version, parse_version
 from forgekit.table import Fields
-from forgekit.versions import installed_version, parse_version
 
 PACKAGES = ("tensorflow", "keras", "tf-keras", "h5py", "numpy", "protobuf",
             "tensorflow-serving-api")

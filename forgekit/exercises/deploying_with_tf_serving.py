@@ -103,7 +103,7 @@ def judge(text: Any, base: str | os.PathLike[str], workdir: str | os.PathLike[st
                      f"{type(text).__name__}.")
     from forgekit.serving import InProcessServer
     from forgekit.serving.config import parse_model_config
-    from forgekit.serving.errors import ServingError
+    from forgekit.serving.error_codes import ServingError
 
     try:
         models = {m.name: m for m in parse_model_config(text, "my_config")}

@@ -10,7 +10,7 @@ from typing import Any
 from forgekit.errors import RESAVE, CorruptArtifactError, is_system_error
 from forgekit.formats.info import FormatInfo
 from forgekit.formats.kinds import extension_kinds, keras_reads_name
-from forgekit.versions import parse_version
+from forgekit.package_versions import parse_version
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 OFFSETS = (0, 512, 1024, 2048)  # an HDF5 file may start after a user block

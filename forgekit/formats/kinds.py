@@ -71,7 +71,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          "checkpoint_restore",
          "same architecture from code, compile, tf.train.Checkpoint(...).restore",
          (".index",), needs_model=True, one_file=False),
-    Kind("tflite", "TFLite flatbuffer", "tflite",
+    Kind("tflite", "TFLite flatbuffer", "flatbuffer",
          # LiteRT: TF 2.21 deprecates tf.lite.Interpreter in its favour; the import makes the
          # line runnable as it is printed
          "from ai_edge_litert.interpreter import Interpreter; Interpreter(model_path={path!r})",

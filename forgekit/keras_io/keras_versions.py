@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forgekit.versions import installed_version, parse_version
+from forgekit.package_versions import installed_version, parse_version
 
 READERS = {"keras": "keras", "tf_keras": "tf-keras"}  # import name -> distribution name
 

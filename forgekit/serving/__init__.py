@@ -22,7 +22,7 @@ from forgekit._lazy import lazy_names
 
 _LAZY = {
     "Client": "forgekit.serving.client",
-    "ServingError": "forgekit.serving.errors",
+    "ServingError": "forgekit.serving.error_codes",
     "ModelServer": "forgekit.serving.process",
     "free_port": "forgekit.serving.process",
     "export_demo_model": "forgekit.serving.demo",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from forgekit.serving.errors import ServingError
+from forgekit.serving.error_codes import ServingError
 
 # A JSON body becomes Python lists, floats and strings while it is decoded: measured 7x its
 # size for rows of four floats, 17x for rows of one, 27x for [[[x]]]-style nesting. The

@@ -7,7 +7,7 @@ tensorflow/serving container. Results are the REST API's JSON, whichever protoco
 them: ``status()`` -> ``{"model_version_status": [...]}``, ``metadata()`` ->
 ``{"model_spec": ..., "metadata": {"signature_def": ...}}``, ``predict()`` ->
 ``{"predictions": ...}`` (rows) or ``{"outputs": ...}`` (columns). Failures raise
-:class:`~forgekit.serving.errors.ServingError` with the server's code and message.
+:class:`~forgekit.serving.error_codes.ServingError` with the server's code and message.
 
 REST needs only the standard library and numpy; gRPC imports the TF Serving protos (and with
 them TensorFlow) on first use.
@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 
 from forgekit.quiet import QUIET_ENV, muted_stderr
-from forgekit.serving.errors import ServingError
+from forgekit.serving.error_codes import ServingError
 
 T = TypeVar("T")
 

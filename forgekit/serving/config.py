@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forgekit.serving.errors import ServingError
+from forgekit.serving.error_codes import ServingError
 from forgekit.serving.versions import ModelConfig, VersionPolicy
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024

@@ -91,7 +91,7 @@ def current_signature(base: Path, below: int) -> tuple[int, Contract] | None:
     from google.protobuf.message import Error as ProtoError
 
     from forgekit.formats.serving_base import version_folders
-    from forgekit.serving.errors import ServingError
+    from forgekit.serving.error_codes import ServingError
 
     for number, folder in sorted(version_folders(base).items(), reverse=True):
         if number >= below:

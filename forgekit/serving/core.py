@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from forgekit.serving.errors import ServingError, invalid, not_found
+from forgekit.serving.error_codes import ServingError, invalid, not_found
 from forgekit.serving.versions import LoadRetries, ModelConfig, ModelVersions, VersionStatus
 
 log = logging.getLogger("forgekit.serving")

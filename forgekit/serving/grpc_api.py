@@ -33,7 +33,7 @@ from forgekit.serving import inference
 from forgekit.serving.budget import TENSOR_FACTOR, MemoryBudget, Ticket, default_limit
 from forgekit.serving.config import models_from_proto
 from forgekit.serving.core import ServerCore
-from forgekit.serving.errors import ServingError, invalid
+from forgekit.serving.error_codes import ServingError, invalid
 from forgekit.serving.tensors import DTYPES
 
 log = logging.getLogger("forgekit.serving")

@@ -24,7 +24,7 @@ from typing import Any
 
 from forgekit.serving.budget import JSON_FACTOR, MemoryBudget, Ticket, default_limit
 from forgekit.serving.core import ServerCore
-from forgekit.serving.errors import ServingError, shorten
+from forgekit.serving.error_codes import ServingError, shorten
 from forgekit.serving.rest import RestApi, error_body
 
 log = logging.getLogger("forgekit.serving")

@@ -28,7 +28,7 @@ from tensorflow_serving.apis import (
 )
 
 from forgekit.serving.core import method_name_check
-from forgekit.serving.errors import invalid
+from forgekit.serving.error_codes import invalid
 from forgekit.serving.tensors import TYPE_NAMES, array_to_json, is_b64, json_type, preview
 
 CLASSIFY = "tensorflow/serving/classify"

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from forgekit.serving.errors import invalid
+from forgekit.serving.error_codes import invalid
 from forgekit.serving.tensors import preview
 
 

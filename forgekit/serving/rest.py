@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 from forgekit.serving import tensors
 from forgekit.serving.core import ServerCore, status_json
-from forgekit.serving.errors import ServingError, invalid, shorten
+from forgekit.serving.error_codes import ServingError, invalid, shorten
 from forgekit.serving.json_body import parse_request
 
 log = logging.getLogger("forgekit.serving")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from forgekit.serving.core import method_name_check
-from forgekit.serving.errors import ServingError, from_exception, invalid
+from forgekit.serving.error_codes import ServingError, from_exception, invalid
 from forgekit.serving.tensors import DTYPES, TYPE_NAMES, InputInfo
 
 log = logging.getLogger("forgekit.serving")

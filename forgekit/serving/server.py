@@ -30,7 +30,7 @@ from forgekit.serving.config import (
     parse_model_config,
 )
 from forgekit.serving.core import ServerCore, set_method_name_check
-from forgekit.serving.errors import ServingError
+from forgekit.serving.error_codes import ServingError
 from forgekit.serving.versions import LoadRetries, Poller
 
 log = logging.getLogger("forgekit.serving")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.serving.errors import ServingError, invalid
+from forgekit.serving.error_codes import ServingError, invalid
 
 # TF DataType name -> numpy dtype (strings are object arrays of bytes)
 DTYPES: dict[str, Any] = {

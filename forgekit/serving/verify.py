@@ -31,7 +31,7 @@ import numpy as np
 
 from forgekit.serving.client import poll
 from forgekit.serving.contract import describe, from_metadata, signature_differences
-from forgekit.serving.errors import ServingError
+from forgekit.serving.error_codes import ServingError
 from forgekit.serving.record import (
     IDENTITY_SIGNATURE,
     DeployError,

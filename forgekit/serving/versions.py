@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from forgekit.formats.serving_base import is_version_name
-from forgekit.serving.errors import from_exception, invalid, not_found, shorten
+from forgekit.serving.error_codes import from_exception, invalid, not_found, shorten
 
 log = logging.getLogger("forgekit.serving")
 

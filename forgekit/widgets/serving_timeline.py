@@ -303,7 +303,7 @@ class ServingTimeline(Explorer):
     # ------------------------------------------------------------------ recording
 
     def _answering(self) -> int | None:
-        from forgekit.serving.errors import ServingError
+        from forgekit.serving.error_codes import ServingError
 
         try:
             meta = self.client.metadata(self.model_name, label=self.label)
@@ -313,7 +313,7 @@ class ServingTimeline(Explorer):
 
     def _answers_like(self) -> str:
         """Which deployed model the served predictions on PROBE match."""
-        from forgekit.serving.errors import ServingError
+        from forgekit.serving.error_codes import ServingError
 
         try:
             served = np.asarray(self.client.predict(self.model_name, inputs={"x": PROBE},
