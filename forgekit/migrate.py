@@ -70,12 +70,6 @@ class Migration:
     seconds: float = 0.0  # this migration's share: its tf-keras step plus the Keras 3 side
 
     @property
-    def optimizer_verdict(self) -> str:
-        """In a word or three: ``carried``, ``settings only``, ``none in the source``, ``lost``."""
-        return ("carried" if self.optimizer_carried else "lost" if self.outcome == "fallback"
-                else "none in the source" if "records no" in self.optimizer else "settings only")
-
-    @property
     def exit_code(self) -> int:
         """0 migrated and proven, 1 migrated but answers differ, 2 could not migrate."""
         return {"proven": 0, "fallback": 0, "differs": 1}.get(self.outcome, 2)

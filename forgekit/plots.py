@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
+    pass
 
 _UNITS = (("B", 1), ("KB", 1024), ("MB", 1024**2), ("GB", 1024**3))
 
@@ -73,31 +73,3 @@ def size_bars(
     return fig
 
 
-def plot_curves(ax: Axes, curves: dict[str, tuple[Any, Any]], *, title: str,
-                xlabel: str = "epochs completed", ylabel: str = "loss (cross-entropy)",
-                marks: dict[str, tuple[float, float]] | None = None,
-                vline: tuple[float, str] | None = None, reference: str | None = None) -> Axes:
-    """Draw labelled loss curves on ``ax``: ``curves`` maps a label to ``(x, y)``.
-
-    Each curve gets its own line style and marker, so curves that coincide exactly stay
-    distinguishable; ``reference`` names one curve drawn as a wide translucent band underneath
-    the others. ``marks`` maps a label to one highlighted point; ``vline`` is ``(x, label)``
-    for an event such as the resume point or the kill.
-    """
-    styles = [("-", "o"), ("--", "s"), (":", "D"), ("-.", "^")]
-    for i, (label, (x, y)) in enumerate(curves.items()):
-        if label == reference:
-            ax.plot(x, y, linewidth=7, alpha=0.3, color="grey", label=label, zorder=1)
-            continue
-        line, marker = styles[i % len(styles)]
-        # hollow markers shrinking curve by curve: points that coincide show as nested shapes
-        ax.plot(x, y, linestyle=line, marker=marker if len(x) <= 60 else None,
-                markersize=max(3.0, 9 - 2 * i), markerfacecolor="none", label=label, zorder=2)
-    for label, (x, y) in (marks or {}).items():
-        ax.plot([x], [y], marker="*", markersize=16, linestyle="none", color="black", label=label)
-    if vline is not None:
-        ax.axvline(vline[0], color="firebrick", linestyle="--", linewidth=1, label=vline[1])
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax

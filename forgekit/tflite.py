@@ -167,20 +167,6 @@ def latency_ms(interp: Any, x: np.ndarray, runs: int = 200) -> float:
     return statistics.median(times[5:]) * 1e3  # the first few runs warm caches
 
 
-def tensor_details(interp: Any) -> Table:
-    """Every input and output tensor: name, dtype, shape and quantization parameters."""
-    table = Table(["", "name", "dtype", "shape", "scale", "zero point"],
-                  title="tensors the caller feeds and reads")
-    for role, details in (("input", interp.get_input_details()),
-                          ("output", interp.get_output_details())):
-        for d in details:
-            scale, zero = d["quantization"]
-            table.add(role, d["name"], np.dtype(d["dtype"]).name,
-                      list(int(s) for s in d["shape_signature"]),
-                      f"{scale:.6g}" if scale else "-", zero if scale else "-")
-    return table
-
-
 @dataclass(frozen=True)
 class VariantResult:
     """One converted model measured against the Keras model on the same held-out inputs."""

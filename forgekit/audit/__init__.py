@@ -37,7 +37,7 @@ _LAZY = {
     "StoreCorruptError": "forgekit.audit.errors",
     "InvalidValueError": "forgekit.audit.errors",
 }
-_SUBMODULES = {"callback", "cli", "dsn", "engines", "errors", "fingerprints", "plots", "queries",
+_SUBMODULES = {"callback", "cli", "dsn", "engines", "errors", "fingerprints", "queries",
                "schema", "store"}
 
 __all__ = sorted(_LAZY)

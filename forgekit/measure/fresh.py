@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from forgekit.measure.memory import headroom_bytes
 from forgekit.outcome import Outcome, first_line
 from forgekit.quiet import child_env
-from forgekit.table import Table
 
 DEFAULT_TIMEOUT = 120.0  # seconds; a TensorFlow import alone takes ~3 s on two cores
 # Peak RSS of one fresh process that imports TensorFlow and loads a small model (measured
@@ -183,19 +182,6 @@ def run_fresh_many(
         for future in futures:
             merged.update(future.result())
     return merged
-
-
-def outcome_table(outcomes: Mapping[str, Outcome], title: str = "",
-                  show: Mapping[str, str] | None = None) -> Table:
-    """Scenario -> what happened, as a table; ``show`` adds a column (e.g. the code run)."""
-    columns = ["scenario", "outcome"] + (["code"] if show else [])
-    table = Table(columns, title=title, max_width=120)
-    for name, outcome in outcomes.items():
-        shown = str(outcome)
-        if outcome.ok and isinstance(outcome.value, float):
-            shown = f"✓ loads; max |prediction - original| = {outcome.value:.3g}"
-        table.add(name, shown, *([show.get(name, "")] if show else []))
-    return table
 
 
 def load_snippet(load: str, *, setup: str = "", inputs: str | os.PathLike[str] | None = None,

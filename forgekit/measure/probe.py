@@ -88,22 +88,6 @@ class ProbeResult:
         """The reloaded artifact exposes at least one serving signature."""
         return bool(self.signatures)
 
-    def as_row(self) -> dict[str, Any]:
-        """The measured facts as plain data (one table row)."""
-        return {
-            "kind": self.kind,
-            "architecture": self.architecture_restored,
-            "weights_max_abs_diff": self.weights_max_abs_diff,
-            "optimizer": self.optimizer_restored,
-            "compile_config": self.compile_restored,
-            "predictions_max_abs_diff": self.predictions_max_abs_diff,
-            "signatures": ", ".join(self.signatures),
-            "size_bytes": self.size_bytes,
-            "save_s": round(self.save_seconds, 3),
-            "load_s": round(self.load_seconds, 3),
-        }
-
-
 # --------------------------------------------------------------------------------------------
 # comparisons
 

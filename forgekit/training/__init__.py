@@ -10,5 +10,5 @@ __getattr__, __dir__ = lazy_names(__name__, {
                      "TrainingProcessError", "run_training"), "run"),
     **dict.fromkeys(("ResumeComparison", "compare_resumes"), "resume"),
     **dict.fromkeys(("MidSaveKill", "kill_mid_save"), "midsave"),
-    "plot_curves": "forgekit.plots", "max_abs_diff": "forgekit.measure.compare",
+    "max_abs_diff": "forgekit.measure.compare",
 })
