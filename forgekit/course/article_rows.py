@@ -779,10 +779,10 @@ def _j_absolute_paths(n: Numbers) -> Judgement:
               < n["project_path_diff_vs_original"]}
     moved = (f"after a move the hard-coded path fails ({n['after_move_error']})"
              if n["after_move_load_fails"] else "after a move the hard-coded path still loads")
-    copied = (f"in a copy with the old folder kept it loads without an error a model "
-              f"{n['hard_coded_diff_vs_original']:.2g} from the old project's and "
+    copied = (f"in a copy with the old folder kept it raises nothing and answers max |Δ| "
+              f"{n['hard_coded_diff_vs_original']:.2g} from the old project's model, "
               f"{n['hard_coded_diff_vs_copy']:.3g} from the copy's")
-    reason = (f"{moved}; {copied}; project_path(...) loads one "
+    reason = (f"{moved}; {copied}; project_path(...) answers max |Δ| "
               f"{n['project_path_diff_vs_copy']:.2g} from the copy's")
     return checks, reason
 
