@@ -211,8 +211,14 @@ def test_a_run_that_was_not_killed_or_did_not_overfit_is_not_a_verdict(tmp_path)
       "saved_model_load_refuses_h5_version": False, "saved_model_load_error": "",
       "export_signatures": 2, "server": "x"}, "does not hold"),
     ("absolute_paths_break",  # a hard-coded path that found the copy's model: no silent wrong load
-     {"hard_coded_path_inside_copy": False, "hard_coded_diff_vs_original": 0.9,
+     {"after_move_load_fails": True, "after_move_error": "ValueError: File not found",
+      "hard_coded_path_inside_copy": False, "hard_coded_diff_vs_original": 0.9,
       "hard_coded_diff_vs_copy": 0.0, "project_path_inside_copy": True,
+      "project_path_diff_vs_copy": 0.0, "project_path_diff_vs_original": 0.9}, "partly"),
+    ("absolute_paths_break",  # a moved project whose hard-coded path still loads: not a break
+     {"after_move_load_fails": False, "after_move_error": "",
+      "hard_coded_path_inside_copy": False, "hard_coded_diff_vs_original": 0.0,
+      "hard_coded_diff_vs_copy": 0.9, "project_path_inside_copy": True,
       "project_path_diff_vs_copy": 0.0, "project_path_diff_vs_original": 0.9}, "partly"),
     ("savedmodel_keeps_training_state",
      {"export_optimizer_variables": False, "export_optimizer_restored": False,
@@ -433,6 +439,8 @@ def test_cheap_rows_measure_the_course_verdicts(tmp_path, claims_file):
     assert weights["max_abs_diff_load_weights_built"] == 0.0
     moved = result.row("absolute_paths_break").measured
     assert moved["hard_coded_diff_vs_original"] == 0.0 < moved["hard_coded_diff_vs_copy"]
+    assert moved["after_move_load_fails"] and moved["after_move_error"]
+    assert result.row("absolute_paths_break").reason.startswith("after a move the hard-coded path fails")
     assert result.row("save_weights_tf_checkpoint").measured["weights_kind"] == "weights_h5"
     assert all(c["holds"] for c in read_claims(claims_file))
     assert len(read_claims(claims_file)) == len(ids)

@@ -53,13 +53,15 @@ def _audit(changes=("wider", "tanh"), report=None, save=None):
             model.save_weights(path)
         else:
             save(model, path)
+        identical = build()
         changed = {label: variants[label]() for label in changes}
-        loaded = {label: attempt(m.load_weights, path).ok for label, m in changed.items()}
-        refused = sum(not ok for ok in loaded.values())
-        verdict = ("holds" if refused == len(loaded) else
+        loaded = {label: attempt(m.load_weights, path).ok
+                  for label, m in {"identical": identical, **changed}.items()}
+        refused = sum(not ok for label, ok in loaded.items() if label != "identical")
+        verdict = ("holds" if refused == len(changed) else
                    "does not hold" if refused == 0 else "partly")
         predicted = {label: label == "tanh" for label in changed}
-        answer = {"weights": path, "original": model, "changed": changed,
+        answer = {"weights": path, "original": model, "identical": identical, "changed": changed,
                   "predicted": predicted, "loaded": loaded, "verdict": verdict}
         return {**answer, **(report(answer) if callable(report) else report or {})}
 
@@ -70,6 +72,7 @@ def test_a_right_audit_passes_and_names_its_numbers(tmp_path):
     feedback = check_weights_audit(_audit(), tmp_path)
     assert feedback.passed, feedback.message
     assert "1 of 2 changed architectures refused (wider)" in feedback.message
+    assert "the identical rebuild loads (the control)" in feedback.message
     assert "holds only partly" in feedback.message and "away from the original" in feedback.message
     assert "predictions: 2 of 2 right." in feedback.message
     # the learner chooses the changes: shape changes alone make "holds", with what is untried
@@ -92,6 +95,12 @@ def test_no_answer_and_a_placeholder_are_not_answered(tmp_path):
     assert check_weights_audit(my_audit, tmp_path) is NOT_ANSWERED
 
 
+def _unloaded_copy(model):
+    import keras
+
+    return keras.models.clone_model(model)  # the same architecture, its own fresh weights
+
+
 def _whole_model(model, path):
     model.save(path.with_name("model.keras"))
     path.with_name("model.keras").rename(path)  # a whole .keras zip under the weights name
@@ -100,8 +109,16 @@ def _whole_model(model, path):
 @pytest.mark.parametrize("answer, why", [
     (_audit(report={"verdict": "holds"}), "what follows is 'partly', not 'holds'"),
     (_audit(report={"verdict": "does not hold"}), "not 'does not hold'"),
-    (_audit(report=lambda a: {"loaded": {k: False for k in a["loaded"]}}),
+    (_audit(report=lambda a: {"loaded": {**a["loaded"], "tanh": False}}),
      "Different predictions are not a refusal"),
+    # a broken load (every call refused) "proves" the claim without the control: it fails
+    (_audit(changes=("wider", "extra"),
+            report=lambda a: {"loaded": {k: False for k in a["loaded"]}, "verdict": "holds"}),
+     "Your control failed"),
+    (_audit(report=lambda a: {"identical": a["original"]}), "the original model itself"),
+    (_audit(report=lambda a: {"identical": a["changed"]["wider"]}), "the control must be built"),
+    (_audit(report=lambda a: {"identical": _unloaded_copy(a["original"])}),
+     "call identical.load_weights(path)"),
     (_audit(report=lambda a: {"loaded": {k: True for k in a["loaded"]}}),
      "Record whether the call raised"),
     (_audit(changes=("tanh",)), "at least two Keras models"),
@@ -113,6 +130,8 @@ def _whole_model(model, path):
     (_audit(save=_whole_model), "not a weights file"),
     (_audit(report={"verdict": "mostly"}), "verdict should be one of"),
     (_audit(report=lambda a: {"loaded": {"wider": False}}), "'loaded' should say"),
+    (_audit(report=lambda a: {"loaded": {k: v for k, v in a["loaded"].items()
+                                         if k != "identical"}}), "'loaded' should say"),
     (lambda workdir: {"weights": workdir / "w.weights.h5"}, "missing: ['changed'"),
     (lambda workdir: 1 / 0, "raised ZeroDivisionError: division by zero"),
 ])

@@ -216,7 +216,23 @@ class ArticleAudit:
         return table
 
     def __str__(self) -> str:
-        return str(self.table())
+        """Every row whole, wrapped (a table cell would cut the evidence a verdict rests on):
+        verdict, id and claim, then each check, then the evidence."""
+        import textwrap
+
+        def wrapped(label: str, text: str) -> str:
+            return textwrap.fill(" ".join(text.split()), 100, initial_indent=f"  {label:<9} ",
+                                 subsequent_indent=" " * 12)
+
+        out = [f"The article's claims, measured on {self._on()}"]
+        for r in self.rows:
+            said = "✓ as the course says" if r.as_expected else f"✗ the course says {r.expected}"
+            out += ["", f"{_MARKS[r.verdict]} · {r.id} (lesson {r.lesson[:2]}; {said}; "
+                        f"{r.seconds:.1f} s)", wrapped("claim:", r.statement)]
+            out += [wrapped("check:", f"{'✓' if ok else '✗'} {name}")
+                    for name, ok in r.checks.items()]
+            out.append(wrapped("evidence:", r.reason))
+        return "\n".join([*out, "", self.table().notes[0]])
 
     __repr__ = __str__
 

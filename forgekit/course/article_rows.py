@@ -725,27 +725,43 @@ def _m_absolute_paths(project_path: Callable[..., Any], lab: Lab) -> Numbers:
     import keras
     import numpy as np
 
+    from forgekit.outcome import attempt
+
     root, x = lab.folder("paths"), lab.inputs()
-    project, moved = root / "project", root / "moved"
-    (project / "models").mkdir(parents=True)
-    (project / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "0"\n')
     original, other = lab.model(), lab.build()  # the copy gets its own model (untrained)
-    original.save(project / "models" / "model.keras")
-    baked = (project / "models" / "model.keras").resolve()  # what a script would hard-code
-    shutil.copytree(project, moved)  # the project moves on; the original stays where it was
-    other.save(moved / "models" / "model.keras")
-    script = moved / "predict.py"
-    script.write_text("# a script inside the moved project\n")
+
+    def project(folder: Path) -> Path:
+        """A project folder holding the original model; the path a script would hard-code."""
+        (folder / "models").mkdir(parents=True)
+        (folder / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "0"\n')
+        original.save(folder / "models" / "model.keras")
+        return (folder / "models" / "model.keras").resolve()
 
     def answers_like(path: Any) -> dict[str, float]:
         got = keras.models.load_model(path).predict(x, verbose=0)
         return {name: float(np.max(np.abs(got - m.predict(x, verbose=0))))
                 for name, m in (("original", original), ("copy", other))}
 
-    hard = answers_like(baked)  # the moved script, running with its hard-coded path
+    # 1. the project moves: its old folder is gone, so the hard-coded path points at nothing
+    baked_moved = project(root / "before_move")
+    (root / "before_move").rename(root / "after_move")
+    after_move = attempt(keras.models.load_model, baked_moved)
+    # 2. the project is copied elsewhere (a new checkout) and the copy gets its own model, while
+    # the old folder stays: the copied script's hard-coded path still reads the old model
+    project_dir, moved = root / "project", root / "moved"
+    baked = project(project_dir)
+    shutil.copytree(project_dir, moved)
+    other.save(moved / "models" / "model.keras")
+    script = moved / "predict.py"
+    script.write_text("# a script inside the copied project\n")
+    hard = answers_like(baked)
     found = project_path("models", "model.keras", start=script)
     portable = answers_like(found)
-    return {"hard_coded_path_inside_copy": baked.is_relative_to(moved.resolve()),
+    return {"after_move_load_fails": not after_move.ok,
+            "after_move_error": ("" if after_move.ok else  # the folder is named, not the path
+                                 after_move.summary.replace(os.fspath(baked_moved.parent.parent),
+                                                            "before_move")),
+            "hard_coded_path_inside_copy": baked.is_relative_to(moved.resolve()),
             "hard_coded_diff_vs_original": hard["original"], "hard_coded_diff_vs_copy": hard["copy"],
             "project_path_inside_copy": Path(found).resolve().is_relative_to(moved.resolve()),
             "project_path_diff_vs_copy": portable["copy"],
@@ -755,16 +771,19 @@ def _m_absolute_paths(project_path: Callable[..., Any], lab: Lab) -> Numbers:
 def _j_absolute_paths(n: Numbers) -> Judgement:
     silent = (not n["hard_coded_path_inside_copy"] and n["hard_coded_diff_vs_original"] <= 1e-6
               < n["hard_coded_diff_vs_copy"])
-    checks = {"in the moved copy, the hard-coded path still loads the original's model, not the "
-              "copy's": silent,
+    checks = {"after a move, loading the hard-coded path fails": n["after_move_load_fails"],
+              "in a copy (old folder kept), the hard-coded path loads the old project's model":
+              silent,
               "a path built from the project root loads the copy's model":
               n["project_path_inside_copy"] and n["project_path_diff_vs_copy"] <= 1e-6
               < n["project_path_diff_vs_original"]}
-    reason = (f"with the original project left in place, the moved script's hard-coded path loads "
-              f"a model {n['hard_coded_diff_vs_original']:.2g} from the original's and "
-              f"{n['hard_coded_diff_vs_copy']:.3g} from the copy's (no error: it silently uses the "
-              f"wrong project); project_path(...) loads one {n['project_path_diff_vs_copy']:.2g} "
-              f"from the copy's")
+    moved = (f"after a move the hard-coded path fails ({n['after_move_error']})"
+             if n["after_move_load_fails"] else "after a move the hard-coded path still loads")
+    copied = (f"in a copy with the old folder kept it raises nothing and answers max |Δ| "
+              f"{n['hard_coded_diff_vs_original']:.2g} from the old project's model, "
+              f"{n['hard_coded_diff_vs_copy']:.3g} from the copy's")
+    reason = (f"{moved}; {copied}; project_path(...) answers max |Δ| "
+              f"{n['project_path_diff_vs_copy']:.2g} from the copy's")
     return checks, reason
 
 

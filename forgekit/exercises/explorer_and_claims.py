@@ -4,15 +4,20 @@ The claim, in the course's words (the article says a ``save_weights`` file is us
 rebuilding the *identical* architecture): ``load_weights`` refuses any architecture that is not
 identical. The learner writes
 ``my_audit(workdir) -> dict`` in plain Keras: train a small model, ``save_weights`` it into
-``workdir``, build models whose architecture differs from it, ``load_weights`` the file into
-each, and return::
+``workdir``, rebuild it identically (the control), build models whose architecture differs from
+it, ``load_weights`` the file into each, and return::
 
     {"weights": <path of the .weights.h5 file>,
      "original": <the model the file came from>,
+     "identical": <a new model built with the same code: the control, which must load>,
      "changed": {label: <a model with a different architecture>, ...},
      "predicted": {label: <bool: you expected load_weights to accept it>, ...},
-     "loaded": {label: <bool: load_weights accepted the file>, ...},
+     "loaded": {"identical": <bool>, label: <bool: load_weights accepted the file>, ...},
      "verdict": "holds", "partly" or "does not hold"}
+
+A refusal is evidence about the architecture only if the same call loads the identical rebuild:
+an answer whose loads all fail (a wrong path, an ``except`` that swallows everything) would
+otherwise "prove" that every change is refused.
 
 The checker runs the function in a fresh folder, then replays every load itself on a *fresh
 copy* of each model (``keras.models.clone_model``: new weights, built from the config), so the
@@ -32,7 +37,7 @@ from typing import Any
 
 from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, wrong
 
-KEYS = ("weights", "original", "changed", "predicted", "loaded", "verdict")
+KEYS = ("weights", "original", "identical", "changed", "predicted", "loaded", "verdict")
 # Config keys that change how a layer is initialised or trained, not what it computes.
 NOT_ARCHITECTURE = {"name", "trainable", "kernel_initializer", "bias_initializer",
                     "kernel_regularizer", "bias_regularizer", "activity_regularizer",
@@ -121,9 +126,19 @@ def check_weights_audit(my_audit: Callable[[Path], Any] | None,
             isinstance(m, keras.Model) for m in changed.values()):
         return wrong("'changed' should be a dict of at least two Keras models, each built with "
                      "an architecture different from the original's.")
-    if not isinstance(loaded, dict) or set(loaded) != set(changed):
-        return wrong(f"'loaded' should say, for each label of 'changed' ({sorted(changed)}), "
-                     f"whether load_weights accepted the file; it has {sorted(loaded or {})}.")
+    if "identical" in changed:
+        return wrong("'identical' is the control, not a change: keep it out of 'changed'.")
+    if not isinstance(loaded, dict) or set(loaded) != {*changed, "identical"}:
+        return wrong(f"'loaded' should say, for 'identical' and each label of 'changed' "
+                     f"({sorted(changed)}), whether load_weights accepted the file; it has "
+                     f"{sorted(loaded or {})}.")
+    identical = result["identical"]
+    if not isinstance(identical, keras.Model):
+        return wrong(f"'identical' should be a Keras model rebuilt with the original's code, got "
+                     f"{type(identical).__name__}.")
+    if identical is original:
+        return wrong("'identical' is the original model itself, which already holds the "
+                     "weights: build a new one with the same code, so the control tests a load.")
     predicted = result["predicted"]
     if not isinstance(predicted, dict) or set(predicted) != set(changed) or not all(
             isinstance(p, bool | np.bool_) for p in predicted.values()):
@@ -145,6 +160,24 @@ def check_weights_audit(my_audit: Callable[[Path], Any] | None,
     if not itself["ok"]:
         return wrong(f"{path.name} does not even load into a fresh copy of your original model "
                      f"({itself['error']}): save it with original.save_weights(path).")
+    if _architecture(identical) != _architecture(original):
+        return wrong("'identical' computes something else than the original (a width, an "
+                     "activation or a layer differs): the control must be built with exactly "
+                     "the original's code.")
+    if not isinstance(loaded["identical"], bool | np.bool_):
+        return wrong(f"loaded['identical'] should be True or False, got {loaded['identical']!r}.")
+    if not loaded["identical"]:
+        return wrong(f"Your control failed: you report that load_weights refused your identical "
+                     f"rebuild, yet a fresh copy of it loads {path.name}. The call you measure "
+                     "with refuses even the right architecture, so its refusals say nothing "
+                     "about architectures: fix it (the path, what the except catches) until "
+                     "the identical rebuild loads.")
+    if probe is not None:
+        gap = float(np.max(np.abs(identical.predict(probe, verbose=0) - reference)))
+        if gap > 1e-6:
+            return wrong(f"You report the identical rebuild loaded, but it predicts up to "
+                         f"{gap:.3g} away from the original: call identical.load_weights(path) "
+                         "on it, so the control shows the file really loads.")
     same = [label for label, m in changed.items() if _architecture(m) == _architecture(original)]
     if same:
         return wrong(f"{', '.join(map(repr, same))} computes exactly what the original does (at "
@@ -200,5 +233,6 @@ def check_weights_audit(my_audit: Callable[[Path], Any] | None,
                   "keeps every shape: try one that changes a shape (a wider layer)."))
     said = {"holds": "holds", "partly": "holds only partly", "does not hold": "does not hold"}
     why = "" if follows == "holds" else ": load_weights checks shapes, not the architecture"
-    return correct(f"Measured on fresh copies of your models: {numbers}{silent}. So on this "
+    return correct(f"Measured on fresh copies of your models: the identical rebuild loads "
+                   f"(the control), {numbers}{silent}. So on this "
                    f"Keras the claim {said[follows]}{why}.{guessed}{untried}")
