@@ -73,8 +73,8 @@ def test_hand_migration_checker_proves_by_behaviour_and_says_why(scorer_h5, tmp_
     right = check_hand_migration(right_file, scorer_h5, "same")
     assert right.passed and "largest difference" in right.message, str(right)
     assert "time_major=False" in right.message, str(right)
-    for guess, why in ((None, "You typed no guess"), ("different", "You guessed 'different'"),
-                       ("maybe", "not one of")):
+    for guess, why in ((None, "set my_prediction"), ("different", "is not what happened"),
+                       ("maybe", "you typed 'maybe'")):
         feedback = check_hand_migration(right_file, scorer_h5, guess)
         assert not feedback.passed and why in feedback.message, (guess, str(feedback))
         assert "every weight" in feedback.message, str(feedback)  # the file itself is right

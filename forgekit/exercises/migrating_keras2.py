@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from forgekit.errors import ForgekitError
-from forgekit.exercises import NOT_ANSWERED, Feedback, check_guess, correct, wrong
+from forgekit.exercises import NOT_ANSWERED, Feedback, correct, wrong
 from forgekit.formats.detect import detect_format
 
 TOLERANCE = 1e-6
@@ -63,13 +63,18 @@ def check_hand_migration(my_keras3_file: str | os.PathLike[str] | None,
                                             for t in keras.tree.flatten(got)])
     if diff > TOLERANCE:
         return wrong(_why(mine, keras2["weights"], diff))
-    proven = (f"your .keras reloads in Keras 3 and answers {len(xs[0])} probe inputs as the "
+    proven = (f"Your .keras reloads in Keras 3 and answers {len(xs[0])} probe inputs as the "
               f"Keras 2 file does in tf-keras (largest difference {diff:.3g}): every weight, the "
               "recurrent kernels included, went to its own place.")
-    verdict = check_guess(my_prediction, "same", PREDICTIONS, _time_major_why(keras2_file))
-    if not verdict.passed:
-        return wrong(f"{proven} Your prediction: {verdict.message}")
-    return correct(f"{proven} {verdict.message}")
+    why = _time_major_why(keras2_file)
+    if str(my_prediction).strip().lower() == "same":
+        return correct(f"{proven} You predicted 'same', and the answers are the same. {why}")
+    if my_prediction is None or str(my_prediction).strip().lower() not in PREDICTIONS:
+        return wrong(f"{proven} Now check your prediction: set my_prediction to 'same' or "
+                     f"'different' (you typed {my_prediction!r}); it is compared with this "
+                     "measurement.")
+    return wrong(f"{proven} Your prediction 'different' is not what happened: the answers are "
+                 f"the same. {why}")
 
 
 def _time_major_why(keras2_file: str | os.PathLike[str]) -> str:
