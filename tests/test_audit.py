@@ -544,7 +544,7 @@ def test_lesson_08_runs_unchanged_on_postgresql(postgres, tmp_path, monkeypatch)
     assert not (tmp_path / "artifacts" / "audit.sqlite").exists()  # section 6 wrote to the DSN
     with open_store(postgres.dsn, namespace="lesson_08") as store:
         names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id")]
-        assert names == ["baseline"]
+        assert names == ["retrained"]  # by section 6, version 1's folder holds the retrained export
         assert store.query("SELECT model_name, version FROM deployments") == [
             {"model_name": "incident", "version": 1}]
 
