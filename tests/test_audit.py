@@ -184,6 +184,17 @@ def test_deployment_links_to_the_recorded_artifact_or_records_it(store, tmp_path
         store.record_deployment(model_name="other", version=5, path=arch, fingerprint="0" * 64)
 
 
+def test_a_deployment_failing_mid_record_leaves_nothing(store, tmp_path):
+    """record_deployment is one transaction: the artifact row it inserts first is rolled back
+    when the deployment row is refused (here a version no INTEGER column holds)."""
+    notes = tmp_path / "notes.json"
+    notes.write_text("{}")
+    with pytest.raises(Exception):  # noqa: B017 - each database words the overflow its own way
+        store.record_deployment(model_name="half", version=2**70, path=notes)
+    assert store.query("SELECT COUNT(*) AS n FROM artifacts")[0]["n"] == 0
+    assert store.query("SELECT COUNT(*) AS n FROM deployments")[0]["n"] == 0
+
+
 def test_verification_without_a_recorded_deployment_is_kept(store):
     store.record_verification(model_name="elsewhere", version=7, ok=False, detail="v6 answered")
     row = store.query("SELECT deployment_id, ok, detail FROM verifications")[0]
@@ -533,7 +544,7 @@ def test_lesson_08_runs_unchanged_on_postgresql(postgres, tmp_path, monkeypatch)
     assert not (tmp_path / "artifacts" / "audit.sqlite").exists()  # section 6 wrote to the DSN
     with open_store(postgres.dsn, namespace="lesson_08") as store:
         names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id")]
-        assert names == ["baseline"]
+        assert names == ["retrained"]  # by section 6, version 1's folder holds the retrained export
         assert store.query("SELECT model_name, version FROM deployments") == [
             {"model_name": "incident", "version": 1}]
 

@@ -11,60 +11,65 @@ import json
 import pytest
 
 from forgekit.exercises import NOT_ANSWERED
-from forgekit.exercises.audit_trail import SCHEMA, check_never_verified
+from forgekit.exercises.audit_trail import SCHEMA, check_served_bytes
 from tests.conftest import ROOT
 
+LATEST = "(SELECT MAX(id) FROM verifications WHERE deployment_id = d.id)"
 RIGHT = {
-    "not exists": "SELECT d.model_name, d.version FROM deployments d WHERE NOT EXISTS "
-                  "(SELECT 1 FROM verifications v WHERE v.deployment_id = d.id AND v.ok = 1)",
-    "left join": "SELECT d.model_name, d.version FROM deployments d LEFT JOIN verifications v "
-                 "ON v.deployment_id = d.id AND v.ok = 1 WHERE v.id IS NULL",
-    "not in, nulls excluded": "SELECT model_name, version FROM deployments WHERE id NOT IN "
-                              "(SELECT deployment_id FROM verifications "
-                              "WHERE ok = 1 AND deployment_id IS NOT NULL)",
-    "group by": "SELECT d.model_name, d.version FROM deployments d LEFT JOIN verifications v "
-                "ON v.deployment_id = d.id GROUP BY d.id "
-                "HAVING COALESCE(MAX(v.ok), 0) = 0",
+    "latest by id": "SELECT d.model_name, d.version FROM deployments d "
+                    "JOIN artifacts a ON a.id = d.artifact_id "
+                    f"LEFT JOIN verifications v ON v.id = {LATEST} "
+                    "WHERE v.id IS NULL OR v.served_sha256 <> a.sha256",
+    "latest by checked_at": "SELECT d.model_name, d.version FROM deployments d "
+                            "JOIN artifacts a ON a.id = d.artifact_id WHERE COALESCE("
+                            "(SELECT v.served_sha256 FROM verifications v WHERE "
+                            "v.deployment_id = d.id ORDER BY v.checked_at DESC LIMIT 1), '') "
+                            "<> a.sha256",
+    "no later check": "SELECT d.model_name, d.version FROM deployments d "
+                      "JOIN artifacts a ON a.id = d.artifact_id "
+                      "LEFT JOIN verifications v ON v.deployment_id = d.id AND NOT EXISTS "
+                      "(SELECT 1 FROM verifications w WHERE w.deployment_id = d.id AND w.id > v.id) "
+                      "WHERE v.id IS NULL OR v.served_sha256 != a.sha256",
+    "latest ok flag": "SELECT d.model_name, d.version FROM deployments d "
+                      f"LEFT JOIN verifications v ON v.id = {LATEST} "
+                      "WHERE v.id IS NULL OR v.ok = 0",
 }
 
 WRONG = {
-    "no passing-check filter":
-        ("SELECT d.model_name, d.version FROM deployments d WHERE NOT EXISTS "
-         "(SELECT 1 FROM verifications v WHERE v.deployment_id = d.id)",
-         "checked twice and failed both times"),
-    "NOT IN meets a NULL":
-        ("SELECT model_name, version FROM deployments WHERE id NOT IN "
-         "(SELECT deployment_id FROM verifications WHERE ok = 1)", "never true when the subquery"),
+    "any mismatch ever":
+        ("SELECT DISTINCT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
+         "a.id = d.artifact_id LEFT JOIN verifications v ON v.deployment_id = d.id "
+         "WHERE v.id IS NULL OR v.served_sha256 <> a.sha256", "it was fixed"),
+    "no matching check ever":
+        ("SELECT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
+         "a.id = d.artifact_id WHERE NOT EXISTS (SELECT 1 FROM verifications v WHERE "
+         "v.deployment_id = d.id AND v.served_sha256 = a.sha256)", "A passing check is not forever"),
+    "any recorded sha256":
+        ("SELECT d.model_name, d.version FROM deployments d "
+         f"LEFT JOIN verifications v ON v.id = {LATEST} WHERE v.id IS NULL OR "
+         "v.served_sha256 NOT IN (SELECT sha256 FROM artifacts)", "not this deployment's"),
+    "inner join drops the unchecked":
+        ("SELECT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
+         f"a.id = d.artifact_id JOIN verifications v ON v.id = {LATEST} "
+         "WHERE v.served_sha256 <> a.sha256", "never checked at all"),
     "join repeats rows":
         ("SELECT d.model_name, d.version FROM deployments d JOIN verifications v "
-         "ON v.deployment_id = d.id WHERE v.ok = 0", "more than once"),
-    "a failed check taken for the last word":
-        ("SELECT DISTINCT d.model_name, d.version FROM deployments d LEFT JOIN verifications v "
-         "ON v.deployment_id = d.id WHERE v.ok = 0 OR v.id IS NULL", "a later one passed"),
-    "only the never-checked":
-        ("SELECT d.model_name, d.version FROM deployments d LEFT JOIN verifications v "
-         "ON v.deployment_id = d.id WHERE v.id IS NULL", "checked twice and failed"),
-    "only the failed":
-        ("SELECT DISTINCT d.model_name, d.version FROM deployments d JOIN verifications v "
-         "ON v.deployment_id = d.id GROUP BY d.id HAVING MAX(v.ok) = 0", "never checked at all"),
+         "ON v.deployment_id = d.id", "more than once"),
+    "every deployment":
+        ("SELECT model_name, version FROM deployments", "found the recorded bytes served"),
+    "one model only":
+        ("SELECT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
+         f"a.id = d.artifact_id LEFT JOIN verifications v ON v.id = {LATEST} "
+         "WHERE d.model_name = 'incident' AND (v.id IS NULL OR v.served_sha256 <> a.sha256)",
+         "another model"),
+    "ids typed in":
+        ("SELECT model_name, version FROM deployments WHERE id IN (2, 4, 5, 6)", "literally"),
     "inner join, then IS NULL":
         ("SELECT d.model_name, d.version FROM deployments d JOIN verifications v "
          "ON v.deployment_id = d.id WHERE v.id IS NULL", "An inner JOIN"),
-    "every deployment":
-        ("SELECT model_name, version FROM deployments", "which passed a verification"),
-    "rows typed in":
-        ("SELECT model_name, version FROM deployments WHERE (model_name, version) IN "
-         "(VALUES ('incident', 2), ('incident', 4), ('ranker', 1))", "literally"),
-    "ids typed in":
-        ("SELECT model_name, version FROM deployments WHERE id IN (2, 4, 5)", "ids literally"),
-    "one model only":
-        ("SELECT d.model_name, d.version FROM deployments d WHERE d.model_name = 'incident' AND "
-         "NOT EXISTS (SELECT 1 FROM verifications v WHERE v.deployment_id = d.id AND v.ok = 1)",
-         "another model"),
-    "matched by version, not id":
-        ("SELECT d.model_name, d.version FROM deployments d WHERE NOT EXISTS "
-         "(SELECT 1 FROM verifications v JOIN deployments d2 ON d2.id = v.deployment_id "
-         "WHERE d2.version = d.version AND v.ok = 1)", "by id, not by version number"),
+    "NOT IN meets a NULL":
+        ("SELECT model_name, version FROM deployments WHERE id NOT IN "
+         "(SELECT deployment_id FROM verifications WHERE ok = 1)", "never true when the subquery"),
     "wrong columns": ("SELECT d.model_name FROM deployments d", "exactly model_name, version"),
     "unknown column": ("SELECT vers FROM deployments", "no such column: vers"),
     "two statements": ("SELECT 1; SELECT 2", "one statement at a time"),
@@ -74,19 +79,19 @@ WRONG = {
 
 @pytest.mark.parametrize("sql", RIGHT.values(), ids=RIGHT.keys())
 def test_a_right_query_passes(sql):
-    feedback = check_never_verified(sql)
+    feedback = check_served_bytes(sql)
     assert feedback.passed, feedback.message
 
 
 @pytest.mark.parametrize("sql, why", WRONG.values(), ids=WRONG.keys())
 def test_a_wrong_query_is_told_why(sql, why):
-    feedback = check_never_verified(sql)
+    feedback = check_served_bytes(sql)
     assert not feedback.passed and why in feedback.message, feedback.message
 
 
 @pytest.mark.parametrize("sql", [None, "", "-- your query here\n", "\n  -- SELECT ...\n"])
 def test_no_query_is_not_an_answer(sql):
-    assert check_never_verified(sql) is NOT_ANSWERED
+    assert check_served_bytes(sql) is NOT_ANSWERED
 
 
 def test_the_checker_builds_the_lessons_own_tables():

@@ -268,10 +268,15 @@ class AuditStore:
             kind = detect_format(p).kind
         digest, size = fingerprint(p)
         with self._write() as conn:
-            return conn.execute(artifacts.insert().values(
-                run_id=run_id, path=str(p), kind=_text(kind, "artifact kind", artifacts.c.kind), fingerprint=digest, bytes=size,
-                created_at=now(),
-            )).inserted_primary_key[0]
+            return self._insert_artifact(conn, p, digest, size, kind, run_id)
+
+    @staticmethod
+    def _insert_artifact(conn: sa.Connection, p: Path, digest: str, size: int, kind: str,
+                         run_id: int | None) -> int:
+        return conn.execute(artifacts.insert().values(
+            run_id=run_id, path=str(p), kind=_text(kind, "artifact kind", artifacts.c.kind),
+            fingerprint=digest, bytes=size, created_at=now(),
+        )).inserted_primary_key[0]
 
     def record_deployment(self, *, model_name: str, version: int, path: str | os.PathLike[str],
                           fingerprint: str | None = None, run_id: int | None = None) -> int:
@@ -279,28 +284,30 @@ class AuditStore:
 
         The deployment links to the latest artifact recorded at ``path`` with that content
         (``fingerprint``, else the content on disk now); when there is none, the artifact is
-        recorded first (with ``run_id``).
+        recorded first (with ``run_id``). All of it is one transaction: a failure part-way
+        leaves neither a new artifact nor a deployment behind.
 
         Raises:
             AuditError: ``fingerprint`` is given and the files at ``path`` no longer match it.
         """
+        from forgekit import detect_format
         from forgekit.audit.fingerprints import fingerprint as compute
 
         model_name = _text(model_name, "model name", deployments.c.model_name)
         p = Path(path).absolute()
-        on_disk, _ = compute(p)
+        on_disk, size = compute(p)
         if fingerprint is not None and fingerprint != on_disk:
             raise AuditError(
                 "the files at the deployed path changed after they were fingerprinted",
                 path=p, found=f"sha256 {on_disk[:12]}", expected=f"sha256 {fingerprint[:12]}",
                 fix="publish the version again, then record it")
-        with self._read() as conn:
+        with self._write() as conn:
             artifact_id = conn.execute(
                 sa.select(sa.func.max(artifacts.c.id)).where(
                     artifacts.c.path == str(p), artifacts.c.fingerprint == on_disk)).scalar()
-        if artifact_id is None:
-            artifact_id = self.record_artifact(p, run_id=run_id)
-        with self._write() as conn:
+            if artifact_id is None:
+                artifact_id = self._insert_artifact(conn, p, on_disk, size,
+                                                    detect_format(p).kind, run_id)
             if run_id is not None:  # an artifact recorded before its run was known
                 conn.execute(artifacts.update().where(
                     artifacts.c.id == artifact_id, artifacts.c.run_id.is_(None)
