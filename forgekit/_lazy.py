@@ -1,11 +1,14 @@
 """Lazy public names for a package: ``name -> module``, imported on first attribute access.
 
-The package stays cheap to import (no TensorFlow, no h5py) however many names it offers.
+The package stays cheap to import (no TensorFlow, no h5py) however many names it offers. A
+subpackage or module of the package resolves the same way (``forgekit.measure.probe``), so a
+lesson can write the dotted path after ``import forgekit`` alone.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +28,8 @@ def lazy_names(package: str, names: Mapping[str, str]
             value = getattr(importlib.import_module(module), name)
             namespace[name] = value  # cache: later lookups skip __getattr__
             return value
+        if not name.startswith("_") and importlib.util.find_spec(f"{package}.{name}"):
+            return importlib.import_module(f"{package}.{name}")  # sets the attribute too
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:

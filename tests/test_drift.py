@@ -1,7 +1,7 @@
 """tools/drift.py: what to install instead of the pins, and the verdict-by-verdict comparison.
 
 The comparison is exercised on synthetic report.json / claims.json rows shaped exactly like the
-ones forgekit.runner writes (RunResult.as_report() and Claim.as_record()).
+ones forgekit.course.runner writes (RunResult.as_report() and Claim.as_record()).
 """
 
 from __future__ import annotations

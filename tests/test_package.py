@@ -53,22 +53,27 @@ def test_public_names_resolve_lazily():
     assert "doctor" in dir(forgekit)
 
 
-def test_old_module_paths_are_the_moved_modules():
-    """Lessons and code written before the layout keep working: forgekit.probe *is*
-    forgekit.measure.probe (one module object), by attribute, import and from-import."""
+def test_subpackages_resolve_on_first_access_and_old_paths_are_gone():
+    """``import forgekit`` is all a lesson needs for ``forgekit.measure.probe.matrix`` (one lazy
+    mechanism for names and subpackages); a loaded submodule never shadows a function of the
+    same package; the old top-level paths (``forgekit.`` + ``probe``) no longer exist."""
     probe = _python(
-        "import importlib, forgekit\n"
-        "for old, new in forgekit.MOVED.items():\n"
-        "    module = importlib.import_module(new)\n"
-        "    assert importlib.import_module('forgekit.' + old) is module, old\n"
-        "    assert getattr(forgekit, old) is module, old\n"
-        "from forgekit.probe import matrix\n"
-        "import forgekit.diagnose.diagnosis\n"  # a loaded submodule must not shadow a function
+        "import forgekit\n"
+        "import importlib\n"
+        "assert forgekit.measure.probe is importlib.import_module('forgekit.measure.probe')\n"
+        "assert callable(forgekit.measure.probe.matrix)\n"
+        "import forgekit.diagnose.diagnosis\n"
         "from forgekit.diagnose import doctor\n"
         "assert callable(doctor) and callable(forgekit.diagnose.doctor), doctor\n"
-        "from forgekit.formats import detect_format, version_numbers\n"
-        "import forgekit.fresh\n"
-        "assert forgekit.fresh.run_fresh.__module__ == 'forgekit.measure.fresh'\n"
+        "assert forgekit.audit.store.AuditStore is forgekit.audit.AuditStore\n"
+        "for old in ('probe', 'fresh', 'failures', 'saving', 'runner', 'claims'):\n"
+        "    try:\n"
+        "        getattr(forgekit, old)\n"
+        "    except AttributeError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise AssertionError('forgekit.' + old + ' still resolves')\n"
+        "assert not hasattr(forgekit, 'MOVED')\n"
         "print('ok')")
     assert probe.stdout.strip() == "ok", probe.stderr
 

@@ -14,8 +14,7 @@ SQLAlchemy: names resolve on first use (``forgekit.audit.AuditCallback`` imports
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from forgekit._lazy import lazy_names
 
 _LAZY = {
     "open_store": "forgekit.audit.store",
@@ -37,21 +36,5 @@ _LAZY = {
     "StoreCorruptError": "forgekit.audit.errors",
     "InvalidValueError": "forgekit.audit.errors",
 }
-_SUBMODULES = {"callback", "cli", "dsn", "engines", "errors", "fingerprints", "queries",
-               "schema", "store"}
-
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f"forgekit.audit.{name}")
-    raise AttributeError(f"module 'forgekit.audit' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
