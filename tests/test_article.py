@@ -20,11 +20,10 @@ from forgekit.course.article import (
     ArticleAudit,
     ArticleClaim,
     AuditRow,
-    AuditSettings,
-    Lab,
     audit,
     verdict_of,
 )
+from forgekit.course.article_workbench import AuditSettings, Workbench
 from forgekit.course.claims import CLAIMS_FILE_ENV, STRICT_ENV, ClaimError, read_claims
 from forgekit.course.map import LESSONS
 from tests.conftest import ROOT
@@ -67,7 +66,7 @@ def test_every_row_has_a_forgekit_experiment(row):
     fn = row.experiment
     assert callable(fn)
     assert fn.__module__.startswith("forgekit.")
-    assert fn.__module__ not in (article.__name__, "forgekit.course.article_rows")
+    assert not fn.__module__.startswith("forgekit.course.article")
     assert "<lambda>" not in fn.__qualname__ and "<locals>" not in fn.__qualname__
     # the dotted name resolves to this very object: a reader can find and call it
     module, _, name = row.experiment_name.rpartition(".")
@@ -185,12 +184,12 @@ def test_a_run_that_was_not_killed_or_did_not_overfit_is_not_a_verdict(tmp_path)
     """No verdict from a scenario that did not happen: both checkpoint rows raise (error)."""
     from types import SimpleNamespace
 
-    from forgekit.course import article_rows
+    from forgekit.course import article_training
 
-    lab = Lab(tmp_path, AuditSettings.ci())
+    lab = Workbench(tmp_path, AuditSettings.ci())
     with pytest.raises(RuntimeError, match="not killed"):
-        article_rows._interrupted(lambda *a, **k: SimpleNamespace(killed=False), lab)
-    lab = Lab(tmp_path, AuditSettings.ci())
+        article_training._interrupted(lambda *a, **k: SimpleNamespace(killed=False), lab)
+    lab = Workbench(tmp_path, AuditSettings.ci())
     improving = SimpleNamespace(history={"val_loss": [0.9, 0.8, 0.7]})  # best = last epoch
     lab.shared("interrupted", lambda: {"killed": improving, "steps": 8, "folder": tmp_path})
     done = article.run_row(_row("best_only_keeps_best_epoch"), lab)
@@ -253,7 +252,7 @@ def _keras_versions_with(tmp_path, outcomes, write_file):
     from types import SimpleNamespace
 
     row = _row("keras_version_mismatch")
-    lab = Lab(tmp_path / "lab", AuditSettings.ci())
+    lab = Workbench(tmp_path / "lab", AuditSettings.ci())
     files = {}
     for kind, name in (("keras", "model.keras"), ("h5_model", "model.h5")):
         files[kind] = SimpleNamespace(path=tmp_path / name)
@@ -345,7 +344,7 @@ def test_strict_mode_records_every_row_before_failing(tmp_path, claims_file, mon
 
 
 def test_a_failed_shared_step_fails_each_user_without_a_retry(tmp_path):
-    lab = Lab(tmp_path, AuditSettings.ci())
+    lab = Workbench(tmp_path, AuditSettings.ci())
     calls = []
 
     def make():
@@ -359,7 +358,7 @@ def test_a_failed_shared_step_fails_each_user_without_a_retry(tmp_path):
 
 
 def test_a_shared_artifact_is_prepared_once(tmp_path):
-    lab = Lab(tmp_path, AuditSettings.ci())
+    lab = Workbench(tmp_path, AuditSettings.ci())
 
     def write():
         folder = lab.folder("probe")

@@ -12,13 +12,14 @@ build and sends someone back to the prose.
 
 Each row is three pieces: the experiment (a forgekit function its lesson's notebook calls,
 never defined here), a ``measure`` step that calls it and returns plain numbers, and a ``judge``
-that turns those numbers into named checks and a reason; the pairs live in
-:mod:`forgekit.course.article_rows`. Rows read the audit's shared artifacts (:class:`Lab`) and
+that turns those numbers into named checks and a reason; the pairs live by topic in
+``article_files``, ``article_training`` and ``article_serving``, and the registry in
+:mod:`forgekit.course.article_rows`. Rows read the audit's shared artifacts (:class:`Workbench`) and
 write only into folders of their own, so a row's verdict never depends on the rows before it; a
 row whose scenario did not happen raises (verdict ``error``). The verdict is the same rule for
 every row (:func:`verdict_of`): every check true, none, or some.
 
-To audit another claim: write its ``measure``/``judge`` pair in ``article_rows.py`` around the
+To audit another claim: write its ``measure``/``judge`` pair in the topic's module around the
 forgekit function the lesson on that topic uses (move it into forgekit first if it only exists in
 a notebook), add the :class:`ArticleClaim` to ``build_rows()``, and state its verdict in the
 lesson's prose; ``tests/test_article.py`` checks the registry.
@@ -26,17 +27,16 @@ lesson's prose; ``tests/test_article.py`` checks the registry.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgekit.course.article_workbench import AuditSettings, Workbench
 from forgekit.table import Table
 
 VERDICTS = ("holds", "does not hold", "partly")
@@ -46,42 +46,14 @@ EVIDENCE_KEYS = ("article_row", "article_claim", "measured_verdict", "reason", "
                  "lesson")
 
 # The audit's own modules: an experiment defined here would be the audit measuring itself.
-_HERE = (__name__, f"{__name__}_rows")
+_HERE = (__name__, *(f"{__name__}_{part}" for part in
+                     ("rows", "files", "training", "serving", "workbench")))
 Numbers = dict[str, Any]  # measured values: numbers, booleans, short strings
 Judgement = tuple[dict[str, bool], str]  # named checks, the reason in words
 
 
 # --------------------------------------------------------------------------------------------
 # the data model
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    """Sizes of the audit's experiments. ``AuditSettings()`` is the workshop size,
-    :meth:`ci` the small one the tests use; :meth:`named` picks one by name."""
-
-    samples: int = 1024  # training rows of the shared regression model
-    features: int = 16
-    units: int = 128  # width of its two hidden layers
-    epochs: int = 5
-    checkpoint_units: int = 64  # the interrupted classification run (an overfitting task)
-    checkpoint_epochs: int = 8
-    resume_epochs: int = 6  # the stop-and-resume comparison
-    resume_at: int = 3
-    poll_seconds: float = 0.5  # how often the local model server scans its base path
-
-    @classmethod
-    def ci(cls) -> AuditSettings:
-        """Small sizes: the whole audit in well under a minute on two cores."""
-        return cls(samples=256, units=32, epochs=2, checkpoint_epochs=6, resume_epochs=4,
-                   resume_at=2, poll_seconds=0.2)
-
-    @classmethod
-    def named(cls, name: str) -> AuditSettings:
-        """``"workshop"`` or ``"ci"``."""
-        if name not in ("workshop", "ci"):
-            raise ValueError(f"audit size must be 'workshop' or 'ci', not {name!r}")
-        return cls() if name == "workshop" else cls.ci()
 
 
 def _dotted(fn: Callable[..., Any]) -> str:
@@ -103,7 +75,7 @@ class ArticleClaim:
     lesson: str
     experiment: Callable[..., Any]
     expected: str
-    measure: Callable[[Callable[..., Any], Lab], Numbers] = field(repr=False)
+    measure: Callable[[Callable[..., Any], Workbench], Numbers] = field(repr=False)
     judge: Callable[[Numbers], Judgement] = field(repr=False)
 
     def __post_init__(self) -> None:
@@ -318,124 +290,6 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-# --------------------------------------------------------------------------------------------
-# the lab: artifacts shared by several rows, built once per audit
-
-
-class Lab:
-    """The audit's working folder and the artifacts several rows share (one trained model, its
-    export, one probe of every format...), each built on first use. A shared step that failed
-    fails every row that needs it, with the same exception, without being retried."""
-
-    def __init__(self, workdir: str | os.PathLike[str], settings: AuditSettings) -> None:
-        self.workdir = Path(workdir)
-        self.settings = settings
-        self._memo: dict[str, Any] = {}
-        self._cleanups: list[Callable[[], Any]] = []
-
-    def folder(self, name: str) -> Path:
-        """A fresh folder for one experiment under the workdir."""
-        path = self.workdir / name
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-        return path
-
-    def shared(self, key: str, make: Callable[[], Any]) -> Any:
-        """``make()`` the first time ``key`` is asked for; the same value (or the same
-        exception) after that. ``make`` takes no arguments, so nothing it needs (a fresh
-        folder, a trained model) is prepared again when the value is already there."""
-        if key not in self._memo:
-            try:
-                self._memo[key] = (True, make())
-            except Exception as exc:  # kept: every row that needs it reports this error
-                self._memo[key] = (False, exc)
-        ok, value = self._memo[key]
-        if not ok:
-            raise value
-        return value
-
-    def on_close(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` when the audit ends (stop a server)."""
-        self._cleanups.append(fn)
-
-    def close(self) -> None:
-        """Run the cleanups, newest first, and let go of the shared artifacts; never raises."""
-        self._memo.clear()
-        while self._cleanups:
-            with contextlib.suppress(Exception):  # a cleanup must not hide the audit's result
-                self._cleanups.pop()()
-
-    # the shared artifacts ---------------------------------------------------------------
-
-    def task(self) -> Any:
-        """The regression task of the shared model."""
-        from forgekit.training import make_task
-
-        s = self.settings
-        return self.shared("task", lambda: make_task("regress", n_train=s.samples, n_val=64,
-                                                     n_features=s.features))
-
-    def build(self) -> Any:
-        """A fresh compiled model with the shared model's architecture (Adam, ``loss="mse"``)."""
-        from forgekit.training import build_model
-
-        return build_model(self.task(), width=self.settings.units)
-
-    def model(self) -> Any:
-        """The shared model, trained, so it has optimizer state worth keeping."""
-        def train() -> Any:
-            model = self.build()
-            task = self.task()
-            model.fit(task.x_train, task.y_train, epochs=self.settings.epochs, batch_size=32,
-                      verbose=0)
-            return model
-
-        return self.shared("model", train)
-
-    def served_models(self) -> tuple[Any, Any]:
-        """Two versions of one served model: the one in production and its retrained successor
-        (other data), built by the same code, so their signatures match (input ``x``) and only
-        their answers differ, as in the incident."""
-        def train() -> tuple[Any, Any]:
-            import keras
-
-            from forgekit.training import make_task
-
-            s = self.settings
-
-            def version(seed: int, noise: float) -> Any:
-                task = make_task("regress", n_train=s.samples, n_val=64, n_features=s.features,
-                                 noise=noise, seed=seed)
-                init = keras.initializers.GlorotUniform(seed=seed)
-                model = keras.Sequential([
-                    keras.Input((s.features,), name="x"),
-                    keras.layers.Dense(s.units, activation="relu", kernel_initializer=init),
-                    keras.layers.Dense(1, kernel_initializer=init)], name="forecast")
-                model.compile(optimizer="adam", loss="mse")
-                model.fit(task.x_train, task.y_train, epochs=s.epochs, batch_size=32, verbose=0)
-                return model
-
-            return version(0, 0.1), version(1, 0.3)
-
-        return self.shared("served_models", train)
-
-    def inputs(self) -> Any:
-        """Fixed inputs every prediction comparison uses."""
-        from forgekit.measure.compare import fixed_inputs
-
-        return self.shared("inputs", lambda: fixed_inputs(self.model()))
-
-    def export(self) -> Path:
-        """The shared model exported as a SavedModel (``model.export``)."""
-        def export() -> Path:
-            path = self.folder("export") / "export"
-            self.model().export(path, verbose=False)
-            return path
-
-        return self.shared("export", export)
-
-
 # ROWS is built on first use (module __getattr__): the registry names forgekit functions
 # from serving, crosslang, training..., and importing them all is not free.
 _ROWS: tuple[ArticleClaim, ...] | None = None
@@ -472,7 +326,7 @@ def _versions() -> dict[str, str | None]:
     return {"TensorFlow": installed_version("tensorflow"), "Keras": installed_version("keras")}
 
 
-def run_row(row: ArticleClaim, lab: Lab) -> AuditRow:
+def run_row(row: ArticleClaim, lab: Workbench) -> AuditRow:
     """Measure one row. An exception in its experiment gives the verdict ``error``, naming it."""
     import warnings
 
@@ -522,7 +376,7 @@ def audit(workdir: str | os.PathLike[str], *, rows: Iterable[ArticleClaim | str]
                          f"{', '.join(by_id)}")
     chosen = [by_id[r] if isinstance(r, str) else r for r in wanted]
     settings = settings or AuditSettings()
-    lab = Lab(workdir, settings)
+    lab = Workbench(workdir, settings)
     lab.workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     measured: list[AuditRow] = []
