@@ -226,12 +226,12 @@ def test_a_run_that_was_not_killed_or_did_not_overfit_is_not_a_verdict(tmp_path)
       "tf_saved_model_load_keras_optimizer": False, "tf_saved_model_load_compiled": False,
       "keras_optimizer_restored": True, "keras_compile_restored": True}, "does not hold"),
     ("keras_version_mismatch",  # every load across the versions fails: then the claim holds
-     {"keras2_version": "2.21.0", "keras2_reads_keras3_keras": False,
+     {"keras2_version": "2.21.0", "keras2_reads_own": True, "keras2_reads_keras3_keras": False,
       "keras2_reads_keras3_h5": False, "keras3_reads_keras2_h5": False, "keras3_error": "ValueError",
       "keras3_reads_keras2_mse_h5": False, "keras3_reads_own_mse_h5": True,
       "mse_errors_identical": False, "keras2_errors": "TypeError"}, "holds"),
     ("keras_version_mismatch",  # Keras 3 reads the Keras 2 file; its "mse" failure is its own
-     {"keras2_version": "2.21.0", "keras2_reads_keras3_keras": False,
+     {"keras2_version": "2.21.0", "keras2_reads_own": True, "keras2_reads_keras3_keras": False,
       "keras2_reads_keras3_h5": False, "keras3_reads_keras2_h5": True, "keras3_error": "",
       "keras3_reads_keras2_mse_h5": False, "keras3_reads_own_mse_h5": False,
       "mse_errors_identical": True, "keras2_errors": "TypeError"}, "partly"),
@@ -239,6 +239,33 @@ def test_a_run_that_was_not_killed_or_did_not_overfit_is_not_a_verdict(tmp_path)
 def test_rows_judge_fake_measurements_both_ways(row_id, numbers, verdict):
     checks, reason = _row(row_id).judge(numbers)
     assert verdict_of(checks) == verdict and reason
+
+
+def test_keras_version_row_without_its_control_is_not_a_holds():
+    """Keras 2 refusing Keras 3's files counts only beside Keras 2 loading its own."""
+    numbers = {"keras2_version": "2.21.0", "keras2_reads_own": False,
+               "keras2_reads_keras3_keras": False, "keras2_reads_keras3_h5": False,
+               "keras3_reads_keras2_h5": False, "keras3_error": "ValueError",
+               "keras3_reads_keras2_mse_h5": False, "keras3_reads_own_mse_h5": True,
+               "mse_errors_identical": False, "keras2_errors": "TypeError, TypeError"}
+    checks, reason = _row("keras_version_mismatch").judge(numbers)
+    assert verdict_of(checks) == "partly" and "fails on its own" in reason.splitlines()[0]
+
+
+def _reuses(human_bytes, lab):
+    lab.shared("probe", lambda: "built")
+    return {"shown": human_bytes(1536)}
+
+
+def test_a_row_names_the_shared_artifacts_an_earlier_row_built(tmp_path):
+    from forgekit.table import human_bytes
+
+    lab = Workbench(tmp_path, AuditSettings.ci())
+    first, second = (ArticleClaim(name, "A claim.", "00_start_here", human_bytes, "holds", _reuses,
+                                  _shown_right) for name in ("first", "second"))
+    assert article.run_row(first, lab).reused == ()  # it built the probe itself
+    again = article.run_row(second, lab)
+    assert again.reused == ("probe of every format",) and "reusing the probe" in str(again)
 
 
 def _fresh_outcome(ok, error_type=None, value=None):
@@ -381,6 +408,10 @@ def test_the_audit_renders_and_round_trips(tmp_path):
     result = ArticleAudit(rows, {"TensorFlow": "2.21.0", "Keras": "3.15.1"}, AuditSettings.ci())
     text, page = str(result.table()), result._repr_html_()
     assert "✗ does not hold" in text and "✗ error" in text and "TensorFlow 2.21.0" in text
+    # one line per row where a learner reads it; the checks and evidence closed under it
+    assert str(result).splitlines()[1].startswith("✗ does not hold  a (02): ratio 1.07x")
+    assert "[the course says holds]" in str(result) and "<details>" in page
+    assert "✗ the ratio is 5-10x" in str(result.details()) and "✗ the ratio" not in str(result)
     assert "ratio 1.07x" in page and "forgekit.tflite.convert" in page
     assert "✗ the ratio is 5-10x" in page  # the checks behind the verdict
     assert result.counts()["does not hold"] == 1 and result.counts()[ERROR] == 1

@@ -75,10 +75,16 @@ def test_a_right_audit_passes_and_names_its_numbers(tmp_path):
     assert "the identical rebuild loads (the control)" in feedback.message
     assert "holds only partly" in feedback.message and "away from the original" in feedback.message
     assert "predictions: 2 of 2 right." in feedback.message
-    # the learner chooses the changes: shape changes alone make "holds", with what is untried
-    shapes = check_weights_audit(_audit(changes=("wider", "extra")), tmp_path)
-    assert shapes.passed and "claim holds" in shapes.message, shapes.message
-    assert "try one that keeps every shape" in shapes.message
+    assert "layer by layer, by each layer's class and position" in feedback.message
+    # an added Dropout loads silently: evidence against the claim, said in those words
+    dropout = check_weights_audit(_audit(changes=("wider", "dropout")), tmp_path)
+    assert dropout.passed and "holds only partly" in dropout.message, dropout.message
+    assert "dropout predicts exactly like the original at inference" in dropout.message
+    # changes that keep every shape only: none refused, and the feedback says what is untried
+    kept = check_weights_audit(_audit(changes=("tanh", "dropout"),
+                                      report={"verdict": "does not hold"}), tmp_path)
+    assert kept.passed and "claim does not hold" in kept.message, kept.message
+    assert "try one that changes a shape" in kept.message
     missed = check_weights_audit(_audit(report=lambda a: {"predicted": {"wider": True,
                                                                         "tanh": True}}), tmp_path)
     assert missed.passed and "1 of 2 right (wrong for wider)" in missed.message, missed.message
@@ -123,7 +129,8 @@ def _whole_model(model, path):
      "Record whether the call raised"),
     (_audit(changes=("tanh",)), "at least two Keras models"),
     (_audit(changes=("wider", "zeros")), "that is the identical architecture"),
-    (_audit(changes=("wider", "dropout")), "predicts exactly what the original does"),
+    # shape changes alone are all refused, yet they cannot settle the claim: not "holds"
+    (_audit(changes=("wider", "extra")), "alters a weight's shape, so its refusal shows only"),
     (_audit(changes=("wider", "subclassed")), "not a subclass"),
     (_audit(report={"predicted": {}}), "'predicted' should say"),
     (_audit(changes=("wider", "renamed")), "that is the identical architecture"),

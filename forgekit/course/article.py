@@ -12,7 +12,8 @@ build and sends someone back to the prose.
 
 Each row is three pieces: the experiment (a forgekit function its lesson's notebook calls,
 never defined here), a ``measure`` step that calls it and returns plain numbers, and a ``judge``
-that turns those numbers into named checks and a reason; the pairs live by topic in
+that turns those numbers into named checks and a reason (its first line the one-line summary a
+table shows, the lines after it the evidence); the pairs live by topic in
 ``article_files``, ``article_training`` and ``article_serving``, and the registry in
 :mod:`forgekit.course.article_rows`. Rows read the audit's shared artifacts (:class:`Workbench`) and
 write only into folders of their own, so a row's verdict never depends on the rows before it; a
@@ -109,7 +110,10 @@ class ArticleClaim:
 
 @dataclass
 class AuditRow:
-    """One claim as measured: numbers, the verdict they give, and why."""
+    """One claim as measured: numbers, the verdict they give, and why.
+
+    ``reason``'s first line is the one-line summary a table shows (:attr:`headline`); the
+    lines after it, with it, are the whole evidence."""
 
     id: str
     statement: str
@@ -121,11 +125,62 @@ class AuditRow:
     expected: str
     seconds: float
     checks: dict[str, bool] = field(default_factory=dict)
+    reused: tuple[str, ...] = ()  # shared artifacts an earlier row built (its seconds are not here)
 
     @property
     def as_expected(self) -> bool:
         """The measured verdict is the one the course's prose states."""
         return self.verdict == self.expected
+
+    @property
+    def headline(self) -> str:
+        """The reason in one line."""
+        return self.reason.split("\n", 1)[0]
+
+    @property
+    def evidence_text(self) -> str:
+        """The evidence after the headline (the whole reason when it is one line)."""
+        rest = self.reason.split("\n", 1)[1:]
+        return rest[0] if rest and rest[0].strip() else self.reason
+
+    def line(self) -> str:
+        """Verdict, id, lesson and the one-line reason (and the course's verdict if it differs)."""
+        said = "" if self.as_expected else f" [the course says {self.expected}]"
+        return f"{_MARKS[self.verdict]:<16} {self.id} ({self.lesson[:2]}): {self.headline}{said}"
+
+    def _timing(self) -> str:
+        took = f"{self.seconds:.1f} s"
+        if self.reused:
+            took += f", reusing the {' and the '.join(self.reused)} an earlier row built"
+        return took
+
+    def __str__(self) -> str:
+        """The row whole, wrapped: verdict, id, claim, each check, the evidence, the timing."""
+        import textwrap
+
+        def wrapped(label: str, text: str) -> str:
+            return textwrap.fill(" ".join(text.split()), 100, initial_indent=f"  {label:<9} ",
+                                 subsequent_indent=" " * 12)
+
+        said = "" if self.as_expected else f"; the course says {self.expected}"
+        return "\n".join([
+            f"{_MARKS[self.verdict]} · {self.id} (lesson {self.lesson[:2]}{said})",
+            wrapped("claim:", self.statement),
+            *(wrapped("check:", f"{'✓' if ok else '✗'} {name}") for name, ok in self.checks.items()),
+            wrapped("evidence:", self.evidence_text),
+            wrapped("measured:", f"by {self.experiment} in {self._timing()}")])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        color = _COLORS[self.verdict]
+        said = "" if self.as_expected else f" (the course says {html.escape(self.expected)})"
+        return (f"<div style='margin:0.4em 0'><b style='color:{color}'>"
+                f"{html.escape(_MARKS[self.verdict])}</b> · <b>{html.escape(self.id)}</b> "
+                f"(lesson {html.escape(self.lesson[:2])}){said}<br>{html.escape(self.statement)}"
+                f"{_checks_html(self.checks)}<br><small>{html.escape(' '.join(self.evidence_text.split()))}"
+                f"<br>measured by <code>{html.escape(self.experiment)}</code> in "
+                f"{html.escape(self._timing())}</small></div>")
 
     def evidence(self) -> dict[str, Any]:
         """The claim's evidence: the fixed keys, then the numbers (never over a fixed key)."""
@@ -144,6 +199,11 @@ def verdict_of(checks: Mapping[str, bool]) -> str:
     return "holds" if passed == len(checks) else "does not hold" if passed == 0 else "partly"
 
 
+# The shared artifacts' keys (article_workbench) in words, for "reusing the ... an earlier row built".
+_ARTIFACTS = {"task": "data", "model": "trained model", "inputs": "fixed inputs",
+              "export": "SavedModel export", "probe": "probe of every format",
+              "interrupted": "killed training run", "resume": "stop-and-resume runs",
+              "served_models": "served models"}
 _MARKS = {"holds": "✓ holds", "does not hold": "✗ does not hold", "partly": "◐ partly",
           ERROR: "✗ error"}
 _COLORS = {"holds": "#1a7f37", "does not hold": "#b42318", "partly": "#bf8700", ERROR: "#6e7781"}
@@ -172,65 +232,52 @@ class ArticleAudit:
     def _on(self) -> str:
         return ", ".join(f"{k} {v}" for k, v in self.versions.items() if v)
 
-    def table(self) -> Table:
-        """One line per claim: statement, verdict, reason, what the course says, seconds."""
-        table = Table(["claim (in the course's words)", "verdict", "reason", "lesson",
-                       "course says", "s"], title=f"The article's claims, measured on {self._on()}",
-                      max_width=110)
-        for r in self.rows:
-            mark = _MARKS[r.verdict]
-            table.add(r.statement, mark, r.reason, r.lesson[:2],
-                      ("✓ " if r.as_expected else "✗ ") + r.expected, f"{r.seconds:.1f}")
+    def _note(self) -> str:
         counts = ", ".join(f"{n} {v}" for v, n in self.counts().items() if n)
-        table.notes = [f"{len(self.rows)} claims: {counts}; {self.seconds:.0f} s in all.",
-                       "Each verdict is computed from the measured numbers (see each row's "
-                       "evidence); 'course says' is the verdict the lessons' prose states."]
+        return f"{len(self.rows)} claims: {counts}; {self.seconds:.0f} s in all."
+
+    def table(self) -> Table:
+        """One line per claim: verdict, id, lesson, the reason in one line."""
+        table = Table(["verdict", "claim", "lesson", "why (one line; the evidence is below)"],
+                      title=f"The article's claims, measured on {self._on()}", max_width=110)
+        for r in self.rows:
+            said = "" if r.as_expected else f" [the course says {r.expected}]"
+            table.add(_MARKS[r.verdict], r.id, r.lesson[:2], r.headline + said)
+        table.notes = [self._note()]
         return table
 
+    def details(self) -> Any:
+        """Every row whole (claim, checks, evidence, timing) under a closed summary."""
+        from forgekit.details import details
+
+        return details(f"The checks and evidence of these {len(self.rows)} rows",
+                       _Rows(self.rows))
+
     def __str__(self) -> str:
-        """Every row whole, wrapped (a table cell would cut the evidence a verdict rests on):
-        verdict, id and claim, then each check, then the evidence."""
-        import textwrap
-
-        def wrapped(label: str, text: str) -> str:
-            return textwrap.fill(" ".join(text.split()), 100, initial_indent=f"  {label:<9} ",
-                                 subsequent_indent=" " * 12)
-
-        out = [f"The article's claims, measured on {self._on()}"]
-        for r in self.rows:
-            said = "✓ as the course says" if r.as_expected else f"✗ the course says {r.expected}"
-            out += ["", f"{_MARKS[r.verdict]} · {r.id} (lesson {r.lesson[:2]}; {said}; "
-                        f"{r.seconds:.1f} s)", wrapped("claim:", r.statement)]
-            out += [wrapped("check:", f"{'✓' if ok else '✗'} {name}")
-                    for name, ok in r.checks.items()]
-            out.append(wrapped("evidence:", r.reason))
-        return "\n".join([*out, "", self.table().notes[0]])
+        """One line per row; ``print(audit.details())`` prints every row whole."""
+        lines = [f"The article's claims, measured on {self._on()}", *(r.line() for r in self.rows)]
+        return "\n".join([*lines, self._note(),
+                          "Each row's checks and evidence: print(<this audit>.details())"])
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        rows = []
-        for r in self.rows:
-            color = _COLORS[r.verdict]
-            numbers = ", ".join(f"{k} = {_short(v)}" for k, v in r.measured.items())
-            rows.append(
-                "<tr style='vertical-align:top'>"
-                f"<td style='text-align:left'>{html.escape(r.statement)}<br><small><code>"
-                f"{html.escape(r.experiment)}</code> · lesson {html.escape(r.lesson)}</small></td>"
-                f"<td style='text-align:left;color:{color};white-space:nowrap'><b>"
-                f"{html.escape(_MARKS[r.verdict])}</b>{_checks_html(r.checks)}</td>"
-                f"<td style='text-align:left'>{html.escape(r.reason)}<br><small>"
-                f"{html.escape(numbers)}</small></td>"
-                f"<td style='text-align:left;color:{'#1a7f37' if r.as_expected else '#b42318'}'>"
-                f"{'✓' if r.as_expected else '✗'} {html.escape(r.expected)}</td>"
-                f"<td>{r.seconds:.1f}</td></tr>")
+        rows = "".join(
+            "<tr style='vertical-align:top'>"
+            f"<td style='text-align:left;color:{_COLORS[r.verdict]};white-space:nowrap'><b>"
+            f"{html.escape(_MARKS[r.verdict])}</b></td>"
+            f"<td style='text-align:left'><code>{html.escape(r.id)}</code></td>"
+            f"<td>{html.escape(r.lesson[:2])}</td>"
+            f"<td style='text-align:left'>{html.escape(r.headline)}"
+            + ("" if r.as_expected else
+               f" <b style='color:{_COLORS[ERROR]}'>[the course says {html.escape(r.expected)}]</b>")
+            + "</td></tr>" for r in self.rows)
         head = "".join(f"<th style='text-align:left'>{h}</th>" for h in
-                       ("claim, experiment, lesson", "verdict", "reason and numbers",
-                        "course says", "s"))
-        note = html.escape(self.table().notes[0])
+                       ("verdict", "claim", "lesson", "why"))
         return (f"<table><caption style='text-align:left'><b>The article's claims, measured on "
-                f"{html.escape(self._on())}</b></caption><tr>{head}</tr>{''.join(rows)}</table>"
-                f"<p style='font-size:90%'>{note}</p>")
+                f"{html.escape(self._on())}</b></caption><tr>{head}</tr>{rows}</table>"
+                f"<p style='font-size:90%'>{html.escape(self._note())}</p>"
+                f"{self.details()._repr_html_()}")
 
     def plot(self, ax: Any = None) -> Any:
         """The verdict of each claim, one coloured tile per row, and (without ``ax``) its
@@ -275,6 +322,19 @@ class ArticleAudit:
         target.write_text(json.dumps(_plain(self.as_dict()), indent=2, ensure_ascii=False) + "\n",
                           encoding="utf-8")
         return target
+
+
+class _Rows:
+    """Audited rows shown whole, one after the other (the body of :meth:`ArticleAudit.details`)."""
+
+    def __init__(self, rows: list[AuditRow]) -> None:
+        self.rows = rows
+
+    def __str__(self) -> str:
+        return "\n\n".join(map(str, self.rows))
+
+    def _repr_html_(self) -> str:
+        return "".join(r._repr_html_() for r in self.rows)
 
 
 def _checks_html(checks: Mapping[str, bool]) -> str:
@@ -333,7 +393,7 @@ def run_row(row: ArticleClaim, lab: Workbench) -> AuditRow:
     from forgekit.outcome import first_line
     from forgekit.quiet import muted_stderr, quiet_absl
 
-    started = time.perf_counter()
+    started, before, asked = time.perf_counter(), lab.built(), len(lab.asked)
     measured: Numbers = {}
     try:
         # The rows report numbers; what Keras, absl and TFLite's C++ print along the way (legacy
@@ -346,8 +406,10 @@ def run_row(row: ArticleClaim, lab: Workbench) -> AuditRow:
     except Exception as exc:  # one row's failure must not lose the others
         checks, verdict = {}, ERROR
         reason = f"the experiment raised {type(exc).__name__}: {first_line(str(exc), 200)}"
+    reused = tuple(k for k in dict.fromkeys(lab.asked[asked:]) if k in before)
     return AuditRow(row.id, row.statement, row.experiment_name, row.lesson, measured, verdict,
-                    reason, row.expected, time.perf_counter() - started, checks)
+                    reason, row.expected, time.perf_counter() - started, checks,
+                    reused=tuple(_ARTIFACTS.get(k, k) for k in reused))
 
 
 def audit(workdir: str | os.PathLike[str], *, rows: Iterable[ArticleClaim | str] | None = None,

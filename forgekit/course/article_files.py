@@ -60,7 +60,11 @@ def judge_save_writes_savedmodel(n: Numbers) -> Judgement:
     checks = {"model.save(path) with no extension writes a SavedModel folder":
               not n["save_without_extension_refused"] and n["no_extension_kind"] == "savedmodel",
               "model.save('name.keras') writes a SavedModel": n["save_keras_kind"] == "savedmodel"}
-    reason = (f"model.save without an extension "
+    reason = (f"model.save('my_model') "
+              f"{'raises ' + n['save_without_extension_error'] if n['save_without_extension_refused'] else 'works'}"
+              f", model.save('model.keras') writes {n['save_keras_kind']}; model.export() writes "
+              f"the {n['export_kind']}\n"
+              f"model.save without an extension "
               f"{'raises ' + n['save_without_extension_error'] if n['save_without_extension_refused'] else 'works'}"
               f" ({n['no_extension_kind']} on disk); with .keras it writes a "
               f"{n['save_keras_kind']} file; the SavedModel comes from model.export() (found: "
@@ -105,7 +109,10 @@ def judge_savedmodel_training_state(n: Numbers) -> Judgement:
     checks = {"model.export() stores the optimizer's variables": n["export_optimizer_variables"],
               "tf.saved_model.save() stores the optimizer's variables": saved > 0,
               "loading a SavedModel brings back the optimizer and the compile settings": back}
-    reason = (f"model.export() keeps weights (max |Δ| {n['export_weights_max_abs_diff']:.3g}) and "
+    reason = (f"model.export() stores no optimizer; tf.saved_model.save() stores {saved} optimizer "
+              f"variables, but loading it gives {'a' if back else 'no'} Keras optimizer and "
+              "compile settings\n"
+              f"model.export() keeps weights (max |Δ| {n['export_weights_max_abs_diff']:.3g}) and "
               f"signatures ({n['export_signatures']}), optimizer variables "
               f"{_yes(n['export_optimizer_variables'])}; tf.saved_model.save() stores {saved} "
               f"optimizer variables; tf.saved_model.load of it gives a Keras optimizer: "
@@ -144,11 +151,17 @@ def measure_h5_lacks_serving(matrix: Callable[..., Any], lab: Workbench) -> Numb
 
 
 def judge_h5_lacks_serving(n: Numbers) -> Judgement:
-    checks = {"the model server's loader cannot serve a version folder holding the .h5":
+    checks = {"forgekit's emulated server refuses a version folder holding the .h5 (TF Serving's "
+              "loader, too, needs a saved_model.pb there)":
               n["server_loader_refuses_h5_version"],
               "tf.saved_model.load (the SavedModel loader) cannot read it":
               n["saved_model_load_refuses_h5_version"]}
-    reason = (f"version folder 1/ holding model.h5: forgekit's server loader "
+    both = n["server_loader_refuses_h5_version"] and n["saved_model_load_refuses_h5_version"]
+    reason = (("a version folder holding only model.h5: the server loader and "
+               "tf.saved_model.load both refuse it" if both else
+               "a version folder holding only model.h5 is read by a SavedModel loader")
+              + f"; the same server loader serves the export\n"
+              f"version folder 1/ holding model.h5: forgekit's server loader "
               f"{'raises ' + n['server_loader_error'] if n['server_loader_refuses_h5_version'] else 'loads it'}"
               f", tf.saved_model.load "
               f"{'raises ' + n['saved_model_load_error'] if n['saved_model_load_refuses_h5_version'] else 'loads it'}"
@@ -164,21 +177,26 @@ def measure_h5_savedmodel_mixup(run_matrix: Callable[..., Any], lab: Workbench) 
                         "SavedModel": os.fspath(lab.export())}, lab.build)
     works = {(row.label, cell.loader.key): bool(cell.outcome.ok)
              for row in found.rows for cell in row.cells}
+    reading = {label: ", ".join(key for (a, key), ok in works.items() if a == label and ok)
+               or "none" for label in ("legacy .h5", "SavedModel")}
     return {"saved_model_load_on_h5": works[("legacy .h5", "saved_model_load")],
             "load_model_on_savedmodel": works[("SavedModel", "load_model")],
             "loaders_reading_h5": sum(v for (a, _), v in works.items() if a == "legacy .h5"),
             "loaders_reading_savedmodel": sum(v for (a, _), v in works.items() if a == "SavedModel"),
-            "loaders": len(found.loaders), "forgekit_surprises": len(found.surprises)}
+            "loaders": len(found.loaders), "forgekit_surprises": len(found.surprises),
+            "loaders_names": ", ".join(loader.key for loader in found.loaders),
+            "h5_read_by": reading["legacy .h5"], "savedmodel_read_by": reading["SavedModel"]}
 
 
 def judge_h5_savedmodel_mixup(n: Numbers) -> Judgement:
     checks = {"the SavedModel loader fails on the .h5": not n["saved_model_load_on_h5"],
               "the Keras file loader fails on the SavedModel folder":
               not n["load_model_on_savedmodel"]}
-    reason = (f"of {n['loaders']} loaders, {n['loaders_reading_h5']} read the .h5 and "
-              f"{n['loaders_reading_savedmodel']} the SavedModel; tf.saved_model.load on the .h5 "
-              f"{'works' if n['saved_model_load_on_h5'] else 'fails'}, load_model on the folder "
-              f"{'works' if n['load_model_on_savedmodel'] else 'fails'}")
+    reason = (f"tf.saved_model.load on the .h5 "
+              f"{'works' if n['saved_model_load_on_h5'] else 'fails'}; keras.models.load_model on "
+              f"the SavedModel folder {'works' if n['load_model_on_savedmodel'] else 'fails'}\n"
+              f"Of lesson 05's {n['loaders']} loaders ({n['loaders_names']}), the .h5 is read by "
+              f"{n['h5_read_by']}, the SavedModel folder by {n['savedmodel_read_by']}")
     return checks, reason
 
 
@@ -199,7 +217,9 @@ def measure_weights_smaller(breakdown: Callable[..., Any], lab: Workbench) -> Nu
             "weights_h5_without_optimizer_bytes": bare.total,
             "ratio": whole.total / weights.total,
             "ratio_without_optimizer": whole.total / bare.total,
-            "optimizer_over_weights": weights.optimizer / weights.weights}
+            "optimizer_over_weights": weights.optimizer / weights.weights,
+            "parameters": model.count_params(),
+            "overhead_share_without_optimizer": bare.overhead / bare.total}
 
 
 def judge_weights_smaller(n: Numbers) -> Judgement:
@@ -207,11 +227,19 @@ def judge_weights_smaller(n: Numbers) -> Judgement:
               ".keras / a weights file without optimizer is 5-10x":
               _in(n["ratio_without_optimizer"], 5, 10)}
     slots = n["optimizer_over_weights"]
-    reason = (f"ratio {n['ratio']:.2f}x, {'' if checks['.keras / .weights.h5 is 5-10x'] else 'not '}"
+    reason = (f"ratio {n['ratio']:.2f}x: " + ("the .weights.h5 holds Adam's slots too"
+                                             if slots else "the .weights.h5 holds no slots")
+              + f"; without them {n['ratio_without_optimizer']:.2f}x\n"
+              f"ratio {n['ratio']:.2f}x, {'' if checks['.keras / .weights.h5 is 5-10x'] else 'not '}"
               "within 5-10x: " + (f"Keras 3's .weights.h5 holds the optimizer's slots too "
                                   f"({slots:.1f}x the weights)" if slots else
                                   "the .weights.h5 holds no optimizer slots")
               + f"; a weights file without them gives {n['ratio_without_optimizer']:.2f}x")
+    if "parameters" in n:  # why not lesson 02's 3.00x: a small model's fixed bytes weigh more
+        reason += (f" (lesson 02's 3.00x is a 1M-parameter model; this one has "
+                   f"{n['parameters']:,}, so the fixed bytes of each file, HDF5 headers and the "
+                   f".keras config, weigh more: {n['overhead_share_without_optimizer']:.0%} of "
+                   "the bare weights file)")
     return checks, reason
 
 
@@ -228,7 +256,9 @@ def measure_save_weights_format(detect: Callable[..., Any], lab: Workbench) -> N
 def judge_save_weights_format(n: Numbers) -> Judgement:
     checks = {"save_weights writes a TF checkpoint": n["weights_kind"] == "tf_checkpoint",
               "save_weights accepts a checkpoint prefix": not n["checkpoint_prefix_refused"]}
-    reason = (f"save_weights('model.weights.h5') writes {n['weights_kind']}; a checkpoint-style "
+    reason = (f"save_weights writes {n['weights_kind']} (Keras 3's HDF5 file); a checkpoint "
+              f"prefix {'raises ' + n['checkpoint_prefix_error'] if n['checkpoint_prefix_refused'] else 'works'}\n"
+              f"save_weights('model.weights.h5') writes {n['weights_kind']}; a checkpoint-style "
               f"prefix {'raises ' + n['checkpoint_prefix_error'] if n['checkpoint_prefix_refused'] else 'works'}")
     return checks, reason
 
@@ -247,7 +277,10 @@ def judge_checkpoints_weights_only(n: Numbers) -> Judgement:
     checks = {".weights.h5 holds no optimizer state": not n["weights_h5_optimizer_restored"],
               "tf.train.Checkpoint holds no optimizer state":
               not n["tf_checkpoint_optimizer_restored"]}
-    reason = (f"optimizer state restored exactly from .weights.h5: "
+    both = n["weights_h5_optimizer_restored"] and n["tf_checkpoint_optimizer_restored"]
+    reason = ("both .weights.h5 and tf.train.Checkpoint bring back Adam's state exactly\n"
+              if both else "not every checkpoint file brings back Adam's state\n")
+    reason += (f"optimizer state restored exactly from .weights.h5: "
               f"{_yes(n['weights_h5_optimizer_restored'])}, from tf.train.Checkpoint: "
               f"{_yes(n['tf_checkpoint_optimizer_restored'])} (the optimizer built first)")
     return checks, reason
@@ -280,7 +313,9 @@ def judge_json_yaml(n: Numbers) -> Judgement:
     checks = {"JSON rebuilds the architecture": n["json_architecture_restored"],
               "JSON holds no weights": n["json_weights_max_abs_diff"] > 0,
               "YAML still works": not n["to_yaml_refused"] and not n["model_from_yaml_refused"]}
-    reason = (f"JSON: architecture {_yes(n['json_architecture_restored'])}, fresh weights "
+    reason = (f"JSON rebuilds the architecture without weights; to_yaml "
+              f"{'raises ' + n['to_yaml_error'] + ' (removed in TF 2.6)' if n['to_yaml_refused'] else 'works'}\n"
+              f"JSON: architecture {_yes(n['json_architecture_restored'])}, fresh weights "
               f"(max |Δ| {n['json_weights_max_abs_diff']:.3g}) in {n['json_bytes']:,} bytes; "
               f"YAML: to_yaml {'raises ' + n['to_yaml_error'] if n['to_yaml_refused'] else 'works'}")
     return checks, reason
@@ -316,7 +351,10 @@ def judge_tflite(n: Numbers) -> Judgement:
               n["tflite_kind"] == "tflite" and n["max_abs_diff"] <= 1e-5,
               "Keras cannot save .tflite directly": n["direct_save_refused"],
               "Keras cannot export .tflite either": not exported}
-    reason = (f"from_saved_model wrote {n['tflite_bytes']:,} bytes of {n['tflite_kind']}, max |Δ| "
+    reason = (f"converting the SavedModel works (max |Δ| {n['max_abs_diff']:.2g}); "
+              + ("but Keras 3 exports a .tflite itself: model.export(format='litert')\n"
+                 if exported else "Keras writes none itself\n")
+              + f"from_saved_model wrote {n['tflite_bytes']:,} bytes of {n['tflite_kind']}, max |Δ| "
               f"{n['max_abs_diff']:.2g} against Keras; model.save('….tflite') "
               f"{'raises ' + n['direct_save_error'] if n['direct_save_refused'] else 'works'}")
     if "litert_export_failed" in n:

@@ -57,8 +57,8 @@ def build_rows(row: type[ArticleClaim]) -> tuple[ArticleClaim, ...]:
             files.measure_savedmodel_training_state, files.judge_savedmodel_training_state),
         row(
             "h5_lacks_serving",
-            "A legacy .h5 file lacks what a model server needs: no serving signature, and the "
-            "SavedModel loader servers use cannot read it.",
+            "A legacy .h5 file cannot be served: model servers load SavedModel folders, and "
+            "the SavedModel loader cannot read an .h5.",
             "01_whole_model_formats", probe.matrix, "holds",
             files.measure_h5_lacks_serving, files.judge_h5_lacks_serving),
         row(

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -52,7 +51,10 @@ def measure_cross_language(run_c: Callable[..., Any], lab: Workbench) -> Numbers
 def judge_cross_language(n: Numbers) -> Judgement:
     checks = {"a C program loads the SavedModel and answers like Python":
               n["c_exit_code"] == 0 and n["c_max_abs_diff"] <= 1e-5}
-    reason = (f"the C loader (TensorFlow C API) exits {n['c_exit_code']}, max |Δ| "
+    langs = "C and Java" if n["java"] == "run" else "C (no JDK here for Java)"
+    reason = (f"{langs} loaded the SavedModel; max |Δ| against Python "
+              f"{max(n['c_max_abs_diff'], n.get('java_max_abs_diff', 0.0)):.2g}\n"
+              f"the C loader (TensorFlow C API) exits {n['c_exit_code']}, max |Δ| "
               f"{n['c_max_abs_diff']:.2g} against Python, in {n['c_seconds']} s")
     if n["java"] == "run":
         checks["a Java program loads the SavedModel and answers like Python"] = (
@@ -116,9 +118,13 @@ def judge_flat_path(n: Numbers) -> Judgement:
     checks = {"the server still answers as version 1": n["answering_version"] == 1,
               "its answers are v1's, not the retrained model's":
               n["max_diff_vs_v1"] <= 1e-5 < n["max_diff_vs_retrained"]}
-    reason = (f"after three scans ({n['poll_seconds']} s each) version "
+    reason = (f"after three scans the server answers as version {n['answering_version']}, "
+              f"max |Δ| {n['max_diff_vs_v1']:.2g} from v1 and {n['max_diff_vs_retrained']:.3g} "
+              "from the retrained model\n"
+              f"after three scans ({n['poll_seconds']} s each) version "
               f"{n['answering_version']} answers; max |Δ| {n['max_diff_vs_v1']:.2g} from v1, "
-              f"{n['max_diff_vs_retrained']:.3g} from the retrained model saved as model.h5 "
+              f"{n['max_diff_vs_retrained']:.3g} from the retrained model saved as model.h5, on "
+              "the audit's fixed inputs "
               f"(server: {n['server']})")
     return checks, reason
 
@@ -140,6 +146,14 @@ def measure_checks_catch(verify: Callable[..., Any], lab: Workbench) -> Numbers:
             "server": SERVER_NOTE}
 
 
+# lesson 07's problem names, in words
+PROBLEMS = {"version_missing": "the server knows no version 2 (version_missing)",
+            "stale_version": "the metadata endpoint names version 1 (stale_version)",
+            "canary_mismatch": "the known inputs get other answers (canary_mismatch)",
+            "fingerprint_mismatch": "the served model's identity signature reports another "
+                                    "model's fingerprint (fingerprint_mismatch)"}
+
+
 def judge_checks_catch(n: Numbers) -> Judgement:
     problems = set(filter(None, n["flat_problems"].split(", ")))
     checks = {"the metadata check names the stale version": "stale_version" in problems,
@@ -147,10 +161,18 @@ def judge_checks_catch(n: Numbers) -> Judgement:
               and (n["flat_max_canary_diff"] or 0.0) > 1e-5,
               "a correct deployment passes both": n["published_ok"]}
     diff = n["flat_max_canary_diff"]
-    reason = (f"against the flat deploy the checks report {n['flat_problems'] or 'nothing'} "
-              f"(version {n['flat_answering']} answers; known inputs answered "
-              f"{'-' if diff is None else format(diff, '.3g')} away from the new model's outputs); the new model published as version "
-              f"{n['published_version']} {'passes' if n['published_ok'] else 'fails: ' + n['published_problems']}"
+    gap = "-" if diff is None else format(diff, ".3g")
+    reason = (f"the flat deploy fails both: version {n['flat_answering']} answers, not 2; known "
+              f"inputs come back {gap} off; published as version {n['published_version']} it "
+              f"{'passes' if n['published_ok'] else 'fails'}\n"
+              f"Lesson 07's verify_deployment against the flat deploy reports "
+              f"{n['flat_problems'] or 'nothing'}: " + "; ".join(
+                  PROBLEMS[p] for p in n["flat_problems"].split(", ") if p in PROBLEMS)
+              + f". The known-input (canary) answers are {gap} away from the retrained model's "
+              "recorded outputs, on the canary's own inputs (the flat-path row's figure is the same "
+              "retrained model on the audit's fixed inputs). The new model published as "
+              f"version {n['published_version']} "
+              f"{'passes' if n['published_ok'] else 'fails: ' + n['published_problems']}"
               f" (server: {n['server']})")
     return checks, reason
 
@@ -174,6 +196,29 @@ def _load_failed(outcome: Any, what: str) -> bool:
     return True
 
 
+# The plain tf_keras lines the row runs in a fresh process (one process cannot import both
+# Keras versions), in the row's folder: Keras 2 writes its files the way Keras 3 writes its own
+# (below), then loads each file in LOADS, its own first (the control), printing any error whole.
+KERAS2_WRITE = """\
+import tf_keras
+for loss, names in (("mean_squared_error", ("k2_model.h5", "k2_model.keras")), ("mse", ("k2_mse.h5",))):
+    m = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2)])
+    m.compile(optimizer="adam", loss=loss)
+    for name in names:
+        m.save(name)
+result = tf_keras.__version__
+"""
+KERAS2_LOAD = """\
+try:
+    tf_keras.models.load_model({name!r})
+except Exception as error:
+    print(f"{{type(error).__name__}}: {{error}}")  # the whole message: a lesson shows it
+    raise
+"""
+KERAS2_LOADS = {"own_h5": "k2_model.h5", "own_keras": "k2_model.keras",
+                "keras": "k3_model.keras", "h5": "k3_model.h5"}
+
+
 def measure_keras_versions(run_fresh_many: Callable[..., Any], lab: Workbench) -> Numbers:
     import keras
 
@@ -183,47 +228,54 @@ def measure_keras_versions(run_fresh_many: Callable[..., Any], lab: Workbench) -
     # Keras 3 refuses even its own .h5 compiled with loss="mse" (the metric name does not
     # deserialize), so the version test uses a loss both versions name alike; the "mse" files
     # of both versions are the control that shows that failure is not about versions.
-    k2_file, k2_mse, k3_mse, k3_keras, k3_h5 = (folder / n for n in (
-        "k2_model.h5", "k2_mse.h5", "k3_mse.h5", "k3_model.keras", "k3_model.h5"))
-    for loss, paths in (("mean_squared_error", (k3_keras, k3_h5)), ("mse", (k3_mse,))):
+    k2_file, k2_keras, k2_mse, k3_mse = (folder / n for n in (
+        "k2_model.h5", "k2_model.keras", "k2_mse.h5", "k3_mse.h5"))
+    for loss, names in (("mean_squared_error", ("k3_model.keras", "k3_model.h5")),
+                        ("mse", ("k3_mse.h5",))):
         own = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
         own.compile(optimizer="adam", loss=loss)
-        for path in paths:
-            own.save(path)
+        for name in names:
+            own.save(folder / name)
     steps = run_fresh_many({"keras 2": {  # one fresh process that imports only Keras 2
-        "write": f"""
-            import tf_keras
-            for loss, path in (("mean_squared_error", {os.fspath(k2_file)!r}),
-                               ("mse", {os.fspath(k2_mse)!r})):
-                m = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2)])
-                m.compile(optimizer="adam", loss=loss)
-                m.save(path)
-            result = tf_keras.__version__""",
-        "keras": f"tf_keras.models.load_model({os.fspath(k3_keras)!r})",
-        "h5": f"tf_keras.models.load_model({os.fspath(k3_h5)!r})",
-    }}, workers=1)
+        "write": KERAS2_WRITE,
+        **{step: KERAS2_LOAD.format(name=name) for step, name in KERAS2_LOADS.items()},
+    }}, workers=1, cwd=folder)
     if not (steps["write"].ok and k2_file.is_file() and k2_mse.is_file()):
         raise RuntimeError(f"Keras 2 (tf_keras) could not write its files, so nothing was "
                            f"measured: {steps['write'].error_type}: {steps['write'].message}")
     k3 = attempt(keras.models.load_model, k2_file)
     k3_on_mse, k3_on_own = (attempt(keras.models.load_model, f) for f in (k2_mse, k3_mse))
-    return {"keras2_version": steps["write"].value,
-            "keras2_reads_keras3_keras": not _load_failed(steps["keras"], "Keras 2 on the .keras"),
-            "keras2_reads_keras3_h5": not _load_failed(steps["h5"], "Keras 2 on the .h5"),
+    k3_on_keras = attempt(keras.models.load_model, k2_keras)
+
+    def whole(step: str) -> str:  # the error the step printed, whole ("" when it loaded)
+        out = steps[step]
+        return "" if out.ok else (out.stdout.strip() or f"{out.error_type}: {out.message}")
+
+    cross = {"keras2_reads_keras3_keras": not _load_failed(steps["keras"], "Keras 2 on the .keras"),
+             "keras2_reads_keras3_h5": not _load_failed(steps["h5"], "Keras 2 on the .h5")}
+    return {"keras2_version": steps["write"].value, **cross,
+            "keras2_reads_own": all(steps.get(s) is not None and steps[s].ok
+                                    for s in ("own_h5", "own_keras")),
+            "keras2_own_errors": ", ".join(filter(None, (whole(s) for s in ("own_h5", "own_keras")
+                                                         if s in steps))),
             "keras3_reads_keras2_h5": not _load_failed(k3, "Keras 3 on the Keras 2 .h5"),
             "keras3_error": k3.error_type or "",
+            "keras3_reads_keras2_keras": bool(k3_on_keras.ok),
             "keras3_reads_keras2_mse_h5": bool(k3_on_mse.ok),
             "keras3_reads_own_mse_h5": bool(k3_on_own.ok),
             "mse_errors_identical": (not k3_on_mse.ok and not k3_on_own.ok
                                      and str(k3_on_mse.exception) == str(k3_on_own.exception)),
             "keras2_errors": ", ".join(filter(None, (steps["keras"].error_type,
-                                                     steps["h5"].error_type)))}
+                                                     steps["h5"].error_type))),
+            "keras2_error_keras": whole("keras"), "keras2_error_h5": whole("h5")}
 
 
 def judge_keras_versions(n: Numbers) -> Judgement:
     # Only loads whose failure can be the version count: the Keras 2 file is compiled with a
-    # loss name both versions read, since Keras 3 refuses its own loss="mse" .h5 as well.
-    checks = {"Keras 2 fails on the Keras 3 .keras": not n["keras2_reads_keras3_keras"],
+    # loss name both versions read, since Keras 3 refuses its own loss="mse" .h5 as well; and
+    # Keras 2's refusals count only beside the control, Keras 2 loading its own two files.
+    checks = {"Keras 2 loads its own .h5 and .keras (the control)": n["keras2_reads_own"],
+              "Keras 2 fails on the Keras 3 .keras": not n["keras2_reads_keras3_keras"],
               "Keras 2 fails on the Keras 3 .h5": not n["keras2_reads_keras3_h5"],
               "Keras 3 fails on the Keras 2 .h5": not n["keras3_reads_keras2_h5"]}
     control = ("fails on the Keras 2 and on its own loss='mse' .h5 with the same error, so "
@@ -231,10 +283,20 @@ def judge_keras_versions(n: Numbers) -> Judgement:
                if n["mse_errors_identical"] else
                f"reads the Keras 2 loss='mse' .h5: {n['keras3_reads_keras2_mse_h5']}, its own: "
                f"{n['keras3_reads_own_mse_h5']}")
-    reason = (f"{sum(checks.values())} of 3 loads across tf_keras {n['keras2_version']} (Keras 2) "
-              f"and Keras 3 fail (Keras 2: {n['keras2_errors'] or 'none'}; Keras 3 on the Keras "
-              f"2 .h5: {n['keras3_error'] or 'reads it'}); Keras 3 {control}")
+    refuses = not n["keras2_reads_keras3_keras"] and not n["keras2_reads_keras3_h5"]
+    reason = (f"Keras 2 {'refuses both' if refuses else 'reads'} Keras 3 files"
+              f" and {'loads' if n['keras2_reads_own'] else 'fails on'} its own; Keras 3 "
+              f"{'reads' if n['keras3_reads_keras2_h5'] else 'refuses'} the Keras 2 .h5\n"
+              f"tf_keras {n['keras2_version']} (Keras 2) loads its own .h5 and .keras: "
+              f"{_yes(n['keras2_reads_own'])}{' (' + n['keras2_own_errors'] + ')' if n.get('keras2_own_errors') else ''}"
+              f"; on Keras 3's files it raises {n['keras2_errors'] or 'nothing'}; Keras 3 on the "
+              f"Keras 2 .h5: {n['keras3_error'] or 'reads it'}, on the Keras 2 .keras: "
+              f"{'reads it' if n.get('keras3_reads_keras2_keras') else 'fails'}; Keras 3 {control}")
     return checks, reason
+
+
+def _yes(flag: Any) -> str:
+    return "yes" if flag else "no"
 
 
 # absolute paths --------------------------------------------------------------------------
@@ -276,9 +338,7 @@ def measure_absolute_paths(project_path: Callable[..., Any], lab: Workbench) -> 
     found = project_path("models", "model.keras", start=script)
     portable = answers_like(found)
     return {"after_move_load_fails": not after_move.ok,
-            "after_move_error": ("" if after_move.ok else  # the folder is named, not the path
-                                 after_move.summary.replace(os.fspath(baked_moved.parent.parent),
-                                                            "before_move")),
+            "after_move_error": "" if after_move.ok else after_move.summary,
             "hard_coded_path_inside_copy": baked.is_relative_to(moved.resolve()),
             "hard_coded_diff_vs_original": hard["original"], "hard_coded_diff_vs_copy": hard["copy"],
             "project_path_inside_copy": Path(found).resolve().is_relative_to(moved.resolve()),
@@ -300,6 +360,10 @@ def judge_absolute_paths(n: Numbers) -> Judgement:
     copied = (f"in a copy with the old folder kept it raises nothing and answers max |Δ| "
               f"{n['hard_coded_diff_vs_original']:.2g} from the old project's model, "
               f"{n['hard_coded_diff_vs_copy']:.3g} from the copy's")
-    reason = (f"{moved}; {copied}; project_path(...) answers max |Δ| "
+    reason = ((("after a move the hard-coded path fails; " if n["after_move_load_fails"] else
+                "after a move the hard-coded path still loads; ")
+               + ("in a copy it loads the old project's model, silently\n" if silent else
+                  "in a copy it does not load the old model\n"))
+              + f"{moved}; {copied}; project_path(...) answers max |Δ| "
               f"{n['project_path_diff_vs_copy']:.2g} from the copy's")
     return checks, reason

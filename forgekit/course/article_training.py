@@ -67,7 +67,9 @@ def judge_checkpoint_loses_one_epoch(n: Numbers) -> Judgement:
               0 <= lost < steps,
               "it holds that epoch's optimizer state, so training continues from it":
               n["optimizer_steps_in_newest_file"] == n["newest_file_epoch"] * steps}
-    reason = (f"killed by SIGKILL after {n['batches_done_at_kill']} batches ({steps} per epoch): "
+    reason = (f"killed mid-epoch: the newest per-epoch file holds epoch {n['newest_file_epoch']}, "
+              f"{lost} of {steps} batches lost\n"
+              f"killed by SIGKILL after {n['batches_done_at_kill']} batches ({steps} per epoch): "
               f"the newest of {n['per_epoch_files']} per-epoch ModelCheckpoint files holds epoch "
               f"{n['newest_file_epoch']} ({n['optimizer_steps_in_newest_file']} optimizer steps), "
               f"{lost} batches lost. This is the file saved every epoch; the save_best_only "
@@ -99,7 +101,9 @@ def judge_best_only(n: Numbers) -> Judgement:
               abs(n["best_file_val_loss"] - n["lowest_val_loss"]) < 1e-5,
               "which is lower than the last epoch's":
               n["best_file_val_loss"] < n["last_epoch_val_loss"]}
-    reason = (f"the best-only checkpoint evaluates to {n['best_file_val_loss']:.4f} (lowest "
+    reason = (f"the best-only file holds val loss {n['best_file_val_loss']:.4f}, the lowest; the "
+              f"last epoch's is {n['last_epoch_val_loss']:.4f}\n"
+              f"the best-only checkpoint evaluates to {n['best_file_val_loss']:.4f} (lowest "
               f"seen {n['lowest_val_loss']:.4f}, last of {n['epochs_completed']} epochs "
               f"{n['last_epoch_val_loss']:.4f})")
     if "batches_lost_with_best_only" in n:  # the price of keeping the best: it lags the run
@@ -141,7 +145,10 @@ def judge_save_resume(n: Numbers) -> Judgement:
               n["steps_after_load_model"] == n["steps_saved"] > 0,
               "the resumed run ends exactly where the uninterrupted run ends":
               n["max_abs_diff_load_model"] == 0.0}
-    reason = (f"optimizer steps {n['steps_after_load_model']} after load_model (saved "
+    reason = (f"load_model brings back {n['steps_after_load_model']} of {n['steps_saved']} Adam "
+              f"steps; the resumed run ends {n['max_abs_diff_load_model']:.3g} from the "
+              "uninterrupted one\n"
+              f"optimizer steps {n['steps_after_load_model']} after load_model (saved "
               f"{n['steps_saved']}); weights at the end differ from the uninterrupted run by "
               f"{n['max_abs_diff_load_model']:.3g}")
     return checks, reason
@@ -160,7 +167,10 @@ def judge_weights_resume(n: Numbers) -> Judgement:
               n["steps_after_weights_only"] == 0 < n["steps_saved"],
               "the resumed run leaves the uninterrupted run's path":
               n["max_abs_diff_weights_only"] > 0.0}
-    reason = (f"a weights file without optimizer variables: optimizer steps "
+    reason = (f"without optimizer variables Adam restarts at step "
+              f"{n['steps_after_weights_only']}; the run ends "
+              f"{n['max_abs_diff_weights_only']:.3g} away from the uninterrupted one\n"
+              f"a weights file without optimizer variables: optimizer steps "
               f"{n['steps_after_weights_only']} after loading (saved {n['steps_saved']}), the "
               f"run ends {n['max_abs_diff_weights_only']:.3g} away from the uninterrupted one "
               f"(loss jump {n['loss_jump_weights_only']:+.3g}). Keras 3's save_weights() file "

@@ -52,6 +52,7 @@ class Workbench:
         self.settings = settings
         self._memo: dict[str, Any] = {}
         self._cleanups: list[Callable[[], Any]] = []
+        self.asked: list[str] = []  # every key asked for, in order (what a row reused)
 
     def folder(self, name: str) -> Path:
         """A fresh folder for one experiment under the workdir."""
@@ -65,6 +66,7 @@ class Workbench:
         """``make()`` the first time ``key`` is asked for; the same value (or the same
         exception) after that. ``make`` takes no arguments, so nothing it needs (a fresh
         folder, a trained model) is prepared again when the value is already there."""
+        self.asked.append(key)
         if key not in self._memo:
             try:
                 self._memo[key] = (True, make())
@@ -74,6 +76,10 @@ class Workbench:
         if not ok:
             raise value
         return value
+
+    def built(self) -> set[str]:
+        """The keys whose artifact exists (or failed) already."""
+        return set(self._memo)
 
     def on_close(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` when the audit ends (stop a server)."""

@@ -198,13 +198,15 @@ def check_weights_audit(my_audit: Callable[[Path], Any] | None,
             return wrong(f"You report {label!r} refused, but load_weights into a fresh copy of "
                          f"it accepted the file without an error{moved}. Different predictions "
                          "are not a refusal: the claim is about whether the file loads.")
-        if seen["ok"] and seen["gap"] == 0.0:
-            return wrong(f"{label!r} loaded the file and then predicts exactly what the original "
-                         "does: it computes the same function, so it is not a different "
-                         "architecture. Change what the model computes (a width, an "
-                         "activation, a layer).")
     kept = [label for label, seen in replays.items() if seen["shapes"] == itself["shapes"]]
     reshaped = [label for label in replays if label not in kept]
+    if not kept:
+        # every change alters a weight's shape: refusals then show only that shapes are
+        # checked, and cannot tell whether a different architecture with the same shapes loads
+        return wrong(f"Every change you tried ({', '.join(reshaped)}) alters a weight's shape, so "
+                     "its refusal shows only that load_weights checks shapes. The claim is about "
+                     "any different architecture: add a change that keeps every weight's shape "
+                     "(another activation, a layer without weights) before you judge it.")
     refused = [label for label, seen in replays.items() if not seen["ok"]]
     accepted = [label for label in replays if label not in refused]
     follows = ("holds" if not accepted else "does not hold" if not refused else "partly")
@@ -221,18 +223,26 @@ def check_weights_audit(my_audit: Callable[[Path], Any] | None,
                      f"{trusted}")
     gaps = [replays[label]["gap"] for label in accepted if replays[label]["gap"] is not None]
     silent = (f"; the accepted ones then predict up to {max(gaps):.3g} away from the original, "
-              "without a warning" if gaps else "")
+              "without a warning" if gaps and max(gaps) > 0 else "")
+    same = [label for label in accepted if replays[label]["gap"] == 0.0]
+    if same:  # a Dropout, say: no weights, and at inference it passes its input through
+        silent += (f"; {', '.join(same)} predicts exactly like the original at inference (a layer "
+                   "without weights that only acts in training, such as Dropout, changes nothing "
+                   "there), yet it is a different architecture and it loaded")
     missed = [label for label in replays if predicted[label] != replays[label]["ok"]]
     guessed = (f" Your predictions: {len(replays) - len(missed)} of {len(replays)} right"
                + (f" (wrong for {', '.join(missed)})." if missed else "."))
-    untried = ("" if kept and reshaped else
-               " Every change you tried "
-               + ("alters a weight's shape: try one that keeps every shape (an activation, "
-                  "say) to see whether load_weights checks the architecture or only the shapes."
-                  if not kept else
-                  "keeps every shape: try one that changes a shape (a wider layer)."))
+    untried = ("" if reshaped else " Every change you tried keeps every shape: try one that "
+               "changes a shape (a wider layer) to see what load_weights does refuse.")
     said = {"holds": "holds", "partly": "holds only partly", "does not hold": "does not hold"}
-    why = "" if follows == "holds" else ": load_weights checks shapes, not the architecture"
+    # Keras 3's .weights.h5 stores each layer's variables under a path from its class and its
+    # position (layers/dense, layers/dense_1...), not the name you gave it; load_weights checks
+    # each layer's variable count and shapes, so a layer without weights is invisible to it.
+    why = ("" if follows == "holds" else
+           ": Keras 3 matches the file to your model layer by layer, by each layer's class and "
+           "position (not the names you gave), and checks each layer's number of variables and "
+           "their shapes; an activation is not in the file at all, and a layer without weights "
+           "(Dropout) is invisible to it")
     return correct(f"Measured on fresh copies of your models: the identical rebuild loads "
                    f"(the control), {numbers}{silent}. So on this "
                    f"Keras the claim {said[follows]}{why}.{guessed}{untried}")
