@@ -62,8 +62,8 @@ def judge_save_writes_savedmodel(n: Numbers) -> Judgement:
               "model.save('name.keras') writes a SavedModel": n["save_keras_kind"] == "savedmodel"}
     reason = (f"model.save('my_model') "
               f"{'raises ' + n['save_without_extension_error'] if n['save_without_extension_refused'] else 'works'}"
-              f", model.save('model.keras') writes {n['save_keras_kind']}; model.export() writes "
-              f"the {n['export_kind']}\n"
+              f"; model.save('model.keras') writes a {n['save_keras_kind']} file, model.export() a "
+              f"{n['export_kind']} folder\n"
               f"model.save without an extension "
               f"{'raises ' + n['save_without_extension_error'] if n['save_without_extension_refused'] else 'works'}"
               f" ({n['no_extension_kind']} on disk); with .keras it writes a "
@@ -236,10 +236,11 @@ def judge_weights_smaller(n: Numbers) -> Judgement:
                                   "the .weights.h5 holds no optimizer slots")
               + f"; a weights file without them gives {n['ratio_without_optimizer']:.2f}x")
     if "parameters" in n:  # why not lesson 02's 3.00x: a small model's fixed bytes weigh more
-        reason += (f" (lesson 02's 3.00x is a 1M-parameter model; this one has "
-                   f"{n['parameters']:,}, so the fixed bytes of each file, HDF5 headers and the "
-                   f".keras config, weigh more: {n['overhead_share_without_optimizer']:.0%} of "
-                   "the bare weights file)")
+        reason += (f". Below the 3x that weights plus Adam's two slots make, and below lesson 02's "
+                   f"ratio: lesson 02 measures a 1M-parameter model, this one has "
+                   f"{n['parameters']:,}, so each file's fixed bytes (HDF5 headers, the .keras "
+                   f"config) weigh more: {n['overhead_share_without_optimizer']:.0%} of the bare "
+                   "weights file")
     return checks, reason
 
 

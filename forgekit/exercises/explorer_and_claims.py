@@ -23,6 +23,9 @@ The checker runs the function in a fresh folder, then replays every load itself 
 copy* of each model (``keras.models.clone_model``: new weights, built from the config), so the
 learner's numbers are measured again, not trusted. The verdict must follow from those numbers:
 every changed architecture refused is ``holds``, none is ``does not hold``, some is ``partly``.
+Changes that all alter a weight's shape cannot settle the claim (a refusal then shows only that
+shapes are checked), so at least one change must keep every shape; a change that loads and
+predicts the same at inference (an added Dropout) is a different architecture that loaded.
 """
 
 from __future__ import annotations
