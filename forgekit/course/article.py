@@ -185,7 +185,9 @@ class AuditRow:
     def evidence(self) -> dict[str, Any]:
         """The claim's evidence: the fixed keys, then the numbers (never over a fixed key)."""
         fixed = {"article_row": self.id, "article_claim": self.statement,
-                 "measured_verdict": self.verdict, "reason": self.reason,
+                 "measured_verdict": self.verdict,
+                 # one paragraph for the claims page: the headline, then the evidence
+                 "reason": " — ".join(x for x in self.reason.splitlines() if x.strip()),
                  "experiment": self.experiment, "lesson": self.lesson,
                  "expected": self.expected, "seconds": round(self.seconds, 2)}
         return fixed | {k: v for k, v in self.measured.items() if k not in fixed}
@@ -250,7 +252,8 @@ class ArticleAudit:
         """Every row whole (claim, checks, evidence, timing) under a closed summary."""
         from forgekit.details import details
 
-        return details(f"The checks and evidence of these {len(self.rows)} rows",
+        these = "this row" if len(self.rows) == 1 else f"these {len(self.rows)} rows"
+        return details(f"The checks and evidence of {these}",
                        _Rows(self.rows))
 
     def __str__(self) -> str:

@@ -177,6 +177,8 @@ def measure_h5_savedmodel_mixup(run_matrix: Callable[..., Any], lab: Workbench) 
                         "SavedModel": os.fspath(lab.export())}, lab.build)
     works = {(row.label, cell.loader.key): bool(cell.outcome.ok)
              for row in found.rows for cell in row.cells}
+    errors = {(row.label, cell.loader.key): cell.outcome.message or ""
+              for row in found.rows for cell in row.cells}
     reading = {label: ", ".join(key for (a, key), ok in works.items() if a == label and ok)
                or "none" for label in ("legacy .h5", "SavedModel")}
     return {"saved_model_load_on_h5": works[("legacy .h5", "saved_model_load")],
@@ -185,7 +187,8 @@ def measure_h5_savedmodel_mixup(run_matrix: Callable[..., Any], lab: Workbench) 
             "loaders_reading_savedmodel": sum(v for (a, _), v in works.items() if a == "SavedModel"),
             "loaders": len(found.loaders), "forgekit_surprises": len(found.surprises),
             "loaders_names": ", ".join(loader.key for loader in found.loaders),
-            "h5_read_by": reading["legacy .h5"], "savedmodel_read_by": reading["SavedModel"]}
+            "h5_read_by": reading["legacy .h5"], "savedmodel_read_by": reading["SavedModel"],
+            "load_model_on_h5_error": errors[("legacy .h5", "load_model")]}
 
 
 def judge_h5_savedmodel_mixup(n: Numbers) -> Judgement:
@@ -196,7 +199,9 @@ def judge_h5_savedmodel_mixup(n: Numbers) -> Judgement:
               f"{'works' if n['saved_model_load_on_h5'] else 'fails'}; keras.models.load_model on "
               f"the SavedModel folder {'works' if n['load_model_on_savedmodel'] else 'fails'}\n"
               f"Of lesson 05's {n['loaders']} loaders ({n['loaders_names']}), the .h5 is read by "
-              f"{n['h5_read_by']}, the SavedModel folder by {n['savedmodel_read_by']}")
+              f"{n['h5_read_by']}, the SavedModel folder by {n['savedmodel_read_by']}"
+              + (" (load_model refuses this .h5 for its loss='mse': lesson 10's section 2)"
+                 if "keras.metrics.mse" in n.get("load_model_on_h5_error", "") else ""))
     return checks, reason
 
 
