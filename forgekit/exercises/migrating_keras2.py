@@ -90,8 +90,9 @@ def _time_major_why(keras2_file: str | os.PathLike[str]) -> str:
     value = repr(stored[0]) if stored else "nothing"
     return (f"Keras 2 stored time_major={value}: the GRU reads (batch, time, features), the "
             "only layout Keras 3's GRU reads, so the setting changes nothing and dropping it is "
-            "safe. Had it stored True, Keras 2 read axis 0 as time: no Keras 3 GRU computes "
-            "that, and dropping it would change the model.")
+            "safe. Had it stored True, Keras 2 read axis 0 as time: dropping the setting alone "
+            "would change the model; you would have to transpose its inputs (and any sequence "
+            "output) as well.")
 
 
 def _why(model: Any, keras2_weights: list[list[Any]], diff: float) -> str:
