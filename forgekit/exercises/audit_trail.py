@@ -190,9 +190,9 @@ def _judge(sql: str, columns: list[str], rows: list[tuple], expected: set[tuple]
                      "with the same version number, checked later. Match checks to deployments "
                      "by id (v.deployment_id = d.id), not by version number.")
     if extra:
-        return wrong(f"It also returns {', '.join(sorted(_label(r) for r in extra))}, whose "
-                     "latest check passed: the served bytes were its own artifact's sha256 "
-                     "(a.id = d.artifact_id) and golden_ok was 1.")
+        return wrong(f"It also returns {', '.join(sorted(_label(r) for r in extra))}: each "
+                     "one's latest check passed, with the sha256 of its own artifact served "
+                     "(a.id = d.artifact_id) and golden_ok 1.")
     missing = expected - got
     if missing == {r for r in expected if r[0] == names[1]}:
         return wrong(f"It misses {', '.join(sorted(_label(r) for r in missing))}, every "
