@@ -15,61 +15,73 @@ from forgekit.exercises.audit_trail import SCHEMA, check_served_bytes
 from tests.conftest import ROOT
 
 LATEST = "(SELECT MAX(id) FROM verifications WHERE deployment_id = d.id)"
+FAILED = "v.id IS NULL OR v.served_sha256 <> a.sha256 OR v.golden_ok = 0"
 RIGHT = {
     "latest by id": "SELECT d.model_name, d.version FROM deployments d "
                     "JOIN artifacts a ON a.id = d.artifact_id "
-                    f"LEFT JOIN verifications v ON v.id = {LATEST} "
-                    "WHERE v.id IS NULL OR v.served_sha256 <> a.sha256",
+                    f"LEFT JOIN verifications v ON v.id = {LATEST} WHERE {FAILED}",
     "latest by checked_at": "SELECT d.model_name, d.version FROM deployments d "
                             "JOIN artifacts a ON a.id = d.artifact_id WHERE COALESCE("
-                            "(SELECT v.served_sha256 FROM verifications v WHERE "
-                            "v.deployment_id = d.id ORDER BY v.checked_at DESC LIMIT 1), '') "
-                            "<> a.sha256",
+                            "(SELECT v.served_sha256 = a.sha256 AND v.golden_ok FROM "
+                            "verifications v WHERE v.deployment_id = d.id "
+                            "ORDER BY v.checked_at DESC LIMIT 1), 0) = 0",
     "no later check": "SELECT d.model_name, d.version FROM deployments d "
                       "JOIN artifacts a ON a.id = d.artifact_id "
                       "LEFT JOIN verifications v ON v.deployment_id = d.id AND NOT EXISTS "
                       "(SELECT 1 FROM verifications w WHERE w.deployment_id = d.id AND w.id > v.id) "
-                      "WHERE v.id IS NULL OR v.served_sha256 != a.sha256",
-    "latest ok flag": "SELECT d.model_name, d.version FROM deployments d "
-                      f"LEFT JOIN verifications v ON v.id = {LATEST} "
-                      "WHERE v.id IS NULL OR v.ok = 0",
+                      "WHERE v.id IS NULL OR v.served_sha256 != a.sha256 OR NOT v.golden_ok",
 }
 
 WRONG = {
-    "any mismatch ever":
+    "any failure ever":
         ("SELECT DISTINCT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
-         "a.id = d.artifact_id LEFT JOIN verifications v ON v.deployment_id = d.id "
-         "WHERE v.id IS NULL OR v.served_sha256 <> a.sha256", "it was fixed"),
-    "no matching check ever":
+         f"a.id = d.artifact_id LEFT JOIN verifications v ON v.deployment_id = d.id WHERE {FAILED}",
+         "it was fixed"),
+    "no passing check ever":
         ("SELECT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
          "a.id = d.artifact_id WHERE NOT EXISTS (SELECT 1 FROM verifications v WHERE "
-         "v.deployment_id = d.id AND v.served_sha256 = a.sha256)", "A passing check is not forever"),
+         "v.deployment_id = d.id AND v.served_sha256 = a.sha256 AND v.golden_ok)",
+         "A passing check is not forever"),
+    "golden rows only, never the bytes":
+        ("SELECT d.model_name, d.version FROM deployments d "
+         f"LEFT JOIN verifications v ON v.id = {LATEST} WHERE v.id IS NULL OR v.golden_ok = 0",
+         "golden_ok alone misses it"),
+    "the bytes only, never the golden rows":
+        ("SELECT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
+         f"a.id = d.artifact_id LEFT JOIN verifications v ON v.id = {LATEST} "
+         "WHERE v.id IS NULL OR v.served_sha256 <> a.sha256", "check golden_ok too"),
+    "latest check of that version number":
+        ("SELECT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
+         "a.id = d.artifact_id LEFT JOIN verifications v ON v.id = (SELECT MAX(v2.id) FROM "
+         "verifications v2 JOIN deployments d2 ON d2.id = v2.deployment_id "
+         f"WHERE d2.version = d.version) WHERE {FAILED}", "not by version number"),
     "any recorded sha256":
         ("SELECT d.model_name, d.version FROM deployments d "
-         f"LEFT JOIN verifications v ON v.id = {LATEST} WHERE v.id IS NULL OR "
+         f"LEFT JOIN verifications v ON v.id = {LATEST} WHERE v.id IS NULL OR v.golden_ok = 0 OR "
          "v.served_sha256 NOT IN (SELECT sha256 FROM artifacts)", "not this deployment's"),
     "inner join drops the unchecked":
         ("SELECT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
          f"a.id = d.artifact_id JOIN verifications v ON v.id = {LATEST} "
-         "WHERE v.served_sha256 <> a.sha256", "never checked at all"),
+         "WHERE v.served_sha256 <> a.sha256 OR v.golden_ok = 0", "never checked at all"),
     "join repeats rows":
         ("SELECT d.model_name, d.version FROM deployments d JOIN verifications v "
          "ON v.deployment_id = d.id", "more than once"),
     "every deployment":
-        ("SELECT model_name, version FROM deployments", "found the recorded bytes served"),
+        ("SELECT model_name, version FROM deployments", "latest check passed"),
     "one model only":
         ("SELECT d.model_name, d.version FROM deployments d JOIN artifacts a ON "
          f"a.id = d.artifact_id LEFT JOIN verifications v ON v.id = {LATEST} "
-         "WHERE d.model_name = 'incident' AND (v.id IS NULL OR v.served_sha256 <> a.sha256)",
-         "another model"),
+         f"WHERE d.model_name = 'incident' AND ({FAILED})", "do not filter on model_name"),
     "ids typed in":
-        ("SELECT model_name, version FROM deployments WHERE id IN (2, 4, 5, 6)", "literally"),
+        ("SELECT model_name, version FROM deployments WHERE id IN (2, 4, 5, 6, 7, 9)",
+         "literally"),
     "inner join, then IS NULL":
         ("SELECT d.model_name, d.version FROM deployments d JOIN verifications v "
          "ON v.deployment_id = d.id WHERE v.id IS NULL", "An inner JOIN"),
     "NOT IN meets a NULL":
         ("SELECT model_name, version FROM deployments WHERE id NOT IN "
-         "(SELECT deployment_id FROM verifications WHERE ok = 1)", "never true when the subquery"),
+         "(SELECT deployment_id FROM verifications WHERE golden_ok = 1)",
+         "never true when the subquery"),
     "wrong columns": ("SELECT d.model_name FROM deployments d", "exactly model_name, version"),
     "unknown column": ("SELECT vers FROM deployments", "no such column: vers"),
     "two statements": ("SELECT 1; SELECT 2", "one statement at a time"),
