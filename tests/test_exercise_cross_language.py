@@ -12,12 +12,16 @@ from forgekit.exercises.cross_language import check_names_for, judge, make_expor
 from tests.test_crosslang import _require
 
 
-def names_for(export_dir, key):  # the lesson's solution, plain protobuf
+def _signature(export_dir):
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel.FromString((Path(export_dir) / "saved_model.pb").read_bytes())
     (graph,) = [g for g in proto.meta_graphs if "serve" in g.meta_info_def.tags]
-    signature = graph.signature_def["serving_default"]
+    return graph.signature_def["serving_default"]
+
+
+def names_for(export_dir, key):  # the lesson's solution, plain protobuf
+    signature = _signature(export_dir)
     (feed,) = signature.inputs.values()
     return feed.name, signature.outputs[key].name
 
@@ -43,8 +47,7 @@ def test_right_function_passes_without_a_build(exports):
 
 
 def _key(export_dir, key):  # the signature keys, not tensor names
-    sig = crosslang.signature_tensors(export_dir)
-    return next(iter(sig.inputs)), names_for(export_dir, key)[1]
+    return next(iter(_signature(export_dir).inputs)), names_for(export_dir, key)[1]
 
 
 def _op(export_dir, key):  # ':0' dropped
@@ -67,6 +70,11 @@ def _ignores_key(export_dir, key):
     return names_for(export_dir, "logits")
 
 
+def _forgekit(export_dir, key):  # the helper that does the taught step
+    sig = crosslang.signature_tensors(export_dir)
+    return sig.input_name, sig.outputs[key].name
+
+
 def _raises(export_dir, key):
     raise FileNotFoundError("no such file")
 
@@ -78,6 +86,7 @@ def _raises(export_dir, key):
     (_output_key, "output *key*"),
     (_ignores_key, "'logits' output, not 'score'"),
     (_raises, "raised FileNotFoundError"),
+    (_forgekit, "forgekit's crosslang reader"),
     (lambda d, k: "serving_default_keras_tensor:0", "should return a pair"),
     (lambda d, k: ("serving_default_keras_tensor:0", "StatefulPartitionedCall_1:1"),
      "for every export"),

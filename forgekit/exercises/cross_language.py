@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from forgekit.exercises import NOT_ANSWERED, Feedback, correct, is_placeholder, unused_path, wrong
+from forgekit.exercises import (
+    NOT_ANSWERED,
+    Feedback,
+    _names,
+    correct,
+    is_placeholder,
+    unused_path,
+    wrong,
+)
 
 KEYS = ("logits", "score")  # sorted: the signature numbers the outputs in this order
 FEATURES = 6
@@ -107,6 +115,11 @@ def judge(function: Any, exports: list[Export], build: Any = None) -> Feedback:
         return NOT_ANSWERED
     if not callable(function):
         return wrong(f"`names_for` should be a function, got {type(function).__name__}.")
+    code = getattr(function, "__code__", None)
+    if code is not None and {"crosslang", "signature_tensors"} & _names(code):
+        return wrong("names_for calls forgekit's crosslang reader, which does this very step; a "
+                     "service has no forgekit. Read saved_model.pb with the protobuf calls of §1 "
+                     "(saved_model_pb2.SavedModel, meta_graphs, signature_def).")
     answers: dict[tuple[str, str], tuple[str, str]] = {}
     for export in exports:
         for key in KEYS:
