@@ -2,11 +2,13 @@
 
 The learner writes ``names_for(export_dir, key)``: the graph tensor that feeds the export's
 ``serving_default`` signature and the one that fetches its output ``key``, read from
-``saved_model.pb``. The checker exports two models the learner has not seen, built in this
-process (so an unnamed input gets the next ``keras_tensor_N``) and one with a named input, asks
-the function for both outputs of each, explains the usual confusions (the signature key, the
-operation without ``:index``, the concrete function's own graph, a hard-coded answer, the other
-output), then runs the C loader with the learner's names and compares with Python's call.
+``saved_model.pb`` with plain protobuf calls (forgekit's own reader is refused: it does the
+taught step). The checker exports two models the learner has not seen: one with an unnamed
+input, built in this process (so it gets the next ``keras_tensor_N``), and one with a named
+input. It asks the function for both outputs of each, explains the usual confusions (the
+signature key, the operation without ``:index``, the concrete function's own graph, a hard-coded
+answer, the other output), then runs the C loader with the learner's names and compares with
+Python's call.
 """
 
 from __future__ import annotations
@@ -128,10 +130,10 @@ def judge(function: Any, exports: list[Export], build: Any = None) -> Feedback:
             except Exception as exc:  # the learner's code: report it, do not crash the lesson
                 return wrong(f"names_for({export.path.name!r}, {key!r}) raised "
                              f"{type(exc).__name__}: {exc}")
-            if not (isinstance(got, tuple) and len(got) == 2):
+            if not (isinstance(got, (tuple, list)) and len(got) == 2):
                 return wrong(f"names_for should return a pair (input name, output name), got "
                              f"{got!r}.")
-            answers[export.path.name, key] = got
+            answers[export.path.name, key] = (got[0], got[1])
     inputs = {answers[e.path.name, k][0] for e in exports for k in KEYS}
     if len(inputs) == 1 and len({e.input_name for e in exports}) > 1:
         return wrong(f"names_for returns the input {inputs.pop()!r} for every export, but "
