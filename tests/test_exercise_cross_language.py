@@ -75,6 +75,17 @@ def _forgekit(export_dir, key):  # the helper that does the taught step
     return sig.input_name, sig.outputs[key].name
 
 
+def _tensor_info(export_dir, key):  # the whole TensorInfo entry, not its .name
+    signature = _signature(export_dir)
+    (feed,) = signature.inputs.values()
+    return feed, signature.outputs[key].name
+
+
+def _bytes(export_dir, key):
+    name, out = names_for(export_dir, key)
+    return name.encode(), out.encode()
+
+
 def _raises(export_dir, key):
     raise FileNotFoundError("no such file")
 
@@ -86,6 +97,8 @@ def _raises(export_dir, key):
     (_output_key, "output *key*"),
     (_ignores_key, "'logits' output, not 'score'"),
     (_raises, "raised FileNotFoundError"),
+    (_tensor_info, "a TensorInfo message"),
+    (_bytes, "not bytes"),
     (_forgekit, "forgekit's crosslang reader"),
     (lambda d, k: "serving_default_keras_tensor:0", "should return a pair"),
     (lambda d, k: ("serving_default_keras_tensor:0", "StatefulPartitionedCall_1:1"),

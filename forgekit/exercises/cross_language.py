@@ -84,9 +84,9 @@ def _input_problem(got: Any, export: Export, other: Export) -> str | None:
         return (f"{got!r} is the input of another export ({other.path.name}), not of "
                 f"{export.path.name}: is the name typed in? Read it from export_dir.")
     if "keras_tensor" in str(got):
-        return (f"{got!r} is a keras_tensor_N auto-name from another export (the number counts "
-                f"the models built before it, per process); {export.path.name}'s input is "
-                "another. Read it from export_dir's saved_model.pb.")
+        return (f"{got!r} is a keras_tensor_N auto-name from another export (the number comes "
+                f"from a process-wide counter); {export.path.name}'s input is another. Read "
+                "it from export_dir's saved_model.pb.")
     return f"{got!r} is not {export.path.name}'s input tensor."
 
 
@@ -111,6 +111,15 @@ def _output_problem(got: Any, export: Export, key: str) -> str | None:
     return f"{got!r} is not {export.path.name}'s {key!r} output tensor."
 
 
+def _what(value: Any) -> str:
+    """How to call a returned value that is not a str (a TensorInfo, bytes, ...)."""
+    if isinstance(value, bytes):
+        return f"bytes {value!r} (a str is wanted, not bytes)"
+    if hasattr(value, "name") and hasattr(value, "dtype"):
+        return "a TensorInfo message (the signature's whole entry, name, dtype and shape)"
+    return f"a {type(value).__name__} ({value!r})"
+
+
 def judge(function: Any, exports: list[Export], build: Any = None) -> Feedback:
     """Ask ``function`` for every output of every export, then run the C loader with them."""
     if function is None or is_placeholder(function):
@@ -133,6 +142,12 @@ def judge(function: Any, exports: list[Export], build: Any = None) -> Feedback:
             if not (isinstance(got, (tuple, list)) and len(got) == 2):
                 return wrong(f"names_for should return a pair (input name, output name), got "
                              f"{got!r}.")
+            not_str = next((v for v in got if not isinstance(v, str)), None)
+            if not_str is not None:
+                return wrong(f"names_for({export.path.name!r}, {key!r}) returned "
+                             f"{_what(not_str)} where a tensor name goes: return the entry's "
+                             ".name string (signature_def.inputs[k].name, a str like "
+                             "'serving_default_...:0').")
             answers[export.path.name, key] = (got[0], got[1])
     inputs = {answers[e.path.name, k][0] for e in exports for k in KEYS}
     if len(inputs) == 1 and len({e.input_name for e in exports}) > 1:
