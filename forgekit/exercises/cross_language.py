@@ -7,8 +7,8 @@ taught step). The checker exports two models the learner has not seen: one with 
 input, built in this process (so it gets the next ``keras_tensor_N``), and one with a named
 input. It asks the function for both outputs of each, explains the usual confusions (the
 signature key, the operation without ``:index``, the concrete function's own graph, a hard-coded
-answer, the other output, a TensorInfo or bytes instead of the ``.name`` string), then runs the C loader with the learner's names and compares with
-Python's call.
+answer, the other output, a TensorInfo or bytes instead of the ``.name`` string), then runs the
+C loader with the learner's names and compares with Python's call.
 """
 
 from __future__ import annotations
