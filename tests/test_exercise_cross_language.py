@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from forgekit import crosslang
@@ -86,6 +87,16 @@ def _bytes(export_dir, key):
     return name.encode(), out.encode()
 
 
+def _output_key_in_inputs(export_dir, key):  # the output key looked up among the inputs
+    signature = _signature(export_dir)
+    return signature.inputs[key].name, signature.outputs[key].name
+
+
+def _output_key_in_a_dict(export_dir, key):  # the same, through a dict: KeyError
+    signature = _signature(export_dir)
+    return dict(signature.inputs)[key].name, signature.outputs[key].name
+
+
 def _raises(export_dir, key):
     raise FileNotFoundError("no such file")
 
@@ -97,6 +108,8 @@ def _raises(export_dir, key):
     (_output_key, "output *key*"),
     (_ignores_key, "'logits' output, not 'score'"),
     (_raises, "raised FileNotFoundError"),
+    (_output_key_in_inputs, "signature_def.inputs[key] with an output key gives ''"),
+    (_output_key_in_a_dict, "is an output key: look it up in signature_def.outputs"),
     (_tensor_info, "a TensorInfo message"),
     (_bytes, "not bytes"),
     (_forgekit, "forgekit's crosslang reader"),
@@ -113,3 +126,17 @@ def test_checker_drives_the_c_loader_with_the_names(tmp_path):
     _require("c")
     feedback = check_names_for(names_for, tmp_path, build=crosslang.build("c", tmp_path / "build"))
     assert feedback.passed and "C loader fed and fetched" in feedback.message, feedback.message
+
+
+def test_unchecked_c_loader_crashes_on_a_name_that_is_not_there(tmp_path):
+    """The lesson's plain caller: no NULL check, so a wrong name reaches TF_SessionRun."""
+    _require("c")
+    build = crosslang.build("c", tmp_path / "build")
+    (export,) = [e for e in make_exports(tmp_path / "exports") if e.path.name == "named"]
+    x = np.zeros((2, 6), "float32")
+    names = {"input_name": "serving_default_nothing:0", "output_names": list(export.outputs.values())}
+    checked = crosslang.run_c(build, export.path, x, check=False, **names)
+    plain = crosslang.run_c(build, export.path, x, check=False, unchecked=True, **names)
+    assert checked.returncode == 1 and "no operation named" in checked.error, checked.stderr
+    assert plain.returncode == 128 + 11 and not plain.stdout, (plain.returncode, plain.stderr)
+    assert crosslang.run_c(build, export.path, x, unchecked=True).ok  # right names still run

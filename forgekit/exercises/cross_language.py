@@ -136,6 +136,13 @@ def judge(function: Any, exports: list[Export], build: Any = None) -> Feedback:
         for key in KEYS:
             try:
                 got = function(export.path, key)
+            except KeyError as exc:
+                if exc.args and exc.args[0] in KEYS:
+                    return wrong(f"names_for({export.path.name!r}, {key!r}) raised KeyError: "
+                                 f"{exc.args[0]!r}. {key!r} is an output key: look it up in "
+                                 "signature_def.outputs. The input is the only entry in "
+                                 ".inputs, under its own key (take .inputs' one value).")
+                return wrong(f"names_for({export.path.name!r}, {key!r}) raised KeyError: {exc}")
             except Exception as exc:  # the learner's code: report it, do not crash the lesson
                 return wrong(f"names_for({export.path.name!r}, {key!r}) raised "
                              f"{type(exc).__name__}: {exc}")
@@ -148,6 +155,12 @@ def judge(function: Any, exports: list[Export], build: Any = None) -> Feedback:
                              f"{_what(not_str)} where a tensor name goes: return the entry's "
                              ".name string (signature_def.inputs[k].name, a str like "
                              "'serving_default_...:0').")
+            if "" in got:
+                return wrong(f"names_for({export.path.name!r}, {key!r}) returned an empty name "
+                             f"in {tuple(got)!r}: a protobuf map hands back an empty TensorInfo "
+                             "for a key it does not hold, so signature_def.inputs[key] with an "
+                             "output key gives ''. Look the output key up in .outputs; the input "
+                             "is the only entry in .inputs, under its own key.")
             answers[export.path.name, key] = (got[0], got[1])
     inputs = {answers[e.path.name, k][0] for e in exports for k in KEYS}
     if len(inputs) == 1 and len({e.input_name for e in exports}) > 1:
