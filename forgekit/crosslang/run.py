@@ -199,8 +199,9 @@ def parse_outputs(text: str) -> dict[str, np.ndarray]:
     return outputs
 
 
-def _run(language: str, argv: list[str], cwd: Path) -> LoaderRun:
-    env = child_env()
+def _run(language: str, argv: list[str], cwd: Path,
+         extra_env: dict[str, str] | None = None) -> LoaderRun:
+    env = {**child_env(), **(extra_env or {})}
     out_path, err_path = cwd / f"{language}.stdout", cwd / f"{language}.stderr"
     rss_path = cwd / f"{language}.maxrss"
     start = time.perf_counter()
@@ -252,15 +253,19 @@ def _check(run: LoaderRun, export_dir: Path) -> LoaderRun:
 def run_c(build: Build, export_dir: str | os.PathLike[str], x: np.ndarray, *,
           input_name: str | None = None, output_names: list[str] | None = None,
           signature: str = "serving_default", tag: str = "serve", repeat: int = 0,
-          workdir: str | os.PathLike[str] | None = None, check: bool = True) -> LoaderRun:
+          workdir: str | os.PathLike[str] | None = None, check: bool = True,
+          unchecked: bool = False) -> LoaderRun:
     """Run the C loader on ``export_dir`` with batch ``x``; outputs keyed by tensor name.
 
     Tensor names default to those of ``signature``. ``repeat`` > 0 makes the program time that
     many more runs of the same batch (``timing["median_run_ms"]``). With ``check`` a failing
     program raises :class:`LoaderError`; without, the failed run is returned as it is.
+    ``unchecked`` makes the program look names up as a plain caller does (no NULL check), to
+    show what a wrong name does then.
     """
     return _launch("c", build, export_dir, x, input_name, output_names, signature, tag,
-                   [str(repeat)] if repeat else [], workdir, check)
+                   [str(repeat)] if repeat else [], workdir, check,
+                   {"FORGEKIT_UNCHECKED": "1"} if unchecked else None)
 
 
 def run_java(build: Build, export_dir: str | os.PathLike[str], x: np.ndarray, *,
@@ -274,7 +279,8 @@ def run_java(build: Build, export_dir: str | os.PathLike[str], x: np.ndarray, *,
 
 def _launch(language: str, build: Build, export_dir: str | os.PathLike[str], x: np.ndarray,
             input_name: str | None, output_names: list[str] | None, signature: str, tag: str,
-            extra: list[str], workdir: str | os.PathLike[str] | None, check: bool) -> LoaderRun:
+            extra: list[str], workdir: str | os.PathLike[str] | None, check: bool,
+            extra_env: dict[str, str] | None = None) -> LoaderRun:
     if build.language != language:
         raise ValueError(f"run_{language} needs a {language} build, got a {build.language} one")
     export = Path(export_dir)
@@ -295,5 +301,5 @@ def _launch(language: str, build: Build, export_dir: str | os.PathLike[str], x: 
             argv = [java, "-Xmx256m", "-XX:+UseSerialGC",
                     f"-Djava.library.path={build.folder}", "-cp", os.fspath(build.folder),
                     "TfLoader", *args]
-        run = _run(language, argv, Path(tmp))
+        run = _run(language, argv, Path(tmp), extra_env)
     return _check(run, export) if check else run

@@ -13,6 +13,9 @@
  * Prints, for each output, "# NAME shape D0 D1 ..." and then its values, one row per line,
  * with 9 significant digits (enough to carry every float32 exactly). Errors go to stderr and
  * the exit status is 2 (bad usage or input) or 1 (TensorFlow refused).
+ *
+ * With FORGEKIT_UNCHECKED=1 in the environment the names are looked up as a plain caller does
+ * (TF_GraphOperationByName, no NULL check), to show what a wrong name does without fk_lookup.
  */
 #include <time.h>
 
@@ -64,6 +67,16 @@ static void print_output(const char *name, TF_Tensor *t) {
   for (int64_t i = 0; i < total; i++) printf("%.9g%c", v[i], (i + 1) % row ? ' ' : '\n');
 }
 
+/* A plain caller's lookup: split "op:index", take whatever TF_GraphOperationByName returns. */
+static int plain_lookup(TF_Graph *graph, const char *tensor, TF_Output *out) {
+  char op[512];
+  const char *colon = strrchr(tensor, ':');
+  snprintf(op, sizeof op, "%.*s", (int)(colon ? colon - tensor : (long)strlen(tensor)), tensor);
+  out->oper = TF_GraphOperationByName(graph, op); /* NULL for a wrong name, and no error */
+  out->index = colon ? atoi(colon + 1) : 0;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 6 || argc > 7) {
     fprintf(stderr, "usage: %s EXPORT_DIR TAG INPUT_TENSOR OUTPUT_TENSOR[,...] INPUT_FILE [REPEAT]\n",
@@ -96,10 +109,14 @@ int main(int argc, char **argv) {
   TF_Output input, outputs[MAX_OUTPUTS];
   char *names[MAX_OUTPUTS];
   int nout = 0;
-  int failed = fk_lookup(model.graph, input_name, &input, err, sizeof err);
+  const char *unchecked = getenv("FORGEKIT_UNCHECKED");
+  int plain = unchecked && strcmp(unchecked, "1") == 0;
+  int failed = plain ? plain_lookup(model.graph, input_name, &input)
+                     : fk_lookup(model.graph, input_name, &input, err, sizeof err);
   for (char *tok = strtok(argv[4], ","); !failed && tok && nout < MAX_OUTPUTS; tok = strtok(NULL, ",")) {
     names[nout] = tok;
-    failed = fk_lookup(model.graph, tok, &outputs[nout++], err, sizeof err);
+    failed = plain ? plain_lookup(model.graph, tok, &outputs[nout++])
+                   : fk_lookup(model.graph, tok, &outputs[nout++], err, sizeof err);
   }
   TF_Tensor *results[MAX_OUTPUTS] = {0};
   t0 = now_ms();
