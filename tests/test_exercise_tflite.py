@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,43 @@ def test_check_quantize_refuses_forgekit_own_quantizer(int8_model):
 
     feedback = check_quantize(borrowed, model, x)
     assert not feedback.passed and "forgekit's own quantizer" in feedback.message
+
+
+def test_check_quantize_accepts_either_rounding_on_a_tie_and_only_there(int8_model):
+    model, _, x, y = int8_model
+
+    def half_away(x, d):  # TFLite's reference kernel: std::round, a .5 tie away from zero
+        v = x / _q(d)[0] + _q(d)[1]
+        return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5), -128, 127).astype(np.int8)
+
+    def round_then_shift(x, d):  # round(x / scale) + zero_point: a tie's parity moves
+        return np.clip(np.round(x / _q(d)[0]) + _q(d)[1], -128, 127).astype(np.int8)
+
+    def half_to_even(x, d):
+        return np.clip(np.round(x / _q(d)[0] + _q(d)[1]), -128, 127).astype(np.int8)
+
+    from forgekit import tflite
+
+    scale, zero = _q(tflite.interpreter(model).get_input_details()[0])
+    tie_row = ((np.arange(8) % 40 - 20 + 0.5 - zero) * scale).astype(np.float32)
+    # the probe's tie row really is where the two roundings part
+    assert not np.array_equal(half_away(tie_row, {"quantization": (scale, zero)}),
+                              half_to_even(tie_row, {"quantization": (scale, zero)}))
+    for answer in (half_away, round_then_shift, half_to_even):
+        feedback = check_quantize(answer, model, x, y)
+        ties = re.search(r"(\d+) values on a \.5 tie", feedback.message)
+        assert feedback.passed and ties and int(ties[1]) >= 8, feedback.message  # the tie row
+
+    def one_step_off(x, d):  # off by one away from any tie: wrong
+        q = half_to_even(x, d).astype(np.int16)
+        q[0, 0] += 1 if q[0, 0] < 127 else -1
+        return q.astype(np.int8)
+
+    feedback = check_quantize(one_step_off, model, x, y)
+    assert not feedback.passed and "1 of" in feedback.message and "not counting" in feedback.message
+
+    def no_clip_half_away(x, d):  # a tie rule of its own does not hide the missing clip
+        v = x / _q(d)[0] + _q(d)[1]
+        return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64).astype(np.int8)
+
+    assert "did not clip" in check_quantize(no_clip_half_away, model, x, y).message
