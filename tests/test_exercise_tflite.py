@@ -60,6 +60,8 @@ def test_check_quantize_runs_the_model_and_says_why(int8_model):
             np.round(x / _q(d)[0] - _q(d)[1]), -128, 127).astype(np.int8),
         "truncated instead of rounding": lambda x, d: np.clip(
             x / _q(d)[0] + _q(d)[1], -128, 127).astype(np.int8),
+        "rounded down with np.floor": lambda x, d: np.clip(
+            np.floor(x / _q(d)[0] + _q(d)[1]), -128, 127).astype(np.int8),
         "did not clip": lambda x, d: np.round(
             x / _q(d)[0] + _q(d)[1]).astype(np.int64).astype(np.int8),
         "returned float32": lambda x, d: x / _q(d)[0],

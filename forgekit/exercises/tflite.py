@@ -110,6 +110,8 @@ def _diagnose(got: np.ndarray, x: np.ndarray, scale: float, zero: int,
                 as_int8(np.round(x / scale - zero)),
             "truncated instead of rounding (astype drops the fraction): use np.round first":
                 as_int8(np.trunc(x / scale + zero)),
+            "rounded down with np.floor: quantization takes the nearest integer, np.round":
+                as_int8(np.floor(x / scale + zero)),
             f"did not clip: values beyond [-128, 127] wrap around when cast to int8 (50.0 -> "
             f"{big}, which wraps to {wrapped}, not 127). np.clip before .astype(np.int8)":
                 np.round(x / scale + zero).astype(np.int64).astype(np.int8),
