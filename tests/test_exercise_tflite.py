@@ -58,6 +58,7 @@ def test_check_quantize_runs_the_model_and_says_why(int8_model):
         "left out the zero point": lambda x, d: np.clip(np.round(x / _q(d)[0]), -128, 127).astype(np.int8),
         "subtracted the zero point": lambda x, d: np.clip(
             np.round(x / _q(d)[0] - _q(d)[1]), -128, 127).astype(np.int8),
+        "truncated and did not clip": lambda x, d: (x / _q(d)[0] + _q(d)[1]).astype(np.int8),
         "truncated instead of rounding": lambda x, d: np.clip(
             x / _q(d)[0] + _q(d)[1], -128, 127).astype(np.int8),
         "rounded down with np.floor": lambda x, d: np.clip(
@@ -75,6 +76,11 @@ def test_check_quantize_runs_the_model_and_says_why(int8_model):
     cast = check_quantize(cases["alone"], model, x, y).message
     assert "LiteRT ran on it" in cast and "for the right tensor" in cast
     assert "not quantized int8" in check_quantize(right, float_model, x).message
+    # a mistake that leaves the learner's rows almost right says where it shows: the probe rows
+    unclipped = check_quantize(cases["did not clip"], model, x, y).message
+    assert "all 512 values of your rows come out right" in unclipped
+    assert "probe rows 50.0 became" in unclipped and "holds 127 and -128 (clipped)" in unclipped
+    assert "probe rows" not in check_quantize(cases["left out the zero point"], model, x, y).message
     # the wrap-around message shows what 50.0 becomes on this model, computed from its scale
     big = int(np.round(50.0 / scale + zero))
     wrapped = int(np.array([big]).astype(np.int8)[0])

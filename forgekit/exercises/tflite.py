@@ -83,7 +83,21 @@ def check_quantize(my_quantize: Callable[[np.ndarray, dict], np.ndarray] | None,
                        f"instead of wrapping around, and {int(tie.sum())} values on a .5 tie may "
                        "round either way (np.round goes to even, TFLite's reference kernel away "
                        f"from zero; both neighbours are equally close). LiteRT ran on it: {ran}")
-    return wrong(f"{_diagnose(got, batch, scale, zero, expected, ~tie)} LiteRT ran on it: {ran}")
+    return wrong(f"{_diagnose(got, batch, scale, zero, expected, ~tie)} "
+                 f"{_where(got, expected, tie, len(x))} LiteRT ran on it: {ran}")
+
+
+def _where(got: np.ndarray, expected: np.ndarray, tie: np.ndarray, n: int) -> str:
+    """Where ``got`` parts from the right tensor: the learner's own rows, the two extreme probes."""
+    differ = int(np.sum((got[:n] != expected[:n]) & ~tie[:n]))
+    mine = (f"{differ:,} of your {expected[:n].size:,} values differ from the right tensor"
+            if differ else f"all {expected[:n].size:,} values of your rows come out right")
+    probes = got[n:n + 2].reshape(2, -1)[:, 0], expected[n:n + 2].reshape(2, -1)[:, 0]
+    if np.array_equal(*probes):
+        return f"Where it shows: {mine}."
+    return (f"Where it shows: {mine}; in the checker's probe rows 50.0 became {probes[0][0]} "
+            f"and -50.0 became {probes[0][1]}, where the right tensor holds {probes[1][0]} and "
+            f"{probes[1][1]} (clipped).")
 
 
 def _diagnose(got: np.ndarray, x: np.ndarray, scale: float, zero: int,
@@ -94,6 +108,8 @@ def _diagnose(got: np.ndarray, x: np.ndarray, scale: float, zero: int,
 
     big = int(np.round(50.0 / scale + zero))  # what the probe's 50.0 row becomes unclipped
     wrapped = int(np.array([big], dtype=np.int64).astype(np.int8)[0])
+    with np.errstate(over="ignore", invalid="ignore"):  # what a bare float cast makes of 50.0
+        trunc_wrapped = int((np.array([50.0], np.float32) / scale + zero).astype(np.int8)[0])
     with np.errstate(over="ignore", invalid="ignore"):
         guesses = {
             "cast with .astype(np.int8) alone: that keeps each value's integer part, which the "
@@ -108,6 +124,10 @@ def _diagnose(got: np.ndarray, x: np.ndarray, scale: float, zero: int,
                 as_int8(np.round(x / scale)),
             "subtracted the zero point; it is added: q = round(x / scale + zero_point)":
                 as_int8(np.round(x / scale - zero)),
+            "truncated and did not clip: .astype(np.int8) drops the fraction (np.round first) "
+            f"and wraps a value beyond [-128, 127] around (50.0 -> {int(50.0 / scale + zero)}, "
+            f"which wraps to {trunc_wrapped}, not 127): np.clip before .astype(np.int8)":
+                (x / scale + zero).astype(np.int8),
             "truncated instead of rounding (astype drops the fraction): use np.round first":
                 as_int8(np.trunc(x / scale + zero)),
             "rounded down with np.floor: quantization takes the nearest integer, np.round":
