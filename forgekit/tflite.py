@@ -18,6 +18,7 @@ the functions that convert.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -165,6 +166,59 @@ def latency_ms(interp: Any, x: np.ndarray, runs: int = 200) -> float:
         interp.get_tensor(out["index"])
         times.append(time.perf_counter() - start)
     return statistics.median(times[5:]) * 1e3  # the first few runs warm caches
+
+
+def _analysis(model: str | os.PathLike[str] | bytes) -> str:
+    """What ``tf.lite.experimental.Analyzer.analyze`` prints about a .tflite path or its bytes."""
+    import contextlib
+    import io
+
+    import tensorflow as tf
+
+    content = model if isinstance(model, bytes) else Path(model).read_bytes()
+    with contextlib.redirect_stdout(io.StringIO()) as report:
+        tf.lite.experimental.Analyzer.analyze(model_content=content)
+    return report.getvalue()
+
+
+def op_names(model: str | os.PathLike[str] | bytes) -> list[str]:
+    """The ops of a .tflite model's first subgraph, in order (the ``Op#`` lines of
+    ``tf.lite.experimental.Analyzer.analyze``)."""
+    report = _analysis(model).split("Tensors of Subgraph#0")[0]
+    return re.findall(r"Op#\d+ (\w+)\(", report)
+
+
+def byte_breakdown(*paths: str | os.PathLike[str]) -> Table:
+    """Where each .tflite file's bytes go: its constant tensors grouped by type and rank (2-D
+    kernels, 1-D biases), their quantization scales and zero points, and the rest.
+
+    Constant tensors are those the Analyzer marks read-only (``RO n bytes``). Each of their
+    scales is stored as a float32 and its zero point as an int64: 4 + 8 bytes (the flatbuffer
+    schema's ``QuantizationParameters``). The rest is the graph, activation scales and padding.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    scales_row, rest_row = "scales + zero points, 4 + 8 B each (count)", "graph, activation scales, rest"
+    columns: list[dict[str, str]] = []
+    for path in paths:
+        details = Interpreter(model_path=os.fspath(path)).get_tensor_details()
+        sizes: dict[str, int] = {}
+        scales = 0
+        for index, shape, dtype, size in re.findall(
+                r"T#(\d+)\(.*?\) shape:\[([^\]]*)\], type:(\w+) RO (\d+) bytes", _analysis(path)):
+            role = {2: "kernels", 1: "biases"}.get(len(shape.split(",")), "other constants")
+            sizes[f"{dtype.lower()} {role}"] = sizes.get(f"{dtype.lower()} {role}", 0) + int(size)
+            scales += len(details[int(index)]["quantization_parameters"]["scales"])
+        rest = Path(path).stat().st_size - sum(sizes.values()) - 12 * scales
+        columns.append({k: human_bytes(v) for k, v in sizes.items()}
+                       | {scales_row: f"{human_bytes(12 * scales)} ({scales:,})",
+                          rest_row: human_bytes(rest)})
+    found = dict.fromkeys(k for column in columns for k in column if k not in (scales_row, rest_row))
+    roles = ("kernels", "biases", "other constants")
+    table = Table(["part", *(Path(p).name for p in paths)], title="where each file's bytes go")
+    for row in sorted(found, key=lambda k: roles.index(k.split(" ", 1)[1])) + [scales_row, rest_row]:
+        table.add(row, *(column.get(row, "-") for column in columns))
+    return table
 
 
 @dataclass(frozen=True)

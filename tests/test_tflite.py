@@ -22,6 +22,7 @@ import pytest
 
 from forgekit import tflite
 from forgekit.errors import WrongFormatError
+from forgekit.table import human_bytes
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +113,26 @@ def test_measure_refuses_a_non_tflite(converted):
     folder, task, reference, *_ = converted
     with pytest.raises(WrongFormatError, match="found h5_model"):
         tflite.measure(folder / "model.h5", task.x_val, task.y_val, reference)
+
+
+def test_op_names_list_the_ops_in_order(converted):
+    _, _, _, paths, *_ = converted
+    # int8 I/O: no QUANTIZE op at the ends, the caller quantizes
+    assert tflite.op_names(paths["full_integer"]) == ["FULLY_CONNECTED"] * 3
+    assert tflite.op_names(paths["float32"].read_bytes()) == ["FULLY_CONNECTED"] * 3
+
+
+def test_byte_breakdown_accounts_for_every_byte(converted):
+    _, _, _, paths, _, _ = converted
+    table = tflite.byte_breakdown(paths["full_integer"], paths["dynamic_range"], paths["float32"])
+    rows = {row[0]: row[1:] for row in table.rows}
+    # width 64: kernels 32x64, 64x64, 64x2; every output unit of a kernel and a bias has a scale
+    weights = 32 * 64 + 64 * 64 + 64 * 2
+    assert rows["int8 kernels"][0] == human_bytes(weights)
+    assert rows["float32 kernels"][2] == human_bytes(4 * weights)
+    assert rows["int32 biases"][0] == human_bytes(4 * (64 + 64 + 2))
+    assert rows["scales + zero points, 4 + 8 B each (count)"][0].endswith(f"({2 * 130:,})")
+    # dynamic range leaves the 64x2 kernel (128 < 1,024 elements) float32
+    assert rows["float32 kernels"][1] == human_bytes(4 * 64 * 2)
+    rest = rows["graph, activation scales, rest"]
+    assert all(cell.endswith(" KB") and float(cell.split()[0]) < 8 for cell in rest), rest
