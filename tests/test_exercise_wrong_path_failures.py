@@ -84,7 +84,7 @@ def test_placeholder_and_non_functions_are_not_run(tmp_path):
 
     verdicts = check_loads([None, load, "keras.saving.load_model(path)"], tmp_path)
     assert [v.passed for v in verdicts] == [False, False, False]
-    assert not (tmp_path / "scaled.keras").exists()  # nothing ran, nothing was written
+    assert not (tmp_path / "saved_before_rename.keras").exists()  # nothing ran, nothing was written
     assert "No answer yet" in verdicts[1].message
     assert "should be a function" in verdicts[2].message
 

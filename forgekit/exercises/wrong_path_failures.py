@@ -41,7 +41,7 @@ model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="r
 model.compile(optimizer="adam", loss="mse")
 model.fit(x, x[:, :1], epochs=1, verbose=0)
 folder = sys.argv[1]
-model.save(f"{folder}/scaled.keras")
+model.save(f"{folder}/saved_before_rename.keras")
 np.save(f"{folder}/x.npy", x)
 np.save(f"{folder}/expected.npy", model.predict(x, verbose=0))
 '''
@@ -95,9 +95,10 @@ for answer in spec["answers"]:
 
 
 def exercise_file(folder: str | os.PathLike[str]) -> Path:
-    """The file the old code saved (``folder/scaled.keras``), written in a fresh process once."""
+    """The file the old code saved before the rename (``folder/saved_before_rename.keras``),
+    written in a fresh process once."""
     folder = Path(folder)
-    path = folder / "scaled.keras"
+    path = folder / "saved_before_rename.keras"
     if not path.exists():
         from forgekit.quiet import child_env
 
@@ -111,7 +112,8 @@ def exercise_file(folder: str | os.PathLike[str]) -> Path:
 
 def _verdict(report: dict[str, Any]) -> Feedback:
     calls = report.get("calls", [])
-    # Keras nests the cause at the end of a long message that repeats the whole config
+    # The cause is on the message's last line, between "Exception encountered:" and the failing
+    # layer's config (the lines above hold the whole model's config)
     last = (report.get("message", "").strip().splitlines() or [""])[-1]
     last = last.removeprefix("Exception encountered: ").split(" Full object config")[0]
     said = f"{report.get('error_type')}: {last}"
