@@ -1,7 +1,8 @@
 """Lesson 05's checker: a right load passes; each typical wrong load is told why, by behaviour.
 
-Every answer runs in a fresh process in which the old code cannot be imported; the wrong
-answers share one process (none of them changes what the next one sees) to keep this quick.
+Every answer runs in a fresh process in which the old code cannot be imported; the answers
+share one process to keep this quick (none changes what the next one sees, except the one that
+registers a name, which runs last).
 """
 
 from __future__ import annotations
