@@ -30,6 +30,7 @@ TOLERANCE = 1e-6
 _MARK = "@@forgekit-load@@"
 
 # Written once per folder by a fresh process, so the checking kernel never registers the old class.
+# Seeded initial weights are enough: the exercise is about the load call, not the training.
 _WRITE = '''
 import sys
 import keras, numpy as np
@@ -38,10 +39,8 @@ keras.utils.set_random_seed(0)
 x = np.random.default_rng(1).normal(size=(32, 4)).astype("float32")
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
                           keras.layers.Dense(1), Scale(2.5)], name="old_code_model")
-model.compile(optimizer="adam", loss="mse")
-model.fit(x, x[:, :1], epochs=1, verbose=0)
 folder = sys.argv[1]
-model.save(f"{folder}/scaled.keras")
+model.save(f"{folder}/saved_before_rename.keras")
 np.save(f"{folder}/x.npy", x)
 np.save(f"{folder}/expected.npy", model.predict(x, verbose=0))
 '''
@@ -95,9 +94,10 @@ for answer in spec["answers"]:
 
 
 def exercise_file(folder: str | os.PathLike[str]) -> Path:
-    """The file the old code saved (``folder/scaled.keras``), written in a fresh process once."""
+    """The file the old code saved before the rename (``folder/saved_before_rename.keras``),
+    written in a fresh process once."""
     folder = Path(folder)
-    path = folder / "scaled.keras"
+    path = folder / "saved_before_rename.keras"
     if not path.exists():
         from forgekit.quiet import child_env
 
@@ -111,7 +111,8 @@ def exercise_file(folder: str | os.PathLike[str]) -> Path:
 
 def _verdict(report: dict[str, Any]) -> Feedback:
     calls = report.get("calls", [])
-    # Keras nests the cause at the end of a long message that repeats the whole config
+    # The cause is on the message's last line, between "Exception encountered:" and the failing
+    # layer's config (the lines above hold the whole model's config)
     last = (report.get("message", "").strip().splitlines() or [""])[-1]
     last = last.removeprefix("Exception encountered: ").split(" Full object config")[0]
     said = f"{report.get('error_type')}: {last}"
@@ -134,10 +135,11 @@ def _verdict(report: dict[str, Any]) -> Feedback:
                          "one (it is a zip with config.json and the weights): use "
                          f"keras.saving.load_model. The fresh process said: {said}")
         if calls and "Could not locate" in report["message"]:
-            keys = [c.get("custom_objects", "none") for c in calls]
+            given = calls[-1].get("custom_objects")
+            passed = f"custom_objects={given}" if given else "no custom_objects"
             return wrong(f"Keras still cannot find the class the file names. config.json asks "
                          f"for {SAVED_NAME!r} (the package>Name the old code registered), and "
-                         f"your call passed custom_objects={keys[-1]}: a custom_objects key "
+                         f"your call passed {passed}: a custom_objects key "
                          "must be the name saved in the file, its value the class to build now. "
                          f"The fresh process said: {said}")
         if calls and "deserializ" in report["message"]:
@@ -146,6 +148,13 @@ def _verdict(report: dict[str, Any]) -> Feedback:
                          f"saved name to the class that replaced Scale. The fresh process said: "
                          f"{said}")
         return wrong(f"The fresh process raised {said}")
+    diff = float(report.get("diff", float("inf")))
+    if not calls and report.get("is_model") and diff <= TOLERANCE:
+        return wrong(f"It works (max difference {diff:.3g}), but without keras.saving.load_model: "
+                     "your code restates the architecture, and must follow every change to it. "
+                     f"The file already stores it, and names the class as {SAVED_NAME!r}: map "
+                     "that saved name to the new class and keras.saving.load_model rebuilds the "
+                     "model for you.")
     if not calls:
         return wrong(f"Your function returned a {report.get('type')} without calling "
                      "keras.saving.load_model: load the file with it and return the model.")
@@ -158,16 +167,16 @@ def _verdict(report: dict[str, Any]) -> Feedback:
                      "carries. Remove it; the rename is fixed by naming the class, not by "
                      "switching checks off.")
     built = report.get("built", [])
+    # The new code's class, not a look-alike: it is the class the code saves from now on, so
+    # files saved before and after the rename load into the same class.
+    use_new = ("Map the saved name to the new code's Rescale (forgekit.zoo.renamed): it is the "
+               "class the code saves from now on, so old and new files load into one class.")
     if built != [NEW_CLASS]:
         if built == [OLD_COPY]:
             return wrong(f"It loads, but Keras built {OLD_COPY} for {SAVED_NAME!r}: that is the "
-                         "old class (the unregistered copy this lesson imported), not the new "
-                         "code. The rename left only Rescale in forgekit.zoo.renamed: map the "
-                         "saved name to that class.")
+                         f"old class (the unregistered copy this lesson imported). {use_new}")
         return wrong(f"It loads, but Keras built {', '.join(built) or 'no custom class'} for "
-                     f"{SAVED_NAME!r}, not the new code's {NEW_CLASS}. The rename left only "
-                     "Rescale in forgekit.zoo.renamed: map the saved name to that class.")
-    diff = float(report.get("diff", float("inf")))
+                     f"{SAVED_NAME!r}, not the new code's {NEW_CLASS}. {use_new}")
     if diff > TOLERANCE:
         return wrong(f"It loads, but its predictions differ from the old model's by up to "
                      f"{diff:.3g}: the class you gave for {SAVED_NAME!r} does not compute what "
@@ -175,8 +184,8 @@ def _verdict(report: dict[str, Any]) -> Feedback:
     return correct(f"A fresh process without the old code loaded the file through "
                    f"keras.saving.load_model and reproduced the old model's predictions (max "
                    f"difference {diff:.3g}). The file names {SAVED_NAME!r}; mapping that saved "
-                   "name to the new class is how a rename stays compatible with files already "
-                   "saved.")
+                   "name to the new class (custom_objects, or registering Rescale under the old "
+                   "name) is how a rename stays compatible with files already saved.")
 
 
 def check_loads(loads: Sequence[Any], folder: str | os.PathLike[str],
