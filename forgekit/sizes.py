@@ -107,12 +107,20 @@ def breakdown(path: str | os.PathLike[str]) -> SizeBreakdown:
     return SizeBreakdown(total, weights, optimizer)
 
 
+def _human(n: int) -> str:
+    """``n`` bytes in the largest binary unit that keeps it at 1 or more (MiB, KiB, B)."""
+    unit, scale = next((u, s) for u, s in (("MiB", 2**20), ("KiB", 2**10), ("B", 1)) if n >= s
+                       or s == 1)
+    return f"{n / scale:,.1f} {unit}" if scale > 1 else f"{n:,} B"
+
+
 def stacked_bars(breakdowns: dict[str, SizeBreakdown], *, title: str, ax: Any = None) -> Any:
     """One horizontal stacked bar per artifact (weights / optimizer slots / duplicate / overhead);
     returns the matplotlib Figure.
 
     Sizes are in binary units (MiB = 2**20 bytes, KiB, B), each bar labelled with its total; the
-    legend lists only the parts some artifact has (a chart of weights files names no duplicate).
+    legend lists only the parts some artifact has (a chart of weights files names no duplicate),
+    with the size of a part too thin to see.
     """
     import matplotlib.pyplot as plt
 
@@ -129,7 +137,10 @@ def stacked_bars(breakdowns: dict[str, SizeBreakdown], *, title: str, ax: Any = 
     present = []
     for part, color in zip(PARTS, colors, strict=True):
         widths = [max(breakdowns[k].parts()[part], 0) / scale for k in labels]
-        bars = ax.barh(labels, widths, left=left, color=color, label=part)
+        label = part
+        if any(widths) and max(widths) < 0.01 * largest / scale:  # too thin to see: say its size
+            label = f"{part} (≤ {_human(max(breakdowns[k].parts()[part] for k in labels))})"
+        bars = ax.barh(labels, widths, left=left, color=color, label=label)
         if any(widths):
             present.append(bars)
         left = [a + b for a, b in zip(left, widths, strict=True)]

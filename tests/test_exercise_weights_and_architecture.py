@@ -93,13 +93,28 @@ def test_a_resume_that_builds_adam_before_loading_passes(tmp_path):
     assert "Note:" not in right.message, right.message
 
 
-def test_a_json_round_trip_passes_with_a_note_naming_the_direct_call(tmp_path):
+def _clone(weights_path, build_model):
+    import keras
+
+    original = build_model()
+    model = keras.models.clone_model(original)
+    model.compile(optimizer=keras.optimizers.Adam(), loss=original.loss)
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(weights_path)
+    return model
+
+
+@pytest.mark.parametrize("copy", [_json_round_trip, _clone])
+def test_a_copy_of_build_models_model_is_not_yet_even_when_its_state_is_right(copy, tmp_path):
+    """Copying lesson 02's section-4 cell (model_from_json of build_model().to_json(), then
+    load_weights) restores Adam's state, but the exercise is the step on build_model()'s model."""
     from forgekit.exercises.weights_and_architecture import check_resume
 
-    feedback = check_resume(_json_round_trip, tmp_path)
-    assert feedback.passed, feedback.message
+    feedback = check_resume(copy, tmp_path)
+    assert not feedback.passed, feedback.message
+    assert "did not build" in feedback.message, feedback.message
     assert "model_from_json compiles from the JSON" in feedback.message, feedback.message
-    assert "model.optimizer.build(model.trainable_variables)" in feedback.message
+    assert "optimizer.build(" not in feedback.message, feedback.message
 
 
 def test_the_plain_load_hint_does_not_hand_over_the_call(tmp_path):

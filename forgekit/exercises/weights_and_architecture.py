@@ -116,8 +116,8 @@ def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> F
 
     The checker trains a model of its own, saves its weights (``save_weights``, so the file holds
     Adam's state), then calls ``resume`` with that file and its own ``build_model``. The returned
-    model must predict exactly as the saved one, have Adam at the same step with the same slots,
-    and one more training step on the same batch must land where the saved model's step lands.
+    model must be the one ``build_model`` built (not a copy), predict exactly as the saved one,
+    have Adam at the same step with the same slots, and one more training step on the same batch must land where the saved model's step lands.
     """
     if resume is None or is_placeholder(resume):
         return NOT_ANSWERED
@@ -158,6 +158,14 @@ def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> F
     if getattr(model, "optimizer", None) is None:
         return wrong("The returned model has no optimizer: use the model build_model() returns, "
                      "which is compiled with Adam.")
+    if not any(model is m for m in built):
+        return wrong("resume returned a model that build_model() did not build (a model_from_json "
+                     "or clone_model copy?): resume the job's own model, which its code built (a "
+                     "copy round-trips only what the config carries, custom objects only if "
+                     "registered). A model_from_json copy gets Adam's state only because "
+                     "model_from_json compiles from the JSON's config, and that creates a built "
+                     "model's optimizer variables: do that step yourself on build_model()'s model, "
+                     "before load_weights.")
     skipped = [first_line(str(w.message), 200) for w in caught if "optimizer" in str(w.message)]
     got = int(model.optimizer.iterations)
     gap = max_abs_diff([saved.predict(x[:8], verbose=0)], [model.predict(x[:8], verbose=0)])
@@ -203,12 +211,7 @@ def check_resume(resume: Any, folder: str | os.PathLike[str] | None = None) -> F
     fresh.train_on_batch(xb, yb)
     fresh_gap = max_abs_diff(saved.get_weights(), fresh.get_weights())
     landed = "exactly where" if step_gap == 0.0 else f"within {step_gap:.3g} of where"
-    rebuilt = "" if any(model is m for m in built) else (
-        " Note: your model is not the one build_model() returned. A model_from_json round trip "
-        "works because model_from_json compiles from the JSON, and that builds the optimizer "
-        "before load_weights; the direct call on build_model()'s model is "
-        "model.optimizer.build(model.trainable_variables), then load_weights.")
     return correct(f"Your model has the file's weights and Adam at step {steps} with its slots, "
                    f"and its next training step lands {landed} the saved model's lands. The same "
                    f"weights with a fresh Adam land {fresh_gap:.3g} away after that one step: "
-                   "that is what resuming from a plain load_weights would cost." + rebuilt)
+                   "that is what resuming from a plain load_weights would cost.")
