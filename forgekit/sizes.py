@@ -107,13 +107,25 @@ def breakdown(path: str | os.PathLike[str]) -> SizeBreakdown:
     return SizeBreakdown(total, weights, optimizer)
 
 
+def _human(n: int) -> str:
+    """``n`` bytes in the largest binary unit that keeps it at 1 or more (MiB, KiB, B)."""
+    unit, scale = next((u, s) for u, s in (("MiB", 2**20), ("KiB", 2**10), ("B", 1)) if n >= s
+                       or s == 1)
+    return f"{n / scale:,.1f} {unit}" if scale > 1 else f"{n:,} B"
+
+
 def stacked_bars(breakdowns: dict[str, SizeBreakdown], *, title: str, ax: Any = None) -> Any:
     """One horizontal stacked bar per artifact (weights / optimizer slots / duplicate / overhead);
-    returns the matplotlib Figure."""
+    returns the matplotlib Figure.
+
+    Sizes are in binary units (MiB = 2**20 bytes, KiB, B), each bar labelled with its total; the
+    legend lists only the parts some artifact has (a chart of weights files names no duplicate),
+    with the size of a part too thin to see.
+    """
     import matplotlib.pyplot as plt
 
     largest = max(b.total for b in breakdowns.values())
-    unit, scale = next((u, s) for u, s in (("MB", 2**20), ("KB", 2**10), ("B", 1)) if largest >= s
+    unit, scale = next((u, s) for u, s in (("MiB", 2**20), ("KiB", 2**10), ("B", 1)) if largest >= s
                        or s == 1)
     if ax is None:
         fig, ax = plt.subplots(figsize=(8, 0.5 * len(breakdowns) + 1.8))
@@ -122,15 +134,21 @@ def stacked_bars(breakdowns: dict[str, SizeBreakdown], *, title: str, ax: Any = 
     labels = list(breakdowns)
     left = [0.0] * len(labels)
     colors = ("#4c78a8", "#f58518", "#e45756", "#bab0ac")
+    present = []
     for part, color in zip(PARTS, colors, strict=True):
         widths = [max(breakdowns[k].parts()[part], 0) / scale for k in labels]
-        ax.barh(labels, widths, left=left, color=color, label=part)
+        label = part
+        if any(widths) and max(widths) < 0.01 * largest / scale:  # too thin to see: say its size
+            label = f"{part} (≤ {_human(max(breakdowns[k].parts()[part] for k in labels))})"
+        bars = ax.barh(labels, widths, left=left, color=color, label=label)
+        if any(widths):
+            present.append(bars)
         left = [a + b for a, b in zip(left, widths, strict=True)]
     for i, k in enumerate(labels):
         ax.text(left[i], i, f" {breakdowns[k].total / scale:,.1f} {unit}", va="center", fontsize=9)
     ax.invert_yaxis()
     ax.set_xlim(0, max(left) * 1.2)
     ax.set(xlabel=f"size on disk ({unit})", title=title)
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.25), ncol=4, frameon=False, fontsize=9)
+    ax.legend(handles=present, loc="lower right", ncol=len(present), frameon=False, fontsize=9)
     fig.tight_layout()
     return fig

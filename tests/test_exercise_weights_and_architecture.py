@@ -59,6 +59,12 @@ def _recompiles(weights_path, build_model):
     return model
 
 
+def _plain_load_then_recompile(weights_path, build_model):
+    model = _plain_load(weights_path, build_model)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
 def _tuple(weights_path, build_model):
     return _build_then_load(weights_path, build_model), 0
 
@@ -72,39 +78,56 @@ def _placeholder(weights_path, build_model):
     (_load_then_build, "Order matters"),
     (_no_load, "its weights are not the file's"),
     (_load_model, "failed: "),
-    (_trains, "resume trained the model"),
-    (_tuple, "resume returned tuple"),
+    (_trains, "load_with_optimizer trained the model"),
+    (_tuple, "load_with_optimizer returned tuple"),
     (_recompiles, "a compile after loading replaced the optimizer"),
+    (_plain_load_then_recompile, "a compile after loading replaced the optimizer"),
 ])
-def test_each_wrong_resume_is_refused_with_its_reason(answer, why, tmp_path):
-    from forgekit.exercises.weights_and_architecture import check_resume
+def test_each_wrong_answer_is_refused_with_its_reason(answer, why, tmp_path):
+    from forgekit.exercises.weights_and_architecture import check_load_with_optimizer
 
-    feedback = check_resume(answer, tmp_path)
+    feedback = check_load_with_optimizer(answer, tmp_path)
     assert not feedback.passed and why in feedback.message, feedback.message
 
 
-def test_a_resume_that_builds_adam_before_loading_passes(tmp_path):
-    from forgekit.exercises.weights_and_architecture import check_resume
+def test_building_adam_before_loading_passes(tmp_path):
+    from forgekit.exercises.weights_and_architecture import check_load_with_optimizer
 
-    assert check_resume(None) is NOT_ANSWERED
-    assert check_resume(_placeholder) is NOT_ANSWERED
-    right = check_resume(_build_then_load, tmp_path)
-    assert right.passed and "fresh Adam land" in right.message, right.message
+    assert check_load_with_optimizer(None) is NOT_ANSWERED
+    assert check_load_with_optimizer(_placeholder) is NOT_ANSWERED
+    right = check_load_with_optimizer(_build_then_load, tmp_path)
+    assert right.passed and "with a fresh Adam are" in right.message, right.message
+    assert "moves the saved model's weights by up to" in right.message, right.message
     assert "Note:" not in right.message, right.message
 
 
-def test_a_json_round_trip_passes_with_a_note_naming_the_direct_call(tmp_path):
-    from forgekit.exercises.weights_and_architecture import check_resume
+def _clone(weights_path, build_model):
+    import keras
 
-    feedback = check_resume(_json_round_trip, tmp_path)
-    assert feedback.passed, feedback.message
+    original = build_model()
+    model = keras.models.clone_model(original)
+    model.compile(optimizer=keras.optimizers.Adam(), loss=original.loss)
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(weights_path)
+    return model
+
+
+@pytest.mark.parametrize("copy", [_json_round_trip, _clone])
+def test_a_copy_of_build_models_model_is_not_yet_even_when_its_state_is_right(copy, tmp_path):
+    """Copying lesson 02's section-4 cell (model_from_json of build_model().to_json(), then
+    load_weights) restores Adam's state, but the exercise is the step on build_model()'s model."""
+    from forgekit.exercises.weights_and_architecture import check_load_with_optimizer
+
+    feedback = check_load_with_optimizer(copy, tmp_path)
+    assert not feedback.passed, feedback.message
+    assert "did not build" in feedback.message, feedback.message
     assert "model_from_json compiles from the JSON" in feedback.message, feedback.message
-    assert "model.optimizer.build(model.trainable_variables)" in feedback.message
+    assert "optimizer.build(" not in feedback.message, feedback.message
 
 
 def test_the_plain_load_hint_does_not_hand_over_the_call(tmp_path):
-    from forgekit.exercises.weights_and_architecture import check_resume
+    from forgekit.exercises.weights_and_architecture import check_load_with_optimizer
 
-    feedback = check_resume(_plain_load, tmp_path)
+    feedback = check_load_with_optimizer(_plain_load, tmp_path)
     assert not feedback.passed and "optimizer.build(" not in feedback.message, feedback.message
     assert "An optimizer has a method for that" in feedback.message, feedback.message

@@ -201,21 +201,3 @@ def test_serving_checker_explains_wrong_answers(trained, tmp_path):
     assert "base folder" in check_serving_artifact(tmp_path / "base").message
     assert check_serving_artifact(tmp_path / "base" / "3", trained).passed
     assert "nothing exists" in check_serving_artifact(tmp_path / "nope").message
-
-
-def test_split_checker_explains_wrong_answers(trained, tmp_path):
-    import keras
-
-    from forgekit.exercises.weights_and_architecture import check_split_model
-
-    arch, weights = tmp_path / "arch.json", tmp_path / "m.weights.h5"
-    arch.write_text(trained.to_json())
-    trained.save_weights(weights)
-    assert check_split_model(arch, weights, trained).passed
-    assert "swapped" in check_split_model(weights, arch, trained).message
-    other = keras.models.clone_model(trained)  # same architecture, other (fresh) weights
-    other.save_weights(tmp_path / "other.weights.h5")
-    assert "answers differently" in check_split_model(
-        arch, tmp_path / "other.weights.h5", trained).message
-    (tmp_path / "plain.h5").write_bytes(weights.read_bytes())
-    assert "*.weights.h5" in check_split_model(arch, tmp_path / "plain.h5", trained).message

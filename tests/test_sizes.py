@@ -64,6 +64,18 @@ def test_stacked_bars_draws_one_bar_per_artifact_and_part(saved):
     fig = stacked_bars(parts, title="bytes by part")
     ax = fig.axes[0]
     assert len(ax.patches) == len(parts) * len(PARTS) and ax.get_title() == "bytes by part"
+    # binary units, named as such; the legend names only the parts these files have
+    assert ax.get_xlabel() == "size on disk (KiB)", ax.get_xlabel()
+    assert all(t.get_text().endswith(" KiB") for t in ax.texts)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert [t.split(" (≤ ")[0] for t in legend] == [
+        "weights", "optimizer slots", "duplicate", "overhead"], legend
+    # a part too thin to see names its size: this tiny model's weights are, its overhead is not
+    assert legend[0].startswith("weights (≤ ") and legend[0].endswith(" B)"), legend
+    assert legend[-1] == "overhead", legend
+    weights_only = stacked_bars({n: breakdown(folder / n) for n in ("bare.weights.h5",)}, title="t")
+    assert [t.get_text().split(" (≤ ")[0] for t in weights_only.axes[0].get_legend().get_texts()
+            ] == ["weights", "overhead"]
 
 
 def test_details_collapses_html_and_text():
