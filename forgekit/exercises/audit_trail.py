@@ -48,7 +48,7 @@ CREATE TABLE deployments (id INTEGER PRIMARY KEY, model_name TEXT NOT NULL,
   golden TEXT NOT NULL);  -- JSON: inputs, and the outputs the published model gave them
 CREATE TABLE verifications (id INTEGER PRIMARY KEY,
   deployment_id INTEGER REFERENCES deployments(id),  -- NULL: a version never recorded
-  served_sha256 TEXT NOT NULL,  -- the served folder, re-hashed at the check
+  served_sha256 TEXT NOT NULL,  -- the version folder on disk, at the check
   golden_ok INTEGER NOT NULL, checked_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
 """
 
