@@ -129,7 +129,7 @@ def judge(function: Any, exports: list[Export], build: Any = None) -> Feedback:
     code = getattr(function, "__code__", None)
     if code is not None and {"crosslang", "signature_tensors"} & _names(code):
         return wrong("names_for calls forgekit's crosslang reader, which does this very step; a "
-                     "service has no forgekit. Read saved_model.pb with the protobuf calls of §1 "
+                     "service has no forgekit. Read saved_model.pb with the protobuf calls the exercise names "
                      "(saved_model_pb2.SavedModel, meta_graphs, signature_def).")
     answers: dict[tuple[str, str], tuple[str, str]] = {}
     for export in exports:

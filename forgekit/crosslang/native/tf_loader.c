@@ -68,6 +68,7 @@ static void print_output(const char *name, TF_Tensor *t) {
 }
 
 /* A plain caller's lookup: split "op:index", take whatever TF_GraphOperationByName returns. */
+/* --- lesson: plain lookup ------------------------------------------------------------- */
 static int plain_lookup(TF_Graph *graph, const char *tensor, TF_Output *out) {
   char op[512];
   const char *colon = strrchr(tensor, ':');
@@ -76,6 +77,7 @@ static int plain_lookup(TF_Graph *graph, const char *tensor, TF_Output *out) {
   out->index = colon ? atoi(colon + 1) : 0;
   return 0;
 }
+/* --- end -------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
   if (argc < 6 || argc > 7) {
