@@ -1,8 +1,8 @@
 """Checkers for lesson 01: a SavedModel for serving, and a legacy ``.h5`` that harms nothing.
 
 ``check_write_h5`` tests the learner's ``write_h5(model, path)`` by behaviour, on a model of its
-own compiled the way tutorials do (Adam, ``loss="mse"``, a short alias the legacy H5 reader
-cannot resolve): the old consumer reloads the file with plain ``keras.models.load_model(path)``
+own compiled the way tutorials do (Adam, ``loss="mse"``: the legacy H5 reader cannot resolve a
+short loss alias): the old consumer reloads the file with plain ``keras.models.load_model(path)``
 in a fresh Python process and predicts (Trap 1), and the caller, who goes on using ``model``,
 saves it as ``.keras`` afterwards and reloads it (Trap 2).
 """
@@ -10,6 +10,7 @@ saves it as ``.keras`` afterwards and reloads it (Trap 2).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,18 @@ def _tutorial_model() -> Any:
     model.compile(optimizer="adam", loss="mse", metrics=["mae"])
     model.fit(x, x[:, :2], epochs=2, batch_size=16, verbose=0)
     return model
+
+
+def _trap1(error: str) -> str:
+    """Why the old service's reload failed, naming the short alias the legacy reader tripped on."""
+    found = re.search(r"keras\.metrics\.(\w+)", error)
+    if found is None:
+        return ("The file stores a training config the legacy reader cannot rebuild. A service "
+                "that only predicts needs no optimizer or training config in it.")
+    alias = found.group(1)
+    return (f"That is Trap 1: the file stores the training config, and the legacy reader looks "
+            f"its short loss alias {alias!r} up as keras.metrics.{alias}, which it cannot "
+            "rebuild. A service that only predicts needs no optimizer or training config in it.")
 
 
 def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) -> Feedback:
@@ -71,10 +84,7 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
     """)
     if not old_service.ok:
         return wrong(f"the old service's keras.models.load_model(path), in a fresh process, fails: "
-                     f"{old_service.error_type}: {old_service.message}. That is Trap 1: the file "
-                     "stores the training config, and the legacy reader cannot resolve its short "
-                     "loss name \"mse\" (it looks up keras.metrics.mse). A service that only "
-                     "predicts needs no optimizer or training config in it.")
+                     f"{old_service.error_type}: {old_service.message}. {_trap1(old_service.message)}")
     diff = max_abs_diff([model.predict(x, verbose=0)], [np.asarray(old_service.value, "float32")])
     if diff > 1e-5:  # a fresh process may pick other CPU kernels: not bit for bit
         return wrong(f"the .h5 reloads, but its predictions differ from the model's by up to "
