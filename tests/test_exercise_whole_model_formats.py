@@ -41,6 +41,12 @@ def _recompile_with_new_adam(model, path):  # reloads, nothing popped, but Adam 
     model.compile(optimizer="adam", loss="mean_squared_error")
 
 
+def _recompile_and_back(model, path):  # reloads, Adam kept, but the caller now trains on MAE
+    model.compile(optimizer=model.optimizer, loss="mean_absolute_error", metrics=["mae"])
+    model.save(path)
+    model.compile(optimizer=model.optimizer, loss="mean_absolute_error", metrics=["mae"])
+
+
 WRONG = {
     "plain save": (lambda model, path: model.save(path), "short loss alias 'mse' up as keras.metrics.mse"),
     "recompiled with loss='mae'": (_recompile_with_mae, "short loss alias 'mae' up as keras.metrics.mae"),
@@ -50,6 +56,8 @@ WRONG = {
     "an unfitted clone": (_unfitted_clone, "predictions differ"),
     "recompiled with optimizer='adam'": (_recompile_with_new_adam, "builds a new Adam at step 0"),
     "a fresh Adam at the old step": (_fresh_adam, "pass model.optimizer or leave model alone"),
+    "recompiled with another loss, optimizer put back": (_recompile_and_back,
+                                                         "compile config's 'loss' was 'mse'"),
 }
 
 
