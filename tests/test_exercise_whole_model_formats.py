@@ -47,6 +47,12 @@ def _recompile_and_back(model, path):  # reloads, Adam kept, but the caller now 
     model.compile(optimizer=model.optimizer, loss="mean_absolute_error", metrics=["mae"])
 
 
+def _recompile_save_and_restore(model, path):  # same config after, but compile() ran on model
+    model.compile(optimizer=model.optimizer, loss="mean_squared_error", metrics=["mae"])
+    model.save(path)
+    model.compile(optimizer=model.optimizer, loss="mse", metrics=["mae"])
+
+
 WRONG = {
     "plain save": (lambda model, path: model.save(path), "short loss alias 'mse' up as keras.metrics.mse"),
     "recompiled with loss='mae'": (_recompile_with_mae, "short loss alias 'mae' up as keras.metrics.mae"),
@@ -58,6 +64,8 @@ WRONG = {
     "a fresh Adam at the old step": (_fresh_adam, "pass model.optimizer or leave model alone"),
     "recompiled with another loss, optimizer put back": (_recompile_and_back,
                                                          "compile config's 'loss' was 'mse'"),
+    "recompiled, saved, compiled back as before": (_recompile_save_and_restore,
+                                                   "model.metrics are new objects"),
 }
 
 

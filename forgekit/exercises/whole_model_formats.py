@@ -5,7 +5,8 @@ own compiled the way tutorials do (Adam, ``loss="mse"``: the legacy H5 reader ca
 short loss alias): the old consumer reloads the file with plain ``keras.models.load_model(path)``
 in a fresh Python process and predicts (Trap 1), and the caller, who goes on using ``model``,
 saves it as ``.keras`` afterwards and reloads it (Trap 2); a writer that recompiles the caller's
-model (another loss, other metrics) is refused even when it puts the optimizer back.
+model (another loss, other metrics, or the same ones compiled again) is refused even when it puts
+the optimizer back: ``compile`` builds new metric objects, so ``model.metrics`` changes.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
     adam, steps = model.optimizer, int(model.optimizer.iterations)
     adam_state = [v.numpy() for v in adam.variables]
     compiled_as = copy.deepcopy(model.get_compile_config())
+    trackers = list(model.metrics)  # compile() replaces these objects, whatever it is given
     try:
         write_h5(model, h5_path)
     except Exception as exc:  # the learner's code: report whatever it raised
@@ -121,6 +123,11 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
                      f"model: its compile config's {key!r} was {compiled_as.get(key)!r} and is now "
                      f"{now.get(key)!r}. The pipeline goes on training with what it compiled: "
                      "compile a copy, or leave model alone.")
+    if len(trackers) != len(model.metrics) or any(a is not b for a, b in zip(trackers, model.metrics, strict=True)):
+        return wrong("the .h5 reloads and Adam survives, but your write_h5 recompiled the caller's "
+                     "model (model.metrics are new objects, their running totals reset), even if "
+                     "with the same settings. The pipeline goes on training with what it "
+                     "compiled: compile a copy, or leave model alone.")
     return correct(f"the old service's plain load_model, in a fresh process, reads {h5_path.name} "
                    f"with the same predictions (max difference {diff}), and the model you were "
                    f"given still saves a .keras that reloads with Adam at step {steps} of {steps}, "
