@@ -187,17 +187,3 @@ def test_size_chart_states_the_measured_finding(table):
 # exercise checkers: the right answer passes (the notebooks prove it); wrong ones say why
 
 
-def test_serving_checker_explains_wrong_answers(trained, tmp_path):
-    from forgekit.exercises import NOT_ANSWERED
-    from forgekit.exercises.whole_model_formats import check_serving_artifact
-
-    assert check_serving_artifact(None) is NOT_ANSWERED
-    trained.save(tmp_path / "m.keras")
-    assert "TF Serving does not" in check_serving_artifact(tmp_path / "m.keras").message
-    trained.export(tmp_path / "base" / "export", verbose=False)
-    verdict = check_serving_artifact(tmp_path / "base" / "export", trained)
-    assert not verdict.passed and "numeric version folders" in verdict.message
-    (tmp_path / "base" / "export").rename(tmp_path / "base" / "3")
-    assert "base folder" in check_serving_artifact(tmp_path / "base").message
-    assert check_serving_artifact(tmp_path / "base" / "3", trained).passed
-    assert "nothing exists" in check_serving_artifact(tmp_path / "nope").message

@@ -1,17 +1,20 @@
-"""Checkers for lesson 01: a SavedModel for serving, and a legacy ``.h5`` that harms nothing.
+"""Checker for lesson 01's exercise: a legacy ``.h5`` an old service reloads, that harms nothing.
 
 ``check_write_h5`` tests the learner's ``write_h5(model, path)`` by behaviour, on a model of its
-own compiled the way tutorials do (Adam, ``loss="mse"``, a short alias the legacy H5 reader
-cannot resolve): the old consumer reloads the file with plain ``keras.models.load_model(path)``
+own compiled the way tutorials do (Adam, ``loss="mse"``: the legacy H5 reader cannot resolve a
+short loss alias): the old consumer reloads the file with plain ``keras.models.load_model(path)``
 in a fresh Python process and predicts (Trap 1), and the caller, who goes on using ``model``,
-saves it as ``.keras`` afterwards and reloads it (Trap 2).
+saves it as ``.keras`` afterwards and reloads it (Trap 2); a writer that recompiles the caller's
+model (another loss, other metrics, or the same ones compiled again) is refused even when it puts
+the optimizer back: ``compile`` builds new metric objects, so ``model.metrics`` changes.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,18 @@ def _tutorial_model() -> Any:
     return model
 
 
+def _trap1(error: str) -> str:
+    """Why the old service's reload failed, naming the short alias the legacy reader tripped on."""
+    found = re.search(r"keras\.metrics\.(\w+)", error)
+    if found is None:
+        return ("The file stores a training config the legacy reader cannot rebuild. A service "
+                "that only predicts needs no optimizer or training config in it.")
+    alias = found.group(1)
+    return (f"That is Trap 1: the file stores the training config, and the legacy reader looks "
+            f"its short loss alias {alias!r} up as keras.metrics.{alias}, which it cannot "
+            "rebuild. A service that only predicts needs no optimizer or training config in it.")
+
+
 def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) -> Feedback:
     """Test ``write_h5(model, path)``: an ``.h5`` that plain ``load_model`` reloads, with the
     same predictions, after which ``model`` still saves a ``.keras`` that resumes its Adam."""
@@ -51,6 +66,8 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
     model, h5_path = _tutorial_model(), run / "for_the_old_service.h5"
     adam, steps = model.optimizer, int(model.optimizer.iterations)
     adam_state = [v.numpy() for v in adam.variables]
+    compiled_as = copy.deepcopy(model.get_compile_config())
+    trackers = list(model.metrics)  # compile() replaces these objects, whatever it is given
     try:
         write_h5(model, h5_path)
     except Exception as exc:  # the learner's code: report whatever it raised
@@ -71,10 +88,7 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
     """)
     if not old_service.ok:
         return wrong(f"the old service's keras.models.load_model(path), in a fresh process, fails: "
-                     f"{old_service.error_type}: {old_service.message}. That is Trap 1: the file "
-                     "stores the training config, and the legacy reader cannot resolve its short "
-                     "loss name \"mse\" (it looks up keras.metrics.mse). A service that only "
-                     "predicts needs no optimizer or training config in it.")
+                     f"{old_service.error_type}: {old_service.message}. {_trap1(old_service.message)}")
     diff = max_abs_diff([model.predict(x, verbose=0)], [np.asarray(old_service.value, "float32")])
     if diff > 1e-5:  # a fresh process may pick other CPU kernels: not bit for bit
         return wrong(f"the .h5 reloads, but its predictions differ from the model's by up to "
@@ -100,72 +114,22 @@ def check_write_h5(write_h5: Any, folder: str | os.PathLike[str] | None = None) 
     if max_abs_diff(adam_state, [v.numpy() for v in later.optimizer.variables]) != 0.0:
         return wrong("the caller's next .keras reloads Adam at the right step, but not the Adam "
                      "state the model had: your call replaced the optimizer's moments.")
+    now = model.get_compile_config()  # the optimizer was judged above: the rest must not move
+    changed = sorted(k for k in set(compiled_as) | set(now)
+                     if k != "optimizer" and compiled_as.get(k) != now.get(k))
+    if changed:
+        key = changed[0]
+        return wrong(f"the .h5 reloads and Adam survives, but your write_h5 recompiled the caller's "
+                     f"model: its compile config's {key!r} was {compiled_as.get(key)!r} and is now "
+                     f"{now.get(key)!r}. The pipeline goes on training with what it compiled: "
+                     "compile a copy, or leave model alone.")
+    if len(trackers) != len(model.metrics) or any(a is not b for a, b in zip(trackers, model.metrics, strict=True)):
+        return wrong("the .h5 reloads and Adam survives, but your write_h5 recompiled the caller's "
+                     "model (model.metrics are new objects, their running totals reset), even if "
+                     "with the same settings. The pipeline goes on training with what it "
+                     "compiled: compile a copy, or leave model alone.")
     return correct(f"the old service's plain load_model, in a fresh process, reads {h5_path.name} "
                    f"with the same predictions (max difference {diff}), and the model you were "
                    f"given still saves a .keras that reloads with Adam at step {steps} of {steps}, "
                    "its moments intact.")
 
-
-def check_serving_artifact(
-    my_artifact: str | os.PathLike[str] | None, model: Any = None
-) -> Feedback:
-    """Is ``my_artifact`` a SavedModel in a numeric version folder that serves ``model``?
-
-    TF Serving watches a base folder and loads numeric version subfolders, each a SavedModel
-    with a ``serving_default`` signature. With ``model`` given, the checker also calls that
-    signature on fixed inputs and compares with ``model.predict``.
-    """
-    if my_artifact is None:
-        return NOT_ANSWERED
-    path = Path(my_artifact)
-    try:
-        info = detect_format(path)
-    except ForgekitError as exc:
-        return wrong(f"forgekit could not read it: {exc.reason}. Write it with "
-                     "model.export(path) and point my_artifact at that folder.")
-    if info.kind == "serving_base":
-        return wrong(f"{path.name}/ is the base folder that holds versions "
-                     f"{info.details['versions']}; my_artifact should be one version folder "
-                     f"inside it, e.g. {path / '1'}.")
-    if info.kind == "keras":
-        return wrong(f"{path.name} is a native .keras zip. Keras reads it, TF Serving does not: "
-                     "serving needs a SavedModel folder, written by model.export(path).")
-    if info.kind == "h5_model":
-        return wrong(f"{path.name} is legacy HDF5: no graph and no signatures, so TF Serving "
-                     "cannot load it. Use model.export(path).")
-    if info.kind != "savedmodel":
-        return wrong(f"{path.name} is {info.kind}, not a SavedModel. TF Serving loads only "
-                     "SavedModel folders: model.export(path).")
-    if "serving_default" not in info.signatures:
-        return wrong(f"this SavedModel has the signatures {info.signatures} but no "
-                     "'serving_default', which TF Serving calls when a request names none.")
-    if not path.resolve().name.isdigit():
-        return wrong(f"the SavedModel is right, but it sits in {path.name}/. TF Serving only "
-                     "loads numeric version folders under the model's base path: export to "
-                     f"{path / '1'} (or any number) instead.")
-    if model is not None:
-        difference = _serving_difference(path, model)
-        if difference is None:
-            return wrong("the SavedModel's inputs do not match this model's: was it exported "
-                         "from another model?")
-        if difference > 1e-5:
-            return wrong(f"its answers differ from model.predict by up to {difference:.3g}: "
-                         "export the trained model you have now.")
-    return correct(f"{path} is a SavedModel with a serving_default signature in version folder "
-                   f"{path.resolve().name}: point TF Serving's --model_base_path at "
-                   f"{path.resolve().parent} and it will serve it.")
-
-
-def _serving_difference(path: Path, model: Any) -> float | None:
-    import tensorflow as tf
-
-    from forgekit.measure.probe import fixed_inputs, max_abs_diff
-
-    x = fixed_inputs(model, n=8)
-    serving = tf.saved_model.load(os.fspath(path)).signatures["serving_default"]
-    try:
-        outputs = serving(tf.constant(x))
-    except (TypeError, ValueError):
-        return None
-    (output,) = outputs.values()
-    return max_abs_diff([model.predict(x, verbose=0)], [np.asarray(output)])
