@@ -4,7 +4,7 @@
 (later lessons use it too). ``check_keep`` tests the learner's ``keep(model, folder)`` by its
 behaviour: it hands it a model the learner has never seen, into a folder that does not exist
 yet, reloads whatever comes back with ``keras.models.load_model`` and compares predictions,
-optimizer and step count with the original.
+optimizer (class, step count and every optimizer variable) with the original.
 """
 
 from __future__ import annotations
@@ -51,10 +51,8 @@ def _why_not_a_model_file(path: Path) -> str | None:
                       "architecture and no optimizer, which load_model refuses (lesson 01).",
         "weights_h5": "it holds weights only, no architecture: load_model cannot rebuild a model "
                       "from it (lesson 02).",
-        "h5_model": "it is legacy HDF5, not the native format this lesson saves (lesson 01 "
-                    "shows what it loses). Give the file a .keras name.",
     }
-    return reasons.get(kind) if kind != "keras" else None
+    return reasons.get(kind)
 
 
 def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedback:
@@ -64,6 +62,7 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
     (under ``folder`` if given, else a temporary one), then reloads the returned path.
     """
     import keras
+    import numpy as np
 
     from forgekit.measure.compare import fixed_inputs, max_abs_diff
 
@@ -76,12 +75,12 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
     model = _stranger()
     # recorded before keep runs: a keep that recompiles would otherwise reset the reference
     trained, saved = type(model.optimizer), int(model.optimizer.iterations)
+    state = [v.numpy() for v in model.optimizer.variables]
     try:
         returned = keep(model, target)
     except FileNotFoundError as exc:
         return wrong(f"keep raised FileNotFoundError ({exc}): model.save "
-                     "does not create missing folders. Create it first: "
-                     "Path(folder).mkdir(parents=True, exist_ok=True).")
+                     "does not create missing folders.")
     except Exception as exc:  # the learner's code: report whatever it raised
         return wrong(f"keep raised {type(exc).__name__}: {exc}")
     if returned is None:
@@ -90,6 +89,9 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
     path = Path(returned)
     if not path.exists():
         return wrong(f"keep returned {path}, but nothing is there: return the path you saved to.")
+    if path.is_dir() and path.resolve() == target.resolve():
+        return wrong(f"keep returned {path}: you returned the folder; return the path of the "
+                     ".keras file inside it.")
     if target.resolve() not in (path.resolve(), *path.resolve().parents):
         return wrong(f"keep wrote {path}, outside the folder it was given ({target}): save under "
                      "folder, so each caller chooses where files go.")
@@ -98,9 +100,10 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
         return wrong(f"keras.models.load_model({path.name!r}) will not restore the model: {problem}")
     try:
         reloaded = keras.models.load_model(path)
-    except Exception as exc:
-        return wrong(f"keras.models.load_model({path.name!r}) failed: {type(exc).__name__}: "
-                     f"{exc}")
+    except Exception as exc:  # shown whole: the load itself says what is wrong with the file
+        legacy = " (legacy HDF5: lesson 01 shows what it loses)" if path.suffix == ".h5" else ""
+        return wrong(f"keras.models.load_model({path.name!r}) failed{legacy}: "
+                     f"{type(exc).__name__}: {exc}")
     x = fixed_inputs(model, n=8)
     try:
         diff = max_abs_diff([model.predict(x, verbose=0)], [reloaded.predict(x, verbose=0)])
@@ -119,6 +122,14 @@ def check_keep(keep: Any, folder: str | os.PathLike[str] | None = None) -> Feedb
                      f"{type(reloaded.optimizer).__name__} at step {steps} (trained: "
                      f"{trained.__name__} at step {saved}): training would not continue where "
                      "it stopped. Save the model as it was given, without compiling it again.")
+    restored = reloaded.optimizer.variables
+    same = sum(np.array_equal(a, b.numpy()) for a, b in zip(state, restored, strict=False))
+    if len(restored) != len(state) or same != len(state):
+        return wrong(f"the predictions and step count match, but only {same} of "
+                     f"{len(state)} optimizer variables came back equal: "
+                     "training would not continue from the same state. Save the model as it was "
+                     "given.")
     return correct(f"keep wrote {path.name} into a folder that did not exist, and load_model "
                    f"gave back a model of the same name, with exactly the same predictions and "
-                   f"its {trained.__name__} at step {saved} of {saved}.")
+                   f"its {trained.__name__} at step {saved} of {saved} ({same} optimizer variables "
+                   "compared, all equal).")
