@@ -11,7 +11,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from forgekit.exercises.wrong_path_failures import SAVED_NAME, check_loads
+from forgekit.exercises.wrong_path_failures import check_loads
 from forgekit.zoo.renamed import Rescale
 from forgekit.zoo.unregistered import Scale  # the class lesson 05's kernel has imported
 
@@ -119,7 +119,7 @@ def test_the_saved_name_mapped_to_the_new_class_passes(verdicts):
 
 
 @pytest.mark.parametrize("answer, says", [
-    ("plain", "passed no custom_objects"), ("new_name_as_key", SAVED_NAME), ("new_name_as_key", "custom_objects={'Rescale'"),
+    ("plain", "passed no custom_objects"), ("new_name_as_key", "registered_name in the file's config.json"), ("new_name_as_key", "custom_objects={'Rescale'"),
     ("old_key", "custom_objects={'Scale'"),
     ("unsafe", "safe_mode=False"), ("savedmodel_loader", "tf.saved_model.load reads"),
     ("tfsm_layer", "TFSMLayer wraps"), ("old_code", "imports the old code"),

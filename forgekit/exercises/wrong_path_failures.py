@@ -137,10 +137,10 @@ def _verdict(report: dict[str, Any]) -> Feedback:
         if calls and "Could not locate" in report["message"]:
             given = calls[-1].get("custom_objects")
             passed = f"custom_objects={given}" if given else "no custom_objects"
-            return wrong(f"Keras still cannot find the class the file names. config.json asks "
-                         f"for {SAVED_NAME!r} (the package>Name the old code registered), and "
-                         f"your call passed {passed}: a custom_objects key "
-                         "must be the name saved in the file, its value the class to build now. "
+            return wrong("Keras still cannot find the class the file names, and your call "
+                         f"passed {passed}. A custom_objects key must be the name saved in the "
+                         "file, its value the class to build now: read the layer's "
+                         "registered_name in the file's config.json (section 1 shows how). "
                          f"The fresh process said: {said}")
         if calls and "deserializ" in report["message"]:
             return wrong(f"Keras found a class for {SAVED_NAME!r}, but not one it can rebuild "
