@@ -138,3 +138,26 @@ def test_check_quantize_accepts_either_rounding_on_a_tie_and_only_there(int8_mod
         return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64).astype(np.int8)
 
     assert "did not clip" in check_quantize(no_clip_half_away, model, x, y).message
+
+
+def test_check_quantize_refuses_forgekit_quantizer_by_any_name_and_only_it(int8_model):
+    import forgekit
+    from forgekit.tflite import quantize as q
+
+    model, _, x, _ = int8_model
+
+    def aliased(x, d):
+        return q(x, d)
+
+    def by_module(x, d):
+        return forgekit.tflite.quantize(x, d)
+
+    for borrowed in (aliased, by_module):
+        assert "forgekit's own quantizer" in check_quantize(borrowed, model, x).message
+
+    def own(x, d):  # a learner's own variable named quantize is their answer, not forgekit's
+        scale, zero = d["quantization"]
+        quantize = np.clip(np.round(x / scale + zero), -128, 127)
+        return quantize.astype(np.int8)
+
+    assert check_quantize(own, model, x).passed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +34,28 @@ def _ties(x: np.ndarray, scale: float, zero: int) -> tuple[np.ndarray, np.ndarra
     return tie, np.clip(np.floor(v), -128, 127), np.clip(np.ceil(v), -128, 127)
 
 
-# forgekit names that would do the quantization for the learner (the lesson teaches it)
-_HELPERS = ("quantize",)
+def _borrows_quantize(function: Any) -> bool:
+    """Does ``function`` reach forgekit's own ``tflite.quantize`` (the step the lesson teaches)?
+
+    Only that function object counts, by a global or closure name or through a forgekit module:
+    a learner's own variable or ``tf.quantization.quantize`` named ``quantize`` is fine."""
+    from forgekit import tflite
+
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return False
+    names = set(code.co_names)
+    scope = dict(getattr(function, "__globals__", {}))
+    cells = function.__closure__ or ()
+    scope.update(zip(code.co_freevars, (c.cell_contents for c in cells), strict=True))
+    for name in names | set(code.co_freevars):
+        value = scope.get(name)
+        if value is tflite.quantize:
+            return True
+        if (isinstance(value, types.ModuleType) and value.__name__.startswith("forgekit")
+                and "quantize" in names):
+            return True
+    return False
 
 
 def check_quantize(my_quantize: Callable[[np.ndarray, dict], np.ndarray] | None,
@@ -50,9 +71,8 @@ def check_quantize(my_quantize: Callable[[np.ndarray, dict], np.ndarray] | None,
     """
     if my_quantize is None or is_placeholder(my_quantize):
         return NOT_ANSWERED
-    used = set(getattr(getattr(my_quantize, "__code__", None), "co_names", ()))
-    if used & set(_HELPERS):
-        return wrong(f"Your answer calls {sorted(used & set(_HELPERS))}, forgekit's own "
+    if _borrows_quantize(my_quantize):
+        return wrong("Your answer calls forgekit's tflite.quantize, forgekit's own "
                      "quantizer: write round(x / scale + zero_point), clipped and cast, with "
                      "NumPy, so it runs where forgekit is not installed.")
     from forgekit import tflite
