@@ -25,10 +25,10 @@ NOTEBOOKS = discover([ROOT / "notebooks"])
 # libraries the tree maps (~450 MiB of file pages) + the Jupyter server (76 MiB PSS, 72 of it
 # anonymous, measured idle with JupyterLab served) leaves over 600 MiB of headroom.
 TREE_ANON_PEAK_MB = {  # measured peaks, MiB
-    "00_start_here": 268, "01_whole_model_formats": 538, "02_weights_and_architecture": 407,
-    "03_checkpoints_and_resume": 610, "04_tflite": 294, "05_wrong_path_failures": 570,
+    "00_start_here": 268, "01_whole_model_formats": 530, "02_weights_and_architecture": 374,
+    "03_checkpoints_and_resume": 610, "04_tflite": 290, "05_wrong_path_failures": 480,
     "06_serving_incident": 525, "07_deploying_with_tf_serving": 484, "08_audit_trail": 519,
-    "09_cross_language": 561, "10_explorer_and_claims": 597, "11_migrating_keras2": 508,
+    "09_cross_language": 534, "10_explorer_and_claims": 638, "11_migrating_keras2": 520,
 }
 KERNEL_ANON_PEAK_MB = 416  # the largest single process of any lesson (03's kernel)
 

@@ -26,7 +26,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("00_start_here", "Start here",
            "Check your machine, save a model with model.save, reload it and prove it is the same model.", 15),
     Lesson("01_whole_model_formats", "Whole-model formats",
-           "SavedModel export for serving, and the two traps of legacy H5 (short loss aliases, the popped optimizer), each with its plain Keras fix.", 22),
+           "SavedModel export for serving, and the two traps of legacy H5 (short loss aliases, the popped optimizer), each with its plain Keras fix.", 25),
     Lesson("02_weights_and_architecture", "Weights and architecture",
            "A Keras 3 .weights.h5 is as big as the .keras (Adam's slots, measured); load it with its optimizer state; JSON in git.", 22),
     Lesson("03_checkpoints_and_resume", "Checkpoints and resume",
@@ -46,7 +46,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("10_explorer_and_claims", "The article's claims, re-measured",
            "Re-measure the article's claims on your TensorFlow, see a verdict move once it gets a control, audit one yourself.", 21),
     Lesson("11_migrating_keras2", "Migrating Keras 2 models",
-           "Keras 2 .h5 and SavedModel files moved to Keras 3 with Adam's state, by hand and with forgekit migrate, proven.", 22),
+           "Keras 2 .h5 and SavedModel files moved to Keras 3 with Adam's state, by hand and with forgekit migrate, proven.", 24),
 )
 
 
