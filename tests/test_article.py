@@ -229,27 +229,40 @@ def test_a_run_that_was_not_killed_or_did_not_overfit_is_not_a_verdict(tmp_path)
      {"keras2_version": "2.21.0", "keras2_reads_own": True, "keras2_reads_keras3_keras": False,
       "keras2_reads_keras3_h5": False, "keras3_reads_keras2_h5": False, "keras3_error": "ValueError",
       "keras3_reads_keras2_mse_h5": False, "keras3_reads_own_mse_h5": True,
-      "mse_errors_identical": False, "keras2_errors": "TypeError"}, "holds"),
+      "keras3_reads_keras2_keras": False, "mse_errors_identical": False,
+      "keras2_errors": "TypeError"}, "holds"),
     ("keras_version_mismatch",  # Keras 3 reads the Keras 2 file; its "mse" failure is its own
      {"keras2_version": "2.21.0", "keras2_reads_own": True, "keras2_reads_keras3_keras": False,
       "keras2_reads_keras3_h5": False, "keras3_reads_keras2_h5": True, "keras3_error": "",
       "keras3_reads_keras2_mse_h5": False, "keras3_reads_own_mse_h5": False,
-      "mse_errors_identical": True, "keras2_errors": "TypeError"}, "partly"),
+      "keras3_reads_keras2_keras": False, "mse_errors_identical": True,
+      "keras2_errors": "TypeError"}, "partly"),
 ])
 def test_rows_judge_fake_measurements_both_ways(row_id, numbers, verdict):
     checks, reason = _row(row_id).judge(numbers)
     assert verdict_of(checks) == verdict and reason
 
 
-def test_keras_version_row_without_its_control_is_not_a_holds():
-    """Keras 2 refusing Keras 3's files counts only beside Keras 2 loading its own."""
+def test_keras_version_row_with_a_failed_control_is_an_error(tmp_path):
+    """The control is not one of the checks: Keras 2 failing on its own files gives no verdict."""
     numbers = {"keras2_version": "2.21.0", "keras2_reads_own": False,
+               "keras2_own_errors": "OSError: unable to open file",
                "keras2_reads_keras3_keras": False, "keras2_reads_keras3_h5": False,
                "keras3_reads_keras2_h5": False, "keras3_error": "ValueError",
-               "keras3_reads_keras2_mse_h5": False, "keras3_reads_own_mse_h5": True,
-               "mse_errors_identical": False, "keras2_errors": "TypeError, TypeError"}
-    checks, reason = _row("keras_version_mismatch").judge(numbers)
-    assert verdict_of(checks) == "partly" and "fails on its own" in reason.splitlines()[0]
+               "keras3_reads_keras2_keras": False, "keras3_reads_keras2_mse_h5": False,
+               "keras3_reads_own_mse_h5": True, "mse_errors_identical": False,
+               "keras2_errors": "TypeError, TypeError"}
+    with pytest.raises(RuntimeError, match="the control failed"):
+        _row("keras_version_mismatch").judge(numbers)
+    from types import SimpleNamespace
+
+    lab = Workbench(tmp_path, AuditSettings.ci())
+    row = _row("keras_version_mismatch")
+    fake = SimpleNamespace(**{f: getattr(row, f) for f in (
+        "id", "statement", "lesson", "expected", "judge")},
+        measure=lambda experiment, lab: numbers, experiment=None, experiment_name="fake")
+    done = article.run_row(fake, lab)
+    assert done.verdict == ERROR and "the control failed" in done.reason
 
 
 def _reuses(human_bytes, lab):

@@ -272,10 +272,14 @@ def measure_keras_versions(run_fresh_many: Callable[..., Any], lab: Workbench) -
 
 def judge_keras_versions(n: Numbers) -> Judgement:
     # Only loads whose failure can be the version count: the Keras 2 file is compiled with a
-    # loss name both versions read, since Keras 3 refuses its own loss="mse" .h5 as well; and
-    # Keras 2's refusals count only beside the control, Keras 2 loading its own two files.
-    checks = {"Keras 2 loads its own .h5 and .keras (the control)": n["keras2_reads_own"],
-              "Keras 2 fails on the Keras 3 .keras": not n["keras2_reads_keras3_keras"],
+    # loss name both versions read, since Keras 3 refuses its own loss="mse" .h5 as well. The
+    # control (Keras 2 loads its own .h5 and .keras) is not a check: without it Keras 2's
+    # refusals measure nothing, so the row is an error, as a row whose scenario did not happen.
+    if not n["keras2_reads_own"]:
+        raise RuntimeError(f"the control failed: Keras 2 (tf_keras) could not load its own files "
+                           f"({n.get('keras2_own_errors') or 'no error shown'}), so its refusals "
+                           "of Keras 3's files measure nothing")
+    checks = {"Keras 2 fails on the Keras 3 .keras": not n["keras2_reads_keras3_keras"],
               "Keras 2 fails on the Keras 3 .h5": not n["keras2_reads_keras3_h5"],
               "Keras 3 fails on the Keras 2 .h5": not n["keras3_reads_keras2_h5"]}
     control = ("fails on the Keras 2 and on its own loss='mse' .h5 with the same error, so "
@@ -284,14 +288,14 @@ def judge_keras_versions(n: Numbers) -> Judgement:
                f"reads the Keras 2 loss='mse' .h5: {n['keras3_reads_keras2_mse_h5']}, its own: "
                f"{n['keras3_reads_own_mse_h5']}")
     refuses = not n["keras2_reads_keras3_keras"] and not n["keras2_reads_keras3_h5"]
-    reason = (f"Keras 2 {'refuses both' if refuses else 'reads'} Keras 3 files"
-              f" and {'loads' if n['keras2_reads_own'] else 'fails on'} its own; Keras 3 "
-              f"{'reads' if n['keras3_reads_keras2_h5'] else 'refuses'} the Keras 2 .h5\n"
-              f"tf_keras {n['keras2_version']} (Keras 2) loads its own .h5 and .keras: "
-              f"{_yes(n['keras2_reads_own'])}{' (' + n['keras2_own_errors'] + ')' if n.get('keras2_own_errors') else ''}"
-              f"; on Keras 3's files it raises {n['keras2_errors'] or 'nothing'}; Keras 3 on the "
-              f"Keras 2 .h5: {n['keras3_error'] or 'reads it'}, on the Keras 2 .keras: "
-              f"{'reads it' if n.get('keras3_reads_keras2_keras') else 'fails'}; Keras 3 {control}")
+    k3_reads = [ext for ext, ok in ((".h5", n["keras3_reads_keras2_h5"]),
+                                    (".keras", n["keras3_reads_keras2_keras"])) if ok]
+    reason = (f"Keras 2 {'refuses both' if refuses else 'reads'} Keras 3 files; Keras 3 "
+              f"{'reads the Keras 2 ' + ' and '.join(k3_reads) if k3_reads else 'refuses both Keras 2 files'}\n"
+              f"tf_keras {n['keras2_version']} (Keras 2) loads its own .h5 and .keras (the "
+              f"control); on Keras 3's files it raises {n['keras2_errors'] or 'nothing'}; Keras 3 "
+              f"on the Keras 2 .h5: {n['keras3_error'] or 'reads it'}, on the Keras 2 .keras: "
+              f"{'reads it' if n['keras3_reads_keras2_keras'] else 'fails'}; Keras 3 {control}")
     return checks, reason
 
 
