@@ -39,6 +39,11 @@ def _failed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[bool, 
     return (not outcome.ok), (outcome.error_type or "")
 
 
+def _outcome(n: Numbers, refused: str, error: str, ok: str = "works") -> str:
+    """``raises <the error>`` when the numbers say the call was refused, else ``ok``."""
+    return f"raises {n[error]}" if n[refused] else ok
+
+
 def _in(value: float, low: float, high: float) -> bool:
     return low <= value <= high
 
@@ -61,11 +66,11 @@ def judge_save_writes_savedmodel(n: Numbers) -> Judgement:
               not n["save_without_extension_refused"] and n["no_extension_kind"] == "savedmodel",
               "model.save('name.keras') writes a SavedModel": n["save_keras_kind"] == "savedmodel"}
     reason = (f"model.save('my_model') "
-              f"{'raises ' + n['save_without_extension_error'] if n['save_without_extension_refused'] else 'works'}"
+              f"{_outcome(n, 'save_without_extension_refused', 'save_without_extension_error')}"
               f"; model.save('model.keras') writes a {n['save_keras_kind']} file, model.export() a "
               f"{n['export_kind']} folder\n"
               f"model.save without an extension "
-              f"{'raises ' + n['save_without_extension_error'] if n['save_without_extension_refused'] else 'works'}"
+              f"{_outcome(n, 'save_without_extension_refused', 'save_without_extension_error')}"
               f" ({n['no_extension_kind']} on disk); with .keras it writes a "
               f"{n['save_keras_kind']} file; the SavedModel comes from model.export() (found: "
               f"{n['export_kind']})")
@@ -162,9 +167,9 @@ def judge_h5_lacks_serving(n: Numbers) -> Judgement:
                "a version folder holding only model.h5 is read by a SavedModel loader")
               + f"; the same server loader serves the export\n"
               f"version folder 1/ holding model.h5: forgekit's server loader "
-              f"{'raises ' + n['server_loader_error'] if n['server_loader_refuses_h5_version'] else 'loads it'}"
+              f"{_outcome(n, 'server_loader_refuses_h5_version', 'server_loader_error', 'loads it')}"
               f", tf.saved_model.load "
-              f"{'raises ' + n['saved_model_load_error'] if n['saved_model_load_refuses_h5_version'] else 'loads it'}"
+              f"{_outcome(n, 'saved_model_load_refuses_h5_version', 'saved_model_load_error', 'loads it')}"
               f"; the same loader serves the export ({n['export_signatures']} signatures)")
     return checks, reason
 
@@ -263,9 +268,9 @@ def judge_save_weights_format(n: Numbers) -> Judgement:
     checks = {"save_weights writes a TF checkpoint": n["weights_kind"] == "tf_checkpoint",
               "save_weights accepts a checkpoint prefix": not n["checkpoint_prefix_refused"]}
     reason = (f"save_weights writes {n['weights_kind']} (Keras 3's HDF5 file); a checkpoint "
-              f"prefix {'raises ' + n['checkpoint_prefix_error'] if n['checkpoint_prefix_refused'] else 'works'}\n"
+              f"prefix {_outcome(n, 'checkpoint_prefix_refused', 'checkpoint_prefix_error')}\n"
               f"save_weights('model.weights.h5') writes {n['weights_kind']}; a checkpoint-style "
-              f"prefix {'raises ' + n['checkpoint_prefix_error'] if n['checkpoint_prefix_refused'] else 'works'}")
+              f"prefix {_outcome(n, 'checkpoint_prefix_refused', 'checkpoint_prefix_error')}")
     return checks, reason
 
 
@@ -323,7 +328,7 @@ def judge_json_yaml(n: Numbers) -> Judgement:
               f"{'raises ' + n['to_yaml_error'] + ' (removed in TF 2.6)' if n['to_yaml_refused'] else 'works'}\n"
               f"JSON: architecture {_yes(n['json_architecture_restored'])}, fresh weights "
               f"(max |Δ| {n['json_weights_max_abs_diff']:.3g}) in {n['json_bytes']:,} bytes; "
-              f"YAML: to_yaml {'raises ' + n['to_yaml_error'] if n['to_yaml_refused'] else 'works'}")
+              f"YAML: to_yaml {_outcome(n, 'to_yaml_refused', 'to_yaml_error')}")
     return checks, reason
 
 
@@ -362,7 +367,7 @@ def judge_tflite(n: Numbers) -> Judgement:
                  if exported else "Keras writes none itself\n")
               + f"from_saved_model wrote {n['tflite_bytes']:,} bytes of {n['tflite_kind']}, max |Δ| "
               f"{n['max_abs_diff']:.2g} against Keras; model.save('….tflite') "
-              f"{'raises ' + n['direct_save_error'] if n['direct_save_refused'] else 'works'}")
+              f"{_outcome(n, 'direct_save_refused', 'direct_save_error')}")
     if "litert_export_failed" in n:
         reason += ("; but model.export(..., format='litert') writes one itself (max |Δ| "
                    f"{n['litert_export_max_abs_diff']:.2g})" if exported else
